@@ -1,0 +1,1 @@
+"""pipeline: the offline stage (vireid-prep): manifests, synthetic data, pose estimators, heatmap cache."""

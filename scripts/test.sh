@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The README's test command: install (scripts/install.sh), then run the whole test suite:
+# the default (fast) tests, then the end-to-end tests marked slow. .ci/run calls exactly this.
+# In CI (CI=true) the tests that read ../shared (golden values, real images) must not skip.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$here"
+bash scripts/install.sh
+py="${VENV:-$here/.venv}/bin/python"
+[[ "${VIREID_SYSTEM:-0}" == "1" ]] && py="${PYTHON:-python3}"
+if [[ "${CI:-}" == "true" ]]; then
+    export VIREID_REQUIRE_SHARED=1
+fi
+"$py" -m pytest -q -m "not slow" "$@"
+# slow end-to-end tests; exit code 5 means none were collected, which is fine
+set +e
+"$py" -m pytest -q -m slow "$@"
+rc=$?
+set -e
+if [[ $rc -ne 0 && $rc -ne 5 ]]; then exit $rc; fi

@@ -1,0 +1,485 @@
+"""Scanners: a dataset root on disk -> a :class:`~vireid.data.manifest.Manifest`.
+
+Each scanner checks the root against the dataset's declared layout and sizes
+(``data_manifests/<name>.yaml``) and collects *every* problem before failing, each
+with the path (and line) at fault: missing or extra folders, unreadable or zero-byte
+images, ids listed without images, malformed list lines, counts that differ from the
+declared ones. With ``allow_partial=True`` a partial or custom copy is accepted: count
+and coverage problems become warnings recorded in the manifest (never silently);
+corrupt images and malformed lists stay errors.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+from joblib import Parallel, delayed
+
+from vireid.data.manifest import Manifest, Record
+from vireid.data.spec import DatasetSpec, load_spec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str          # e.g. 'missing-folder', 'corrupt-image', 'count-mismatch'
+    path: str          # the file or folder at fault
+    detail: str
+    line: Optional[int] = None
+    fatal: bool = True
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line is not None else self.path
+        return f"{where}: {self.kind}: {self.detail}"
+
+
+class ScanError(Exception):
+    """The dataset root does not match its declared layout; ``problems`` lists every issue."""
+
+    def __init__(self, root: Path, problems: Sequence[Problem]):
+        self.root = root
+        self.problems = list(problems)
+        fatal = [p for p in self.problems if p.fatal]
+        super().__init__(f"{root}: {len(fatal)} problem(s) found:\n" + "\n".join(f"  {p}" for p in fatal))
+
+
+class _Collector:
+    """Gathers problems; ``soft`` ones become warnings under ``allow_partial``."""
+
+    def __init__(self, allow_partial: bool):
+        self.allow_partial = allow_partial
+        self.problems: List[Problem] = []
+
+    def hard(self, kind: str, path: object, detail: str, line: Optional[int] = None) -> None:
+        self.problems.append(Problem(kind, str(path), detail, line, fatal=True))
+
+    def soft(self, kind: str, path: object, detail: str, line: Optional[int] = None) -> None:
+        self.problems.append(Problem(kind, str(path), detail, line, fatal=not self.allow_partial))
+
+    def note(self, kind: str, path: object, detail: str) -> None:
+        self.problems.append(Problem(kind, str(path), detail, None, fatal=False))
+
+    def raise_if_fatal(self, root: Path) -> None:
+        if any(p.fatal for p in self.problems):
+            raise ScanError(root, self.problems)
+
+    @property
+    def warnings(self) -> List[str]:
+        return [str(p) for p in self.problems if not p.fatal]
+
+
+# --------------------------------------------------------------------------- images
+ImageInfo = Tuple[int, int, int, str]   # height, width, nbytes, sha1
+
+
+def inspect_image(path: Path) -> "ImageInfo | str":
+    """Read and decode one image; return ``(h, w, nbytes, sha1)`` or the reason it is unusable."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or exc}"
+    if not data:
+        return "zero-byte file"
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None or image.size == 0:
+        return "cannot be decoded as an image"
+    return int(image.shape[0]), int(image.shape[1]), len(data), hashlib.sha1(data).hexdigest()
+
+
+def _inspect_chunk(paths: Sequence[Path]) -> List["ImageInfo | str"]:
+    return [inspect_image(p) for p in paths]
+
+
+def inspect_images(paths: Sequence[Path], jobs: int = 1, progress: bool = False,
+                   chunk: int = 256) -> List["ImageInfo | str"]:
+    """:func:`inspect_image` over many files, in parallel with joblib, with a progress bar."""
+    chunks = [paths[i:i + chunk] for i in range(0, len(paths), chunk)]
+    from tqdm.auto import tqdm
+    bar = tqdm(total=len(paths), desc="checking images", unit="img", disable=not progress)
+    out: List["ImageInfo | str"] = []
+    try:
+        if jobs == 1 or len(chunks) <= 1:
+            for c in chunks:
+                out.extend(_inspect_chunk(c))
+                bar.update(len(c))
+        else:
+            for res in Parallel(n_jobs=jobs, return_as="generator")(delayed(_inspect_chunk)(c) for c in chunks):
+                out.extend(res)
+                bar.update(len(res))
+    finally:
+        bar.close()
+    return out
+
+
+def _list_dir(path: Path) -> List[Path]:
+    return sorted(path.iterdir(), key=lambda p: p.name)
+
+
+def _records_from_images(root: Path, found: List[Tuple[str, dict]], col: _Collector, jobs: int,
+                         progress: bool) -> List[Record]:
+    infos = inspect_images([root / rel for rel, _ in found], jobs=jobs, progress=progress)
+    records = []
+    for (rel, fields), info in zip(found, infos):
+        if isinstance(info, str):
+            col.hard("corrupt-image", root / rel, info)
+            continue
+        h, w, nbytes, sha1 = info
+        records.append(Record(path=rel, height=h, width=w, nbytes=nbytes, sha1=sha1, **fields))
+    return records
+
+
+def _check_count(col: _Collector, root: Path, what: str, actual: int, expected: Optional[int]) -> None:
+    if expected is not None and actual != int(expected):
+        col.soft("count-mismatch", root, f"{what}: found {actual}, the dataset has {expected}")
+
+
+# --------------------------------------------------------------------------- SYSU-MM01
+def read_id_list(path: Path, col: _Collector) -> List[int]:
+    """SYSU ``exp/*_id.txt``: integers, comma-separated, on one line."""
+    if not path.is_file():
+        col.hard("missing-file", path, "id list not found")
+        return []
+    ids: List[int] = []
+    lines = [ln for ln in path.read_text().splitlines()]
+    content = [(i + 1, ln) for i, ln in enumerate(lines) if ln.strip()]
+    if len(content) > 1:
+        col.hard("malformed-list", path, f"expected ids on one line, found {len(content)} non-empty lines",
+                 content[1][0])
+    for lineno, line in content[:1]:
+        for token in line.split(","):
+            token = token.strip()
+            if not token:
+                continue
+            if not token.isdigit():
+                col.hard("malformed-list", path, f"{token!r} is not an integer id", lineno)
+                continue
+            ids.append(int(token))
+    if len(set(ids)) != len(ids):
+        col.hard("malformed-list", path, "an id is listed twice")
+    return ids
+
+
+def scan_sysu(root: Path, spec: DatasetSpec, col: _Collector, jobs: int, progress: bool) -> Manifest:
+    layout = spec.layout
+    id_re = re.compile(layout["id_dir_pattern"])
+    file_re = re.compile(layout["file_pattern"])
+    cam_names = {c.name for c in spec.cameras}
+
+    for entry in _list_dir(root):
+        if entry.is_dir() and entry.name not in cam_names and entry.name != "exp":
+            col.note("extra-folder", entry, "not part of SYSU-MM01; ignored")
+
+    # id lists
+    split_of: Dict[int, str] = {}
+    lists: Dict[str, List[int]] = {}
+    for split, rel in layout["id_lists"].items():
+        ids = read_id_list(root / rel, col)
+        lists[split] = ids
+        for pid in ids:
+            if pid in split_of:
+                col.hard("malformed-list", root / rel, f"id {pid} is also in the {split_of[pid]} list")
+            split_of[pid] = split
+
+    # images
+    found: List[Tuple[str, dict]] = []
+    for cam in spec.cameras:
+        cam_dir = root / cam.name
+        if not cam_dir.is_dir():
+            col.soft("missing-folder", cam_dir, f"camera folder of {spec.full_name} not found")
+            continue
+        for id_dir in _list_dir(cam_dir):
+            if not id_dir.is_dir() or not id_re.match(id_dir.name):
+                col.soft("extra-entry", id_dir, "expected only 4-digit identity folders here")
+                continue
+            pid = int(id_dir.name)
+            files = _list_dir(id_dir)
+            if not files:
+                col.soft("empty-folder", id_dir, "identity folder without images")
+            for f in files:
+                if not f.is_file() or not file_re.match(f.name):
+                    col.soft("extra-entry", f, f"expected only images named like 0001{spec.image_ext}")
+                    continue
+                if pid not in split_of:
+                    col.soft("unlisted-id", f, f"id {pid} is in none of the exp/*_id.txt lists")
+                found.append((f"{cam.name}/{id_dir.name}/{f.name}",
+                              dict(pid=pid, camera=cam.name, camid=cam.index, modality=cam.modality,
+                                   split=split_of.get(pid, "none"))))
+    records = _records_from_images(root, found, col, jobs, progress)
+
+    # coverage and counts
+    have = {r.pid for r in records}
+    for split, ids in lists.items():
+        missing = [pid for pid in ids if pid not in have]
+        if missing:
+            col.soft("id-without-images", root / layout["id_lists"][split],
+                     f"{len(missing)} listed id(s) have no image: {missing[:10]}{' ...' if len(missing) > 10 else ''}")
+    query_cams = set(spec.protocol.get("query_cameras", []))
+    test_ids = set(lists.get("test", []))
+    queried = {r.pid for r in records if r.camera in query_cams and r.pid in test_ids}
+    if test_ids and not queried:
+        col.soft("no-queries", root, f"no test id has an image in the query cameras {sorted(query_cams)}")
+    exp = spec.expected
+    _check_count(col, root, "identities", len(have), exp.get("identities"))
+    _check_count(col, root, "RGB images", sum(r.modality == "rgb" for r in records), exp.get("rgb_images"))
+    _check_count(col, root, "IR images", sum(r.modality == "ir" for r in records), exp.get("ir_images"))
+    train_splits = set(layout.get("training_splits", ["train"]))
+    for name, want in (exp.get("splits") or {}).items():
+        splits = set(name.split("+"))
+        sel = [r for r in records if r.split in splits]
+        _check_count(col, root, f"{name} identities", len({r.pid for r in sel}), want.get("identities"))
+        if "rgb_images" in want:
+            _check_count(col, root, f"{name} RGB images", sum(r.modality == "rgb" for r in sel), want["rgb_images"])
+        if "ir_images" in want:
+            _check_count(col, root, f"{name} IR images", sum(r.modality == "ir" for r in sel), want["ir_images"])
+    col.raise_if_fatal(root)
+    return Manifest(dataset=spec.name, root=str(root), records=records,
+                    splits={"id_lists": {k: sorted(v) for k, v in lists.items()},
+                            "training_splits": sorted(train_splits)},
+                    spec_hash=spec.content_hash, partial=col.allow_partial, warnings=col.warnings)
+
+
+# --------------------------------------------------------------------------- RegDB
+def read_idx_file(path: Path, col: _Collector) -> List[Tuple[str, int, int]]:
+    """RegDB ``idx/*.txt``: lines ``relative/path label`` -> ``(path, label, line number)``."""
+    if not path.is_file():
+        col.hard("missing-file", path, "RegDB index file not found")
+        return []
+    out = []
+    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
+            col.hard("malformed-line", path, f"expected '<relative/path> <label>', got {line.strip()!r}", lineno)
+            continue
+        out.append((parts[0].replace("\\", "/"), int(parts[1]), lineno))
+    if not out:
+        col.hard("malformed-list", path, "index file is empty")
+    return out
+
+
+def scan_regdb(root: Path, spec: DatasetSpec, col: _Collector, jobs: int, progress: bool) -> Manifest:
+    layout = spec.layout
+    id_re = re.compile(layout["id_dir_pattern"])
+    file_re = re.compile(layout["file_pattern"])
+    known = {c.name for c in spec.cameras} | {Path(layout["idx_file"]).parts[0]}
+    for entry in _list_dir(root):
+        if entry.is_dir() and entry.name not in known:
+            col.note("extra-folder", entry, "not part of RegDB; ignored")
+
+    found: List[Tuple[str, dict]] = []
+    for cam in spec.cameras:
+        cam_dir = root / cam.name
+        if not cam_dir.is_dir():
+            col.hard("missing-folder", cam_dir, f"{cam.name} image folder of RegDB not found")
+            continue
+        for id_dir in _list_dir(cam_dir):
+            if not id_dir.is_dir() or not id_re.match(id_dir.name):
+                col.soft("extra-entry", id_dir, "expected only numeric identity folders here")
+                continue
+            for f in _list_dir(id_dir):
+                if not f.is_file() or not file_re.match(f.name):
+                    col.soft("extra-entry", f, f"expected only {spec.image_ext} images")
+                    continue
+                found.append((f"{cam.name}/{id_dir.name}/{f.name}",
+                              dict(pid=int(id_dir.name), camera=cam.name, camid=cam.index,
+                                   modality=cam.modality, split="")))
+    records = _records_from_images(root, found, col, jobs, progress)
+    by_path = {r.path: r for r in records}
+
+    exp = spec.expected
+    _check_count(col, root, "identities", len({r.pid for r in records}), exp.get("identities"))
+    per_id = exp.get("images_per_identity") or {}
+    for cam in spec.cameras:
+        want = per_id.get(cam.modality)
+        if want is None:
+            continue
+        counts: Dict[int, int] = {}
+        for r in records:
+            if r.camera == cam.name:
+                counts[r.pid] = counts.get(r.pid, 0) + 1
+        for pid in sorted(pid for pid, n in counts.items() if n != want):
+            col.soft("count-mismatch", root / cam.name / str(pid), f"{counts[pid]} images, RegDB has {want}")
+
+    # per-trial index files
+    splits: Dict[str, Dict[str, List[List[object]]]] = {}
+    proto = spec.protocol
+    first = int(proto.get("first_trial", 1))
+    for trial in range(first, first + int(proto.get("trials", 10))):
+        table: Dict[str, List[List[object]]] = {}
+        ids_of: Dict[str, Dict[str, set]] = {}
+        for split in layout["idx_splits"]:
+            for cam in spec.cameras:
+                rel = layout["idx_file"].format(split=split, modality=cam.idx_name, trial=trial)
+                path = root / rel
+                entries = read_idx_file(path, col)
+                label_of: Dict[int, int] = {}
+                pid_of: Dict[int, int] = {}
+                rows = []
+                for img, label, lineno in entries:
+                    rec = by_path.get(img)
+                    if rec is None:
+                        col.hard("unknown-image", path, f"{img} is not an image of the dataset", lineno)
+                        continue
+                    if rec.camera != cam.name:
+                        col.hard("wrong-modality", path, f"{img} is not a {cam.name} image", lineno)
+                        continue
+                    if label_of.setdefault(rec.pid, label) != label or pid_of.setdefault(label, rec.pid) != rec.pid:
+                        col.hard("inconsistent-label", path,
+                                 f"label {label} for id {rec.pid} conflicts with an earlier line", lineno)
+                    rows.append([img, label])
+                table[f"{split}:{cam.idx_name}"] = rows
+                ids_of.setdefault(split, {})[cam.name] = set(label_of)
+        # the two modalities of a split share their ids; train and test are disjoint
+        for split, per_cam in ids_of.items():
+            sets = list(per_cam.values())
+            if len(sets) == 2 and sets[0] != sets[1]:
+                col.hard("split-mismatch", root / "idx", f"trial {trial} {split}: visible and thermal ids differ")
+            if sets:
+                _check_count(col, root / "idx", f"trial {trial} {split} identities", len(sets[0]),
+                             (exp.get("ids_per_split") or {}).get(split))
+        if len(ids_of) == 2:
+            a, b = (set().union(*v.values()) for v in ids_of.values())
+            if a & b:
+                col.hard("split-overlap", root / "idx", f"trial {trial}: {len(a & b)} id(s) in both train and test")
+        splits[f"trial:{trial}"] = table
+    col.raise_if_fatal(root)
+    return Manifest(dataset=spec.name, root=str(root), records=records, splits=splits,
+                    spec_hash=spec.content_hash, partial=col.allow_partial, warnings=col.warnings)
+
+
+# --------------------------------------------------------------------------- LIP
+def _parse_coordinate(token: str) -> float:
+    token = token.strip()
+    if token.lower() == "nan":
+        return math.nan
+    return float(token)
+
+
+def read_lip_csv(path: Path, num_joints: int, col: _Collector) -> Dict[str, Tuple[List[float], int]]:
+    """LIP pose CSV -> ``{image name: (48 values, line)}``; NaN marks a missing joint."""
+    if not path.is_file():
+        col.hard("missing-file", path, "LIP annotation file not found")
+        return {}
+    want = 1 + 3 * num_joints
+    rows: Dict[str, Tuple[List[float], int]] = {}
+    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        tokens = line.rstrip().split(",")
+        if len(tokens) != want:
+            col.hard("malformed-line", path, f"expected {want} comma-separated fields, got {len(tokens)}", lineno)
+            continue
+        try:
+            values = [_parse_coordinate(t) for t in tokens[1:]]
+        except ValueError:
+            col.hard("malformed-line", path, "a joint coordinate is neither a number nor nan", lineno)
+            continue
+        for j in range(num_joints):
+            x, y, occ = values[3 * j:3 * j + 3]
+            if math.isnan(x) != math.isnan(y):
+                col.hard("malformed-line", path, f"joint {j}: one coordinate is nan and the other is not", lineno)
+            elif not math.isnan(occ) and occ not in (0.0, 1.0):
+                col.hard("malformed-line", path, f"joint {j}: occlusion flag {occ:g} is not 0 or 1", lineno)
+        name = tokens[0].strip()
+        if name in rows:
+            col.hard("duplicate-row", path, f"{name} already annotated on line {rows[name][1]}", lineno)
+            continue
+        rows[name] = (values, lineno)
+    return rows
+
+
+def scan_lip(root: Path, spec: DatasetSpec, col: _Collector, jobs: int, progress: bool) -> Manifest:
+    from vireid.data.manifest import keypoints_to_json
+    from vireid.pose.joints import NUM_JOINTS
+
+    found: List[Tuple[str, dict]] = []
+    counts: Dict[str, int] = {}
+    pid = 0
+    for split, paths in spec.layout["splits"].items():
+        img_dir = root / paths["images"]
+        csv_path = root / paths["annotations"]
+        rows = read_lip_csv(csv_path, NUM_JOINTS, col)
+        if not img_dir.is_dir():
+            col.hard("missing-folder", img_dir, "LIP image folder not found")
+            continue
+        present = {p.name for p in _list_dir(img_dir) if p.is_file()}
+        for name, (values, lineno) in rows.items():
+            if name not in present:
+                col.soft("missing-image", csv_path, f"{name} is annotated but not in {paths['images']}", lineno)
+                continue
+            found.append((f"{paths['images']}/{name}",
+                          dict(pid=pid, camera="", camid=0, modality="rgb", split=split,
+                               keypoints=keypoints_to_json(values))))
+            pid += 1
+        unannotated = sorted(present - set(rows))
+        if unannotated:
+            col.note("unannotated-image", img_dir, f"{len(unannotated)} image(s) without pose annotation are "
+                                                   f"not used, e.g. {unannotated[0]}")
+        counts[split] = sum(1 for rel, f in found if f["split"] == split)
+    records = _records_from_images(root, found, col, jobs, progress)
+    for split, want in (spec.expected.get("images") or {}).items():
+        _check_count(col, root, f"{split} images", counts.get(split, 0), want)
+    col.raise_if_fatal(root)
+    return Manifest(dataset=spec.name, root=str(root), records=records, splits={},
+                    spec_hash=spec.content_hash, partial=col.allow_partial, warnings=col.warnings)
+
+
+# --------------------------------------------------------------------------- entry point
+_SCANNERS: Mapping[str, Callable[..., Manifest]] = {"sysu": scan_sysu, "regdb": scan_regdb, "lip": scan_lip}
+
+
+SYNTH_MARKER = "vireid_synth.json"
+
+
+def expected_sizes(root: Path, spec: DatasetSpec) -> DatasetSpec:
+    """The spec whose ``expected`` sizes apply to ``root``.
+
+    A data set written by ``vireid-prep synth`` carries its own sizes in
+    ``vireid_synth.json`` (same keys as the YAML's ``expected``); they replace the real
+    dataset's, so a synthetic tree is checked as strictly as a real one.
+    """
+    marker = root / SYNTH_MARKER
+    if not marker.is_file():
+        return spec
+    try:
+        doc = json.loads(marker.read_text())
+        expected = doc["expected"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ScanError(root, [Problem("malformed-file", str(marker), f"unreadable synthetic-data marker: {exc}")])
+    if doc.get("layout") != spec.name:
+        raise ScanError(root, [Problem("wrong-layout", str(marker),
+                                       f"synthetic data of layout {doc.get('layout')!r}, not {spec.name!r}")])
+    log.info("%s: synthetic %s data set, sizes checked against %s", root, spec.name, marker.name)
+    return dataclasses.replace(spec, expected=expected)
+
+
+def scan(dataset: str, root: "str | Path", *, allow_partial: bool = False, jobs: int = 1,
+         progress: bool = False, spec: Optional[DatasetSpec] = None) -> Manifest:
+    """Scan ``root`` as ``dataset`` (sysu|regdb|lip) into a manifest.
+
+    Raises :class:`ScanError` listing every problem; with ``allow_partial`` count and
+    coverage problems are kept as ``manifest.warnings`` instead. ``spec`` overrides the
+    declared specification (tests; custom copies).
+    """
+    if dataset not in _SCANNERS:
+        raise ValueError(f"unknown dataset {dataset!r}: choose one of {', '.join(_SCANNERS)}")
+    root = Path(root).expanduser().resolve()
+    if not root.is_dir():
+        raise ScanError(root, [Problem("missing-root", str(root), "dataset root is not a directory")])
+    spec = expected_sizes(root, spec or load_spec(dataset))
+    col = _Collector(allow_partial)
+    manifest = _SCANNERS[dataset](root, spec, col, jobs, progress)
+    for w in manifest.warnings:
+        log.warning("%s", w)
+    return manifest
