@@ -25,5 +25,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 if ! "$py" -c "import torch, torchvision" >/dev/null 2>&1; then
     "$py" -m pip install -q -c constraints.txt torch torchvision
 fi
-"$py" -m pip install -q -c constraints.txt -e ".[${extras}]"
+target="."
+[[ -n "$extras" ]] && target=".[${extras}]"
+"$py" -m pip install -q -c constraints.txt -e "$target"
 echo "vireid installed into $("$py" -c 'import sys; print(sys.prefix)')"
