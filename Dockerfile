@@ -14,9 +14,9 @@ COPY . /opt/vireid
 RUN bash scripts/install.sh \
     && useradd --create-home --uid 1000 vireid \
     && mkdir -p /data /cache /weights /runs \
-    && chown vireid:vireid /data /cache /weights /runs
+    && chown 1000:1000 /data /cache /weights /runs
 
-USER vireid
+USER 1000:1000
 VOLUME ["/data", "/cache", "/weights", "/runs"]
 ENTRYPOINT []
 CMD ["vireid-prep", "--help"]

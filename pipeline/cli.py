@@ -6,9 +6,10 @@ into a one-line or listed error and a non-zero exit code, never a traceback.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Tuple
 
 import click
 
@@ -118,6 +119,187 @@ def synth_cmd(layout: str, out: Path, ids: int, seed: int, images_per_camera: Op
     except (ValueError, FileExistsError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{out}: {summary}")
+
+
+def _parse_size(value: str) -> Tuple[int, int]:
+    try:
+        h, w = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: expected HEIGHTxWIDTH, e.g. 288x144") from None
+    return h, w
+
+
+def _parse_part(value: Optional[str]) -> Tuple[int, int]:
+    if value is None:
+        # under torchrun each process takes its rank's share of the shards
+        rank, world = os.environ.get("RANK"), os.environ.get("WORLD_SIZE")
+        return (int(rank), int(world)) if rank is not None and world is not None else (0, 1)
+    try:
+        k, n = (int(v) for v in value.split("/"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: expected K/N, e.g. 0/4") from None
+    if not (n >= 1 and 0 <= k < n):
+        raise click.BadParameter(f"{value!r}: need 0 <= K < N")
+    return k, n
+
+
+@cli.command("heatmaps")
+@click.option("--dataset", required=True, type=click.Choice(DATASETS), help="Dataset layout of --root.")
+@click.option("--root", required=True, type=click.Path(path_type=Path), help="Dataset root (as for `manifest`).")
+@click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="Cache folder: cache.json, shard-*.h5, index.json, manifest.json, skipped.json.")
+@click.option("--manifest", "manifest_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Use this manifest instead of scanning --root (a rerun reuses OUT/manifest.json).")
+@click.option("--allow-partial", is_flag=True, help="When scanning: accept a partial copy (see `manifest`).")
+@click.option("--estimator", type=click.Choice(["lip", "blazepose", "keypoints"]), default=None,
+              help="lip: GCCPM pretrained on LIP (needs --weights); blazepose: mediapipe's model, offline "
+                   "(install extra); keypoints: known keypoints (--keypoints, default ROOT/vireid_keypoints.json). "
+                   "Default: lip with --weights, else blazepose.")
+@click.option("--weights", type=click.Path(path_type=Path, dir_okay=False),
+              help="GCCPM checkpoint for --estimator lip ({'state_dict': ...}); never downloaded.")
+@click.option("--keypoints", "keypoints_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Keypoint file for --estimator keypoints (vireid-keypoints/1 or COCO-style JSON).")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N (lip estimator).")
+@click.option("--batch-size", type=click.IntRange(1, None), default=None, help="Images per estimator call.")
+@click.option("--jobs", default=2, show_default=True, type=click.IntRange(1, None),
+              help="Threads decoding images.")
+@click.option("--input-size", default="288x144", show_default=True, callback=lambda c, p, v: _parse_size(v),
+              help="Stored crop size HxW = the training input size.")
+@click.option("--stride", default=4, show_default=True, type=click.IntRange(1, None),
+              help="Heatmap stride: 72x36 maps for 288x144 (what the pose branch predicts).")
+@click.option("--sigma", default=7.0, show_default=True, type=click.FloatRange(0.5, None),
+              help="Gaussian sigma in input pixels.")
+@click.option("--image-format", type=click.Choice(["jpeg", "raw"]), default="jpeg", show_default=True,
+              help="How crops are stored (see README for the measured trade-off).")
+@click.option("--shard-size", default=1024, show_default=True, type=click.IntRange(1, None),
+              help="Images per HDF5 shard.")
+@click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
+              help="Unreadable image: stop with its path, or skip it and list it in OUT/skipped.json.")
+@click.option("--part", default=None,
+              help="K/N: this process writes shards s with s %% N == K (several processes or GPUs; "
+                   "default from torchrun's RANK/WORLD_SIZE, else 0/1).")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+def heatmaps_cmd(dataset: str, root: Path, out: Path, manifest_path: Optional[Path], allow_partial: bool,
+                 estimator: Optional[str], weights: Optional[Path], keypoints_path: Optional[Path], device: str,
+                 batch_size: Optional[int], jobs: int, input_size: Tuple[int, int], stride: int, sigma: float,
+                 image_format: str, shard_size: int, on_error: str, part: Optional[str], progress: bool) -> None:
+    """Run a pose estimator over every image and cache heatmaps in HDF5 shards.
+
+    Resumable: rerun the same command after an interruption and finished shards are kept.
+    A second process on the same cache (and part) is refused.
+    """
+    from pipeline.estimators import EstimatorError, build_estimator
+    from pipeline.heatmaps import HeatmapJob, JobError
+    from vireid.data.manifest import Manifest
+    from vireid.data.scan import ScanError, scan
+    from vireid.data.shards import CacheConfig, CacheError
+
+    k, n = _parse_part(part)
+    if not root.is_dir():
+        raise click.ClickException(f"--root {root}: not a directory")
+    try:
+        config = CacheConfig(input_size=input_size, stride=stride, sigma=sigma, image_format=image_format,
+                             shard_size=shard_size)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    try:
+        reuse = out / "manifest.json"
+        if manifest_path is not None:
+            manifest = Manifest.load(manifest_path)
+        elif reuse.is_file():
+            manifest = Manifest.load(reuse)
+            click.echo(f"using {reuse} (delete it to rescan {root})", err=True)
+        else:
+            manifest = scan(dataset, root, allow_partial=allow_partial, jobs=jobs, progress=progress)
+        if manifest.dataset != dataset:
+            raise click.ClickException(f"the manifest is of dataset {manifest.dataset!r}, not {dataset!r}")
+        if estimator is None:
+            estimator = "lip" if weights is not None else "blazepose"
+        if device == "cuda" and n > 1:
+            device = f"cuda:{os.environ.get('LOCAL_RANK', k)}"
+        est = build_estimator(estimator, root=root, weights=weights, device=device, keypoints=keypoints_path,
+                              batch_size=batch_size)
+        job = HeatmapJob(manifest, root, out, est, config, jobs=jobs, on_error=on_error, part=(k, n),
+                         progress=progress)
+        result = job.run()
+    except ScanError as exc:
+        raise click.ClickException(str(exc)) from None
+    except (EstimatorError, JobError, CacheError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{out}: {result.images} images in {result.shards_written} new shard(s) "
+               f"({result.shards_skipped} already done), {result.images_per_second:.1f} img/s"
+               + (f", {result.images_skipped} skipped (listed in {out / 'skipped.json'})" if result.images_skipped else ""))
+    if not result.complete:
+        click.echo(f"{out}: shards of other parts are still missing; index.json is written when all exist", err=True)
+
+
+@cli.command("verify")
+@click.argument("cache", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--manifest", "manifest_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Check against this manifest (default: CACHE/manifest.json).")
+def verify_cmd(cache: Path, manifest_path: Optional[Path]) -> None:
+    """Check a cache: shards readable, counts and index match the manifest, no NaN, attributes consistent.
+
+    Exits with status 1 and the list of problems if any.
+    """
+    from pipeline.verify import verify_cache
+
+    problems = verify_cache(cache, manifest_path)
+    if problems:
+        click.echo(f"{cache}: {len(problems)} problem(s):", err=True)
+        for p in problems:
+            click.echo(f"  {p}", err=True)
+        sys.exit(1)
+    click.echo(f"{cache}: OK")
+
+
+@cli.command("show")
+@click.argument("cache", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--ids", default=None, help="Comma-separated identities to draw (default: the first few).")
+@click.option("--per-id", default=4, show_default=True, type=click.IntRange(1, None), help="Images per identity.")
+@click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False), help="Folder for the PNGs.")
+def show_cmd(cache: Path, ids: Optional[str], per_id: int, out: Path) -> None:
+    """Write PNGs of cached crops with their heatmaps and skeleton overlaid, for a person to look at.
+
+    One PNG per identity: each column is one image (crop with skeleton above, heatmaps below).
+    """
+    import cv2
+    import numpy as np
+
+    from vireid.data.shards import CacheError, HeatmapCache
+    from vireid.io import atomic_path
+    from vireid.pose.draw import draw_skeleton, overlay_heatmaps
+
+    try:
+        c = HeatmapCache(cache)
+        entries = [c.get(i, with_image=False) | {"i": i} for i in range(len(c))]
+    except CacheError as exc:
+        raise click.ClickException(str(exc)) from None
+    pids = sorted({e["pid"] for e in entries})
+    if ids:
+        try:
+            wanted = [int(v) for v in ids.split(",")]
+        except ValueError:
+            raise click.BadParameter(f"--ids {ids!r}: expected comma-separated integers") from None
+        unknown = [p for p in wanted if p not in pids]
+        if unknown:
+            raise click.ClickException(f"identities {unknown} are not in {cache}")
+    else:
+        wanted = pids[:4]
+    out.mkdir(parents=True, exist_ok=True)
+    for pid in wanted:
+        cols = []
+        for e in [e for e in entries if e["pid"] == pid][:per_id]:
+            full = c.get(e["i"])
+            top = draw_skeleton(full["image"], full["keypoints"], full["confidence"])
+            bottom = overlay_heatmaps(full["image"], full["heatmaps"])
+            cols.append(np.concatenate([top, bottom], axis=0))
+        sheet = np.concatenate(cols, axis=1)
+        target = out / f"id{pid:04d}.png"
+        with atomic_path(target, suffix=".png") as tmp:
+            if not cv2.imwrite(str(tmp), sheet):
+                raise click.ClickException(f"cannot write {target}")
+        click.echo(str(target))
 
 
 def main(argv: Optional[list] = None) -> None:

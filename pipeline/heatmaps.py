@@ -1,0 +1,274 @@
+"""``vireid-prep heatmaps``: run a pose estimator over every image of a manifest and cache
+the heatmaps in HDF5 shards (format: :mod:`vireid.data.shards`).
+
+The job is resumable and safe:
+
+* the manifest's records (sorted by path) are cut into fixed shards of ``shard_size``
+  images, so shard ``k`` always holds the same images;
+* each shard is written under a temporary name and renamed when complete; a rerun skips
+  shards that exist with the same attributes, so a killed run (Ctrl-C, kill -9) resumes
+  and ends with a cache identical to an uninterrupted one;
+* a lock file keeps a second process from writing the same shards; ``part=(k, n)``
+  splits the shards between processes or GPUs (shard ``s`` belongs to part ``s % n``),
+  one writer per shard; whichever part finishes last writes ``index.json``;
+* an unreadable image stops the job with its path (``on_error="fail"``) or is skipped and
+  listed with the reason in ``skipped.json`` (``on_error="skip"``): never a silent hole.
+
+Geometry: each crop is resized to the cache's ``input_size`` (288x144 by default, the
+training input, ignoring the crop's aspect ratio as the SYSU/RegDB baselines do); the
+estimator's keypoints (in the original crop's pixels) are mapped to that size with the
+pixel-centre convention ``x' = (x + 0.5) * W'/W - 0.5`` and rendered as Gaussians of
+peak 1 and ``sigma`` input pixels on the stride-``stride`` grid (72x36).
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+from joblib import Parallel, delayed
+
+from pipeline.estimators.base import PoseEstimator
+from vireid.data.manifest import Manifest, Record
+from vireid.data.shards import (CacheConfig, CacheError, MODALITY_CODES, ShardRows, cache_attributes,
+                                compare_attributes, encode_image, quantize_heatmaps, read_shard_attrs,
+                                shard_name, write_index, write_shard)
+from vireid.io import atomic_write_json
+from vireid.pose.heatmaps import render_gaussian_heatmaps
+from vireid.pose.joints import NUM_JOINTS
+
+log = logging.getLogger(__name__)
+
+
+class JobError(RuntimeError):
+    """The heatmap job cannot go on; the message names the file at fault."""
+
+
+@dataclass
+class JobResult:
+    shards_written: int = 0
+    shards_skipped: int = 0
+    images: int = 0
+    images_skipped: int = 0
+    seconds: float = 0.0
+    complete: bool = False
+    skipped: List[Dict[str, str]] = field(default_factory=list)
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else 0.0
+
+
+@contextmanager
+def cache_lock(root: Path, part: Tuple[int, int]) -> Iterator[None]:
+    """An exclusive, non-blocking lock per (cache, part); released if the process dies."""
+    root.mkdir(parents=True, exist_ok=True)
+    name = ".lock" if part[1] == 1 else f".lock-{part[0]}-of-{part[1]}"
+    fh = open(root / name, "a+")
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            raise JobError(f"{root}: another vireid-prep process (pid {holder}) is writing this cache") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        yield
+    finally:
+        fh.close()
+
+
+def read_image(path: Path) -> "np.ndarray | str":
+    """BGR uint8 image, or the reason it cannot be used."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or exc}"
+    if not data:
+        return "zero-byte file"
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        return "cannot be decoded as an image"
+    return image
+
+
+def scale_keypoints(kps: np.ndarray, src_hw: Tuple[int, int], dst_hw: Tuple[int, int]) -> np.ndarray:
+    """(16, >=2) pixel coordinates of a ``src_hw`` image -> those of the same image resized to ``dst_hw``."""
+    out = np.array(kps, dtype=np.float32, copy=True)
+    out[:, 0] = (out[:, 0] + 0.5) * (dst_hw[1] / src_hw[1]) - 0.5
+    out[:, 1] = (out[:, 1] + 0.5) * (dst_hw[0] / src_hw[0]) - 0.5
+    return out
+
+
+def shard_plan(num_records: int, shard_size: int) -> List[Tuple[int, int]]:
+    """``[(start, stop), ...]`` record ranges of each shard."""
+    return [(s, min(s + shard_size, num_records)) for s in range(0, num_records, shard_size)]
+
+
+def _decode_batch(root: Path, records: Sequence[Record], jobs: int) -> List["np.ndarray | str"]:
+    paths = [root / r.path for r in records]
+    if jobs <= 1:
+        return [read_image(p) for p in paths]
+    # OpenCV decodes without the GIL: threads parallelise it without pickling images.
+    return Parallel(n_jobs=jobs, prefer="threads")(delayed(read_image)(p) for p in paths)
+
+
+class HeatmapJob:
+    """Build (or resume) the cache of ``manifest`` at ``out`` with ``estimator``."""
+
+    def __init__(self, manifest: Manifest, root: Path, out: Path, estimator: PoseEstimator,
+                 config: CacheConfig = CacheConfig(), jobs: int = 2, on_error: str = "fail",
+                 part: Tuple[int, int] = (0, 1), progress: bool = False):
+        if on_error not in ("fail", "skip"):
+            raise ValueError(f"on_error must be 'fail' or 'skip', not {on_error!r}")
+        k, n = part
+        if not (n >= 1 and 0 <= k < n):
+            raise ValueError(f"part {k}/{n}: need 0 <= k < n")
+        self.manifest, self.root, self.out = manifest, Path(root), Path(out)
+        self.estimator, self.config, self.jobs = estimator, config, jobs
+        self.on_error, self.part, self.progress = on_error, part, progress
+        self.records = manifest.records          # sorted by path
+        self.attrs = cache_attributes(config, estimator.describe(), manifest.hash, manifest.dataset,
+                                      len(self.records))
+        self.plan = shard_plan(len(self.records), config.shard_size)
+
+    # ------------------------------------------------------------------ set-up
+    def _check_or_write_cache_json(self) -> None:
+        path = self.out / "cache.json"
+        if path.is_file():
+            existing = json.loads(path.read_text())
+            diffs = compare_attributes(existing, self.attrs)
+            if diffs:
+                raise CacheError(f"{self.out} holds a cache built with other settings; use another --out or "
+                                 f"remove it:\n  " + "\n  ".join(diffs))
+        else:
+            atomic_write_json(path, self.attrs)
+        manifest_path = self.out / "manifest.json"
+        if not manifest_path.is_file():
+            self.manifest.save(manifest_path)
+
+    def _shard_done(self, index: int) -> bool:
+        path = self.out / shard_name(index)
+        if not path.is_file():
+            return False
+        try:
+            info = read_shard_attrs(path)
+        except (OSError, KeyError, ValueError) as exc:
+            raise CacheError(f"{path}: unreadable shard ({exc}); delete it and rerun") from exc
+        start, stop = self.plan[index]
+        if info["attrs"] != self.attrs or info["rows"] + len(info["skipped"]) != stop - start:
+            raise CacheError(f"{path}: shard does not belong to this cache (other attributes or size); "
+                             f"delete it and rerun")
+        return True
+
+    # ------------------------------------------------------------------ work
+    def _render(self, kps: np.ndarray, src_hw: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Estimator rows (16, 3) in source pixels -> (uint8 maps, confidence, keypoints in input pixels)."""
+        conf = np.nan_to_num(kps[:, 2], nan=0.0).clip(0.0, 1.0).astype(np.float32)
+        xy = scale_keypoints(kps[:, :2], src_hw, self.config.input_size)
+        missing = (conf <= 0) | ~np.isfinite(xy).all(axis=1)
+        xy[missing] = np.nan
+        conf[missing] = 0.0
+        maps = render_gaussian_heatmaps(xy, (~missing).astype(np.float32), self.config.heatmap_size,
+                                        stride=self.config.stride, sigma=self.config.sigma)
+        return quantize_heatmaps(maps), conf, xy
+
+    def _process_shard(self, index: int, bar: Any) -> Tuple[ShardRows, List[Dict[str, str]]]:
+        start, stop = self.plan[index]
+        records = self.records[start:stop]
+        batch = max(1, int(getattr(self.estimator, "batch_size", 32)))
+        batches = [list(range(i, min(i + batch, len(records)))) for i in range(0, len(records), batch)]
+        rows, skipped = ShardRows(), []
+        with ThreadPoolExecutor(max_workers=1) as prefetch:
+            pending: Optional[Future] = None
+            if batches:
+                pending = prefetch.submit(_decode_batch, self.root, [records[i] for i in batches[0]], self.jobs)
+            for b, idx in enumerate(batches):
+                decoded = pending.result()
+                if b + 1 < len(batches):   # decode the next batch while the estimator runs
+                    pending = prefetch.submit(_decode_batch, self.root, [records[i] for i in batches[b + 1]], self.jobs)
+                good = []
+                for i, img in zip(idx, decoded):
+                    if isinstance(img, str):
+                        rec = records[i]
+                        if self.on_error == "fail":
+                            raise JobError(f"{self.root / rec.path}: {img} (pass --on-error skip to skip and "
+                                           f"record such images)")
+                        skipped.append({"path": rec.path, "reason": img})
+                        log.warning("skipping %s: %s", self.root / rec.path, img)
+                    else:
+                        good.append((i, img))
+                if good:
+                    est = np.asarray(self.estimator.estimate([g[1] for g in good], [records[g[0]].path for g in good]),
+                                     dtype=np.float32)
+                    if est.shape != (len(good), NUM_JOINTS, 3):
+                        raise JobError(f"estimator {self.estimator.name} returned shape {est.shape}, "
+                                       f"expected {(len(good), NUM_JOINTS, 3)}")
+                    for (i, img), kps in zip(good, est):
+                        rec = records[i]
+                        maps, conf, xy = self._render(kps, img.shape[:2])
+                        h, w = self.config.input_size
+                        resized = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+                        rows.images.append(encode_image(resized, self.config))
+                        rows.heatmaps.append(maps)
+                        rows.confidence.append(conf)
+                        rows.keypoints.append(xy)
+                        rows.pid.append(rec.pid)
+                        rows.camid.append(rec.camid)
+                        rows.modality.append(MODALITY_CODES[rec.modality])
+                        rows.record.append(start + i)
+                        rows.path.append(rec.path)
+                bar.update(len(idx))
+        return rows, skipped
+
+    def run(self) -> JobResult:
+        from tqdm.auto import tqdm
+
+        result = JobResult()
+        k, n = self.part
+        mine = [s for s in range(len(self.plan)) if s % n == k]
+        t0 = time.perf_counter()
+        with cache_lock(self.out, self.part):
+            self._check_or_write_cache_json()
+            todo = [s for s in mine if not self._shard_done(s)]
+            result.shards_skipped = len(mine) - len(todo)
+            if result.shards_skipped:
+                log.info("%s: %d shard(s) already complete, resuming", self.out, result.shards_skipped)
+            total = sum(self.plan[s][1] - self.plan[s][0] for s in todo)
+            bar = tqdm(total=total, desc=f"heatmaps ({self.estimator.name})", unit="img", disable=not self.progress)
+            try:
+                with ThreadPoolExecutor(max_workers=1) as writer:
+                    writing: Optional[Future] = None
+                    for s in todo:
+                        rows, skipped = self._process_shard(s, bar)
+                        if writing is not None:
+                            writing.result()
+                        writing = writer.submit(write_shard, self.out / shard_name(s), rows, self.attrs, s, skipped)
+                        result.shards_written += 1
+                        result.images += len(rows)
+                        result.images_skipped += len(skipped)
+                        result.skipped.extend(skipped)
+                        elapsed = time.perf_counter() - t0
+                        bar.set_postfix_str(f"{result.images / max(elapsed, 1e-9):.1f} img/s")
+                    if writing is not None:
+                        writing.result()
+            finally:
+                bar.close()
+        result.seconds = time.perf_counter() - t0
+        shards = [shard_name(s) for s in range(len(self.plan))]
+        if all((self.out / s).is_file() for s in shards):
+            write_index(self.out, shards)
+            result.complete = True
+        return result

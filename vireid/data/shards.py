@@ -1,0 +1,314 @@
+"""The heatmap cache: HDF5 shards of person crops with their 16 LIP joint heatmaps.
+
+Written by ``vireid-prep heatmaps`` (``pipeline.heatmaps``), read by training. A cache is
+a folder::
+
+    CACHE/cache.json          attributes that made it (estimator, weights sha256, joints,
+                              flip pairs, sizes, sigma, manifest hash, code version, ...)
+    CACHE/shard-00000.h5 ...  ``shard_size`` images each, in manifest order
+    CACHE/index.json          manifest path -> (shard, row); written last, when complete
+    CACHE/skipped.json        images skipped under ``--on-error skip``, with the reason
+
+Each shard holds, per image (row), chunked one image per chunk and compressed:
+
+=============  ======================  ==============================================
+dataset        shape / dtype           content
+=============  ======================  ==============================================
+image          (N,) vlen uint8         the crop resized to ``input_size``, BGR, JPEG
+                                       (``image_format="jpeg"``) ...
+image          (N, H, W, 3) uint8      ... or raw pixels (``image_format="raw"``)
+heatmaps       (N, 16, Hm, Wm) uint8   Gaussian joint maps, value = round(255 * h)
+confidence     (N, 16) float32         the estimator's per-joint confidence (0 = missing)
+keypoints      (N, 16, 2) float32      joint (x, y) in the stored image's pixels, NaN if missing
+pid, camid     (N,) int32 / int16      identity and camera number of the manifest record
+modality       (N,) uint8              0 RGB, 1 IR
+record         (N,) int64              index of the record in the manifest
+path           (N,) vlen str           the record's relative path
+=============  ======================  ==============================================
+
+Heatmaps are stored as uint8 with scale 1/255: the absolute error against the float32
+maps is at most 0.5/255 < 0.002 (tested). Shard files are only ever created under a
+temporary name and renamed when complete (:func:`vireid.io.atomic_path`).
+
+Reading is safe with DataLoader workers: :class:`HeatmapCache` opens HDF5 files lazily
+in the process that reads them and reopens after a fork.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import cv2
+import h5py
+import numpy as np
+
+from vireid import __version__
+from vireid.io import PathLike, atomic_path, atomic_write_json
+from vireid.pose.joints import FLIP_PAIRS, JOINT_NAMES, NUM_JOINTS
+
+CACHE_FORMAT = "vireid-heatmap-cache/1"
+HEATMAP_SCALE = 255.0
+MODALITY_CODES = {"rgb": 0, "ir": 1}
+
+
+class CacheError(RuntimeError):
+    """A cache is missing, incomplete, corrupt or incompatible; the message says which."""
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """Geometry and encoding of a cache (defaults: the paper's 288x144 input, stride-4 maps)."""
+
+    input_size: Tuple[int, int] = (288, 144)   # (H, W) of the stored crop = training input
+    stride: int = 4                            # heatmap stride: 72x36 maps for 288x144
+    sigma: float = 7.0                         # Gaussian sigma in input pixels (GCCPM: 7 at 256x256)
+    image_format: str = "jpeg"                 # "jpeg" | "raw"
+    jpeg_quality: int = 95
+    shard_size: int = 1024
+
+    def __post_init__(self) -> None:
+        h, w = self.input_size
+        if h % self.stride or w % self.stride:
+            raise ValueError(f"input size {self.input_size} is not a multiple of the heatmap stride {self.stride}")
+        if self.image_format not in ("jpeg", "raw"):
+            raise ValueError(f"image_format must be 'jpeg' or 'raw', not {self.image_format!r}")
+        if self.shard_size < 1:
+            raise ValueError("shard_size must be positive")
+
+    @property
+    def heatmap_size(self) -> Tuple[int, int]:
+        return self.input_size[0] // self.stride, self.input_size[1] // self.stride
+
+
+def cache_attributes(config: CacheConfig, estimator: Mapping[str, Any], manifest_hash: str,
+                     dataset: str, num_records: int) -> Dict[str, Any]:
+    """Everything that made a cache: two caches with equal attributes hold equal data."""
+    return {
+        "format": CACHE_FORMAT,
+        "dataset": dataset,
+        "manifest_hash": manifest_hash,
+        "num_records": int(num_records),
+        "estimator": dict(estimator),
+        "joint_names": list(JOINT_NAMES),
+        "flip_pairs": [list(p) for p in FLIP_PAIRS],
+        "input_size": list(config.input_size),
+        "heatmap_size": list(config.heatmap_size),
+        "stride": config.stride,
+        "sigma": config.sigma,
+        "image_format": config.image_format,
+        "jpeg_quality": config.jpeg_quality if config.image_format == "jpeg" else None,
+        "shard_size": config.shard_size,
+        "heatmap_dtype": "uint8",
+        "heatmap_scale": HEATMAP_SCALE,
+        "image_channel_order": "BGR",
+        "code_version": __version__,
+    }
+
+
+def shard_name(index: int) -> str:
+    return f"shard-{index:05d}.h5"
+
+
+def quantize_heatmaps(maps: np.ndarray) -> np.ndarray:
+    """float maps in [0, 1] -> uint8 (round to nearest); raises on NaN or out-of-range values."""
+    if not np.isfinite(maps).all():
+        raise ValueError("heatmaps contain NaN or inf")
+    if maps.min() < -1e-6 or maps.max() > 1 + 1e-6:
+        raise ValueError(f"heatmaps outside [0, 1]: min {maps.min():.4g}, max {maps.max():.4g}")
+    return np.rint(np.clip(maps, 0.0, 1.0) * HEATMAP_SCALE).astype(np.uint8)
+
+
+def dequantize_heatmaps(maps: np.ndarray) -> np.ndarray:
+    return maps.astype(np.float32) / np.float32(HEATMAP_SCALE)
+
+
+def encode_image(image_bgr: np.ndarray, config: CacheConfig) -> np.ndarray:
+    """The stored form of one crop already resized to ``config.input_size``."""
+    if image_bgr.shape[:2] != tuple(config.input_size):
+        raise ValueError(f"image of shape {image_bgr.shape[:2]} is not the cache input size {config.input_size}")
+    if config.image_format == "raw":
+        return np.ascontiguousarray(image_bgr, dtype=np.uint8)
+    ok, buf = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, config.jpeg_quality])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return buf.reshape(-1)
+
+
+def decode_image(stored: np.ndarray, image_format: str) -> np.ndarray:
+    if image_format == "raw":
+        return np.asarray(stored)
+    image = cv2.imdecode(np.asarray(stored, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise CacheError("a stored JPEG image cannot be decoded")
+    return image
+
+
+@dataclass
+class ShardRows:
+    """The rows of one shard, in order (built by the heatmap job)."""
+
+    images: List[np.ndarray] = field(default_factory=list)   # encoded (see encode_image)
+    heatmaps: List[np.ndarray] = field(default_factory=list)  # (16, Hm, Wm) uint8
+    confidence: List[np.ndarray] = field(default_factory=list)
+    keypoints: List[np.ndarray] = field(default_factory=list)
+    pid: List[int] = field(default_factory=list)
+    camid: List[int] = field(default_factory=list)
+    modality: List[int] = field(default_factory=list)
+    record: List[int] = field(default_factory=list)
+    path: List[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.path)
+
+
+def write_shard(target: PathLike, rows: ShardRows, attrs: Mapping[str, Any], shard_index: int,
+                skipped: Sequence[Mapping[str, str]] = ()) -> None:
+    """Write one shard atomically: a killed writer never leaves a file under ``target``."""
+    n = len(rows)
+    config_hw = tuple(attrs["input_size"])
+    hm_hw = tuple(attrs["heatmap_size"])
+    with atomic_path(target, suffix=".h5") as tmp:
+        with h5py.File(tmp, "w", track_order=True) as f:
+            if attrs["image_format"] == "raw":
+                ds = f.create_dataset("image", shape=(n, *config_hw, 3), dtype=np.uint8,
+                                      chunks=(1, *config_hw, 3), compression="lzf")
+                if n:
+                    ds[...] = np.stack(rows.images)
+            else:
+                ds = f.create_dataset("image", shape=(n,), dtype=h5py.vlen_dtype(np.uint8), chunks=(max(1, min(n, 64)),))
+                for i, buf in enumerate(rows.images):
+                    ds[i] = buf
+            f.create_dataset("heatmaps", data=np.stack(rows.heatmaps) if n else np.zeros((0, NUM_JOINTS, *hm_hw), np.uint8),
+                             chunks=(1, NUM_JOINTS, *hm_hw), compression="gzip", compression_opts=4, shuffle=True)
+            f.create_dataset("confidence", data=np.asarray(rows.confidence, np.float32).reshape(n, NUM_JOINTS))
+            f.create_dataset("keypoints", data=np.asarray(rows.keypoints, np.float32).reshape(n, NUM_JOINTS, 2))
+            f.create_dataset("pid", data=np.asarray(rows.pid, np.int32))
+            f.create_dataset("camid", data=np.asarray(rows.camid, np.int16))
+            f.create_dataset("modality", data=np.asarray(rows.modality, np.uint8))
+            f.create_dataset("record", data=np.asarray(rows.record, np.int64))
+            f.create_dataset("path", data=np.asarray(rows.path, dtype=object), dtype=h5py.string_dtype())
+            f.attrs["vireid_cache"] = json.dumps(dict(attrs), sort_keys=True)
+            f.attrs["shard_index"] = shard_index
+            f.attrs["rows"] = n
+            f.attrs["skipped"] = json.dumps(list(skipped))
+
+
+def read_shard_attrs(path: PathLike) -> Dict[str, Any]:
+    with h5py.File(path, "r") as f:
+        return {"attrs": json.loads(f.attrs["vireid_cache"]), "shard_index": int(f.attrs["shard_index"]),
+                "rows": int(f.attrs["rows"]), "skipped": json.loads(f.attrs["skipped"])}
+
+
+def compare_attributes(actual: Mapping[str, Any], expected: Mapping[str, Any],
+                       keys: Optional[Sequence[str]] = None) -> List[str]:
+    """Differences as ``key: cache has A, expected B`` lines (empty when compatible)."""
+    keys = list(keys) if keys is not None else sorted(set(actual) | set(expected))
+    out = []
+    for k in keys:
+        a, e = actual.get(k), expected.get(k)
+        if a != e:
+            out.append(f"{k}: cache has {a!r}, expected {e!r}")
+    return out
+
+
+class HeatmapCache:
+    """Random access to a complete cache; safe to use from DataLoader worker processes."""
+
+    def __init__(self, root: PathLike):
+        self.root = Path(root)
+        index_path = self.root / "index.json"
+        if not (self.root / "cache.json").is_file():
+            raise CacheError(f"{self.root}: not a heatmap cache (no cache.json); build it with `vireid-prep heatmaps`")
+        if not index_path.is_file():
+            raise CacheError(f"{self.root}: cache is incomplete (no index.json): rerun `vireid-prep heatmaps` "
+                             f"with the same arguments to finish it")
+        self.attrs: Dict[str, Any] = json.loads((self.root / "cache.json").read_text())
+        index = json.loads(index_path.read_text())
+        self.shards: List[str] = list(index["shards"])
+        self.paths: List[str] = list(index["paths"])
+        self.locations: List[Tuple[int, int]] = [tuple(x) for x in index["locations"]]   # (shard, row)
+        self._row_of = {p: i for i, p in enumerate(self.paths)}
+        for name in self.shards:
+            if not (self.root / name).is_file():
+                raise CacheError(f"{self.root / name}: shard listed in index.json is missing")
+        self._files: Dict[int, h5py.File] = {}
+        self._pid = os.getpid()
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getstate__(self) -> Dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_files"] = {}
+        return state
+
+    def check(self, expected: Mapping[str, Any]) -> None:
+        """Raise :class:`CacheError` naming every attribute that differs from ``expected``."""
+        diffs = compare_attributes(self.attrs, expected, keys=list(expected))
+        if diffs:
+            raise CacheError(f"{self.root}: cache does not match the configuration:\n  " + "\n  ".join(diffs))
+
+    def _file(self, shard: int) -> h5py.File:
+        if os.getpid() != self._pid:            # forked into a worker: never share handles
+            self._files = {}
+            self._pid = os.getpid()
+        f = self._files.get(shard)
+        if f is None:
+            path = self.root / self.shards[shard]
+            try:
+                f = h5py.File(path, "r")
+            except OSError as exc:
+                raise CacheError(f"{path}: cannot open shard: {exc}") from exc
+            self._files[shard] = f
+        return f
+
+    def index_of(self, path: str) -> int:
+        try:
+            return self._row_of[path]
+        except KeyError:
+            raise CacheError(f"{self.root}: no entry for {path}") from None
+
+    def get(self, i: int, with_image: bool = True) -> Dict[str, Any]:
+        """Entry ``i``: image (H, W, 3) uint8 BGR, heatmaps (16, Hm, Wm) float32, confidence (16,),
+        keypoints (16, 2), pid, camid, modality, path."""
+        shard, row = self.locations[i]
+        f = self._file(shard)
+        out: Dict[str, Any] = {
+            "heatmaps": dequantize_heatmaps(f["heatmaps"][row]),
+            "confidence": f["confidence"][row],
+            "keypoints": f["keypoints"][row],
+            "pid": int(f["pid"][row]),
+            "camid": int(f["camid"][row]),
+            "modality": int(f["modality"][row]),
+            "path": self.paths[i],
+        }
+        if with_image:
+            out["image"] = decode_image(f["image"][row], self.attrs["image_format"])
+        return out
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.close()
+        self._files = {}
+
+
+def write_index(root: PathLike, shards: Sequence[str]) -> Dict[str, Any]:
+    """Build ``index.json`` from the shards on disk (atomically); returns it."""
+    root = Path(root)
+    paths: List[str] = []
+    locations: List[List[int]] = []
+    skipped: List[Dict[str, str]] = []
+    for s, name in enumerate(shards):
+        with h5py.File(root / name, "r") as f:
+            for r, p in enumerate(f["path"].asstr()[()]):
+                paths.append(p)
+                locations.append([s, r])
+            skipped.extend(json.loads(f.attrs["skipped"]))
+    index = {"format": CACHE_FORMAT, "shards": list(shards), "paths": paths, "locations": locations,
+             "count": len(paths), "skipped": len(skipped)}
+    atomic_write_json(root / "skipped.json", skipped)
+    atomic_write_json(root / "index.json", index, indent=None)
+    return index
