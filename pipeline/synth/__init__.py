@@ -1,0 +1,95 @@
+"""Synthetic data sets in exactly the real layouts (``vireid-prep synth``).
+
+:func:`synthesize` writes a small SYSU-MM01, RegDB or LIP look-alike: rendered people
+(:mod:`.traits`, :mod:`.skeleton`, :mod:`.render`) on varied backgrounds
+(:mod:`.background`), RGB in colour and IR as thermal-like grey, laid out by
+:mod:`.sysu`, :mod:`.regdb` or :mod:`.lip` from the dataset specifications. The
+16 LIP joints each person was drawn from are written as ground truth
+(``vireid_keypoints.json``, see :mod:`.keypoints`; LIP: its CSVs). The root also gets
+``vireid_synth.json``: generator, version, layout, seed, sizes, counts and an
+``expected`` block (the YAML's keys) that the scanners check the tree against.
+
+The same arguments give byte-identical files: every random draw comes from the seed
+(:mod:`.randomness`), JPEG quality is fixed.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Callable, Dict, Optional, Tuple
+
+from pipeline.synth.lip import write_lip
+from pipeline.synth.output import check_target, publish, staging_dir, write_file
+from pipeline.synth.randomness import check_seed
+from pipeline.synth.regdb import write_regdb
+from pipeline.synth.summary import SynthSummary, Written
+from pipeline.synth.sysu import write_sysu
+from vireid.data.scan import SYNTH_MARKER
+
+__all__ = ["synthesize", "SynthSummary", "SYNTH_VERSION", "LAYOUTS", "DEFAULT_IMAGES_PER_CAMERA"]
+
+log = logging.getLogger(__name__)
+
+#: Bumped whenever the same seed would give different files.
+SYNTH_VERSION = 1
+
+LAYOUTS: Dict[str, Callable[..., Written]] = {"sysu": write_sysu, "regdb": write_regdb, "lip": write_lip}
+DEFAULT_IMAGES_PER_CAMERA = {"sysu": 4, "regdb": 10, "lip": 5}
+MIN_SIZE = 32
+
+
+def _check_args(layout: str, ids: int, images_per_camera: Optional[int],
+                image_size: Optional[Tuple[int, int]]) -> None:
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}: choose one of {', '.join(LAYOUTS)}")
+    if isinstance(ids, bool) or int(ids) != ids or ids < 1:
+        raise ValueError(f"ids must be a positive integer, got {ids!r}")
+    if images_per_camera is not None and (int(images_per_camera) != images_per_camera or images_per_camera < 1):
+        raise ValueError(f"images_per_camera must be a positive integer, got {images_per_camera!r}")
+    if image_size is not None:
+        if len(image_size) != 2 or min(image_size) < MIN_SIZE:
+            raise ValueError(f"image_size must be (height, width), both >= {MIN_SIZE}, got {image_size!r}")
+
+
+def synthesize(layout: str, out: Path, ids: int, seed: int, images_per_camera: Optional[int] = None,
+               image_size: Optional[Tuple[int, int]] = None, progress: bool = False) -> SynthSummary:
+    """Write a synthetic ``layout`` ('sysu' | 'regdb' | 'lip') data set to ``out``.
+
+    ``ids`` is the number of identities (LIP: distinct people); ``images_per_camera``
+    the images per identity and camera (RegDB: per modality; LIP: per person), by
+    default 4 / 10 / 5; ``image_size`` the base ``(height, width)`` (SYSU and LIP vary
+    around it; RegDB uses it exactly), by default 128 x 64 (LIP 160 x 112).
+
+    Raises ``ValueError`` for bad arguments (RegDB: odd ``ids``; SYSU: fewer than 4) and
+    ``FileExistsError`` if ``out`` is a file or a non-empty folder that is not an
+    earlier synthetic data set of the same layout (which is replaced). The set is built
+    in a staging folder beside ``out`` and renamed into place when complete.
+    """
+    out = Path(out)
+    seed = check_seed(seed)
+    _check_args(layout, ids, images_per_camera, image_size)
+    check_target(out, layout)
+    per_cam = int(images_per_camera or DEFAULT_IMAGES_PER_CAMERA[layout])
+    size = (int(image_size[0]), int(image_size[1])) if image_size is not None else None
+    start = time.perf_counter()
+    staging = staging_dir(out)
+    try:
+        written = LAYOUTS[layout](staging, int(ids), seed, per_cam, size, progress)
+        marker = {
+            "generator": "vireid-synth", "version": SYNTH_VERSION, "layout": layout, "seed": seed,
+            "ids": int(ids), "images_per_camera": per_cam, "image_size": list(written.image_size),
+            "images": written.images, "splits": written.splits, "expected": written.expected,
+        }
+        write_file(staging / SYNTH_MARKER, json.dumps(marker, indent=2, sort_keys=True) + "\n")
+        publish(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    seconds = time.perf_counter() - start
+    summary = SynthSummary(layout=layout, out=out, seed=seed, ids=int(ids), images_per_camera=per_cam,
+                           images=dict(written.images), splits=dict(written.splits), seconds=seconds)
+    log.info("%s", summary)
+    return summary

@@ -1,0 +1,135 @@
+"""Stable appearance of one synthetic identity: build, clothing, carried object.
+
+Colours are BGR (OpenCV order) floats in [0, 1]. The thermal ``*_ir`` grey levels are
+drawn independently of the colours, so an identity's colours cannot be read off its
+infrared images: only shape, build, clothing pattern and carried objects carry over.
+"""
+from __future__ import annotations
+
+import colorsys
+from dataclasses import dataclass
+from typing import Tuple
+
+import numpy as np
+
+Colour = Tuple[float, float, float]
+
+PATTERNS: Tuple[str, ...] = ("plain", "hstripes", "vstripes", "diagonal", "checks", "dots")
+BOTTOMS: Tuple[str, ...] = ("trousers", "shorts", "skirt")
+BAGS: Tuple[str, ...] = ("none", "backpack", "shoulder", "handbag")
+
+
+@dataclass(frozen=True)
+class Build:
+    """Body proportions in units of body height (top of head to soles = 1)."""
+
+    head_r: float        # head radius
+    shoulder: float      # half shoulder width
+    hip: float           # half hip width (joint spacing)
+    depth: float         # half torso depth (its width seen from the side)
+    leg: float           # hip-to-sole length
+    arm: float           # arm length scale
+    limb: float          # limb thickness scale
+
+
+@dataclass(frozen=True)
+class Traits:
+    """Everything that stays the same across one identity's images."""
+
+    build: Build
+    female: bool
+    skin: Colour
+    hair: Colour
+    hair_long: bool
+    top: Colour
+    top2: Colour              # the pattern's second colour
+    pattern: str              # one of PATTERNS
+    pattern_period: float     # in units of body height
+    pattern_angle: float      # radians (diagonal stripes)
+    long_sleeves: bool
+    bottom: Colour
+    bottom_kind: str          # one of BOTTOMS
+    shoes: Colour
+    bag: str                  # one of BAGS
+    bag_colour: Colour
+    bag_side: int             # +1: the person's left, -1: right
+    # thermal grey levels in [0, 1] (skin warm; clothing by a per-identity emissivity)
+    skin_ir: float
+    hair_ir: float
+    top_ir: float
+    top2_ir: float
+    bottom_ir: float
+    shoes_ir: float
+    bag_ir: float
+
+
+def _hsv(h: float, s: float, v: float) -> Colour:
+    r, g, b = colorsys.hsv_to_rgb(h % 1.0, s, v)
+    return (b, g, r)
+
+
+def clothing_colour(rng: np.random.Generator) -> Colour:
+    """A plausible garment colour: about half neutrals (black, grey, white, navy, beige)."""
+    kind = rng.random()
+    if kind < 0.25:      # black .. white
+        v = float(rng.choice([rng.uniform(0.08, 0.25), rng.uniform(0.35, 0.65), rng.uniform(0.8, 0.95)]))
+        return _hsv(rng.random(), rng.uniform(0.0, 0.08), v)
+    if kind < 0.45:      # navy, beige, khaki, brown
+        h = float(rng.choice([0.62, 0.1, 0.13, 0.07])) + rng.normal(0, 0.02)
+        return _hsv(h, rng.uniform(0.3, 0.6), rng.uniform(0.25, 0.75))
+    return _hsv(rng.random(), rng.uniform(0.45, 0.95), rng.uniform(0.35, 0.95))
+
+
+def skin_colour(rng: np.random.Generator) -> Colour:
+    return _hsv(rng.uniform(0.03, 0.09), rng.uniform(0.25, 0.6), rng.uniform(0.35, 0.92))
+
+
+def hair_colour(rng: np.random.Generator) -> Colour:
+    if rng.random() < 0.8:
+        return _hsv(rng.uniform(0.02, 0.1), rng.uniform(0.2, 0.6), rng.uniform(0.05, 0.22))
+    return _hsv(rng.uniform(0.05, 0.12), rng.uniform(0.3, 0.7), rng.uniform(0.3, 0.7))
+
+
+def _contrasting(rng: np.random.Generator, base: Colour) -> Colour:
+    """A second pattern colour clearly different in brightness from ``base``."""
+    lum = 0.114 * base[0] + 0.587 * base[1] + 0.299 * base[2]
+    other = clothing_colour(rng)
+    o_lum = 0.114 * other[0] + 0.587 * other[1] + 0.299 * other[2]
+    if abs(o_lum - lum) < 0.3:
+        target = lum - 0.4 if lum > 0.5 else lum + 0.4
+        scale = max(target, 0.05) / max(o_lum, 0.05)
+        other = tuple(float(np.clip(c * scale, 0.0, 1.0)) for c in other)  # type: ignore[assignment]
+    return other
+
+
+def sample_traits(rng: np.random.Generator) -> Traits:
+    """Draw one identity's appearance."""
+    female = bool(rng.random() < 0.45)
+    build = Build(
+        head_r=rng.uniform(0.058, 0.072),
+        shoulder=rng.uniform(0.085, 0.12) * (0.9 if female else 1.0),
+        hip=rng.uniform(0.045, 0.065),
+        depth=rng.uniform(0.045, 0.07),
+        leg=rng.uniform(0.45, 0.5),
+        arm=rng.uniform(0.92, 1.06),
+        limb=rng.uniform(0.8, 1.3),
+    )
+    top = clothing_colour(rng)
+    pattern = str(rng.choice(PATTERNS, p=[0.35, 0.2, 0.1, 0.1, 0.15, 0.1]))
+    bottom_kind = str(rng.choice(BOTTOMS, p=[0.65, 0.15, 0.2] if female else [0.8, 0.2, 0.0]))
+    bag = str(rng.choice(BAGS, p=[0.4, 0.3, 0.2, 0.1]))
+    top_ir = rng.uniform(0.2, 0.85)
+    dark_or_light = float(rng.choice([rng.uniform(0.05, 0.25), rng.uniform(0.7, 0.95)]))
+    return Traits(
+        build=build, female=female, skin=skin_colour(rng), hair=hair_colour(rng),
+        hair_long=bool(rng.random() < (0.6 if female else 0.08)),
+        top=top, top2=_contrasting(rng, top), pattern=pattern,
+        pattern_period=rng.uniform(0.045, 0.1), pattern_angle=rng.uniform(0.5, 1.1) * rng.choice([-1, 1]),
+        long_sleeves=bool(rng.random() < 0.55),
+        bottom=clothing_colour(rng), bottom_kind=bottom_kind,
+        shoes=_hsv(rng.random(), rng.uniform(0, 0.3), dark_or_light),
+        bag=bag, bag_colour=clothing_colour(rng), bag_side=int(rng.choice([-1, 1])),
+        skin_ir=rng.uniform(0.82, 0.97), hair_ir=rng.uniform(0.35, 0.6),
+        top_ir=top_ir, top2_ir=float(np.clip(top_ir + rng.choice([-1, 1]) * rng.uniform(0.15, 0.35), 0.1, 0.95)),
+        bottom_ir=rng.uniform(0.2, 0.8), shoes_ir=rng.uniform(0.15, 0.4), bag_ir=rng.uniform(0.1, 0.7),
+    )
