@@ -1,0 +1,25 @@
+"""vireid.evaluation: ranking metrics (CMC, mAP, mINP) of the SYSU-MM01 and RegDB
+protocols, their aggregation over trials, and result reports (JSON, Markdown,
+plots). :mod:`vireid.evaluation.reference` holds the readable per-query version of
+the metrics; :mod:`vireid.evaluation.report` the writers (imported on demand, as
+they load matplotlib).
+"""
+from vireid.evaluation.metrics import (
+    SYSU_EXCLUDED_CAMERA_PAIRS,
+    RankMetrics,
+    TrialSummary,
+    aggregate_trials,
+    rank_metrics,
+    regdb_metrics,
+    sysu_metrics,
+)
+
+__all__ = [
+    "SYSU_EXCLUDED_CAMERA_PAIRS",
+    "RankMetrics",
+    "TrialSummary",
+    "aggregate_trials",
+    "rank_metrics",
+    "regdb_metrics",
+    "sysu_metrics",
+]
