@@ -250,7 +250,15 @@ def test_aggregate_trials_mean_and_std():
 def test_aggregate_trials_errors():
     with pytest.raises(ValueError, match="empty"):
         aggregate_trials([])
-    with pytest.raises(ValueError, match="different lengths"):
-        aggregate_trials([_metrics(np.ones(20), 1, 1), _metrics(np.ones(10), 1, 1)])
-    with pytest.raises(ValueError, match="ranks"):
-        aggregate_trials([_metrics(np.ones(10), 1, 1)])
+    with pytest.raises(ValueError, match="below 1"):
+        aggregate_trials([_metrics(np.ones(10), 1, 1)], ranks=(0, 1))
+
+
+def test_aggregate_trials_extends_short_curves_with_their_last_value():
+    short = _metrics(np.array([0.5, 0.75, 1.0]), 0.6, 0.4)      # a 3-image gallery
+    full = _metrics(np.linspace(0.1, 0.48, 20), 0.5, 0.3)
+    s = aggregate_trials([short, full])
+    assert s.mean["R1"] == pytest.approx((0.5 + 0.1) / 2)
+    assert s.mean["R10"] == pytest.approx((1.0 + full.cmc[9]) / 2)
+    assert s.mean["R20"] == pytest.approx((1.0 + 0.48) / 2)
+    assert s.cmc_mean.shape == (20,) and s.cmc_mean[5] == pytest.approx((1.0 + full.cmc[5]) / 2)

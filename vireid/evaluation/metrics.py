@@ -351,25 +351,32 @@ def aggregate_trials(
 ) -> TrialSummary:
     """Mean and std (ddof=0) over trials of Rank-k (keys ``R1``, ``R5``...), mAP and mINP.
 
+    A CMC curve stops at its gallery's size (small galleries: the demo data, multi-shot
+    galleries of different sizes); past its end the cumulative match keeps its last
+    value, since no further gallery image can change it. Curves are extended so before
+    the ranks are read and the mean curve is taken.
+
     Raises:
-        ValueError: no result, curves of different lengths, or a rank beyond them.
+        ValueError: no result, or a rank below 1.
     """
     results = list(results)
     if not results:
         raise ValueError("results is empty: nothing to aggregate")
-    lengths = {len(r.cmc) for r in results}
-    if len(lengths) != 1:
-        raise ValueError(f"results have CMC curves of different lengths: {sorted(lengths)}")
-    length = lengths.pop()
     for k in ranks:
-        if not 1 <= k <= length:
-            raise ValueError(f"ranks: {k} is outside the CMC curves' 1..{length}")
-    table = {f"R{k}": np.array([r.cmc[k - 1] for r in results]) for k in ranks}
+        if k < 1:
+            raise ValueError(f"ranks: {k} is below 1")
+    length = max([len(r.cmc) for r in results] + [max(ranks, default=1)])
+
+    def extended(cmc: np.ndarray) -> np.ndarray:
+        return np.concatenate([cmc, np.full(length - len(cmc), cmc[-1])])
+
+    curves = [extended(np.asarray(r.cmc, dtype=np.float64)) for r in results]
+    table = {f"R{k}": np.array([c[k - 1] for c in curves]) for k in ranks}
     table["mAP"] = np.array([r.mAP for r in results])
     table["mINP"] = np.array([r.mINP for r in results])
     return TrialSummary(
         mean={name: float(v.mean()) for name, v in table.items()},
         std={name: float(v.std()) for name, v in table.items()},
         num_trials=len(results),
-        cmc_mean=np.mean([r.cmc for r in results], axis=0),
+        cmc_mean=np.mean(curves, axis=0),
     )
