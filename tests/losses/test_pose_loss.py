@@ -1,0 +1,78 @@
+"""Pose loss (eq. 16) with per-joint weights and the merged single-map mode."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vireid.losses import merge_joint_heatmaps, pose_loss
+from vireid.pose.joints import NUM_JOINTS
+
+
+def _data(seed=0, b=2, h=8, w=4):
+    g = torch.Generator().manual_seed(seed)
+    target = torch.rand(b, NUM_JOINTS, h, w, generator=g)
+    weights = torch.ones(b, NUM_JOINTS)
+    weights[0, 3] = 0.0
+    weights[1, 10] = 0.0
+    return target, weights, g
+
+
+@pytest.mark.parametrize("channels", [1, NUM_JOINTS])
+@pytest.mark.parametrize("norm", ["mean", "sum"])
+def test_zero_weight_joint_is_ignored(channels, norm):
+    target, weights, g = _data()
+    pred = torch.rand(2, channels, 8, 4, generator=g)
+    ref = pose_loss(pred, target, weights, norm)
+    changed = target.clone()
+    changed[0, 3] = 5.0  # large values: would dominate the max if counted
+    changed[1, 10] = torch.rand(8, 4, generator=g) * 7
+    assert pose_loss(pred, changed, weights, norm).item() == pytest.approx(ref.item(), rel=1e-6)
+    # A weighted joint does count.
+    changed[0, 4] = 5.0
+    assert pose_loss(pred, changed, weights, norm).item() != pytest.approx(ref.item(), rel=1e-6)
+
+
+def test_per_joint_hand_value():
+    target, weights, g = _data()
+    pred = torch.rand(2, NUM_JOINTS, 8, 4, generator=g)
+    sq = ((pred - target) ** 2).sum(dim=(2, 3))  # [B, J]
+    want_sum = (sq * weights).sum() / 2
+    assert pose_loss(pred, target, weights, "sum").item() == pytest.approx(want_sum.item(), rel=1e-5)
+    assert pose_loss(pred, target, weights, "mean").item() == pytest.approx(
+        want_sum.item() * 2 / (2 * NUM_JOINTS * 8 * 4), rel=1e-5
+    )
+
+
+def test_merged_mode_equals_mse_to_max():
+    target, weights, g = _data(3)
+    pred = torch.rand(2, 1, 8, 4, generator=g)
+    merged = torch.stack([
+        torch.stack([target[b, j] for j in range(NUM_JOINTS) if weights[b, j] > 0]).amax(0)
+        for b in range(2)
+    ])[:, None]
+    assert torch.allclose(merge_joint_heatmaps(target, weights), merged)
+    want = ((pred - merged) ** 2).mean()
+    assert pose_loss(pred, target, weights).item() == pytest.approx(want.item(), rel=1e-5)
+    # Already-merged targets give the same value.
+    assert pose_loss(pred, merged).item() == pytest.approx(want.item(), rel=1e-5)
+
+
+def test_sample_without_pose_is_ignored_in_merged_mode():
+    target, weights, g = _data(4)
+    weights[1] = 0.0
+    pred = torch.rand(2, 1, 8, 4, generator=g)
+    ref = pose_loss(pred, target, weights)
+    pred2 = pred.clone()
+    pred2[1] += 3.0
+    assert pose_loss(pred2, target, weights).item() == pytest.approx(ref.item(), rel=1e-6)
+
+
+def test_zero_when_equal_and_errors():
+    target, _, _ = _data()
+    assert pose_loss(target.clone(), target).item() == 0.0
+    with pytest.raises(ValueError, match="do not match"):
+        pose_loss(torch.rand(2, 1, 16, 8), target)
+    with pytest.raises(ValueError, match="normalization"):
+        pose_loss(target, target, normalization="median")
+    with pytest.raises(ValueError, match="cannot compare"):
+        pose_loss(torch.rand(2, 3, 8, 4), target)

@@ -1,0 +1,70 @@
+"""Eq. 21: the weighted total and the named terms."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vireid.losses import HeteroCenterTripletLoss, JointLoss, LossConfig, compute_losses, identity_loss, kd_loss, pose_loss
+from vireid.model import TrainOutput
+from vireid.pose.joints import NUM_JOINTS
+
+
+def _outputs(seed=0, pose=True, teacher=True, heatmaps=True):
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+    return TrainOutput(
+        id_logits=r(8, 6, 5), id_embeddings=r(8, 6, 16),
+        pose_logits=r(8, 6, 5) if pose else None, pose_embeddings=r(8, 6, 16) if pose else None,
+        teacher_logits=r(8, 5) if teacher else None,
+        heatmaps=torch.rand(8, 1, 12, 6, generator=g) if heatmaps else None,
+    )
+
+
+LABELS = torch.tensor([0, 0, 1, 1, 0, 0, 1, 1])
+MODALITY = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+
+
+def test_paper_weights():
+    cfg = LossConfig()
+    assert (cfg.beta, cfg.lambda_pose, cfg.gamma, cfg.margin) == (0.1, 5.0, 1.0, 0.3)
+    assert LossConfig.release("regdb").lambda_pose == 7.0 and LossConfig.release("sysu").lambda_pose == 3.0
+
+
+def test_total_is_weighted_sum():
+    out = _outputs()
+    target = torch.rand(8, NUM_JOINTS, 12, 6)
+    w = torch.ones(8, NUM_JOINTS)
+    cfg = LossConfig(beta=0.2, lambda_pose=3.0, gamma=0.5)
+    losses = compute_losses(out, LABELS, MODALITY, target, w, cfg)
+    hc = HeteroCenterTripletLoss(0.3)
+    want = {
+        "id": identity_loss(out.id_logits, LABELS) + identity_loss(out.pose_logits, LABELS),
+        "hctri": hc(out.id_embeddings, LABELS, MODALITY) + hc(out.pose_embeddings, LABELS, MODALITY),
+        "pose": pose_loss(out.heatmaps, target, w),
+        "kd": kd_loss(out.teacher_logits, out.id_logits) + kd_loss(out.teacher_logits, out.pose_logits),
+    }
+    for k, v in want.items():
+        assert losses[k].item() == pytest.approx(v.item(), rel=1e-6), k
+    total = want["id"] + 0.2 * want["hctri"] + 3.0 * want["pose"] + 0.5 * want["kd"]
+    assert losses["total"].item() == pytest.approx(total.item(), rel=1e-6)
+    assert JointLoss(cfg)(out, LABELS, MODALITY, target, w)["total"].item() == pytest.approx(total.item(), rel=1e-6)
+
+
+def test_switched_off_terms_are_absent():
+    out = _outputs(pose=False, teacher=False, heatmaps=False)
+    losses = compute_losses(out, LABELS, MODALITY)
+    assert set(losses) == {"id", "hctri", "total"}
+    assert losses["total"].item() == pytest.approx((losses["id"] + 0.1 * losses["hctri"]).item(), rel=1e-6)
+
+
+def test_missing_target_and_bad_config():
+    with pytest.raises(ValueError, match="no target heatmaps"):
+        compute_losses(_outputs(), LABELS, MODALITY)
+    with pytest.raises(ValueError, match="beta"):
+        LossConfig(beta=-1)
+    with pytest.raises(ValueError, match="hctri_reduction"):
+        LossConfig(hctri_reduction="max")
+    with pytest.raises(ValueError, match="kd_temperature"):
+        LossConfig(kd_temperature=0)
+    with pytest.raises(ValueError, match="dataset"):
+        LossConfig.release("market")

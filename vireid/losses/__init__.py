@@ -1,0 +1,25 @@
+"""vireid.losses: the paper's training objective (eqs. 15-21).
+
+* :func:`identity_loss` — eq. 17, cross-entropy on every stripe head.
+* :class:`HeteroCenterTripletLoss` — eqs. 18-20.
+* :func:`pose_loss` — eq. 16, with per-joint weights and the merged single-map mode.
+* :func:`kd_loss` — eq. 15, KL(teacher || student) of the Hierarchical Feature Constraint.
+* :class:`LossConfig`, :func:`compute_losses`, :class:`JointLoss` — eq. 21.
+"""
+from .hetero_center import HeteroCenterTripletLoss, modality_centers
+from .identity import identity_loss
+from .kd import kd_loss
+from .pose import merge_joint_heatmaps, pose_loss
+from .total import JointLoss, LossConfig, compute_losses
+
+__all__ = [
+    "HeteroCenterTripletLoss",
+    "JointLoss",
+    "LossConfig",
+    "compute_losses",
+    "identity_loss",
+    "kd_loss",
+    "merge_joint_heatmaps",
+    "modality_centers",
+    "pose_loss",
+]

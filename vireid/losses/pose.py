@@ -1,0 +1,100 @@
+"""Pose estimation loss (paper eq. 16).
+
+Eq. 16: ``L_pose = (1/M) sum_i sum_{x,y} (H_i(x, y) - Ĥ_i(x, y))^2``, a pixel-wise squared
+error between the target heatmap (from the LIP-pretrained estimator, cached offline) and the
+predicted one.
+
+Normalisation (``normalization``):
+
+* ``'mean'`` (default): the sum of weighted squared errors divided by ``B * C * H * W``,
+  i.e. plain mean squared error when every weight is 1 — what the public release computes
+  and the scale its pose weights (3 / 7, paper: lambda = 5) were chosen for. Summed over
+  pixels, eq. 16 as written would be ``H * W`` (2592 at 72x36) times larger, which with
+  lambda = 5 would swamp the identity loss; we read the sum in eq. 16 as notation.
+* ``'sum'``: eq. 16 literally — summed over channels and pixels, divided by the batch size.
+
+Joint weights: targets are given per joint, ``[B, J, H, W]`` with ``J = NUM_JOINTS`` (16),
+with ``joint_weights`` ``[B, J]`` in [0, 1] (0 = joint missing / not detected).
+
+* Per-joint mode (the network predicts J maps): each joint's squared error is multiplied by
+  its weight, so a zero-weight joint does not count at all.
+* Merged mode (the network predicts 1 map; default, eq. 16 and the release): the target is
+  ``max_j (w_j * H_j)`` — a zero-weight joint is dropped from the merged map (its target
+  region reads as background, like any other pixel without a joint). A sample whose weights
+  are all 0 (no pose at all) is left out entirely (weight 0).
+
+Targets that are already merged (``[B, 1, H, W]``) are accepted with ``joint_weights``
+``None`` or ``[B]`` / ``[B, 1]`` (per-sample weights).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+_NORMALIZATIONS = ("mean", "sum")
+
+
+def merge_joint_heatmaps(heatmaps: Tensor, joint_weights: Optional[Tensor] = None) -> Tensor:
+    """Merge ``[B, J, H, W]`` joint maps into ``[B, 1, H, W]`` by a max over weighted joints."""
+    if heatmaps.dim() != 4:
+        raise ValueError(f"heatmaps must be [B, J, H, W], got {tuple(heatmaps.shape)}")
+    if joint_weights is not None:
+        if joint_weights.shape != heatmaps.shape[:2]:
+            raise ValueError(
+                f"joint_weights {tuple(joint_weights.shape)} must be {tuple(heatmaps.shape[:2])}"
+            )
+        heatmaps = heatmaps * joint_weights[:, :, None, None].to(heatmaps.dtype)
+    return heatmaps.amax(dim=1, keepdim=True)
+
+
+def pose_loss(
+    pred: Tensor,
+    target: Tensor,
+    joint_weights: Optional[Tensor] = None,
+    normalization: str = "mean",
+) -> Tensor:
+    """Weighted pixel-wise squared error between predicted and target heatmaps (eq. 16).
+
+    Args:
+        pred: ``[B, C, H, W]`` predicted heatmaps, ``C`` = 1 (merged) or J (per joint).
+        target: ``[B, J, H, W]`` per-joint targets, or ``[B, 1, H, W]`` merged targets.
+        joint_weights: ``[B, J]`` per-joint weights for per-joint targets; for merged
+            targets ``[B]`` or ``[B, 1]`` per-sample weights. ``None`` = all ones.
+        normalization: ``'mean'`` (divide by B*C*H*W) or ``'sum'`` (divide by B).
+    """
+    if normalization not in _NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {_NORMALIZATIONS}, got {normalization!r}")
+    if pred.dim() != 4 or target.dim() != 4:
+        raise ValueError(f"pred and target must be 4-D, got {tuple(pred.shape)} and {tuple(target.shape)}")
+    b, c, h, w = pred.shape
+    if target.shape[0] != b or target.shape[2:] != (h, w):
+        raise ValueError(
+            f"target heatmaps {tuple(target.shape)} do not match the predicted {tuple(pred.shape)} "
+            "(batch and resolution must agree; see PoseVIReIDNet.check_heatmap_size)"
+        )
+    target = target.to(pred.dtype)
+    j = target.shape[1]
+    if c == j:
+        # Per-channel weights: [B, C]
+        if joint_weights is None:
+            weights = pred.new_ones(b, c)
+        elif c == 1 and joint_weights.shape in ((b,), (b, 1)):
+            weights = joint_weights.reshape(b, 1).to(pred.dtype)
+        elif joint_weights.shape == (b, c):
+            weights = joint_weights.to(pred.dtype)
+        else:
+            raise ValueError(f"joint_weights {tuple(joint_weights.shape)} must be [{b}, {c}]")
+    elif c == 1:
+        # Merged prediction, per-joint targets: merge, weight each sample by "has any joint".
+        target = merge_joint_heatmaps(target, joint_weights)
+        if joint_weights is None:
+            weights = pred.new_ones(b, 1)
+        else:
+            weights = (joint_weights > 0).any(dim=1, keepdim=True).to(pred.dtype)
+    else:
+        raise ValueError(f"cannot compare {c} predicted maps with {j} target maps")
+    sq = (pred - target) ** 2 * weights[:, :, None, None]  # [B, C, H, W]
+    denom = b * c * h * w if normalization == "mean" else b
+    return sq.sum() / denom

@@ -1,0 +1,139 @@
+"""The overall objective (paper eq. 21) and its configuration.
+
+``L = L_id + beta * L_hctri + lambda * L_pose + gamma * L_KD`` with
+(beta, lambda, gamma) = (0.1, 5, 1) (Section III-E and the parameter analysis, eq. 22).
+
+:func:`compute_losses` returns every named term plus ``'total'``; the terms of parts that
+the model switched off (see :class:`vireid.model.ModelConfig`) are absent: no ``'pose'``
+when the output carries no heatmaps (baseline, or PEB without pose loss), no ``'kd'`` when
+it carries no teacher logits (no HFC).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Dict, Optional
+
+import torch
+from torch import Tensor, nn
+
+from .hetero_center import HeteroCenterTripletLoss
+from .identity import identity_loss
+from .kd import kd_loss
+from .pose import pose_loss
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LossConfig:
+    """Loss weights and options; defaults are the paper's (eq. 21, Section III-E).
+
+    Attributes:
+        beta: weight of the hetero-center triplet loss (paper 0.1).
+        lambda_pose: weight of the pose loss (paper 5; the release uses 3 SYSU / 7 RegDB).
+        gamma: weight of the KD loss (paper 1).
+        margin: hetero-center triplet margin rho (paper 0.3).
+        hctri_reduction: ``'mean'`` over the 2D centers (reference implementation, default)
+            or ``'sum'`` (eq. 19 literally) — see :mod:`vireid.losses.hetero_center`.
+        pose_normalization: ``'mean'`` (default, MSE) or ``'sum'`` (eq. 16 literally).
+        kd_temperature: softmax temperature of the KD loss (eq. 15 as written: 1).
+        detach_teacher: stop gradients into PCB_T (default False: it learns from KD).
+        label_smoothing: identity-loss label smoothing (paper: none).
+    """
+
+    beta: float = 0.1
+    lambda_pose: float = 5.0
+    gamma: float = 1.0
+    margin: float = 0.3
+    hctri_reduction: str = "mean"
+    pose_normalization: str = "mean"
+    kd_temperature: float = 1.0
+    detach_teacher: bool = False
+    label_smoothing: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("beta", "lambda_pose", "gamma", "margin", "label_smoothing"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"LossConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if self.kd_temperature <= 0:
+            raise ValueError(f"LossConfig.kd_temperature must be > 0, got {self.kd_temperature}")
+        if self.hctri_reduction not in ("mean", "sum"):
+            raise ValueError(f"LossConfig.hctri_reduction must be 'mean' or 'sum', got {self.hctri_reduction!r}")
+        if self.pose_normalization not in ("mean", "sum"):
+            raise ValueError(
+                f"LossConfig.pose_normalization must be 'mean' or 'sum', got {self.pose_normalization!r}"
+            )
+
+    @classmethod
+    def release(cls, dataset: str = "sysu", **overrides: object) -> "LossConfig":
+        """The public release's pose weight: 3 on SYSU-MM01, 7 on RegDB (paper: 5)."""
+        weights = {"sysu": 3.0, "regdb": 7.0}
+        if dataset not in weights:
+            raise ValueError(f"dataset must be one of {sorted(weights)}, got {dataset!r}")
+        return cls(**{"lambda_pose": weights[dataset], **overrides})  # type: ignore[arg-type]
+
+
+def compute_losses(
+    outputs: "object",
+    labels: Tensor,
+    modality: Tensor,
+    target_heatmaps: Optional[Tensor] = None,
+    joint_weights: Optional[Tensor] = None,
+    config: Optional[LossConfig] = None,
+) -> Dict[str, Tensor]:
+    """All loss terms of eq. 21 for one training batch.
+
+    Args:
+        outputs: the train-mode output of :class:`vireid.model.PoseVIReIDNet`
+            (a :class:`vireid.model.TrainOutput`).
+        labels: ``[B]`` identity indices.
+        modality: ``[B]`` modality flags (0 RGB, 1 IR).
+        target_heatmaps: ``[B, J, H, W]`` (or merged ``[B, 1, H, W]``) targets; required when
+            the output carries predicted heatmaps.
+        joint_weights: ``[B, J]`` per-joint weights (see :func:`vireid.losses.pose_loss`).
+        config: loss weights; paper defaults when ``None``.
+
+    Returns:
+        ``{'id', 'hctri'[, 'pose'][, 'kd'], 'total'}``: unweighted terms and the weighted total.
+    """
+    cfg = config or LossConfig()
+    hctri = HeteroCenterTripletLoss(cfg.margin, cfg.hctri_reduction)
+    branches = [(outputs.id_logits, outputs.id_embeddings)]
+    if outputs.pose_logits is not None:
+        branches.append((outputs.pose_logits, outputs.pose_embeddings))
+    losses: Dict[str, Tensor] = {
+        "id": sum(identity_loss(lg, labels, cfg.label_smoothing) for lg, _ in branches),
+        "hctri": sum(hctri(emb, labels, modality) for _, emb in branches),
+    }
+    total = losses["id"] + cfg.beta * losses["hctri"]
+    if outputs.heatmaps is not None:
+        if target_heatmaps is None:
+            raise ValueError("the model predicts heatmaps (pose loss on) but no target heatmaps were given")
+        losses["pose"] = pose_loss(outputs.heatmaps, target_heatmaps, joint_weights, cfg.pose_normalization)
+        total = total + cfg.lambda_pose * losses["pose"]
+    if outputs.teacher_logits is not None:
+        losses["kd"] = sum(
+            kd_loss(outputs.teacher_logits, lg, cfg.kd_temperature, cfg.detach_teacher) for lg, _ in branches
+        )
+        total = total + cfg.gamma * losses["kd"]
+    losses["total"] = total
+    return losses
+
+
+class JointLoss(nn.Module):
+    """Module wrapper of :func:`compute_losses` holding a :class:`LossConfig`."""
+
+    def __init__(self, config: Optional[LossConfig] = None) -> None:
+        super().__init__()
+        self.config = config or LossConfig()
+
+    def forward(
+        self,
+        outputs: "object",
+        labels: Tensor,
+        modality: Tensor,
+        target_heatmaps: Optional[Tensor] = None,
+        joint_weights: Optional[Tensor] = None,
+    ) -> Dict[str, Tensor]:
+        return compute_losses(outputs, labels, modality, target_heatmaps, joint_weights, self.config)
