@@ -1,0 +1,294 @@
+"""GCCPM: Global Context for Convolutional Pose Machines (Osokin, the paper's ref. [34]).
+
+The LIP-pretrained single-person pose estimator whose heatmaps supervise the joint
+model, and whose refinement stage *is* the paper's Refinement Module (Section III-B,
+eqs. 2-7: a U-shaped block, three Refine Blocks and two convolutions predicting the
+heatmaps). :class:`RefinementStage` is written once here and used by both
+:class:`GCCPM` and :class:`vireid.model.PoseEstimationBranch`.
+
+Architecture (module and parameter names follow the public checkpoint exactly, so its
+``{'state_dict': ...}`` file loads strictly): a MobileNet-style backbone (``model``,
+stride 8 with a dilated block), a CPM block (``cpm``: 512 -> 256 -> 128), an initial
+stage and ``num_refinement_stages`` refinement stages, each predicting 17 maps (the 16
+LIP joints in :data:`vireid.pose.joints.JOINT_NAMES` order, then the background) at
+stride 8. Input: BGR, ``(pixel - 128) / 256``.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+log = logging.getLogger(__name__)
+
+NUM_HEATMAPS = 17   # 16 LIP joints + background
+STRIDE = 8
+
+
+def conv(in_ch: int, out_ch: int, kernel_size: int = 3, padding: int = 1, bn: bool = True, dilation: int = 1,
+         stride: int = 1, relu: bool = True, bias: bool = True) -> nn.Sequential:
+    """Conv2d [+ BatchNorm] [+ ReLU], as an ``nn.Sequential`` (indices 0, 1, 2 in state dicts)."""
+    layers: List[nn.Module] = [nn.Conv2d(in_ch, out_ch, kernel_size, stride, padding, dilation, bias=bias)]
+    if bn:
+        layers.append(nn.BatchNorm2d(out_ch))
+    if relu:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+def conv_dw(in_ch: int, out_ch: int, stride: int = 1, dilation: int = 1, padding: int = 1) -> nn.Sequential:
+    """MobileNet's depthwise 3x3 + pointwise 1x1, each with BatchNorm and ReLU."""
+    return nn.Sequential(
+        nn.Conv2d(in_ch, in_ch, 3, stride, padding, dilation=dilation, groups=in_ch, bias=False),
+        nn.BatchNorm2d(in_ch), nn.ReLU(inplace=True),
+        nn.Conv2d(in_ch, out_ch, 1, 1, 0, bias=False),
+        nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True),
+    )
+
+
+class InitialStage(nn.Module):
+    """Three 3x3 convs, then 1x1 -> 512 -> ``num_heatmaps``."""
+
+    def __init__(self, num_channels: int, num_heatmaps: int):
+        super().__init__()
+        self.trunk = nn.Sequential(*(conv(num_channels, num_channels) for _ in range(3)))
+        self.heatmaps = nn.Sequential(
+            conv(num_channels, 512, kernel_size=1, padding=0, bn=False),
+            conv(512, num_heatmaps, kernel_size=1, padding=0, bn=False, relu=False),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.heatmaps(self.trunk(x))
+
+
+class RefinementStageBlock(nn.Module):
+    """The paper's Refine Block: 1x1 conv, then 3x3 and dilated 3x3 convs, with a residual."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.initial = conv(in_channels, out_channels, kernel_size=1, padding=0, bn=False)
+        self.trunk = nn.Sequential(conv(out_channels, out_channels),
+                                   conv(out_channels, out_channels, dilation=2, padding=2))
+
+    def forward(self, x: Tensor) -> Tensor:
+        initial = self.initial(x)
+        return initial + self.trunk(initial)
+
+
+class UShapedContextBlock(nn.Module):
+    """The paper's U-shaped block: two stride-2 encoders and bilinear decoders with skips,
+    giving every position a global context; output has the input's channels and size."""
+
+    def __init__(self, in_channels: int):
+        super().__init__()
+        c2 = in_channels * 2
+        self.encoder1 = nn.Sequential(conv(in_channels, c2, stride=2), conv(c2, c2))
+        self.encoder2 = nn.Sequential(conv(c2, c2, stride=2), conv(c2, c2))
+        self.decoder2 = nn.Sequential(conv(c2 + c2, c2), conv(c2, c2))
+        self.decoder1 = nn.Sequential(conv(in_channels * 3, c2), conv(c2, in_channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        e1 = self.encoder1(x)                                    # [N, 2C, H/2, W/2]
+        e2 = self.encoder2(e1)                                   # [N, 2C, H/4, W/4]
+        up2 = F.interpolate(e2, size=e1.shape[2:], mode="bilinear", align_corners=False)
+        d2 = self.decoder2(torch.cat([e1, up2], 1))              # [N, 2C, H/2, W/2]
+        up1 = F.interpolate(d2, size=x.shape[2:], mode="bilinear", align_corners=False)
+        return self.decoder1(torch.cat([x, up1], 1))             # [N, C, H, W]
+
+
+class RefinementStage(nn.Module):
+    """GCCPM's refinement stage = the paper's Refinement Module (eqs. 4-6).
+
+    ``trunk``: U-shaped context block + three Refine Blocks -> F_R (``out_channels``);
+    ``heatmaps``: two 1x1 convolutions predicting ``num_heatmaps`` maps from F_R.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, num_heatmaps: int):
+        super().__init__()
+        self.trunk = nn.Sequential(
+            UShapedContextBlock(in_channels),
+            RefinementStageBlock(in_channels, out_channels),
+            RefinementStageBlock(out_channels, out_channels),
+            RefinementStageBlock(out_channels, out_channels),
+        )
+        self.heatmaps = nn.Sequential(
+            conv(out_channels, out_channels, kernel_size=1, padding=0, bn=False),
+            conv(out_channels, num_heatmaps, kernel_size=1, padding=0, bn=False, relu=False),
+        )
+
+    def forward_with_features(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        """``x`` [N, in, H, W] -> (F_R [N, out, H, W], heatmaps [N, num_heatmaps, H, W])."""
+        features = self.trunk(x)
+        return features, self.heatmaps(features)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_with_features(x)[1]
+
+
+class GCCPM(nn.Module):
+    """The whole estimator; ``forward`` returns every stage's maps (initial stage first)."""
+
+    def __init__(self, num_refinement_stages: int = 5, num_channels: int = 128, num_heatmaps: int = NUM_HEATMAPS):
+        super().__init__()
+        self.model = nn.Sequential(
+            conv(3, 32, stride=2, bias=False),
+            conv_dw(32, 64),
+            conv_dw(64, 128, stride=2),
+            conv_dw(128, 128),
+            conv_dw(128, 256, stride=2),
+            conv_dw(256, 256),
+            conv_dw(256, 512),
+            conv_dw(512, 512, dilation=2, padding=2),
+            conv_dw(512, 512),
+            conv_dw(512, 512),
+            conv_dw(512, 512),
+            conv_dw(512, 512),
+        )
+        self.cpm = nn.Sequential(conv(512, 256), conv(256, num_channels))
+        self.initial_stage = InitialStage(num_channels, num_heatmaps)
+        self.refinement_stages = nn.ModuleList(
+            RefinementStage(num_channels + num_heatmaps, num_channels, num_heatmaps)
+            for _ in range(num_refinement_stages))
+
+    def forward(self, x: Tensor) -> List[Tensor]:
+        features = self.cpm(self.model(x))                       # [N, 128, H/8, W/8]
+        stages = [self.initial_stage(features)]                  # [N, 17, H/8, W/8] each
+        for stage in self.refinement_stages:
+            stages.append(stage(torch.cat([features, stages[-1]], dim=1)))
+        return stages
+
+
+# ---------------------------------------------------------------- checkpoints
+class CheckpointMismatchError(ValueError):
+    """A checkpoint does not fit the network; the message lists every difference."""
+
+
+def file_sha256(path: "str | Path") -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+_STAGE_KEY = re.compile(r"^refinement_stages\.(\d+)\.")
+
+
+def extract_state_dict(obj: Any, source: str = "<checkpoint>") -> Dict[str, Tensor]:
+    """``{'state_dict': sd}`` (the public format) or a plain state dict; strips ``module.``."""
+    sd = obj.get("state_dict", obj) if isinstance(obj, Mapping) else None
+    if not isinstance(sd, Mapping) or not all(isinstance(v, Tensor) for v in sd.values()):
+        raise CheckpointMismatchError(f"{source}: not a GCCPM checkpoint ({{'state_dict': {{name: tensor}}}})")
+    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in sd.items()}
+
+
+def num_stages_in(state_dict: Mapping[str, Tensor]) -> int:
+    found = {int(m.group(1)) for k in state_dict if (m := _STAGE_KEY.match(k))}
+    return max(found) + 1 if found else 0
+
+
+def load_state_strict(model: nn.Module, state_dict: Mapping[str, Tensor], source: str) -> None:
+    """Load ``state_dict`` into ``model`` (as float32) or raise listing missing keys,
+    unexpected keys and shape mismatches: never a silent partial load."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    shapes = [f"{k}: checkpoint {tuple(state_dict[k].shape)}, network {tuple(own[k].shape)}"
+              for k in sorted(set(own) & set(state_dict)) if tuple(own[k].shape) != tuple(state_dict[k].shape)]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing keys ({len(missing)}): {', '.join(missing[:20])}{' ...' if len(missing) > 20 else ''}")
+        if unexpected:
+            parts.append(f"unexpected keys ({len(unexpected)}): {', '.join(unexpected[:20])}"
+                         f"{' ...' if len(unexpected) > 20 else ''}")
+        if shapes:
+            parts.append(f"shape mismatches ({len(shapes)}): {'; '.join(shapes[:20])}")
+        raise CheckpointMismatchError(f"{source} does not fit the network:\n  " + "\n  ".join(parts))
+    model.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in state_dict.items()},
+                          strict=True)
+
+
+def load_gccpm_checkpoint(path: "str | Path", num_refinement_stages: Optional[int] = None,
+                          map_location: str = "cpu") -> GCCPM:
+    """Build :class:`GCCPM` and load a checkpoint file strictly (float16 weights become float32).
+
+    The number of refinement stages is read from the keys unless given.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointMismatchError(f"{path}: checkpoint not found")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is the user's file
+        raise CheckpointMismatchError(f"{path}: not a readable PyTorch checkpoint ({exc})") from None
+    sd = extract_state_dict(obj, str(path))
+    stages = num_stages_in(sd) if num_refinement_stages is None else num_refinement_stages
+    model = GCCPM(num_refinement_stages=stages)
+    load_state_strict(model, sd, str(path))
+    return model.eval()
+
+
+# ---------------------------------------------------------------- crops and maps
+@dataclass(frozen=True)
+class CropTransform:
+    """How a crop was fitted to the square network input (to map keypoints back)."""
+
+    crop_hw: Tuple[int, int]      # original crop size
+    scale_x: float                # network pixels per crop pixel
+    scale_y: float
+    pad_left: int                 # zero columns added on the left of the resized crop
+    resized_w: int
+    size: int
+
+    def to_crop(self, xy: np.ndarray) -> np.ndarray:
+        """Network-input pixel coordinates -> crop pixel coordinates (pixel centres at integers)."""
+        out = np.array(xy, dtype=np.float64, copy=True)
+        out[..., 0] = (out[..., 0] - self.pad_left + 0.5) / self.scale_x - 0.5
+        out[..., 1] = (out[..., 1] + 0.5) / self.scale_y - 0.5
+        return out
+
+
+def prepare_crop(image_bgr: np.ndarray, size: int = 256) -> Tuple[Tensor, CropTransform]:
+    """Fit a person crop to GCCPM's square input as the original does.
+
+    The crop is resized to ``size`` rows keeping its aspect ratio (a 2:1 crop becomes
+    256x128; wider crops are limited to ``size`` columns), zero-padded left and right to
+    ``size x size`` (centred), and normalised as ``(BGR - 128) / 256``.
+    Returns the ``1x3xSxS`` tensor and the transform back to crop pixels.
+    """
+    if image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
+        raise ValueError(f"expected an HxWx3 BGR image, got shape {image_bgr.shape}")
+    h, w = image_bgr.shape[:2]
+    scale = size / h
+    new_w = min(size, max(1, int(round(w * scale))))
+    resized = cv2.resize(image_bgr, (new_w, size), interpolation=cv2.INTER_LINEAR)
+    pad_left = (size - new_w) // 2
+    canvas = np.zeros((size, size, 3), np.float32)
+    canvas[:, pad_left:pad_left + new_w] = (resized.astype(np.float32) - 128.0) / 256.0
+    # padding is zero after normalisation, as in the golden input
+    tensor = torch.from_numpy(canvas.transpose(2, 0, 1)).unsqueeze(0)
+    return tensor, CropTransform((h, w), new_w / w, size / h, pad_left, new_w, size)
+
+
+def decode_crop_maps(maps: np.ndarray, transform: CropTransform) -> Tuple[np.ndarray, np.ndarray]:
+    """Joint maps ``(16, S/8, S/8)`` of a prepared crop -> keypoints ``(16, 2)`` in crop pixels
+    and peak values ``(16,)``. Peaks are searched only over the crop's columns, not the padding."""
+    from vireid.pose.heatmaps import decode_heatmaps
+
+    c0 = transform.pad_left // STRIDE
+    c1 = -(-(transform.pad_left + transform.resized_w) // STRIDE)
+    region = maps[:, :, c0:c1]
+    xy, score = decode_heatmaps(region, STRIDE)
+    xy = xy.astype(np.float64)
+    xy[:, 0] += c0 * STRIDE
+    return transform.to_crop(xy), score
