@@ -1,0 +1,210 @@
+"""Initialising the network from local files (nothing is ever downloaded).
+
+* :func:`load_imagenet_backbone`: a torchvision ResNet state dict (e.g.
+  ``resnet50-0676ba61.pth``) into both modality-specific stems (layer0 + layer1), the
+  modality-shared module (layer2) and the ReID branch (layer3 + layer4); ``fc`` is ignored.
+* :func:`load_pose_branch_from_lip`: a GCCPM checkpoint's refinement stage into the pose
+  branch's Refinement Module (Table IV: "PEB pre-trained on a pose estimation dataset").
+"""
+from __future__ import annotations
+
+import glob
+import logging
+import os
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Union
+
+import torch
+from torch import Tensor
+
+from vireid.pose.joints import NUM_JOINTS
+
+from .network import PoseVIReIDNet
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, os.PathLike]
+
+# Prefix of each torchvision ResNet key -> prefixes in PoseVIReIDNet.
+_BACKBONE_MAP: Dict[str, List[str]] = {
+    "conv1.": ["modality_specific.rgb.conv1.", "modality_specific.ir.conv1."],
+    "bn1.": ["modality_specific.rgb.bn1.", "modality_specific.ir.bn1."],
+    "layer1.": ["modality_specific.rgb.layer1.", "modality_specific.ir.layer1."],
+    "layer2.": ["modality_shared.layer2."],
+    "layer3.": ["reid_branch.layer3."],
+    "layer4.": ["reid_branch.layer4."],
+}
+
+
+def _hub_checkpoint(arch: str) -> Optional[Path]:
+    pattern = os.path.join(torch.hub.get_dir(), "checkpoints", f"{arch}-*.pth")
+    found = sorted(glob.glob(pattern))
+    return Path(found[0]) if found else None
+
+
+def _unwrap(obj: object, source: str) -> Dict[str, Tensor]:
+    if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping) or not all(isinstance(v, Tensor) for v in obj.values()):
+        raise ValueError(f"{source} does not hold a state dict (name -> tensor)")
+    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in obj.items()}
+
+
+def _load_file(path: Path, what: str) -> Dict[str, Tensor]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    return _unwrap(torch.load(path, map_location="cpu", weights_only=True), str(path))
+
+
+def load_imagenet_backbone(model: PoseVIReIDNet, path: Optional[PathLike] = None) -> Dict[str, int]:
+    """Copy ImageNet ResNet weights from a local torchvision state dict into ``model``.
+
+    Args:
+        model: the network; its ``config.backbone`` must match the file's architecture.
+        path: the ``.pth`` file. ``None``: the torch hub cache
+            (``<torch.hub.get_dir()>/checkpoints/<backbone>-*.pth``) if a file is there.
+
+    Returns:
+        ``{'tensors': n}``, the number of tensors written.
+
+    Raises:
+        FileNotFoundError: no file at ``path`` (or none in the hub cache), naming where it looked.
+        ValueError: the file is not a state dict of this ResNet (missing keys or other shapes).
+    """
+    arch = model.config.backbone
+    if path is None:
+        found = _hub_checkpoint(arch)
+        if found is None:
+            raise FileNotFoundError(
+                f"no ImageNet weights for {arch}: pass a path to a torchvision state dict, or put "
+                f"'{arch}-<hash>.pth' in {os.path.join(torch.hub.get_dir(), 'checkpoints')} "
+                "(nothing is downloaded)"
+            )
+        path = found
+    path = Path(path)
+    src = _load_file(path, f"ImageNet {arch} weights")
+    own = model.state_dict()
+    updates: Dict[str, Tensor] = {}
+    problems: List[str] = []
+    for key, targets_prefixes in _BACKBONE_MAP.items():
+        expected_keys = [k for k in own if k.startswith(targets_prefixes[0])]
+        for tk in expected_keys:
+            src_key = key + tk[len(targets_prefixes[0]):]
+            if src_key not in src:
+                problems.append(f"missing {src_key}")
+                continue
+            for prefix in targets_prefixes:
+                dst = prefix + tk[len(targets_prefixes[0]):]
+                if src[src_key].shape != own[dst].shape:
+                    problems.append(f"{src_key}: {tuple(src[src_key].shape)} vs {tuple(own[dst].shape)}")
+                else:
+                    updates[dst] = src[src_key]
+    used = {key + tk[len(prefixes[0]):] for key, prefixes in _BACKBONE_MAP.items()
+            for tk in own if tk.startswith(prefixes[0])}
+    problems += [f"unexpected {k}" for k in sorted(src) if k.split(".")[0] + "." in _BACKBONE_MAP and k not in used]
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; ... ({len(problems)} in all)" if len(problems) > 5 else "")
+        raise ValueError(f"{path} does not match a torchvision {arch}: {shown}")
+    with torch.no_grad():
+        for k, v in updates.items():
+            own[k].copy_(v.to(own[k].dtype))
+    logger.info("loaded %d ImageNet tensors from %s", len(updates), path)
+    return {"tensors": len(updates)}
+
+
+def load_pose_branch_from_lip(
+    model: PoseVIReIDNet,
+    checkpoint: Union[PathLike, Mapping[str, Tensor]],
+    stage_index: int = 0,
+) -> Dict[str, List[str]]:
+    """Initialise the Refinement Module from a GCCPM (LIP) checkpoint's refinement stage.
+
+    The GCCPM state dict (``{'state_dict': ...}`` or the dict itself; float16 is converted)
+    holds stages ``refinement_stages.<i>.*``; ``stage_index`` picks one (default 0, the first
+    stage, whose input — coarse initial heatmaps — resembles what our freshly trained
+    initial-heatmap conv produces; any index works, negative ones count from the end).
+
+    Channel layout: a GCCPM stage takes [128 trunk features, 17 heatmaps] = 145 channels and
+    predicts 17 maps (16 LIP joints, then background). Our Refinement Module takes
+    [F_p2 (``deconv_channels``), initial heatmaps (``initial_heatmap_channels``)]; with the
+    defaults (128 + 17) its input layout is GCCPM's, so every tensor loads unchanged except
+    the last heatmap conv, whose output channels differ and which is adapted explicitly:
+
+    * 16 per-joint maps: the 16 joint rows are kept, the background row dropped;
+    * 1 merged map: the weights and biases of the 16 joint rows are summed — the merged
+      target is the max over joints, which the sum of the joint maps approximates where
+      joints do not overlap (a starting point; the pose loss then fits the max).
+
+    Any other mismatch (e.g. a non-default ``initial_heatmap_channels`` or
+    ``refine_channels``, which change the U-shaped block's widths) raises ``ValueError``
+    listing the tensors, rather than loading part of the stage silently.
+
+    Returns:
+        ``{'loaded': [...], 'adapted': [...]}``: names (in the Refinement Module) copied as
+        they are and adapted.
+    """
+    if model.pose_branch is None:
+        raise ValueError("the model has no Pose Estimation branch (use_pose_branch=False)")
+    if isinstance(checkpoint, Mapping):
+        src = _unwrap(checkpoint, "the given GCCPM state dict")
+        source = "the given GCCPM state dict"
+    else:
+        src = _load_file(Path(checkpoint), "GCCPM checkpoint")
+        source = str(checkpoint)
+    stages = sorted({int(k.split(".")[1]) for k in src if k.startswith("refinement_stages.")})
+    if not stages:
+        raise ValueError(f"{source} has no 'refinement_stages.*' tensors: not a GCCPM checkpoint")
+    try:
+        stage = stages[stage_index]
+    except IndexError:
+        raise ValueError(f"stage_index {stage_index} out of range: {source} has stages {stages}") from None
+    prefix = f"refinement_stages.{stage}."
+    stage_sd = {k[len(prefix):]: v for k, v in src.items() if k.startswith(prefix)}
+
+    refinement = model.pose_branch.refinement
+    own = refinement.state_dict()
+    missing = sorted(set(own) - set(stage_sd))
+    unexpected = sorted(set(stage_sd) - set(own))
+    if missing or unexpected:
+        raise ValueError(
+            f"{source} stage {stage} does not match the Refinement Module: missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]}"
+        )
+    # The heatmap output conv: the (last) tensors with NUM_JOINTS + 1 output rows in GCCPM.
+    out_keys = _output_conv_keys(own)
+    heat_c = model.pose_branch.heatmap_channels
+    updates: Dict[str, Tensor] = {}
+    loaded: List[str] = []
+    adapted: List[str] = []
+    problems: List[str] = []
+    for k, dst in own.items():
+        v = stage_sd[k].float()
+        if v.shape == dst.shape:
+            updates[k] = v
+            loaded.append(k)
+        elif k in out_keys and v.shape[0] == NUM_JOINTS + 1 and v.shape[1:] == dst.shape[1:]:
+            joints = v[:NUM_JOINTS]  # drop the background row
+            updates[k] = joints if heat_c == NUM_JOINTS else joints.sum(0, keepdim=True)
+            adapted.append(k)
+        else:
+            problems.append(f"{k}: {tuple(v.shape)} vs {tuple(dst.shape)}")
+    if problems:
+        raise ValueError(
+            f"{source} stage {stage} does not fit the Refinement Module (its input must be "
+            f"128 features + 17 heatmaps, the defaults): {'; '.join(problems[:5])}"
+        )
+    with torch.no_grad():
+        for k, v in updates.items():
+            own[k].copy_(v.to(own[k].dtype))
+    logger.info("Refinement Module initialised from %s stage %d: %d tensors, %d adapted (%s)",
+                source, stage, len(loaded), len(adapted), adapted)
+    return {"loaded": loaded, "adapted": adapted}
+
+
+def _output_conv_keys(state: Mapping[str, Tensor]) -> List[str]:
+    """Names of the last conv's weight and bias (the heatmap output layer) of a stage."""
+    convs = [k for k, v in state.items() if k.endswith(".weight") and v.dim() == 4]
+    if not convs:
+        return []
+    last = convs[-1][: -len("weight")]
+    return [k for k in state if k.startswith(last) and k[len(last):] in ("weight", "bias")]
