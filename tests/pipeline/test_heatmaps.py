@@ -248,3 +248,14 @@ def test_cli_heatmaps_verify_show(dataset, tmp_path):
     res = CliRunner().invoke(cli, ["heatmaps", "--dataset", "sysu", "--root", str(root), "--out", str(out),
                                    "--estimator", "lip", "--no-progress"])
     assert res.exit_code == 1 and "needs --weights" in res.output
+
+
+def test_metadata_matches_entries(dataset, tmp_path):
+    root, manifest = dataset
+    build(root, manifest, tmp_path / "c")
+    cache = HeatmapCache(tmp_path / "c")
+    meta = cache.metadata()
+    for i in (0, 17, 51):
+        e = cache.get(i, with_image=False)
+        assert (meta["pid"][i], meta["camid"][i], meta["modality"][i]) == (e["pid"], e["camid"], e["modality"])
+    assert set(meta["modality"].tolist()) == {0, 1}

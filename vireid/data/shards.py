@@ -54,6 +54,9 @@ HEATMAP_SCALE = 255.0
 MODALITY_CODES = {"rgb": 0, "ir": 1}
 
 
+_META_KEYS = ("confidence", "keypoints", "pid", "camid", "modality")
+
+
 class CacheError(RuntimeError):
     """A cache is missing, incomplete, corrupt or incompatible; the message says which."""
 
@@ -235,6 +238,7 @@ class HeatmapCache:
             if not (self.root / name).is_file():
                 raise CacheError(f"{self.root / name}: shard listed in index.json is missing")
         self._files: Dict[int, h5py.File] = {}
+        self._meta: Dict[int, Dict[str, np.ndarray]] = {}
         self._pid = os.getpid()
 
     def __len__(self) -> int:
@@ -243,6 +247,7 @@ class HeatmapCache:
     def __getstate__(self) -> Dict[str, Any]:
         state = dict(self.__dict__)
         state["_files"] = {}
+        state["_meta"] = {}
         return state
 
     def check(self, expected: Mapping[str, Any]) -> None:
@@ -254,13 +259,17 @@ class HeatmapCache:
     def _file(self, shard: int) -> h5py.File:
         if os.getpid() != self._pid:            # forked into a worker: never share handles
             self._files = {}
+            self._meta = {}
             self._pid = os.getpid()
         f = self._files.get(shard)
         if f is None:
             path = self.root / self.shards[shard]
             try:
                 f = h5py.File(path, "r")
-            except OSError as exc:
+                # the small per-row arrays are read once per shard: one HDF5 read per
+                # item each would cost more than the image and heatmaps together
+                self._meta[shard] = {k: f[k][()] for k in _META_KEYS}
+            except (OSError, KeyError) as exc:
                 raise CacheError(f"{path}: cannot open shard: {exc}") from exc
             self._files[shard] = f
         return f
@@ -271,18 +280,30 @@ class HeatmapCache:
         except KeyError:
             raise CacheError(f"{self.root}: no entry for {path}") from None
 
+    def metadata(self) -> Dict[str, np.ndarray]:
+        """``pid``, ``camid``, ``modality`` of every entry, in index order (no image read):
+        what samplers need."""
+        cols: Dict[str, List[np.ndarray]] = {"pid": [], "camid": [], "modality": []}
+        for shard in range(len(self.shards)):
+            self._file(shard)
+        for shard, row in self.locations:
+            for k in cols:
+                cols[k].append(self._meta[shard][k][row])
+        return {k: np.asarray(v) for k, v in cols.items()}
+
     def get(self, i: int, with_image: bool = True) -> Dict[str, Any]:
         """Entry ``i``: image (H, W, 3) uint8 BGR, heatmaps (16, Hm, Wm) float32, confidence (16,),
         keypoints (16, 2), pid, camid, modality, path."""
         shard, row = self.locations[i]
         f = self._file(shard)
+        meta = self._meta[shard]
         out: Dict[str, Any] = {
             "heatmaps": dequantize_heatmaps(f["heatmaps"][row]),
-            "confidence": f["confidence"][row],
-            "keypoints": f["keypoints"][row],
-            "pid": int(f["pid"][row]),
-            "camid": int(f["camid"][row]),
-            "modality": int(f["modality"][row]),
+            "confidence": meta["confidence"][row].copy(),
+            "keypoints": meta["keypoints"][row].copy(),
+            "pid": int(meta["pid"][row]),
+            "camid": int(meta["camid"][row]),
+            "modality": int(meta["modality"][row]),
             "path": self.paths[i],
         }
         if with_image:
@@ -293,6 +314,7 @@ class HeatmapCache:
         for f in self._files.values():
             f.close()
         self._files = {}
+        self._meta = {}
 
 
 def write_index(root: PathLike, shards: Sequence[str]) -> Dict[str, Any]:

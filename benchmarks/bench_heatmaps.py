@@ -1,0 +1,106 @@
+"""Throughput of `vireid-prep heatmaps` against the estimator alone, cache size, read speed.
+
+Everything is measured in the same run on the same synthetic SYSU-MM01 tree:
+
+1. pure batched forward of the estimator (GCCPM with random weights, the public
+   checkpoint's 5 refinement stages) on pre-decoded, pre-fitted tensors: the ceiling;
+2. the whole job end to end (decoding, fitting, inference, rendering, encoding, HDF5
+   writing) with 2 decoding threads: the ratio 2/1 is the target (>= 0.85);
+3. bytes per image on disk for crops stored as JPEG and as raw pixels, and read
+   throughput of each cache (image + heatmaps, one process) against decoding the
+   original JPEG files and resizing them (what training would do without a cache).
+
+    python benchmarks/bench_heatmaps.py [--ids 24] [--stages 5] [--batch 16] [--device cpu]
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from pipeline.estimators.keypoints import SIDE_FILE, KeypointFileEstimator
+from pipeline.estimators.lip import LipEstimator
+from pipeline.heatmaps import HeatmapJob
+from pipeline.synth import synthesize
+from vireid.data.scan import scan
+from vireid.data.shards import CacheConfig, HeatmapCache
+from vireid.pose.gccpm import GCCPM, prepare_crop
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ids", type=int, default=24)
+    ap.add_argument("--stages", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--source-size", default="256x128",
+                    help="HxW of the synthetic source crops (SYSU-MM01's are a few hundred rows tall)")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        src_hw = tuple(int(v) for v in args.source_size.split("x"))
+        synthesize("sysu", tmp / "SYSU", ids=args.ids, seed=0, image_size=src_hw)
+        manifest = scan("sysu", tmp / "SYSU")
+        n = len(manifest.records)
+        weights = tmp / "gccpm.pth"
+        torch.save({"state_dict": GCCPM(num_refinement_stages=args.stages).state_dict()}, weights)
+        est = LipEstimator(weights, device=args.device)
+        est.batch_size = args.batch
+        print(f"{n} images, GCCPM with {args.stages} refinement stages, batch {args.batch}, device {args.device}, "
+              f"{torch.get_num_threads()} torch threads")
+
+        # 1. the estimator alone on prepared tensors
+        images = [cv2.imread(str(tmp / "SYSU" / r.path)) for r in manifest.records]
+        tensors = [prepare_crop(im, 256)[0] for im in images]
+        model = est.model
+        with torch.no_grad():
+            model(torch.cat(tensors[: args.batch]).to(args.device))            # warm-up
+            t0 = time.perf_counter()
+            for i in range(0, n, args.batch):
+                model(torch.cat(tensors[i:i + args.batch]).to(args.device))
+            forward_s = time.perf_counter() - t0
+        forward_ips = n / forward_s
+
+        # 2. end to end
+        t0 = time.perf_counter()
+        res = HeatmapJob(manifest, tmp / "SYSU", tmp / "cache_lip", est, CacheConfig(), jobs=args.jobs).run()
+        job_s = time.perf_counter() - t0
+        job_ips = n / job_s
+        print(f"estimator forward only : {forward_ips:8.1f} img/s")
+        print(f"vireid-prep heatmaps   : {job_ips:8.1f} img/s  (ratio {job_ips / forward_ips:.2f}, target >= 0.85)")
+
+        # 3. storage and read speed, JPEG vs raw crops (keypoints estimator: no inference)
+        side = KeypointFileEstimator(tmp / "SYSU" / SIDE_FILE)
+        sizes = {}
+        reads = {}
+        for fmt in ("jpeg", "raw"):
+            out = tmp / f"cache_{fmt}"
+            HeatmapJob(manifest, tmp / "SYSU", out, side, CacheConfig(image_format=fmt), jobs=args.jobs).run()
+            sizes[fmt] = sum(p.stat().st_size for p in out.glob("shard-*.h5")) / n
+            cache = HeatmapCache(out)
+            t0 = time.perf_counter()
+            for i in range(len(cache)):
+                cache.get(i)
+            reads[fmt] = len(cache) / (time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for r in manifest.records:
+            cv2.resize(cv2.imread(str(tmp / "SYSU" / r.path)), (144, 288))
+        decode_ips = n / (time.perf_counter() - t0)
+        src_bytes = sum(r.nbytes for r in manifest.records) / n
+        print(f"bytes per image        : jpeg cache {sizes['jpeg'] / 1024:.1f} KiB, raw cache {sizes['raw'] / 1024:.1f} KiB "
+              f"(source JPEGs around {args.source_size}: {src_bytes / 1024:.1f} KiB)")
+        print(f"read, one process      : jpeg cache {reads['jpeg']:.0f} img/s, raw cache {reads['raw']:.0f} img/s, "
+              f"decoding the original JPEGs + resize {decode_ips:.0f} img/s "
+              f"(ratios {reads['jpeg'] / decode_ips:.2f} / {reads['raw'] / decode_ips:.2f})")
+        assert res.complete
+
+
+if __name__ == "__main__":
+    main()
