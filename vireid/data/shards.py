@@ -239,6 +239,7 @@ class HeatmapCache:
                 raise CacheError(f"{self.root / name}: shard listed in index.json is missing")
         self._files: Dict[int, h5py.File] = {}
         self._meta: Dict[int, Dict[str, np.ndarray]] = {}
+        self._large: Dict[int, Tuple[h5py.Dataset, h5py.Dataset]] = {}
         self._pid = os.getpid()
 
     def __len__(self) -> int:
@@ -248,6 +249,7 @@ class HeatmapCache:
         state = dict(self.__dict__)
         state["_files"] = {}
         state["_meta"] = {}
+        state["_large"] = {}
         return state
 
     def check(self, expected: Mapping[str, Any]) -> None:
@@ -260,6 +262,7 @@ class HeatmapCache:
         if os.getpid() != self._pid:            # forked into a worker: never share handles
             self._files = {}
             self._meta = {}
+            self._large = {}
             self._pid = os.getpid()
         f = self._files.get(shard)
         if f is None:
@@ -267,8 +270,10 @@ class HeatmapCache:
             try:
                 f = h5py.File(path, "r")
                 # the small per-row arrays are read once per shard: one HDF5 read per
-                # item each would cost more than the image and heatmaps together
+                # item each would cost more than the image and heatmaps together; the two
+                # large datasets stay open (a name lookup per access costs ~1.6x per item)
                 self._meta[shard] = {k: f[k][()] for k in _META_KEYS}
+                self._large[shard] = (f["image"], f["heatmaps"])
             except (OSError, KeyError) as exc:
                 raise CacheError(f"{path}: cannot open shard: {exc}") from exc
             self._files[shard] = f
@@ -281,15 +286,27 @@ class HeatmapCache:
             raise CacheError(f"{self.root}: no entry for {path}") from None
 
     def metadata(self) -> Dict[str, np.ndarray]:
-        """``pid``, ``camid``, ``modality`` of every entry, in index order (no image read):
-        what samplers need."""
-        cols: Dict[str, List[np.ndarray]] = {"pid": [], "camid": [], "modality": []}
+        """``pid``, ``camid``, ``modality`` (int64, (N,)) and ``confidence`` (float32, (N, 16))
+        of every entry in index order, without reading any image: what samplers and
+        datasets need up front."""
+        shard_of = np.asarray([loc[0] for loc in self.locations], dtype=np.int64)
+        row_of = np.asarray([loc[1] for loc in self.locations], dtype=np.int64)
+        out = {k: np.zeros(len(self), np.int64) for k in ("pid", "camid", "modality")}
+        out["confidence"] = np.zeros((len(self), NUM_JOINTS), np.float32)
         for shard in range(len(self.shards)):
             self._file(shard)
-        for shard, row in self.locations:
-            for k in cols:
-                cols[k].append(self._meta[shard][k][row])
-        return {k: np.asarray(v) for k, v in cols.items()}
+            sel = shard_of == shard
+            for k in out:
+                out[k][sel] = self._meta[shard][k][row_of[sel]]
+        return out
+
+    def read_arrays(self, i: int) -> Tuple[np.ndarray, np.ndarray]:
+        """Entry ``i``'s two large fields only: image (H, W, 3) uint8 BGR, heatmaps (16, Hm, Wm)
+        float32 (the training hot path; the rest comes from :meth:`metadata`)."""
+        shard, row = self.locations[i]
+        self._file(shard)
+        image, heatmaps = self._large[shard]
+        return decode_image(image[row], self.attrs["image_format"]), dequantize_heatmaps(heatmaps[row])
 
     def get(self, i: int, with_image: bool = True) -> Dict[str, Any]:
         """Entry ``i``: image (H, W, 3) uint8 BGR, heatmaps (16, Hm, Wm) float32, confidence (16,),
@@ -315,6 +332,7 @@ class HeatmapCache:
             f.close()
         self._files = {}
         self._meta = {}
+        self._large = {}
 
 
 def write_index(root: PathLike, shards: Sequence[str]) -> Dict[str, Any]:

@@ -1,0 +1,158 @@
+"""Paired augmentations: heatmap peaks follow the crop and the flip, erasing spares heatmaps."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vireid.data.transforms import (EvalTransform, TrainTransform, TransformConfig, shift_maps)
+from vireid.pose.heatmaps import cell_centres, render_gaussian_heatmaps
+from vireid.pose.joints import JOINT_INDEX, NUM_JOINTS, flip_permutation
+
+SIZE = (64, 32)
+STRIDE = 4
+HM = (SIZE[0] // STRIDE, SIZE[1] // STRIDE)
+L_HIP, R_HIP = JOINT_INDEX["L_Hip"], JOINT_INDEX["R_Hip"]
+
+
+def dot_sample(x: int, y: int, joint: int = L_HIP) -> dict:
+    """A dark image with one bright pixel at (x, y) and joint ``joint``'s Gaussian at the same place."""
+    image = np.full((*SIZE, 3), 20, np.uint8)
+    image[y, x] = 255
+    kps = np.full((NUM_JOINTS, 2), np.nan)
+    kps[joint] = (x, y)
+    weights = np.zeros(NUM_JOINTS)
+    weights[joint] = 1.0
+    maps = render_gaussian_heatmaps(kps, weights, HM, STRIDE, sigma=3.0)
+    confidence = np.linspace(0.1, 0.9, NUM_JOINTS).astype(np.float32)
+    return {"image": image, "heatmaps": maps, "confidence": confidence}
+
+
+def peak_pixel(channel: torch.Tensor) -> tuple:
+    """Input-pixel coordinates (x, y) of the centre of a map's argmax cell."""
+    r, c = np.unravel_index(int(torch.argmax(channel)), channel.shape)
+    return cell_centres(channel.shape[1], STRIDE)[c], cell_centres(channel.shape[0], STRIDE)[r]
+
+
+def dot_pixel(image: torch.Tensor) -> tuple:
+    r, c = np.unravel_index(int(torch.argmax(image.sum(0))), image.shape[1:])
+    return c, r
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_heatmap_peak_follows_crop_and_flip(seed):
+    cfg = TransformConfig(input_size=SIZE, stride=STRIDE, pad=10, flip_p=0.5, erase_p=0.0)
+    rng = np.random.default_rng(seed)
+    x, y = int(rng.integers(12, SIZE[1] - 12)), int(rng.integers(12, SIZE[0] - 12))
+    sample = dot_sample(x, y)
+    out = TrainTransform(cfg)(sample, np.random.default_rng(1000 + seed))
+    assert out["image"].shape == (3, *SIZE) and out["heatmaps"].shape == (NUM_JOINTS, *HM)
+    dx, dy = dot_pixel(out["image"])
+    flipped = out["heatmaps"][L_HIP].max() == 0
+    joint = R_HIP if flipped else L_HIP
+    assert out["heatmaps"][joint].max() > 0.6 * sample["heatmaps"][L_HIP].max()   # survives the sub-cell shift
+    px, py = peak_pixel(out["heatmaps"][joint])
+    assert abs(px - dx) <= STRIDE and abs(py - dy) <= STRIDE, (x, y, dx, dy, px, py)
+    others = [c for c in range(NUM_JOINTS) if c != joint]
+    assert out["heatmaps"][others].abs().max() == 0
+
+
+def test_crop_and_flip_actually_happen():
+    cfg = TransformConfig(input_size=SIZE, stride=STRIDE, pad=10, flip_p=0.5, erase_p=0.0)
+    sample = dot_sample(10, 30)
+    positions, flips = set(), set()
+    for seed in range(40):
+        out = TrainTransform(cfg)(sample, np.random.default_rng(seed))
+        positions.add(dot_pixel(out["image"]))
+        flips.add(bool(out["heatmaps"][L_HIP].max() == 0))
+    assert len(positions) > 10 and flips == {True, False}
+
+
+def test_flip_swaps_left_right_channels_and_confidence():
+    cfg = TransformConfig(input_size=SIZE, stride=STRIDE, pad=0, flip_p=1.0, erase_p=0.0)
+    sample = dot_sample(5, 40, joint=L_HIP)
+    out = TrainTransform(cfg)(sample, np.random.default_rng(0))
+    assert out["heatmaps"][L_HIP].max() == 0 and out["heatmaps"][R_HIP].max() == sample["heatmaps"][L_HIP].max()
+    px, py = peak_pixel(out["heatmaps"][R_HIP])
+    assert abs(px - (SIZE[1] - 1 - 5)) <= STRIDE and abs(py - 40) <= STRIDE
+    assert dot_pixel(out["image"]) == (SIZE[1] - 1 - 5, 40)
+    perm = flip_permutation()
+    np.testing.assert_array_equal(out["joint_weights"].numpy(), sample["confidence"][perm])
+    assert out["joint_weights"][L_HIP] == sample["confidence"][R_HIP]
+
+
+def test_shift_maps_is_exact_at_subcell_offsets():
+    maps = np.zeros((1, 6, 6), np.float32)
+    maps[0, 2, 2] = 1.0
+    out = shift_maps(maps, 0.0, 2.5)
+    np.testing.assert_allclose(out[0, 2, 4:6], [0.5, 0.5])
+    assert out.sum() == pytest.approx(1.0)
+    out = shift_maps(maps, -1.25, 0.0)
+    np.testing.assert_allclose(out[0, 0:2, 2], [0.25, 0.75])
+    assert shift_maps(maps, 0.0, 7.0).max() == 0               # pushed out of the frame
+
+
+def test_random_erasing_never_touches_heatmaps():
+    base = dict(input_size=SIZE, stride=STRIDE, pad=10, flip_p=0.5)
+    sample = dot_sample(16, 32)
+    sample["heatmaps"] = sample["heatmaps"] + np.float32(0.25)      # non-zero everywhere
+    erased_any = 0
+    for seed in range(10):
+        with_erase = TrainTransform(TransformConfig(**base, erase_p=1.0))(sample, np.random.default_rng(seed))
+        without = TrainTransform(TransformConfig(**base, erase_p=0.0))(sample, np.random.default_rng(seed))
+        torch.testing.assert_close(with_erase["heatmaps"], without["heatmaps"], rtol=0, atol=0)
+        diff = (with_erase["image"] != without["image"]).any(0)
+        assert diff.any()
+        erased_any += 1
+        # the erased region is a filled rectangle with the configured constants
+        ys, xs = torch.nonzero(diff, as_tuple=True)
+        box = with_erase["image"][:, ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+        torch.testing.assert_close(box[:, 0, 0], torch.tensor(TransformConfig().erase_fill))
+    assert erased_any == 10
+
+
+def test_normalisation_bgr_to_rgb_and_ir_three_channels():
+    cfg = TransformConfig(input_size=SIZE, stride=STRIDE)
+    image = np.zeros((*SIZE, 3), np.uint8)
+    image[..., 0], image[..., 1], image[..., 2] = 10, 20, 30           # B, G, R
+    maps = np.zeros((NUM_JOINTS, *HM), np.float32)
+    out = EvalTransform(cfg)({"image": image, "heatmaps": maps})["image"]
+    expect = [(30 / 255 - 0.485) / 0.229, (20 / 255 - 0.456) / 0.224, (10 / 255 - 0.406) / 0.225]
+    torch.testing.assert_close(out[:, 0, 0], torch.tensor(expect, dtype=torch.float32))
+    ir = EvalTransform(cfg)({"image": np.full(SIZE, 100, np.uint8), "heatmaps": maps})["image"]
+    assert ir.shape == (3, *SIZE)
+    torch.testing.assert_close(ir[0] * 0.229 + 0.485, ir[2] * 0.225 + 0.406)
+
+
+def test_eval_transform_is_deterministic_and_resizes():
+    cfg = TransformConfig(input_size=SIZE, stride=STRIDE)
+    rng = np.random.default_rng(0)
+    sample = {"image": rng.integers(0, 255, (40, 20, 3), dtype=np.uint8),
+              "heatmaps": rng.random((NUM_JOINTS, 10, 5), dtype=np.float32),
+              "confidence": np.ones(NUM_JOINTS, np.float32)}
+    t = EvalTransform(cfg)
+    a, b = t(sample, np.random.default_rng(1)), t(sample, np.random.default_rng(2))
+    assert a["image"].shape == (3, *SIZE) and a["heatmaps"].shape == (NUM_JOINTS, *HM)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+
+
+def test_train_transform_reproducible_from_rng():
+    cfg = TransformConfig(input_size=SIZE, stride=STRIDE)
+    sample = dot_sample(10, 20)
+    t = TrainTransform(cfg)
+    a, b = t(sample, np.random.default_rng(7)), t(sample, np.random.default_rng(7))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    outs = [t(sample, np.random.default_rng(s))["image"] for s in range(5)]
+    assert any(not torch.equal(outs[0], o) for o in outs[1:])
+
+
+def test_bad_inputs_are_named():
+    with pytest.raises(ValueError, match="multiple of the heatmap stride"):
+        TransformConfig(input_size=(30, 16), stride=4)
+    t = TrainTransform(TransformConfig(input_size=SIZE, stride=STRIDE))
+    with pytest.raises(ValueError, match="heatmaps must be"):
+        t({"image": np.zeros((*SIZE, 3), np.uint8), "heatmaps": np.zeros((3, *HM), np.float32)})
+    with pytest.raises(KeyError, match="heatmaps"):
+        t({"image": np.zeros((*SIZE, 3), np.uint8)})

@@ -1,0 +1,271 @@
+"""Paired training augmentations: the same geometry applied to a person crop and its joint heatmaps.
+
+The paper (Section IV-A) resizes every image to 288x144 and augments with random
+cropping, random erasing and horizontal flipping. Here every geometric step acts on
+the image *and* on its 16 LIP joint heatmaps, so a joint's target peak stays on the
+joint:
+
+1. **resize** to ``input_size`` (a no-op for cache entries, which are stored at the
+   training size); heatmaps are resized to ``input_size / stride`` when they differ.
+2. **random crop with zero padding** (torchvision's ``RandomCrop(size, padding=pad)``):
+   the image is padded by ``pad`` zero pixels on each side and an ``input_size`` window
+   is cut at a uniform integer offset ``(oy, ox)`` in ``[0, 2 * pad]``, i.e. the content
+   moves by ``(pad - oy, pad - ox)`` pixels. Heatmaps move by the *exact* same amount,
+   ``shift / stride`` cells, which is fractional in general (e.g. 10 px = 2.5 cells at
+   stride 4): the integer part is a slice, the fractional part a linear blend of the two
+   neighbouring integer shifts (separably in x and y). On the map grid of
+   :mod:`vireid.pose.heatmaps` (cell ``c`` centred on input pixel ``c*s + s/2 - 0.5``) a
+   pixel shift of ``d`` is a cell shift of exactly ``d / s``, so the blended peak stays
+   on the joint; the blend lowers a Gaussian's peak by at most ~4 % at sigma 7 px,
+   stride 4 (half a cell off-grid). Cells shifted in from outside are 0, like the
+   padded pixels; a joint pushed out of the frame keeps its confidence (its map is
+   simply cut off).
+3. **horizontal flip** (p = 0.5): the image is mirrored, the heatmaps are mirrored *and*
+   their left/right joint channels swapped (:func:`vireid.pose.joints.flip_permutation`),
+   and the joint confidences are permuted the same way. Mirroring cells is exact on the
+   grid above (``W = Wm * s``).
+4. **normalisation**: BGR -> RGB, ``/ 255``, ImageNet mean/std; a one-channel (IR) image
+   is repeated to three channels first.
+5. **random erasing** on the image only (torchreid / Zhong et al. defaults: p = 0.5,
+   area 2-40 %, aspect ratio 0.3-3.33, up to 100 attempts), applied after normalisation
+   and filled with the per-channel constants (0.4914, 0.4822, 0.4465), as the AGW and
+   hetero-center baselines' ``RandomErasing`` does. Heatmaps are never erased: the
+   joints behind an occluder are still where they are.
+
+Randomness comes only from the ``numpy.random.Generator`` passed to ``__call__`` (the
+dataset derives one per (seed, epoch, index, draw)); the transforms hold no RNG state.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+import cv2
+import numpy as np
+import torch
+
+from vireid.pose.joints import NUM_JOINTS, flip_permutation
+
+IMAGENET_MEAN: Tuple[float, float, float] = (0.485, 0.456, 0.406)   # RGB
+IMAGENET_STD: Tuple[float, float, float] = (0.229, 0.224, 0.225)    # RGB
+ERASE_FILL: Tuple[float, float, float] = (0.4914, 0.4822, 0.4465)    # torchreid / AGW RandomErasing
+
+_FLIP = np.asarray(flip_permutation())
+
+
+@dataclass(frozen=True)
+class TransformConfig:
+    """Augmentation settings; defaults are the paper's (288x144, crop, flip, erasing)."""
+
+    input_size: Tuple[int, int] = (288, 144)   # (H, W) of the network input
+    stride: int = 4                            # heatmap stride: maps are (H/stride, W/stride)
+    pad: int = 10                              # random-crop zero padding in pixels (0 = no crop)
+    flip_p: float = 0.5
+    erase_p: float = 0.5
+    erase_area: Tuple[float, float] = (0.02, 0.4)   # fraction of the image area
+    erase_aspect: float = 0.3                        # aspect ratio in [r, 1/r]
+    erase_attempts: int = 100
+    erase_fill: Tuple[float, float, float] = ERASE_FILL   # values in the normalised image
+    mean: Tuple[float, float, float] = IMAGENET_MEAN
+    std: Tuple[float, float, float] = IMAGENET_STD
+
+    def __post_init__(self) -> None:
+        h, w = self.input_size
+        if h <= 0 or w <= 0 or h % self.stride or w % self.stride:
+            raise ValueError(f"input size {self.input_size} is not a positive multiple of the heatmap stride "
+                             f"{self.stride}")
+        if self.pad < 0:
+            raise ValueError(f"pad must be >= 0, got {self.pad}")
+        for name in ("flip_p", "erase_p"):
+            p = getattr(self, name)
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {p}")
+        lo, hi = self.erase_area
+        if not 0.0 < lo <= hi < 1.0:
+            raise ValueError(f"erase_area must satisfy 0 < lo <= hi < 1, got {self.erase_area}")
+        if not 0.0 < self.erase_aspect <= 1.0:
+            raise ValueError(f"erase_aspect must be in (0, 1], got {self.erase_aspect}")
+
+    @property
+    def heatmap_size(self) -> Tuple[int, int]:
+        return self.input_size[0] // self.stride, self.input_size[1] // self.stride
+
+
+# ---------------------------------------------------------------------------- steps
+def as_three_channels(image: np.ndarray) -> np.ndarray:
+    """(H, W) or (H, W, 1) -> (H, W, 3) by repetition (IR); (H, W, 3) unchanged."""
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3):
+        raise ValueError(f"expected an (H, W), (H, W, 1) or (H, W, 3) image, got shape {image.shape}")
+    if image.shape[2] == 1:
+        image = np.repeat(image, 3, axis=2)
+    return image
+
+
+def resize_pair(image: np.ndarray, heatmaps: np.ndarray, config: TransformConfig) -> Tuple[np.ndarray, np.ndarray]:
+    """Resize the image to ``input_size`` and the maps to ``heatmap_size`` (bilinear) if they differ."""
+    h, w = config.input_size
+    if image.shape[:2] != (h, w):
+        image = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+        if image.ndim == 2:
+            image = image[:, :, None]
+    hm_h, hm_w = config.heatmap_size
+    if heatmaps.shape[1:] != (hm_h, hm_w):
+        # (J, h, w) -> (h, w, J) -> resize -> (J, Hm, Wm)
+        hwj = cv2.resize(np.ascontiguousarray(heatmaps.transpose(1, 2, 0)), (hm_w, hm_h),
+                         interpolation=cv2.INTER_LINEAR)
+        heatmaps = hwj.reshape(hm_h, hm_w, -1).transpose(2, 0, 1)
+    return image, heatmaps
+
+
+def shift_image(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """Move the content by (dy, dx) whole pixels, zero-filling what comes in (pad + crop)."""
+    if dy == 0 and dx == 0:
+        return image
+    h, w = image.shape[:2]
+    out = np.zeros_like(image)
+    ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
+    xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+    out[yd, xd] = image[ys, xs]
+    return out
+
+
+def _shift_int(maps: np.ndarray, n: int, axis: int) -> np.ndarray:
+    """``out[i] = maps[i - n]`` along ``axis`` (zeros where ``i - n`` is outside)."""
+    if n == 0:
+        return maps
+    out = np.zeros_like(maps)
+    size = maps.shape[axis]
+    if abs(n) >= size:
+        return out
+    src = [slice(None)] * maps.ndim
+    dst = [slice(None)] * maps.ndim
+    src[axis], dst[axis] = (slice(0, size - n), slice(n, size)) if n > 0 else (slice(-n, size), slice(0, size + n))
+    out[tuple(dst)] = maps[tuple(src)]
+    return out
+
+
+def shift_maps(maps: np.ndarray, dy: float, dx: float) -> np.ndarray:
+    """Move (J, H, W) maps by (dy, dx) cells, fractional parts by linear interpolation."""
+    for shift, axis in ((dy, 1), (dx, 2)):
+        n = math.floor(shift)
+        f = shift - n
+        moved = _shift_int(maps, n, axis)
+        if f > 1e-9:
+            moved = moved * np.float32(1.0 - f) + _shift_int(maps, n + 1, axis) * np.float32(f)
+        maps = moved
+    return maps
+
+
+def flip_pair(image: np.ndarray, heatmaps: np.ndarray, weights: np.ndarray
+              ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mirror image and maps; swap left/right joint channels and confidences."""
+    return image[:, ::-1], heatmaps[_FLIP, :, ::-1], weights[_FLIP]
+
+
+def normalise(image_bgr: np.ndarray, config: TransformConfig) -> np.ndarray:
+    """(H, W, 3) uint8 BGR -> (3, H, W) float32 RGB, ImageNet-normalised."""
+    std = np.asarray(config.std, np.float32) * np.float32(255.0)
+    scale = (np.float32(1.0) / std)[:, None, None]
+    bias = (-np.asarray(config.mean, np.float32) * np.float32(255.0) / std)[:, None, None]
+    planes = cv2.split(np.ascontiguousarray(image_bgr))      # 3 x (H, W) uint8, B, G, R
+    out = np.empty((3, *image_bgr.shape[:2]), np.float32)    # (3, H, W) RGB
+    for c in range(3):                                        # planar copies: ~20x faster than
+        out[c] = planes[2 - c]                                # converting the interleaved image
+    out *= scale
+    out += bias
+    return out
+
+
+def erase_box(height: int, width: int, config: TransformConfig, rng: np.random.Generator
+              ) -> Optional[Tuple[int, int, int, int]]:
+    """torchreid's RandomErasing box ``(y, x, h, w)``, or None (not applied / no box fits)."""
+    if rng.random() >= config.erase_p:
+        return None
+    area = height * width
+    lo, hi = config.erase_area
+    r = config.erase_aspect
+    for _ in range(config.erase_attempts):
+        target = rng.uniform(lo, hi) * area
+        aspect = rng.uniform(r, 1.0 / r)
+        h = int(round(math.sqrt(target * aspect)))
+        w = int(round(math.sqrt(target / aspect)))
+        if 0 < h < height and 0 < w < width:
+            y = int(rng.integers(0, height - h + 1))
+            x = int(rng.integers(0, width - w + 1))
+            return y, x, h, w
+    return None
+
+
+def _check_sample(sample: Mapping[str, Any]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    for key in ("image", "heatmaps"):
+        if key not in sample:
+            raise KeyError(f"sample has no {key!r} (keys: {sorted(sample)})")
+    image = as_three_channels(np.asarray(sample["image"]))
+    if image.dtype != np.uint8:
+        raise ValueError(f"image must be uint8, got {image.dtype}")
+    heatmaps = np.asarray(sample["heatmaps"], dtype=np.float32)
+    if heatmaps.ndim != 3 or heatmaps.shape[0] != NUM_JOINTS:
+        raise ValueError(f"heatmaps must be ({NUM_JOINTS}, Hm, Wm), got shape {heatmaps.shape}")
+    weights = sample.get("confidence")
+    weights = np.ones(NUM_JOINTS, np.float32) if weights is None else np.asarray(weights, np.float32).reshape(-1)
+    if weights.shape != (NUM_JOINTS,):
+        raise ValueError(f"confidence must have {NUM_JOINTS} values, got shape {weights.shape}")
+    return image, heatmaps, weights
+
+
+def _to_tensors(image: np.ndarray, heatmaps: np.ndarray, weights: np.ndarray) -> Dict[str, torch.Tensor]:
+    return {
+        "image": torch.from_numpy(image),                                            # (3, H, W)
+        "heatmaps": torch.from_numpy(np.ascontiguousarray(heatmaps, dtype=np.float32)),  # (16, Hm, Wm)
+        "joint_weights": torch.from_numpy(np.ascontiguousarray(weights, dtype=np.float32)),  # (16,)
+    }
+
+
+# ---------------------------------------------------------------------------- transforms
+class TrainTransform:
+    """resize -> pad-and-crop -> flip -> normalise -> erase (see the module docstring).
+
+    ``__call__(sample, rng)`` takes a cache entry (``image`` (H, W, 3) uint8 BGR,
+    ``heatmaps`` (16, Hm, Wm) float32, ``confidence`` (16,)) and returns tensors
+    ``image`` (3, H, W) float32, ``heatmaps`` (16, Hm', Wm') float32, ``joint_weights``
+    (16,). ``rng`` should be given; when it is None a generator seeded with ``seed``
+    is used (a fixed augmentation, for one-off use and inspection only).
+    """
+
+    def __init__(self, config: TransformConfig = TransformConfig(), seed: int = 0):
+        self.config = config
+        self.seed = int(seed)
+
+    def __call__(self, sample: Mapping[str, Any], rng: Optional[np.random.Generator] = None) -> Dict[str, torch.Tensor]:
+        cfg = self.config
+        rng = rng if rng is not None else np.random.default_rng(self.seed)
+        image, heatmaps, weights = _check_sample(sample)
+        image, heatmaps = resize_pair(image, heatmaps, cfg)
+        if cfg.pad > 0:
+            oy, ox = (int(v) for v in rng.integers(0, 2 * cfg.pad + 1, size=2))
+            dy, dx = cfg.pad - oy, cfg.pad - ox                   # content shift in pixels
+            image = shift_image(image, dy, dx)
+            heatmaps = shift_maps(heatmaps, dy / cfg.stride, dx / cfg.stride)
+        if rng.random() < cfg.flip_p:
+            image, heatmaps, weights = flip_pair(image, heatmaps, weights)
+        out = normalise(image, cfg)                               # (3, H, W) float32
+        box = erase_box(out.shape[1], out.shape[2], cfg, rng)
+        if box is not None:
+            y, x, h, w = box
+            out[:, y:y + h, x:x + w] = np.asarray(cfg.erase_fill, np.float32)[:, None, None]
+        return _to_tensors(out, heatmaps, weights)
+
+
+class EvalTransform:
+    """resize -> normalise; deterministic (the ``rng`` argument is accepted and ignored)."""
+
+    def __init__(self, config: TransformConfig = TransformConfig()):
+        self.config = config
+
+    def __call__(self, sample: Mapping[str, Any], rng: Optional[np.random.Generator] = None) -> Dict[str, torch.Tensor]:
+        image, heatmaps, weights = _check_sample(sample)
+        image, heatmaps = resize_pair(image, heatmaps, self.config)
+        return _to_tensors(normalise(image, self.config), heatmaps, weights)
