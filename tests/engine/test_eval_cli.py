@@ -1,0 +1,95 @@
+"""vireid-eval end to end on a tiny synthetic SYSU cache and an untrained ResNet-18 checkpoint."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+import torch
+from click.testing import CliRunner
+
+from pipeline.estimators.keypoints import SIDE_FILE, KeypointFileEstimator
+from pipeline.heatmaps import HeatmapJob
+from pipeline.synth import synthesize
+from vireid.cli.evaluate import cli
+from vireid.data.scan import scan
+from vireid.data.shards import CacheConfig
+from vireid.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from vireid.model import ModelConfig, PoseVIReIDNet
+
+HW = (96, 48)
+
+
+def _cache(root: Path, layout: str, out: Path, **kw):
+    synthesize(layout, root, ids=kw.pop("ids", 8), seed=1, **kw)
+    manifest = scan(layout, root)
+    HeatmapJob(manifest, root, out, KeypointFileEstimator(root / SIDE_FILE),
+               CacheConfig(input_size=HW, stride=4, sigma=3.0, shard_size=64)).run()
+    return manifest
+
+
+def _checkpoint(path: Path, manifest, dataset: str, trial=None, input_size=HW):
+    torch.manual_seed(0)
+    cfg = ModelConfig(backbone="resnet18", input_size=input_size, num_classes=4)
+    model = PoseVIReIDNet(cfg)
+    import dataclasses
+    save_checkpoint(path, {"model": model.state_dict(), "model_config": dataclasses.asdict(cfg), "config": {},
+                           "dataset": dataset, "trial": trial, "manifest_hash": manifest.hash, "epoch": 0})
+
+
+@pytest.fixture(scope="module")
+def sysu(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("eval")
+    manifest = _cache(tmp / "SYSU", "sysu", tmp / "cache")
+    _checkpoint(tmp / "run" / "last.pt", manifest, "sysu")
+    return tmp
+
+
+def test_sysu_outputs(sysu):
+    out = sysu / "ev"
+    res = CliRunner().invoke(cli, ["--checkpoint", str(sysu / "run" / "last.pt"), "--cache", str(sysu / "cache"),
+                                   "--trials", "2", "--out", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads((out / "results.json").read_text())
+    assert set(doc["results"]) == {"All-search", "Indoor-search"}
+    allr = doc["results"]["All-search"]
+    assert allr["trials"] == [0, 1] and set(allr["features"]) == {"f_ID", "f_ALL"}
+    assert len(allr["features"]["f_ID"]["per_trial"]) == 2
+    assert 0 <= allr["features"]["f_ALL"]["mean"]["mAP"] <= 1
+    assert doc["manifest_hash"] and len(doc["checkpoint"]["sha256"]) == 64
+    md = (out / "results.md").read_text()
+    assert md.startswith("| Method | All-search R1") and "| f_ID |" in md and "| f_ALL |" in md
+    assert cv2.imread(str(out / "cmc.png")).shape == (450, 600, 3)
+    rank = cv2.imread(str(out / "ranking.png"))
+    from vireid.data.manifest import Manifest
+    from vireid.engine.evaluate import sysu_sets
+    sets = sysu_sets(Manifest.load(sysu / "cache" / "manifest.json"), "all", "single", trials=[0])
+    n, k = min(6, len(sets.query)), min(10, len(sets.galleries[0]))
+    # plot_ranking geometry: rows of 128+2*4+4 px, columns of 64+2*4+4 px, a 16 px gap, 4 px margin
+    assert rank.shape == (n * 140 + 4, (k + 1) * 76 + 20, 3)
+
+
+def test_regdb_both_directions(tmp_path):
+    manifest = _cache(tmp_path / "RegDB", "regdb", tmp_path / "cache", ids=6, images_per_camera=2)
+    _checkpoint(tmp_path / "last.pt", manifest, "regdb", trial=3)
+    res = CliRunner().invoke(cli, ["--checkpoint", str(tmp_path / "last.pt"), "--cache", str(tmp_path / "cache"),
+                                   "--out", str(tmp_path / "ev"), "--no-progress", "--flip"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads((tmp_path / "ev" / "results.json").read_text())
+    assert set(doc["results"]) == {"Visible-to-Thermal", "Thermal-to-Visible"}
+    assert doc["results"]["Visible-to-Thermal"]["trials"] == [3] and doc["protocol"]["flip"] is True
+
+
+def test_clear_errors(sysu, tmp_path):
+    res = CliRunner().invoke(cli, ["--checkpoint", str(tmp_path / "absent.pt"), "--cache", str(sysu / "cache")])
+    assert res.exit_code == 1 and "checkpoint not found" in res.output
+    other = tmp_path / "other.pt"
+    from vireid.data.manifest import Manifest
+    manifest = Manifest.load(sysu / "cache" / "manifest.json")
+    _checkpoint(other, manifest, "sysu", input_size=(128, 64))
+    res = CliRunner().invoke(cli, ["--checkpoint", str(other), "--cache", str(sysu / "cache"), "--no-progress"])
+    assert res.exit_code == 1 and "trained at 128x64" in res.output and "96x48" in res.output
+    torch.save({"weights": 1}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not a vireid-checkpoint/1"):
+        load_checkpoint(tmp_path / "foreign.pt")

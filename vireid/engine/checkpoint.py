@@ -1,0 +1,79 @@
+"""Checkpoints of the joint model: one format for training (``last.pt``, ``best.pt``) and
+evaluation.
+
+A checkpoint is a ``torch.save``d dict, written atomically (temporary file, then rename):
+
+=================  ============================================================
+key                content
+=================  ============================================================
+format             ``"vireid-checkpoint/1"``
+model              the model's state dict
+model_config       ``dataclasses.asdict(ModelConfig)``: enough to rebuild the network
+config             the whole resolved run configuration (dict)
+dataset            ``"sysu"`` | ``"regdb"``; ``trial`` for RegDB (or None)
+manifest_hash      hash of the manifest the model was trained on
+cache_attrs        the heatmap cache's ``cache.json`` attributes
+label_map          raw identity -> training label
+epoch              epochs completed
+...                training state (optimizer, scheduler, scaler, rng, sampler) for resume
+=================  ============================================================
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Dict, Mapping, Tuple
+
+import torch
+
+from vireid.io import PathLike, atomic_path
+from vireid.model import ModelConfig, PoseVIReIDNet
+
+CHECKPOINT_FORMAT = "vireid-checkpoint/1"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable, of another format, or does not fit."""
+
+
+def save_checkpoint(path: PathLike, payload: Mapping[str, Any]) -> None:
+    """Write ``payload`` (plus the format tag) atomically: a crash never leaves half a file."""
+    data = dict(payload)
+    data["format"] = CHECKPOINT_FORMAT
+    with atomic_path(path, suffix=".pt") as tmp:
+        torch.save(data, tmp)
+
+
+def load_checkpoint(path: PathLike, map_location: Any = "cpu") -> Dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is the user's file
+        raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not a {CHECKPOINT_FORMAT} file (a vireid-train checkpoint)")
+    for key in ("model", "model_config"):
+        if key not in data:
+            raise CheckpointError(f"{path}: checkpoint has no {key!r}")
+    return data
+
+
+def model_config_from(data: Mapping[str, Any]) -> ModelConfig:
+    fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    cfg = {k: v for k, v in data["model_config"].items() if k in fields}
+    if "input_size" in cfg:
+        cfg["input_size"] = tuple(cfg["input_size"])
+    return ModelConfig(**cfg)
+
+
+def build_model_from_checkpoint(path: PathLike, map_location: Any = "cpu") -> Tuple[PoseVIReIDNet, Dict[str, Any]]:
+    """Rebuild the network recorded in a checkpoint and load its weights strictly."""
+    data = load_checkpoint(path, map_location)
+    model = PoseVIReIDNet(model_config_from(data))
+    result = model.load_state_dict(data["model"], strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise CheckpointError(f"{path}: weights do not fit the recorded model config: missing "
+                              f"{result.missing_keys[:10]}, unexpected {result.unexpected_keys[:10]}")
+    return model, data

@@ -1,0 +1,46 @@
+"""Test features of cache entries: the model in eval mode over an ``EvalTransform``."""
+from __future__ import annotations
+
+import logging
+from typing import Dict, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from vireid.data.dataset import CacheDataset
+from vireid.data.shards import HeatmapCache
+from vireid.data.transforms import EvalTransform, TransformConfig
+from vireid.model import PoseVIReIDNet
+
+log = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def extract_features(model: PoseVIReIDNet, cache: HeatmapCache, indices: Sequence[int], batch_size: int = 64,
+                     device: str = "cpu", flip: bool = False, workers: int = 0,
+                     progress: bool = False) -> Dict[str, np.ndarray]:
+    """Features ``{'f_id', 'f_all'[, 'f_p']}`` -> (len(indices), D) float32, rows in ``indices`` order.
+
+    With ``flip`` the features of the image and of its mirror image are averaged
+    (a common test-time augmentation; the paper's numbers are without it).
+    """
+    from tqdm.auto import tqdm
+
+    attrs = cache.attrs
+    tcfg = TransformConfig(input_size=tuple(attrs["input_size"]), stride=int(attrs["stride"]))
+    # every test image needs a label; identities are only reported, never learned here
+    ds = CacheDataset(cache, indices=list(indices), transform=EvalTransform(tcfg), label_map=None)
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers)
+    model.eval().to(device)
+    chunks: Dict[str, list] = {}
+    for batch in tqdm(loader, desc="features", unit="batch", disable=not progress):
+        images = batch["image"].to(device)                       # [B, 3, H, W]
+        modality = batch["modality"].to(device)
+        feats = model(images, modality)
+        if flip:
+            mirrored = model(torch.flip(images, dims=[3]), modality)
+            feats = {k: (v + mirrored[k]) / 2 for k, v in feats.items()}
+        for k, v in feats.items():
+            chunks.setdefault(k, []).append(v.float().cpu().numpy())
+    return {k: np.concatenate(v, axis=0) for k, v in chunks.items()}
