@@ -4,9 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
-from vireid.pose.gccpm import (GCCPM, CheckpointMismatchError, RefinementStage, decode_crop_maps,
-                               file_sha256, load_gccpm_checkpoint, prepare_crop)
+from vireid.pose.gccpm import (GCCPM, CheckpointMismatchError, RefinementStage, RefinementStageBlock,
+                               UShapedContextBlock, decode_crop_maps, file_sha256, load_gccpm_checkpoint,
+                               maps_to_cache_grid, num_stages_in, prepare_crop)
+from vireid.pose.heatmaps import render_gaussian_heatmaps
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +100,102 @@ def test_peaks_in_the_padding_are_ignored():
     xy, score = decode_crop_maps(maps, tr)
     assert np.all(score == 0.5)
     assert np.all(xy[:, 0] >= 0)
+
+
+def test_loaded_weights_are_float32_and_buffers_kept(golden):
+    model = load_gccpm_checkpoint(golden[0])
+    sd = torch.load(golden[0], map_location="cpu")["state_dict"]
+    assert all(v.dtype == torch.float16 for v in sd.values() if v.is_floating_point())   # stored as fp16
+    own = model.state_dict()
+    assert all(v.dtype == torch.float32 for v in own.values() if v.is_floating_point())
+    key = "cpm.0.1.running_var"                                                         # BN statistics loaded
+    torch.testing.assert_close(own[key], sd[key].float())
+    assert not model.training
+
+
+def test_stage_count_is_inferred(tmp_path):
+    torch.manual_seed(0)
+    sd = GCCPM(num_refinement_stages=5).state_dict()
+    assert num_stages_in(sd) == 5 and num_stages_in({"cpm.0.0.weight": torch.zeros(1)}) == 0
+    model = load_gccpm_checkpoint(_save(tmp_path, sd))
+    assert len(model.refinement_stages) == 5
+    torch.testing.assert_close(model.state_dict()["refinement_stages.4.heatmaps.1.0.bias"],
+                               sd["refinement_stages.4.heatmaps.1.0.bias"])
+
+
+def test_not_a_state_dict_is_rejected(tmp_path):
+    path = tmp_path / "odd.pth"
+    torch.save({"state_dict": {"a": 3}}, path)
+    with pytest.raises(CheckpointMismatchError, match="odd.pth: not a GCCPM checkpoint"):
+        load_gccpm_checkpoint(path)
+
+
+def test_refinement_stage_structure_and_paths():
+    torch.manual_seed(0)
+    stage = RefinementStage(145, 128, 17).eval()
+    assert isinstance(stage.trunk[0], UShapedContextBlock)
+    assert all(isinstance(b, RefinementStageBlock) for b in stage.trunk[1:]) and len(stage.trunk) == 4
+    x = torch.randn(1, 145, 24, 12)                               # H, W divisible by 4, like 72x36
+    with torch.no_grad():
+        u = stage.trunk[0](x)
+        assert u.shape == x.shape                                 # the U-shaped block keeps C, H, W
+        feats, maps = stage.forward_with_features(x)
+        torch.testing.assert_close(feats, stage.trunk[1:](u))
+        torch.testing.assert_close(maps, stage.heatmaps(feats))
+    block = RefinementStageBlock(145, 128).eval()
+    with torch.no_grad():
+        init = block.initial(x)
+        torch.testing.assert_close(block(x), init + block.trunk(init))   # the residual
+
+
+def test_golden_input_is_what_prepare_crop_makes(golden):
+    """The golden input is a 256x128 uint8 crop padded with zeros: prepare_crop rebuilds it exactly."""
+    x = golden[1]["input"][0]                                      # (3, 256, 256)
+    pixels = x * 256 + 128
+    assert np.all(x[:, :, :64] == 0) and np.all(x[:, :, 192:] == 0)
+    np.testing.assert_array_equal(pixels, np.round(pixels))       # integer BGR values
+    crop = pixels[:, :, 64:192].transpose(1, 2, 0).astype(np.uint8)
+    t, tr = prepare_crop(crop, 256)                               # already 256 rows: no resampling
+    assert tr.pad_left == 64 and tr.resized_w == 128
+    np.testing.assert_array_equal(t.numpy(), golden[1]["input"])
+
+
+def test_map_crop_coordinate_round_trip():
+    _, tr = prepare_crop(np.zeros((288, 144, 3), np.uint8), 256)
+    # map cell (col 8, row 0) is the crop's first column of cells: its centre is network
+    # pixel (67.5, 3.5) -> crop pixel ((67.5 - 64 + 0.5) * 1.125 - 0.5, 4 * 1.125 - 0.5)
+    np.testing.assert_allclose(tr.map_to_crop(np.array([8.0, 0.0])), [4.0, 4.0])
+    pts = np.random.default_rng(0).uniform([0, 0], [143, 287], (10, 2))
+    np.testing.assert_allclose(tr.map_to_crop(tr.crop_to_map(pts)), pts, atol=1e-9)
+    np.testing.assert_allclose(tr.to_crop(tr.to_network(pts)), pts, atol=1e-9)
+
+
+def test_cache_grid_is_cut_and_bilinear_resize():
+    rng = np.random.default_rng(0)
+    _, tr = prepare_crop(np.zeros((288, 144, 3), np.uint8), 256)
+    maps = rng.uniform(0, 1, (17, 32, 32)).astype(np.float32)
+    grid = maps_to_cache_grid(maps, tr)
+    assert grid.shape == (17, 72, 36) and grid.dtype == np.float32
+    region = torch.from_numpy(maps[None, :, :, 8:24])              # the crop's 32x16 columns
+    ref = F.interpolate(region, size=(72, 36), mode="bilinear", align_corners=False)[0].numpy()
+    np.testing.assert_allclose(grid, ref, atol=1e-5)
+    raw = maps_to_cache_grid(maps * 3 - 1, tr, clip=False)
+    assert raw.min() < 0 and raw.max() > 1
+    assert maps_to_cache_grid(maps * 3 - 1, tr).min() == 0.0      # clipped by default
+    with pytest.raises(ValueError, match="do not come from"):
+        maps_to_cache_grid(maps[:, :16], tr)
+
+
+def test_cache_grid_peak_lands_on_the_right_cell():
+    """A Gaussian around a crop position, rendered at stride 8 on the network input, peaks
+    after resampling on the stride-4 cache cell holding the same position of the 288x144 crop."""
+    for crop_hw in ((288, 144), (300, 120)):                       # 2:1, and a narrower crop (unaligned pad)
+        _, tr = prepare_crop(np.zeros((*crop_hw, 3), np.uint8), 256)
+        joint_crop = np.array([0.55 * crop_hw[1], 0.4 * crop_hw[0]])
+        net = tr.to_network(joint_crop)
+        maps = render_gaussian_heatmaps(net[None], np.ones(1), (32, 32), stride=8, sigma=7.0)
+        grid = maps_to_cache_grid(maps, tr)
+        # the same joint in a 288x144 resize of the crop, on the stride-4 grid
+        jx, jy = (joint_crop + 0.5) * np.array([144 / crop_hw[1], 288 / crop_hw[0]]) - 0.5
+        r, c = np.unravel_index(grid[0].argmax(), grid[0].shape)
+        assert abs(c * 4 + 1.5 - jx) <= 4 and abs(r * 4 + 1.5 - jy) <= 4, (crop_hw, r, c, jx, jy)

@@ -71,7 +71,12 @@ class InitialStage(nn.Module):
 
 
 class RefinementStageBlock(nn.Module):
-    """The paper's Refine Block: 1x1 conv, then 3x3 and dilated 3x3 convs, with a residual."""
+    """The paper's Refine Block (one of the three inside RM_F, eq. 3).
+
+    ``initial``: 1x1 conv (+ReLU) to ``out_channels``; ``trunk``: 3x3 conv + BN + ReLU,
+    then a dilation-2 3x3 conv + BN + ReLU; output ``initial + trunk(initial)`` (residual).
+    Spatial size is kept: [N, in, H, W] -> [N, out, H, W].
+    """
 
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__()
@@ -85,8 +90,13 @@ class RefinementStageBlock(nn.Module):
 
 
 class UShapedContextBlock(nn.Module):
-    """The paper's U-shaped block: two stride-2 encoders and bilinear decoders with skips,
-    giving every position a global context; output has the input's channels and size."""
+    """The paper's U-Shaped Block (the first part of RM_F, eq. 3; GCCPM's global context).
+
+    Two stride-2 encoders (C -> 2C at H/2, then H/4), each of two 3x3 conv + BN + ReLU;
+    two decoders that upsample bilinearly (``align_corners=False``) and concatenate the
+    skip connection: ``decoder2`` on [e1, up(e2)] (4C -> 2C), ``decoder1`` on [x, up(d2)]
+    (3C -> 2C -> C). Output has the input's channels and size: [N, C, H, W].
+    """
 
     def __init__(self, in_channels: int):
         super().__init__()
@@ -106,10 +116,17 @@ class UShapedContextBlock(nn.Module):
 
 
 class RefinementStage(nn.Module):
-    """GCCPM's refinement stage = the paper's Refinement Module (eqs. 4-6).
+    """GCCPM's refinement stage = the paper's Refinement Module (Section III-B).
 
-    ``trunk``: U-shaped context block + three Refine Blocks -> F_R (``out_channels``);
-    ``heatmaps``: two 1x1 convolutions predicting ``num_heatmaps`` maps from F_R.
+    * ``trunk`` = RM_F of eq. 3: :class:`UShapedContextBlock` (on ``in_channels``), then
+      three :class:`RefinementStageBlock` (-> ``out_channels``); its output is the refined
+      keypoint features F_R, which the joint model passes on to Conv3 (eq. 5), the sum with
+      F_p1 and Conv Block6 (eq. 6) and the sigmoid masks (eq. 7).
+    * ``heatmaps`` = RM_H of eq. 4: two 1x1 convolutions (``out -> out`` + ReLU, then
+      ``out -> num_heatmaps``, no activation) predicting the heatmaps H-hat from F_R.
+
+    In GCCPM the input is [CPM features (128), previous stage's maps (17)] = 145 channels;
+    in the joint model it is [F_p2 of eq. 2, initial heatmaps].
     """
 
     def __init__(self, in_channels: int, out_channels: int, num_heatmaps: int):
@@ -131,6 +148,7 @@ class RefinementStage(nn.Module):
         return features, self.heatmaps(features)
 
     def forward(self, x: Tensor) -> Tensor:
+        """``x`` [N, in, H, W] -> heatmaps [N, num_heatmaps, H, W]."""
         return self.forward_with_features(x)[1]
 
 
@@ -173,6 +191,7 @@ class CheckpointMismatchError(ValueError):
 
 
 def file_sha256(path: "str | Path") -> str:
+    """Hex sha256 of a file's bytes (recorded by the heatmap cache with the weights it used)."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -192,6 +211,7 @@ def extract_state_dict(obj: Any, source: str = "<checkpoint>") -> Dict[str, Tens
 
 
 def num_stages_in(state_dict: Mapping[str, Tensor]) -> int:
+    """Number of refinement stages a GCCPM state dict holds (highest ``refinement_stages.i`` + 1)."""
     found = {int(m.group(1)) for k in state_dict if (m := _STAGE_KEY.match(k))}
     return max(found) + 1 if found else 0
 
@@ -257,6 +277,26 @@ class CropTransform:
         out[..., 1] = (out[..., 1] + 0.5) / self.scale_y - 0.5
         return out
 
+    def to_network(self, xy: np.ndarray) -> np.ndarray:
+        """Crop pixel coordinates -> network-input pixel coordinates (inverse of :meth:`to_crop`)."""
+        out = np.array(xy, dtype=np.float64, copy=True)
+        out[..., 0] = (out[..., 0] + 0.5) * self.scale_x - 0.5 + self.pad_left
+        out[..., 1] = (out[..., 1] + 0.5) * self.scale_y - 0.5
+        return out
+
+    def map_to_crop(self, xy_map: np.ndarray, stride: int = STRIDE) -> np.ndarray:
+        """Stride-``stride`` map coordinates (column, row; cell ``c`` centred at ``c``) -> crop pixels.
+
+        Cell ``c`` covers network pixels ``[c*s, (c+1)*s)`` and is centred on network pixel
+        ``c*s + s/2 - 0.5`` (the grid convention of :mod:`vireid.pose.heatmaps`).
+        """
+        net = np.asarray(xy_map, dtype=np.float64) * stride + (stride / 2.0 - 0.5)
+        return self.to_crop(net)
+
+    def crop_to_map(self, xy: np.ndarray, stride: int = STRIDE) -> np.ndarray:
+        """Crop pixels -> stride-``stride`` map coordinates (inverse of :meth:`map_to_crop`)."""
+        return (self.to_network(xy) - (stride / 2.0 - 0.5)) / stride
+
 
 def prepare_crop(image_bgr: np.ndarray, size: int = 256) -> Tuple[Tensor, CropTransform]:
     """Fit a person crop to GCCPM's square input as the original does.
@@ -292,3 +332,53 @@ def decode_crop_maps(maps: np.ndarray, transform: CropTransform) -> Tuple[np.nda
     xy = xy.astype(np.float64)
     xy[:, 0] += c0 * STRIDE
     return transform.to_crop(xy), score
+
+
+#: The heatmap cache's grid: stride 4 of a 288x144 training crop.
+CACHE_GRID_HW: Tuple[int, int] = (72, 36)
+
+
+def maps_to_cache_grid(maps: np.ndarray, transform: CropTransform,
+                       out_hw: Tuple[int, int] = CACHE_GRID_HW, clip: bool = True) -> np.ndarray:
+    """Resample a prepared crop's stride-8 maps ``(C, S/8, S/8)`` onto the cache grid ``(C, H, W)``.
+
+    The choice (documented because the cache may store either this or Gaussians rendered
+    from decoded keypoints): the padded columns are cut away, keeping only the crop's
+    region (32x16 for a 2:1 crop at S = 256), and that region is resized bilinearly with
+    half-pixel centres (``cv2.resize`` / ``align_corners=False`` geometry) to ``out_hw``
+    (72x36: stride 4 of the 288x144 training crop, whatever the original crop's size).
+    Output cell ``j`` samples map coordinate ``((j + 0.5) * resized_w / W + pad_left) / 8 - 0.5``
+    (the same formula with ``size`` rows vertically), so a peak lands on the cache cell that
+    covers the same crop position; samples are clamped to the crop's map columns
+    (``pad_left // 8`` to ``ceil((pad_left + resized_w) / 8) - 1``) and rows, as a resize
+    of the cut region clamps at its border. The result is exactly the cut-and-resize when
+    ``pad_left`` and ``resized_w`` are multiples of 8 (they are for 2:1 crops), and the
+    same geometry otherwise.
+    ``clip`` limits the network's raw outputs to [0, 1] like rendered targets.
+    """
+    maps = np.asarray(maps, dtype=np.float32)
+    if maps.ndim != 3:
+        raise ValueError(f"expected maps (C, h, w), got shape {maps.shape}")
+    _, h, w = maps.shape
+    if (h * STRIDE, w * STRIDE) != (transform.size, transform.size):
+        raise ValueError(f"maps of {h}x{w} do not come from a {transform.size}x{transform.size} input "
+                         f"at stride {STRIDE}")
+    out_h, out_w = out_hw
+    cols = ((np.arange(out_w) + 0.5) * transform.resized_w / out_w + transform.pad_left) / STRIDE - 0.5
+    rows = ((np.arange(out_h) + 0.5) * transform.size / out_h) / STRIDE - 0.5
+    first = transform.pad_left // STRIDE                                  # the crop's map columns
+    last = -(-(transform.pad_left + transform.resized_w) // STRIDE) - 1
+    cols = np.clip(cols, first, last)                                    # never read padding columns
+    rows = np.clip(rows, 0, h - 1)
+    c0 = np.minimum(np.floor(cols).astype(np.int64), w - 2 if w > 1 else 0)
+    r0 = np.minimum(np.floor(rows).astype(np.int64), h - 2 if h > 1 else 0)
+    fx = (cols - c0).astype(np.float32)                          # (W,)
+    fy = (rows - r0).astype(np.float32)[:, None]                 # (H, 1)
+    c1 = np.minimum(c0 + 1, w - 1)
+    r1 = np.minimum(r0 + 1, h - 1)
+    top = maps[:, r0][:, :, c0] * (1 - fx) + maps[:, r0][:, :, c1] * fx        # (C, H, W)
+    bottom = maps[:, r1][:, :, c0] * (1 - fx) + maps[:, r1][:, :, c1] * fx
+    out = top * (1 - fy) + bottom * fy
+    if clip:
+        out = np.clip(out, 0.0, 1.0)
+    return out.astype(np.float32)
