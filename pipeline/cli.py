@@ -302,6 +302,11 @@ def show_cmd(cache: Path, ids: Optional[str], per_id: int, out: Path) -> None:
         click.echo(str(target))
 
 
+from pipeline.train_estimator import register as _register_train_estimator  # noqa: E402
+
+_register_train_estimator(cli)
+
+
 def main(argv: Optional[list] = None) -> None:
     """Console entry point; maps library errors to one-line messages."""
     try:

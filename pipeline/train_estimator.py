@@ -1,0 +1,574 @@
+"""``vireid-prep train-estimator``: train GCCPM on LIP with GCCPM's recipe.
+
+The estimator whose heatmaps supervise the joint model is GCCPM pretrained on LIP
+(the paper's ref. [34]). This trains one from a LIP root (or a synthetic LIP set)
+and writes ``weights.pt`` in exactly the public checkpoint's layout,
+``{'state_dict': {name: tensor}}``, which :func:`vireid.pose.gccpm.load_gccpm_checkpoint`
+loads strictly and ``vireid-prep heatmaps --estimator lip --weights weights.pt`` uses.
+
+Recipe (GCCPM's ``train.py``; data side in :mod:`pipeline.lip_data`):
+
+* input 256x256, the LIP train split, GCCPM's augmentation, stride-8 Gaussian targets
+  (sigma 7) for the 16 joints plus the background map;
+* loss: for every stage (initial + each refinement stage, i.e. intermediate
+  supervision) GCCPM's ``l2_loss`` = sum of squared errors / 2 / batch size, summed
+  over the stages; here each joint channel is multiplied by its weight (0 for an
+  occluded or missing joint by default; see :mod:`pipeline.lip_data`);
+* Adam, base lr 4e-5, weight decay 5e-4, batch 32, 100 epochs, with GCCPM's parameter
+  groups (:func:`gccpm_param_groups`: refinement-stage convolutions at 4x the lr and
+  their biases at 8x, other biases at 2x, no weight decay on biases, BatchNorm and
+  depthwise weights); ``ReduceLROnPlateau(factor=0.1, patience=5, threshold=1e-2)``
+  on ``100 - val PCKh`` after each epoch;
+* validation: PCKh@0.5 (:func:`pckh`, LIP's definition as in GCCPM's ``calc_pckh``) on
+  the first 1000 val images in file-name order (GCCPM's ``eval_num``), each fitted to
+  the input like training images without augmentation (GCCPM's ``val.py`` does the
+  same fit). Keypoints come from the last stage's stride-8 maps with a quarter-cell
+  refinement (:func:`vireid.pose.heatmaps.decode_heatmaps`), mapped back to image
+  pixels; GCCPM instead upsamples the maps (bicubic) to the image and takes the
+  argmax, which is finer, so the same network can score slightly lower here.
+
+GCCPM starts from ImageNet MobileNet weights; nothing is downloaded here, so
+``--init`` takes a GCCPM checkpoint to start from, and without it the network starts
+from PyTorch's default initialisation. Outputs: ``OUT`` (weights, rewritten atomically
+after every epoch), ``OUT`` with ``.log.json`` (configuration and per-epoch loss and
+val PCKh) and ``OUT`` with ``.state.pt`` (optimizer and scheduler, for ``--resume``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from pipeline.lip_data import (STRIDE, AugmentConfig, LipDataError, LipTrainSet, LipValSet, TargetConfig,
+                               split_records, transform_points)
+from vireid.io import atomic_path, atomic_write_json
+from vireid.pose.heatmaps import decode_heatmaps
+from vireid.pose.joints import JOINT_INDEX, NUM_JOINTS
+
+if TYPE_CHECKING:   # torch is imported where it is used, so `vireid-prep --help` stays quick
+    import torch
+    from torch import Tensor, nn
+    from torch.utils.data import DataLoader
+
+    from vireid.pose.gccpm import GCCPM
+
+log = logging.getLogger(__name__)
+
+LOG_FORMAT = "vireid-train-estimator/1"
+#: joints in LIP's/GCCPM's "Avg." PCKh: all but B_Pelvis and B_Spine
+AVERAGE_JOINTS: Tuple[int, ...] = tuple(range(0, 6)) + tuple(range(8, 16))
+#: "U.Body": B_Neck .. L_Wrist
+UPPER_BODY_JOINTS: Tuple[int, ...] = tuple(range(8, 16))
+
+
+class TrainEstimatorError(ValueError):
+    """A user's mistake (bad root, option, checkpoint or resume state), with the file or option at fault."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """GCCPM's training defaults (``train.py``); the demo scales epochs, size and stages down."""
+
+    epochs: int = 100
+    batch_size: int = 32
+    lr: float = 4e-5
+    weight_decay: float = 5e-4
+    input_size: int = 256
+    num_refinement_stages: int = 5
+    sigma: Optional[float] = None                 # None: 7 * input_size / 256
+    occluded: str = "ignore"
+    missing: str = "ignore"
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    plateau_factor: float = 0.1
+    plateau_patience: int = 5
+    plateau_threshold: float = 1e-2
+    val_images: int = 1000                        # 0: the whole val split
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "input_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.num_refinement_stages < 0:
+            raise ValueError(f"num_refinement_stages must be >= 0, got {self.num_refinement_stages}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        self.targets()   # validates input size and policies
+
+    def targets(self) -> TargetConfig:
+        return TargetConfig(input_size=self.input_size, sigma=self.sigma, occluded=self.occluded,
+                            missing=self.missing)
+
+
+# ---------------------------------------------------------------- PCKh
+@dataclass(frozen=True)
+class PCKh:
+    """PCKh in percent. ``per_joint`` (16,) is NaN for a joint never evaluable."""
+
+    per_joint: np.ndarray
+    upper_body: float
+    average: float
+    images: int           # images with a head size (the others are not evaluated)
+    joints: int           # (image, joint) pairs counted in ``average``
+
+    def to_json(self) -> Dict[str, Any]:
+        def num(v: float) -> Optional[float]:
+            return None if not math.isfinite(v) else round(float(v), 4)
+        return {"average": num(self.average), "upper_body": num(self.upper_body),
+                "per_joint": [num(v) for v in self.per_joint], "images": self.images, "joints": self.joints}
+
+
+def head_sizes(gt: np.ndarray) -> np.ndarray:
+    """LIP head size per image: distance B_Neck - B_Head; 0 when either is not annotated."""
+    gt = np.asarray(gt, np.float64)
+    d = np.linalg.norm(gt[:, JOINT_INDEX["B_Head"], :2] - gt[:, JOINT_INDEX["B_Neck"], :2], axis=1)
+    return np.where(np.isfinite(d), d, 0.0)
+
+
+def pckh(gt: np.ndarray, pred: np.ndarray, threshold: float = 0.5) -> PCKh:
+    """PCKh@``threshold`` as LIP's evaluation (GCCPM's ``calc_pckh``) computes it.
+
+    ``gt`` (N, 16, >=2) annotated keypoints, NaN for joints not annotated; ``pred``
+    (N, 16, 2) predictions, NaN for a joint not predicted (counted wrong). A joint is
+    correct when its distance to the annotation is at most ``threshold`` times the
+    image's head size (:func:`head_sizes`). Images without a head size (neck or head
+    not annotated, or both at one point) and joints not annotated are left out;
+    occluded joints are evaluated like visible ones (the annotation's flag is unused).
+    ``average`` pools every evaluated (image, joint) pair of all joints except
+    B_Pelvis and B_Spine (LIP's "Avg."), ``upper_body`` those of B_Neck..L_Wrist.
+    """
+    gt = np.asarray(gt, np.float64)[..., :2]
+    pred = np.asarray(pred, np.float64)[..., :2]
+    if gt.shape != pred.shape or gt.ndim != 3 or gt.shape[1] != NUM_JOINTS:
+        raise ValueError(f"expected gt and pred of shape (N, {NUM_JOINTS}, 2), got {gt.shape} and {pred.shape}")
+    head = head_sizes(gt)
+    valid = (head > 0)[:, None] & np.isfinite(gt).all(axis=2)
+    dist = np.linalg.norm(gt - pred, axis=2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        correct = np.nan_to_num(dist, nan=np.inf) <= threshold * head[:, None]
+
+    def rate(cols: Sequence[int]) -> Tuple[float, int]:
+        v = valid[:, list(cols)]
+        n = int(v.sum())
+        return (100.0 * float(correct[:, list(cols)][v].mean()) if n else float("nan")), n
+
+    per_joint = np.array([rate([j])[0] for j in range(NUM_JOINTS)])
+    average, n_avg = rate(AVERAGE_JOINTS)
+    upper, _ = rate(UPPER_BODY_JOINTS)
+    return PCKh(per_joint=per_joint, upper_body=upper, average=average, images=int((head > 0).sum()), joints=n_avg)
+
+
+# ---------------------------------------------------------------- loss and optimiser
+def heatmap_loss(stages: Sequence[Tensor], target: Tensor, weights: Tensor) -> Tuple[Tensor, List[float]]:
+    """Intermediate supervision: sum over stages of GCCPM's ``l2_loss`` with channel weights.
+
+    Each stage ``(N, 17, h, w)``: ``sum(weights[n, c] * (stage - target)^2) / 2 / N``.
+    Returns the total and each stage's value.
+    """
+    n = target.shape[0]
+    w = weights[:, :, None, None]
+    per_stage = [((s - target) ** 2 * w).sum() / 2.0 / n for s in stages]
+    total = per_stage[0]
+    for s in per_stage[1:]:
+        total = total + s
+    return total, [float(s.detach()) for s in per_stage]
+
+
+def _params(module: nn.Module, kind: str, name: str) -> List[nn.Parameter]:
+    """Parameters called ``name`` of ``module``'s sub-modules of ``kind``: 'conv' (ordinary
+    Conv2d), 'dw' (depthwise Conv2d) or 'bn' (BatchNorm2d)."""
+    from torch import nn
+
+    out = []
+    for m in module.modules():
+        if kind == "conv":
+            ok = isinstance(m, nn.Conv2d) and m.groups == 1
+        elif kind == "dw":
+            ok = isinstance(m, nn.Conv2d) and m.groups == m.in_channels == m.out_channels and m.groups > 1
+        else:
+            ok = isinstance(m, nn.BatchNorm2d)
+        if ok and getattr(m, name, None) is not None:
+            out.append(getattr(m, name))
+    return out
+
+
+def gccpm_param_groups(model: GCCPM, lr: float) -> List[Dict[str, Any]]:
+    """GCCPM's Adam parameter groups (``train.py``): (parameters, lr multiplier, weight decay or not).
+
+    ============================  ======  ============
+    parameters                    lr      weight decay
+    ============================  ======  ============
+    backbone conv weights         1x      yes
+    backbone depthwise / BN w.    1x      no
+    backbone BN biases            2x      no
+    cpm, initial conv weights     1x      yes
+    cpm, initial conv biases      2x      no
+    initial BN weights            1x      no
+    initial BN biases             2x      no
+    refinement conv weights       4x      yes
+    refinement conv biases        8x      no
+    refinement BN weights         1x      no
+    refinement BN biases          2x      no
+    ============================  ======  ============
+
+    As in GCCPM's ``train.py``, the cpm block's BatchNorm parameters are in no group,
+    so they keep their initial (or ``--init``) values (its list of groups omits them;
+    their running statistics are still updated).
+    """
+    spec = [
+        (model.model, "conv", "weight", 1, True), (model.model, "dw", "weight", 1, False),
+        (model.model, "bn", "weight", 1, False), (model.model, "bn", "bias", 2, False),
+        (model.cpm, "conv", "weight", 1, True), (model.cpm, "conv", "bias", 2, False),
+        (model.cpm, "dw", "weight", 1, False),
+        (model.initial_stage, "conv", "weight", 1, True), (model.initial_stage, "conv", "bias", 2, False),
+        (model.initial_stage, "bn", "weight", 1, False), (model.initial_stage, "bn", "bias", 2, False),
+        (model.refinement_stages, "conv", "weight", 4, True), (model.refinement_stages, "conv", "bias", 8, False),
+        (model.refinement_stages, "bn", "weight", 1, False), (model.refinement_stages, "bn", "bias", 2, False),
+    ]
+    groups = []
+    for module, kind, name, mult, decay in spec:
+        params = _params(module, kind, name)
+        if params:
+            group: Dict[str, Any] = {"params": params, "lr": lr * mult}
+            if not decay:
+                group["weight_decay"] = 0.0
+            groups.append(group)
+    return groups
+
+
+def build_optimizer(model: GCCPM, cfg: TrainConfig) -> Tuple[torch.optim.Adam, Any]:
+    """Adam over :func:`gccpm_param_groups` and GCCPM's plateau scheduler."""
+    import torch
+
+    opt = torch.optim.Adam(gccpm_param_groups(model, cfg.lr), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.plateau_factor,
+                                                       patience=cfg.plateau_patience,
+                                                       threshold=cfg.plateau_threshold)
+    return opt, sched
+
+
+# ---------------------------------------------------------------- validation
+def predict_keypoints(model: GCCPM, loader: DataLoader, device: torch.device) -> Tuple[np.ndarray, np.ndarray]:
+    """Keypoints (N, 16, 2) in original image pixels from the last stage, and the annotations (N, 16, 3)."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    preds, gts = [], []
+    try:
+        with torch.no_grad():
+            for batch in loader:
+                maps = model(batch["image"].to(device))[-1][:, :NUM_JOINTS].float().cpu().numpy()
+                for k in range(maps.shape[0]):
+                    xy, _ = decode_heatmaps(maps[k], STRIDE)
+                    preds.append(transform_points(xy, batch["inverse"][k].numpy()))
+                gts.append(batch["keypoints"].numpy())
+    finally:
+        model.train(was_training)
+    if not preds:
+        return np.zeros((0, NUM_JOINTS, 2)), np.zeros((0, NUM_JOINTS, 3))
+    return np.stack(preds), np.concatenate(gts)
+
+
+def evaluate_pckh(model: GCCPM, loader: DataLoader, device: torch.device) -> PCKh:
+    pred, gt = predict_keypoints(model, loader, device)
+    return pckh(gt, pred)
+
+
+# ---------------------------------------------------------------- files
+def log_path(out: Path) -> Path:
+    """``weights.pt`` -> ``weights.log.json``."""
+    return out.with_name(out.stem + ".log.json")
+
+
+def state_path(out: Path) -> Path:
+    """``weights.pt`` -> ``weights.state.pt`` (optimizer, scheduler, epoch: for ``--resume``)."""
+    return out.with_name(out.stem + ".state.pt")
+
+
+def save_weights(model: nn.Module, out: Path) -> None:
+    """Write ``{'state_dict': ...}`` (the public GCCPM layout, float32, CPU tensors) atomically."""
+    import torch
+
+    sd = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    with atomic_path(out, suffix=".pt") as tmp:
+        torch.save({"state_dict": sd}, tmp)
+
+
+def _config_json(cfg: TrainConfig) -> Dict[str, Any]:
+    doc = dataclasses.asdict(cfg)
+    doc["sigma_px"] = cfg.targets().sigma_px
+    return doc
+
+
+def _worker_init(_: int) -> None:
+    """One OpenCV / torch thread per loader worker (GCCPM disables OpenCV threads to avoid loader stalls)."""
+    import cv2
+    import torch
+
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
+def _resolve_device(device: str) -> torch.device:
+    import torch
+
+    try:
+        dev = torch.device(device)
+        torch.empty(1, device=dev)
+    except (RuntimeError, AssertionError) as exc:
+        raise TrainEstimatorError(f"--device {device}: {exc}") from None
+    return dev
+
+
+# ---------------------------------------------------------------- training
+@dataclass
+class TrainResult:
+    out: Path
+    epochs: List[Dict[str, Any]]
+    initial_pckh: Optional[PCKh]
+    final_pckh: Optional[PCKh]
+
+
+def train_estimator(root: "str | Path", out: "str | Path", cfg: TrainConfig = TrainConfig(), *,
+                    init: Optional["str | Path"] = None, resume: bool = False, device: str = "cpu",
+                    workers: int = 0, allow_partial: bool = False, progress: bool = False,
+                    max_iters_per_epoch: Optional[int] = None,
+                    on_epoch: Optional[Callable[[Dict[str, Any]], None]] = None) -> TrainResult:
+    """Train GCCPM on the LIP data set at ``root``; write ``out`` and its log (see module docstring).
+
+    ``max_iters_per_epoch`` caps the batches of an epoch (smoke tests); ``on_epoch`` is
+    called with each epoch's log entry. Raises :class:`TrainEstimatorError` for a bad
+    root, checkpoint, device or resume state.
+    """
+    import torch
+    from torch.utils.data import DataLoader
+    from tqdm.auto import tqdm
+
+    from vireid.data.scan import ScanError, scan
+    from vireid.pose.gccpm import GCCPM, CheckpointMismatchError, file_sha256, load_gccpm_checkpoint
+
+    root, out = Path(root), Path(out)
+    if not root.is_dir():
+        raise TrainEstimatorError(f"--root {root}: not a directory (expected the LIP root holding "
+                                  f"TrainVal_images/ and TrainVal_pose_annotations/)")
+    try:
+        manifest = scan("lip", root, allow_partial=allow_partial, jobs=max(1, workers), progress=progress)
+    except ScanError as exc:
+        raise TrainEstimatorError(f"--root {root} is not a usable LIP data set:\n{exc}") from None
+    train_records = split_records(manifest.records, "train")
+    val_records = split_records(manifest.records, "val")
+    if not train_records:
+        raise TrainEstimatorError(f"--root {root}: the LIP train split has no annotated image")
+    if cfg.val_images > 0:
+        val_records = val_records[:cfg.val_images]
+    dev = _resolve_device(device)
+
+    torch.manual_seed(cfg.seed)
+    model = GCCPM(num_refinement_stages=cfg.num_refinement_stages)
+    init_sha = None
+    if init is not None:
+        try:
+            model = load_gccpm_checkpoint(init, num_refinement_stages=cfg.num_refinement_stages)
+        except CheckpointMismatchError as exc:
+            raise TrainEstimatorError(f"--init: {exc}") from None
+        init_sha = file_sha256(init)
+    model.to(dev).train()
+    optimizer, scheduler = build_optimizer(model, cfg)
+
+    history: List[Dict[str, Any]] = []
+    start_epoch = 0
+    initial: Optional[PCKh] = None
+    spath = state_path(out)
+    if resume and spath.is_file():
+        start_epoch, history, initial = _load_state(spath, model, optimizer, scheduler, cfg, dev)
+        log.info("resuming %s after epoch %d", out, start_epoch)
+    elif resume:
+        log.warning("--resume: %s not found; starting from scratch", spath)
+
+    train_set = LipTrainSet(root, train_records, cfg.targets(), cfg.augment, seed=cfg.seed)
+    val_loader = None
+    if val_records:
+        val_loader = DataLoader(LipValSet(root, val_records, cfg.input_size), batch_size=cfg.batch_size,
+                                shuffle=False, num_workers=workers, worker_init_fn=_worker_init)
+    else:
+        log.warning("%s: no val image: PCKh is not computed", root)
+
+    header = {"format": LOG_FORMAT, "root": str(root), "manifest_hash": manifest.hash,
+              "train_images": len(train_records), "val_images": len(val_records), "init": str(init) if init else None,
+              "init_sha256": init_sha, "device": str(dev), "config": _config_json(cfg)}
+    if initial is None and val_loader is not None and start_epoch == 0:
+        initial = evaluate_pckh(model, val_loader, dev)
+        log.info("val PCKh before training: %.2f", initial.average)
+
+    final: Optional[PCKh] = None
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        train_set.set_epoch(epoch)
+        gen = torch.Generator().manual_seed(cfg.seed * 1000003 + epoch)
+        loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, generator=gen,
+                            num_workers=workers, drop_last=False, worker_init_fn=_worker_init,
+                            pin_memory=dev.type == "cuda")
+        total, stage_sums, batches = 0.0, np.zeros(cfg.num_refinement_stages + 1), 0
+        n_batches = len(loader) if max_iters_per_epoch is None else min(len(loader), max_iters_per_epoch)
+        bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=not progress)
+        try:
+            for batch in loader:
+                if batches >= n_batches:
+                    break
+                stages = model(batch["image"].to(dev, non_blocking=True))
+                loss, per_stage = heatmap_loss(stages, batch["maps"].to(dev), batch["weights"].to(dev))
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    raise TrainEstimatorError(f"epoch {epoch + 1}: the loss became {value}; lower --lr")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += value
+                stage_sums += per_stage
+                batches += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{total / batches:.4f}")
+        finally:
+            bar.close()
+        entry: Dict[str, Any] = {"epoch": epoch + 1, "loss": total / max(batches, 1),
+                                 "stage_losses": [float(v) for v in stage_sums / max(batches, 1)],
+                                 "batches": batches, "lr": optimizer.param_groups[0]["lr"]}
+        if val_loader is not None:
+            final = evaluate_pckh(model, val_loader, dev)
+            entry["val_pckh"] = final.to_json()["average"]
+            entry["val_upper_body"] = final.to_json()["upper_body"]
+            scheduler.step(100.0 - (final.average if math.isfinite(final.average) else 0.0))
+        entry["seconds"] = round(time.perf_counter() - t0, 3)
+        history.append(entry)
+        log.info("epoch %d: loss %.5f%s", epoch + 1, entry["loss"],
+                 f", val PCKh {final.average:.2f}" if final is not None else "")
+        save_weights(model, out)
+        _save_state(spath, model, optimizer, scheduler, cfg, epoch + 1, history, initial)
+        atomic_write_json(log_path(out), {**header, "initial_val": initial.to_json() if initial else None,
+                                          "final_val": final.to_json() if final else None, "epochs": history})
+        if on_epoch is not None:
+            on_epoch(entry)
+    if start_epoch >= cfg.epochs:
+        log.info("%s: already trained for %d epoch(s)", out, cfg.epochs)
+        save_weights(model, out)
+    return TrainResult(out=out, epochs=history, initial_pckh=initial, final_pckh=final)
+
+
+def _save_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, cfg: TrainConfig,
+                epoch: int, history: List[Dict[str, Any]], initial: Optional[PCKh]) -> None:
+    import torch
+
+    state = {"epoch": epoch, "config": json.loads(json.dumps(_config_json(cfg))), "history": history,
+             "initial_val": initial.to_json() if initial else None,
+             "state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "scheduler": scheduler.state_dict()}
+    with atomic_path(path, suffix=".pt") as tmp:
+        torch.save(state, tmp)
+
+
+#: config fields that may change on --resume (the rest must match the interrupted run)
+_RESUMABLE = {"epochs"}
+
+
+def _load_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, cfg: TrainConfig,
+                dev: torch.device) -> Tuple[int, List[Dict[str, Any]], Optional[PCKh]]:
+    import torch
+
+    try:
+        state = torch.load(path, map_location=dev, weights_only=True)
+        saved = state["config"]
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's
+        raise TrainEstimatorError(f"--resume: {path} is not a readable training state ({exc})") from None
+    now = json.loads(json.dumps(_config_json(cfg)))
+    diff = sorted(k for k in now if k not in _RESUMABLE and now[k] != saved.get(k))
+    if diff:
+        raise TrainEstimatorError(f"--resume: {path} was written with different options ({', '.join(diff)}); "
+                                  f"use the same options or drop --resume")
+    model.load_state_dict(state["state_dict"], strict=True)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    init = state.get("initial_val")
+    initial = None
+    if init:
+        initial = PCKh(per_joint=np.array([np.nan if v is None else v for v in init["per_joint"]]),
+                       upper_body=np.nan if init["upper_body"] is None else init["upper_body"],
+                       average=np.nan if init["average"] is None else init["average"],
+                       images=init["images"], joints=init["joints"])
+    return int(state["epoch"]), list(state["history"]), initial
+
+
+# ---------------------------------------------------------------- CLI
+def register(cli: Any) -> None:
+    """Add the ``train-estimator`` command to the click group ``cli``."""
+    import click
+
+    @cli.command("train-estimator")
+    @click.option("--dataset", default="lip", show_default=True, type=click.Choice(["lip"]),
+                  help="Training data layout (only LIP, the estimator's data set).")
+    @click.option("--root", required=True, type=click.Path(path_type=Path),
+                  help="LIP root: TrainVal_images/ and TrainVal_pose_annotations/ (or `synth --layout lip` output).")
+    @click.option("--out", required=True, type=click.Path(path_type=Path, dir_okay=False),
+                  help="Weights to write ({'state_dict': ...}); also OUT-stem.log.json and OUT-stem.state.pt.")
+    @click.option("--epochs", default=100, show_default=True, type=click.IntRange(1, None))
+    @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, None))
+    @click.option("--lr", default=4e-5, show_default=True, type=click.FloatRange(0, None, min_open=True),
+                  help="Base learning rate of Adam (refinement stages get 4x, their biases 8x).")
+    @click.option("--input-size", default=256, show_default=True, type=click.IntRange(32, None),
+                  help="Square input side, a multiple of 8 (sigma scales as 7 * size / 256).")
+    @click.option("--num-refinement-stages", default=5, show_default=True, type=click.IntRange(0, None),
+                  help="5 as the public LIP checkpoint; the demo uses 1.")
+    @click.option("--occluded", type=click.Choice(["ignore", "train"]), default="ignore", show_default=True,
+                  help="Loss weight of an occluded joint's map: 0 (ignore) or 1 (train, as GCCPM).")
+    @click.option("--missing", type=click.Choice(["ignore", "absent"]), default="ignore", show_default=True,
+                  help="Unannotated joint: weight 0 (ignore) or an all-zero target of weight 1 (absent, as GCCPM).")
+    @click.option("--val-images", default=1000, show_default=True, type=click.IntRange(0, None),
+                  help="Val images for PCKh after each epoch (GCCPM: the first 1000); 0 = all.")
+    @click.option("--init", "init", type=click.Path(path_type=Path, dir_okay=False),
+                  help="GCCPM checkpoint to start from (strict: same number of refinement stages).")
+    @click.option("--resume", is_flag=True, help="Continue from OUT-stem.state.pt if present.")
+    @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+    @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, None), help="Seed of initialisation, order and augmentation.")
+    @click.option("--workers", default=2, show_default=True, type=click.IntRange(0, None),
+                  help="DataLoader worker processes (0: load in the main process).")
+    @click.option("--allow-partial", is_flag=True, help="Accept a partial LIP copy (see `manifest`).")
+    @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+    def train_estimator_cmd(dataset: str, root: Path, out: Path, epochs: int, batch_size: int, lr: float,
+                            input_size: int, num_refinement_stages: int, occluded: str, missing: str,
+                            val_images: int, init: Optional[Path], resume: bool, device: str, seed: int,
+                            workers: int, allow_partial: bool, progress: bool) -> None:
+        """Train the LIP pose estimator (GCCPM) and write its weights in the public checkpoint layout.
+
+        \b
+        GCCPM's recipe: 256x256 input, rotation/scale/flip/masking augmentation, stride-8
+        Gaussian targets, every stage supervised, Adam 4e-5 with a plateau schedule, val PCKh@0.5.
+        Demo on synthetic LIP:
+          vireid-prep synth --layout lip --out demo/LIP --ids 40
+          vireid-prep train-estimator --root demo/LIP --out demo/lip.pt --epochs 5 \\
+              --input-size 128 --num-refinement-stages 1 --lr 1e-3 --batch-size 8
+        """
+        if input_size % 8:
+            raise click.BadParameter(f"{input_size} is not a multiple of 8", param_hint="--input-size")
+        try:
+            cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, input_size=input_size,
+                              num_refinement_stages=num_refinement_stages, occluded=occluded, missing=missing,
+                              val_images=val_images, seed=seed)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+        try:
+            result = train_estimator(root, out, cfg, init=init, resume=resume, device=device, workers=workers,
+                                     allow_partial=allow_partial, progress=progress)
+        except (TrainEstimatorError, LipDataError) as exc:
+            raise click.ClickException(str(exc)) from None
+        last = result.epochs[-1] if result.epochs else {}
+        before = f"{result.initial_pckh.average:.2f}" if result.initial_pckh else "n/a"
+        after = f"{result.final_pckh.average:.2f}" if result.final_pckh else "n/a"
+        click.echo(f"{out}: {len(result.epochs)} epoch(s), last loss {last.get('loss', float('nan')):.5f}, "
+                   f"val PCKh@0.5 {before} -> {after} (log: {log_path(out)})")
