@@ -7,7 +7,7 @@ FROM pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime
 ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     VIREID_SYSTEM=1 \
-    VIREID_EXTRAS=""
+    VIREID_EXTRAS=blazepose
 
 WORKDIR /opt/vireid
 COPY . /opt/vireid

@@ -5,11 +5,11 @@
 #   VENV=/opt/venv scripts/install.sh
 #   VIREID_SYSTEM=1 scripts/install.sh   -> install into the current interpreter (Docker image
 #                                           that already ships torch)
-#   VIREID_EXTRAS=dev,blazepose          -> optional extras
+#   VIREID_EXTRAS=dev,blazepose          -> optional extras (default: dev,blazepose)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
-extras="${VIREID_EXTRAS:-dev}"
+extras="${VIREID_EXTRAS-dev,blazepose}"
 if [[ "${VIREID_SYSTEM:-0}" == "1" ]]; then
     py="${PYTHON:-python3}"
 else
@@ -28,4 +28,9 @@ fi
 target="."
 [[ -n "$extras" ]] && target=".[${extras}]"
 "$py" -m pip install -q -c constraints.txt -e "$target"
+if [[ ",$extras," == *",blazepose,"* ]]; then
+    # mediapipe 0.10.21: the last release whose wheel carries the BlazePose model; without
+    # its declared dependencies (a second OpenCV, jax, numpy>=2), see setup.cfg
+    "$py" -m pip install -q -c constraints.txt --no-deps mediapipe==0.10.21
+fi
 echo "vireid installed into $("$py" -c 'import sys; print(sys.prefix)')"

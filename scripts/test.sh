@@ -9,7 +9,8 @@ bash scripts/install.sh
 py="${VENV:-$here/.venv}/bin/python"
 [[ "${VIREID_SYSTEM:-0}" == "1" ]] && py="${PYTHON:-python3}"
 if [[ "${CI:-}" == "true" ]]; then
-    export VIREID_REQUIRE_SHARED=1
+    # CI has ../shared and installs the blazepose extra: their tests must run, not skip
+    export VIREID_REQUIRE_SHARED=1 VIREID_REQUIRE_BLAZEPOSE=1
 fi
 "$py" -m pytest -q -m "not slow" "$@"
 # slow end-to-end tests; exit code 5 means none were collected, which is fine

@@ -41,7 +41,7 @@ def test_coco_file_with_coco17_names_picks_best_annotation(tmp_path):
     path = tmp_path / "coco.json"
     path.write_text(json.dumps(doc))
     out = KeypointFileEstimator(path).estimate([None], ["cam1/0001/0001.jpg"])[0]
-    np.testing.assert_allclose(out[JOINT_INDEX["B_Neck"]], [10, 10, 1])
+    np.testing.assert_allclose(out[JOINT_INDEX["B_Neck"]], [10, 10 - 0.5 * 6.4, 1])       # S + (C - S) / 2
     np.testing.assert_allclose(out[JOINT_INDEX["R_Ankle"]], [7, 40, 1])
 
 

@@ -26,10 +26,11 @@ def test_direct_and_derived_joints():
     assert lip.shape == (16, 3)
     np.testing.assert_allclose(lip[JOINT_INDEX["R_Ankle"]], [7, 40, 0.9], rtol=1e-6)
     np.testing.assert_allclose(lip[JOINT_INDEX["L_Wrist"]], [15, 22, 0.9], rtol=1e-6)
+    # S = (10, 10), P = (10, 24), face centre C = (10, 3.6); up = (0, -1), C is 6.4 above S
     np.testing.assert_allclose(lip[JOINT_INDEX["B_Pelvis"]], [10, 24, 0.5], rtol=1e-6)   # min confidence
-    np.testing.assert_allclose(lip[JOINT_INDEX["B_Neck"]], [10, 10, 0.9], rtol=1e-6)
-    np.testing.assert_allclose(lip[JOINT_INDEX["B_Spine"]], [10, 17, 0.5], rtol=1e-6)
-    np.testing.assert_allclose(lip[JOINT_INDEX["B_Head"]], [10, 3.6, 0.9], rtol=1e-6)
+    np.testing.assert_allclose(lip[JOINT_INDEX["B_Spine"]], [10, 10 + 0.05 * 14, 0.5], rtol=1e-6)
+    np.testing.assert_allclose(lip[JOINT_INDEX["B_Neck"]], [10, 10 - 0.5 * 6.4, 0.9], rtol=1e-6)
+    np.testing.assert_allclose(lip[JOINT_INDEX["B_Head"]], [10, 3.6 - 0.6 * 6.4, 0.5], rtol=1e-6)
 
 
 def test_missing_sources_give_missing_joints():
