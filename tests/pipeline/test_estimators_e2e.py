@@ -1,0 +1,49 @@
+"""Every estimator through the whole heatmap job on synthetic SYSU-MM01, RegDB and LIP trees."""
+from __future__ import annotations
+
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import cli
+from pipeline.synth import synthesize
+from pipeline.verify import verify_cache
+from vireid.data.shards import HeatmapCache
+
+LAYOUTS = {"sysu": dict(ids=4, images_per_camera=1), "regdb": dict(ids=2, images_per_camera=2),
+           "lip": dict(ids=3, images_per_camera=2)}
+
+
+def _blazepose_available() -> bool:
+    try:
+        import mediapipe  # noqa: F401
+    except ImportError:
+        if os.environ.get("VIREID_REQUIRE_BLAZEPOSE") == "1":
+            pytest.fail("mediapipe is missing but VIREID_REQUIRE_BLAZEPOSE=1")
+        return False
+    return True
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.parametrize("estimator", ["lip", "blazepose", "keypoints"])
+def test_heatmaps_end_to_end(layout, estimator, tmp_path, golden_dir):
+    if estimator == "keypoints" and layout == "lip":
+        pytest.skip("LIP's own annotations are its keypoints; the side file exists for SYSU/RegDB only")
+    if estimator == "blazepose" and not _blazepose_available():
+        pytest.skip("mediapipe (the blazepose extra) is not installed")
+    root = tmp_path / layout
+    synthesize(layout, root, seed=2, **LAYOUTS[layout])
+    args = ["heatmaps", "--dataset", layout, "--root", str(root), "--out", str(tmp_path / "cache"),
+            "--estimator", estimator, "--input-size", "64x32", "--sigma", "2", "--no-progress"]
+    if estimator == "lip":
+        args += ["--weights", str(golden_dir / "lip_gccpm_2stage.pth")]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert verify_cache(tmp_path / "cache") == []
+    cache = HeatmapCache(tmp_path / "cache")
+    assert cache.attrs["estimator"]["estimator"] == estimator and cache.attrs["dataset"] == layout
+    entry = cache.get(0)
+    assert entry["heatmaps"].shape == (16, 16, 8) and entry["image"].shape == (64, 32, 3)
+    if estimator == "keypoints":                    # ground truth: the person's joints are there
+        assert (cache.metadata()["confidence"] > 0).mean() > 0.8
