@@ -12,10 +12,5 @@ if [[ "${CI:-}" == "true" ]]; then
     # CI has ../shared and installs the blazepose extra: their tests must run, not skip
     export VIREID_REQUIRE_SHARED=1 VIREID_REQUIRE_BLAZEPOSE=1
 fi
-"$py" -m pytest -q -m "not slow" "$@"
-# slow end-to-end tests; exit code 5 means none were collected, which is fine
-set +e
-"$py" -m pytest -q -m slow "$@"
-rc=$?
-set -e
-if [[ $rc -ne 0 && $rc -ne 5 ]]; then exit $rc; fi
+# one run: the default tests and the end-to-end tests marked slow (plain `pytest` skips those)
+"$py" -m pytest -q -m "slow or not slow" "$@"
