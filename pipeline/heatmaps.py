@@ -38,6 +38,7 @@ import numpy as np
 from joblib import Parallel, delayed
 
 from pipeline.estimators.base import PoseEstimator
+from vireid.data.images import load_image
 from vireid.data.manifest import Manifest, Record
 from vireid.data.shards import (CacheConfig, CacheError, MODALITY_CODES, ShardRows, cache_attributes,
                                 compare_attributes, encode_image, quantize_heatmaps, read_shard_attrs,
@@ -92,16 +93,8 @@ def cache_lock(root: Path, part: Tuple[int, int]) -> Iterator[None]:
 
 def read_image(path: Path) -> "np.ndarray | str":
     """BGR uint8 image, or the reason it cannot be used."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        return f"unreadable: {exc.strerror or exc}"
-    if not data:
-        return "zero-byte file"
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        return "cannot be decoded as an image"
-    return image
+    loaded = load_image(path)
+    return loaded if isinstance(loaded, str) else loaded[0]
 
 
 def scale_keypoints(kps: np.ndarray, src_hw: Tuple[int, int], dst_hw: Tuple[int, int]) -> np.ndarray:

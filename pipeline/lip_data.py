@@ -50,6 +50,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from vireid.data.images import load_image
 from vireid.data.manifest import Record
 from vireid.pose.heatmaps import background_map, render_gaussian_heatmaps
 from vireid.pose.joints import NUM_JOINTS, flip_keypoints
@@ -139,10 +140,10 @@ def record_keypoints(record: Record) -> np.ndarray:
 def read_image(root: Path, record: Record) -> np.ndarray:
     """The record's image as HxWx3 uint8 BGR; :class:`LipDataError` naming the file otherwise."""
     path = Path(root) / record.path
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise LipDataError(f"{path}: cannot be read as an image")
-    return image
+    loaded = load_image(path)
+    if isinstance(loaded, str):
+        raise LipDataError(f"{path}: {loaded}")
+    return loaded[0]
 
 
 # ---------------------------------------------------------------- augmentation

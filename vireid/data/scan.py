@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import cv2
-import numpy as np
 from joblib import Parallel, delayed
 
+from vireid.data.images import load_image
 from vireid.data.manifest import Manifest, Record
 from vireid.data.spec import DatasetSpec, load_spec
 
@@ -84,15 +84,10 @@ ImageInfo = Tuple[int, int, int, str]   # height, width, nbytes, sha1
 
 def inspect_image(path: Path) -> "ImageInfo | str":
     """Read and decode one image; return ``(h, w, nbytes, sha1)`` or the reason it is unusable."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        return f"unreadable: {exc.strerror or exc}"
-    if not data:
-        return "zero-byte file"
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if image is None or image.size == 0:
-        return "cannot be decoded as an image"
+    loaded = load_image(path, cv2.IMREAD_UNCHANGED)
+    if isinstance(loaded, str):
+        return loaded
+    image, data = loaded
     return int(image.shape[0]), int(image.shape[1]), len(data), hashlib.sha1(data).hexdigest()
 
 
