@@ -45,3 +45,21 @@ def test_console_scripts_in_setup_cfg_are_importable():
         mod = __import__(module, fromlist=[func])
         assert callable(getattr(mod, func)), line
         assert Path(sys.executable).with_name(name).exists(), f"{name} not installed on PATH"
+
+
+def test_readme_docker_lines_match_the_dockerfile():
+    readme = (REPO / "README.md").read_text()
+    assert "docker build -t vireid ." in readme
+    runs = [ln for ln in readme.replace("\\\n", " ").splitlines() if ln.strip().startswith("docker run")]
+    assert len(runs) >= 3, "one docker run line per stage"
+    volumes = set(re.findall(r'VOLUME \[(.*)\]', DOCKERFILE)[0].replace('"', "").replace(" ", "").split(","))
+    stages = set()
+    for line in runs:
+        assert "--gpus all" in line and ("--ipc=host" in line or "--shm-size" in line), line
+        for mount in re.findall(r"-v \S+:(/[^:\s]+)", line):
+            top = "/" + mount.strip("/").split("/")[0]
+            assert top in volumes, f"{mount} is not under a VOLUME of the Dockerfile ({sorted(volumes)})"
+        words = line.split()
+        image_at = words.index("vireid")
+        stages.add(words[image_at + 1])
+    assert stages == {"vireid-prep", "vireid-train", "vireid-eval"}

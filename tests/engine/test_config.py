@@ -1,0 +1,138 @@
+"""vireid.engine.config: presets, inheritance, overrides, unknown keys and types, round trip."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vireid.engine.config import ConfigError, TrainConfig, config_from_dict, load_config, save_config
+from vireid.engine.optim import lr_factor
+from vireid.losses import LossConfig
+from vireid.model import ModelConfig
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+PRESETS = sorted(p.name for p in CONFIGS.glob("*.yaml"))
+
+
+def test_all_expected_presets_exist():
+    assert {"sysu.yaml", "regdb.yaml", "sysu_release.yaml", "regdb_release.yaml", "ablation_baseline.yaml",
+            "ablation_peb.yaml", "ablation_peb_pose.yaml", "ablation_full.yaml", "demo.yaml"} <= set(PRESETS)
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_every_preset_loads_and_builds_its_model_config(name):
+    cfg = load_config(CONFIGS / name)
+    model = cfg.model_config(num_classes=395)
+    assert isinstance(model, ModelConfig) and model.input_size == tuple(cfg.data.input_size)
+    assert isinstance(cfg.loss_config(), LossConfig)
+    cfg.data.transform_config()
+    cfg.data.sampler_config()
+
+
+def test_paper_presets_follow_section_iv_a():
+    for name in ("sysu.yaml", "regdb.yaml"):
+        cfg = load_config(CONFIGS / name)
+        assert (cfg.data.num_ids, cfg.data.num_per_modality, cfg.data.sampler_config().batch_size) == (8, 4, 64)
+        assert (cfg.optim.lr, cfg.optim.momentum, cfg.optim.weight_decay, cfg.optim.nesterov) == (0.01, 0.9, 5e-4, False)
+        assert [lr_factor(cfg.optim, e) for e in (0, 19, 20, 40, 99)] == [1, 1, 0.5, 0.25, 0.5 ** 4]
+        assert (cfg.loss.beta, cfg.loss.lambda_pose, cfg.loss.gamma) == (0.1, 5.0, 1.0)
+        assert cfg.epochs == 100 and cfg.model.backbone == "resnet50" and cfg.data.input_size == (288, 144)
+        assert cfg.data.holdout is None
+    assert load_config(CONFIGS / "regdb.yaml").dataset == "regdb"
+
+
+def test_release_presets():
+    sysu = load_config(CONFIGS / "sysu_release.yaml")
+    regdb = load_config(CONFIGS / "regdb_release.yaml")
+    for cfg in (sysu, regdb):
+        assert (cfg.data.num_ids, cfg.data.num_per_modality, cfg.data.pad) == (16, 4, 0)
+        assert cfg.optim.nesterov and cfg.optim.stem_lr_factor == 0.1
+        assert cfg.optim.factors == [1.0, 0.75, 0.5, 0.25, 0.125, 0.1, 0.05]
+    assert (sysu.dataset, sysu.epochs, sysu.loss.lambda_pose, sysu.optim.milestones) == (
+        "sysu", 150, 3.0, [12, 30, 50, 75, 125, 180])
+    assert (regdb.dataset, regdb.epochs, regdb.loss.lambda_pose, regdb.optim.milestones) == (
+        "regdb", 25, 7.0, [8, 15, 25, 40, 60, 80])
+    assert [lr_factor(sysu.optim, e) for e in (0, 11, 12, 29, 30, 75, 149)] == [1, 1, 0.75, 0.75, 0.5, 0.125, 0.1]
+
+
+def test_ablation_presets_match_table_iv():
+    for row in ("baseline", "peb", "peb_pose", "full"):
+        cfg = load_config(CONFIGS / f"ablation_{row}.yaml").model_config(num_classes=395)
+        ref = ModelConfig.ablation(row)
+        assert (cfg.use_pose_branch, cfg.use_pose_loss, cfg.use_hfc) == (
+            ref.use_pose_branch, ref.use_pose_loss, ref.use_hfc), row
+
+
+def test_inheritance_and_overrides_take_priority(tmp_path):
+    base = tmp_path / "base.yaml"
+    base.write_text("epochs: 7\noptim: {lr: 0.5, momentum: 0.8}\n")
+    child = tmp_path / "child.yaml"
+    child.write_text("inherit: base.yaml\noptim: {lr: 0.25}\n")
+    cfg = load_config(child, ["optim.momentum=0.7", "model.backbone=resnet18", "data.input_size=[128, 64]",
+                              "data.holdout=null", "model.pretrained=2024"])
+    assert (cfg.epochs, cfg.optim.lr, cfg.optim.momentum) == (7, 0.25, 0.7)
+    assert cfg.model.backbone == "resnet18" and cfg.data.input_size == (128, 64)
+    assert cfg.model.pretrained == "2024"               # a string key keeps the text as written
+    assert cfg.optim.weight_decay == TrainConfig().optim.weight_decay   # untouched defaults stay
+
+
+def test_unknown_key_names_the_file_and_suggests(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("inherit: good.yaml\nmodel: {backbon: resnet18}\n")
+    (tmp_path / "good.yaml").write_text("epochs: 3\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: unknown key 'model\.backbon'; did you mean 'model\.backbone'"):
+        load_config(bad)
+    parent_bad = tmp_path / "child.yaml"
+    (tmp_path / "parent.yaml").write_text("optim: {learning_rate: 0.1}\n")
+    parent_bad.write_text("inherit: parent.yaml\n")
+    with pytest.raises(ConfigError, match=r"parent\.yaml: unknown key 'optim\.learning_rate'"):
+        load_config(parent_bad)
+    with pytest.raises(ConfigError, match=r"override 'optim\.lrr=1': unknown key 'optim\.lrr'; did you mean 'optim\.lr'"):
+        load_config(None, ["optim.lrr=1"])
+    with pytest.raises(ConfigError, match="model.num_classes is not a setting"):
+        load_config(None, ["model.num_classes=10"])
+
+
+def test_values_are_type_checked(tmp_path):
+    with pytest.raises(ConfigError, match="optim.lr must be a number, got 'fast'"):
+        load_config(None, ["optim.lr=fast"])
+    with pytest.raises(ConfigError, match=r"data.input_size must be a list of 2 values"):
+        load_config(None, ["data.input_size=[288]"])
+    with pytest.raises(ConfigError, match="epochs must be an integer, got 1.5"):
+        load_config(None, ["epochs=1.5"])
+    with pytest.raises(ConfigError, match="amp must be true/false"):
+        load_config(None, ["amp=3"])
+    f = tmp_path / "x.yaml"
+    f.write_text("data: 5\n")
+    with pytest.raises(ConfigError, match=r"x\.yaml: data must be a mapping"):
+        load_config(f)
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        load_config(None, ["epochs"])
+
+
+def test_value_checks_and_missing_files(tmp_path):
+    with pytest.raises(ConfigError, match="fewer than num_stripes=6"):
+        load_config(None, ["data.input_size=[64, 32]"])
+    with pytest.raises(ConfigError, match="one value more than optim.milestones"):
+        load_config(None, ["optim.schedule=milestones", "optim.milestones=[10]", "optim.factors=[1.0]"])
+    with pytest.raises(ConfigError, match="device must be"):
+        load_config(None, ["device=tpu"])
+    with pytest.raises(ConfigError, match=r"missing\.yaml: configuration file not found"):
+        load_config(tmp_path / "missing.yaml")
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text("inherit: b.yaml\n")
+    b.write_text("inherit: a.yaml\n")
+    with pytest.raises(ConfigError, match="inheritance cycle"):
+        load_config(a)
+
+
+def test_saved_config_round_trips(tmp_path):
+    cfg = load_config(CONFIGS / "sysu_release.yaml", ["data.holdout=fraction"])
+    save_config(cfg, tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml") == cfg
+    assert config_from_dict(cfg.to_dict()) == cfg
+
+
+def test_warmup_and_step_schedule():
+    cfg = load_config(None, ["optim.warmup_epochs=4", "optim.warmup_start=0.2", "optim.step_size=2"])
+    assert [round(lr_factor(cfg.optim, e), 6) for e in range(6)] == [0.2, 0.4, 0.3, 0.4, 0.25, 0.25]

@@ -1,0 +1,69 @@
+"""vireid-train through click's CliRunner: help, one-line user errors, a one-step run."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from tests.engine.test_trainer import TINY, cache_dir  # noqa: F401 - the module-scoped cache fixture
+from vireid.cli.train import cli
+from vireid.engine.checkpoint import load_checkpoint
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def _args(cache: Path, out: Path, *extra: str):
+    return ["--config", str(CONFIGS / "demo.yaml"), "--cache", str(cache), "--out", str(out), *extra]
+
+
+def _one_line(output: str) -> str:
+    lines = [ln for ln in output.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, output
+    assert "Traceback" not in output
+    return lines[0]
+
+
+def test_help_explains_the_options():
+    res = CliRunner().invoke(cli, ["--help"])
+    assert res.exit_code == 0
+    for word in ("--config", "--cache", "--out", "--trial", "--resume", "--set", "--device", "KEY=VALUE",
+                 "last.pt", "best.pt", "log.jsonl"):
+        assert word in res.output, word
+
+
+def test_unknown_key_is_one_line_and_fails(cache_dir, tmp_path):  # noqa: F811
+    res = CliRunner().invoke(cli, _args(cache_dir, tmp_path / "run", "--set", "optim.lrr=0.1"))
+    assert res.exit_code == 1
+    line = _one_line(res.output)
+    assert "unknown key 'optim.lrr'" in line and "did you mean 'optim.lr'" in line
+    res = CliRunner().invoke(cli, _args(cache_dir, tmp_path / "run", "model.backbon=resnet18"))
+    assert res.exit_code == 1 and "unknown key 'model.backbon'" in _one_line(res.output)
+    assert not (tmp_path / "run").exists()
+
+
+def test_user_errors_exit_without_traceback(cache_dir, tmp_path):  # noqa: F811
+    res = CliRunner().invoke(cli, _args(cache_dir, tmp_path / "run", "--resume", str(tmp_path / "nope.pt")))
+    assert res.exit_code == 1 and "input_size 96x48 differs from the configured data.input_size 128x64" in \
+        _one_line(res.output)
+    res = CliRunner().invoke(cli, _args(cache_dir, tmp_path / "run", *TINY, "--resume", str(tmp_path / "nope.pt")))
+    assert res.exit_code == 1 and "nope.pt: checkpoint not found" in _one_line(res.output)
+    res = CliRunner().invoke(cli, _args(tmp_path / "no-cache", tmp_path / "run"))
+    assert res.exit_code == 1 and "not a heatmap cache" in _one_line(res.output)
+    res = CliRunner().invoke(cli, _args(cache_dir, tmp_path / "run", "--trial", "3"))       # demo is SYSU
+    assert res.exit_code == 1 and "applies to RegDB only" in _one_line(res.output)
+    res = CliRunner().invoke(cli, ["--cache", str(cache_dir)])
+    assert res.exit_code == 2 and "--config" in res.output
+
+
+def test_short_run_prints_where_the_outputs_are(cache_dir, tmp_path):  # noqa: F811
+    out = tmp_path / "run"
+    sets = [a for kv in TINY for a in ("--set", kv)]
+    res = CliRunner().invoke(cli, _args(cache_dir, out, *sets, "epochs=1", "data.batches_per_epoch=1",
+                                        "data.holdout=null", "--device", "cpu", "--no-progress"))
+    assert res.exit_code == 0, res.output
+    assert f"checkpoint: {out / 'last.pt'}" in res.output and str(out / "losses.png") in res.output
+    assert load_checkpoint(out / "last.pt")["epoch"] == 1
+    res = CliRunner().invoke(cli, _args(cache_dir, out, *sets, "epochs=2", "data.batches_per_epoch=1",
+                                        "data.holdout=null", "--resume", "auto"))
+    assert res.exit_code == 0, res.output
+    assert "trained 2 epoch(s), 2 steps" in res.output

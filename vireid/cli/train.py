@@ -1,0 +1,90 @@
+"""``vireid-train``: joint pose / ReID training from a heatmap cache.
+
+    vireid-train --config configs/sysu.yaml --cache CACHE --out RUN [--trial N]
+                 [--resume auto|PATH] [--set key=value ...] [--device cpu|cuda] [KEY=VALUE ...]
+
+Writes ``RUN/config.yaml``, ``RUN/log.jsonl``, ``RUN/last.pt`` (every epoch), ``RUN/best.pt``
+(with a hold-out), ``RUN/losses.png`` and ``RUN/val.png``; see :mod:`vireid.engine.trainer`.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Optional, Sequence, Tuple
+
+import click
+
+from vireid import __version__
+
+HELP = """Train the joint pose / ReID network on a heatmap cache (vireid-prep heatmaps).
+
+\b
+CONFIG is a YAML preset (configs/sysu.yaml, configs/regdb.yaml: the paper's Section IV-A;
+configs/*_release.yaml: the public release's recipe; configs/ablation_*.yaml: Table IV;
+configs/demo.yaml: a few minutes on a CPU). Any key can be changed with --set KEY=VALUE or a
+trailing KEY=VALUE, e.g. `optim.lr=0.02 model.pretrained=/w/resnet50.pth data.workers=8`;
+an unknown key or a value of the wrong type is an error naming it.
+
+\b
+RUN receives config.yaml (the resolved configuration), log.jsonl (every loss and the lr per
+step), last.pt (after every epoch; --resume auto continues from it exactly), best.pt (only
+with data.holdout: best validation mAP on held-out training identities), losses.png and
+val.png. The test split is never used: evaluate a checkpoint with vireid-eval.
+"""
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("vireid").setLevel(logging.INFO)
+
+
+@click.command(help=HELP, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="vireid-train")
+@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="YAML configuration (a preset of configs/ or your own; `inherit: sysu.yaml` extends one).")
+@click.option("--cache", "cache_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="Heatmap cache folder (its cache.json, shards and manifest.json); the estimator is not needed.")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="Run folder for checkpoints, log and plots.")
+@click.option("--trial", type=click.IntRange(1, 10), default=None,
+              help="RegDB trial 1-10 (its train tables; default data.trial). Not for SYSU-MM01.")
+@click.option("--resume", default=None, metavar="auto|PATH",
+              help="Continue a run: 'auto' = RUN/last.pt if present (else start), or a checkpoint path.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override a configuration key (repeatable), e.g. --set optim.lr=0.02.")
+@click.option("--device", default=None, help="cpu, cuda or cuda:N (default: the config's device, 'auto').")
+@click.option("--progress/--no-progress", default=None, help="Show a progress bar (default: the config's).")
+@click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
+def cli(config_path: Path, cache_dir: Path, out_dir: Path, trial: Optional[int], resume: Optional[str],
+        sets: Tuple[str, ...], device: Optional[str], progress: Optional[bool], overrides: Tuple[str, ...]) -> None:
+    from vireid.engine.config import load_config
+    from vireid.engine.trainer import USER_ERRORS, train
+
+    _setup_logging()
+    extra = list(sets) + list(overrides)
+    if device is not None:
+        extra.append(f"device={device}")
+    if progress is not None:
+        extra.append(f"progress={'true' if progress else 'false'}")
+    try:
+        config = load_config(config_path, extra)
+        result = train(config, cache_dir, out_dir, trial=trial, resume=resume)
+    except USER_ERRORS as exc:
+        raise click.ClickException(str(exc).replace("\n", " ")) from None
+    except KeyboardInterrupt:
+        last = out_dir / "last.pt"
+        where = f"{last} holds the last finished epoch" if last.is_file() else "no epoch finished"
+        click.echo(f"interrupted: {where}; continue with --resume auto", err=True)
+        raise SystemExit(130) from None
+    click.echo(f"trained {result.epochs_done} epoch(s), {result.global_step} steps")
+    click.echo(f"checkpoint: {result.last}" + (f" (best on validation: {result.best})" if result.best else ""))
+    plots = [str(p) for p in (result.losses_png, result.val_png) if p is not None]
+    click.echo(f"log: {result.run_dir / 'log.jsonl'}; plots: {', '.join(plots) or 'none'}")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    cli.main(args=list(argv) if argv is not None else None, prog_name="vireid-train", standalone_mode=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""PNG plots of a run: the loss curves (``losses.png``) and validation mAP / Rank-1 (``val.png``)."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Sequence
+
+import numpy as np
+
+from vireid.engine.runlog import loss_series
+from vireid.io import PathLike, atomic_path
+
+_SIZE_IN = (8.0, 4.5)
+_DPI = 100
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _smooth(values: np.ndarray, window: int) -> np.ndarray:
+    """Trailing moving average, NaN-aware (a NaN counts as missing)."""
+    if window <= 1 or values.size == 0:
+        return values
+    ok = np.isfinite(values)
+    v = np.where(ok, values, 0.0)
+    c = np.cumsum(np.insert(v, 0, 0.0))
+    n = np.cumsum(np.insert(ok.astype(float), 0, 0.0))
+    idx = np.arange(1, values.size + 1)
+    lo = np.maximum(idx - window, 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (c[idx] - c[lo]) / (n[idx] - n[lo])
+
+
+def _save(fig: Any, path: PathLike) -> Path:
+    path = Path(path)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=_DPI)
+    return path
+
+
+def plot_losses(path: PathLike, records: Sequence[Mapping[str, Any]], smooth: int = 0) -> Path:
+    """Every named loss against the global step (thin: per step; thick: moving average),
+    log-scaled, with the learning rate underneath."""
+    series = loss_series(list(records))
+    steps = np.asarray(series.pop("step"))
+    lr = np.asarray(series.pop("lr"))
+    if steps.size == 0:
+        raise ValueError("the run log has no step records: nothing to plot")
+    window = smooth or max(1, steps.size // 20)
+    plt = _pyplot()
+    fig, (ax, ax_lr) = plt.subplots(2, 1, figsize=_SIZE_IN, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    try:
+        for name, values in series.items():
+            v = np.asarray(values)
+            line, = ax.plot(steps, v, linewidth=0.6, alpha=0.35)
+            ax.plot(steps, _smooth(v, window), linewidth=1.6, color=line.get_color(), label=name)
+        if all(np.nanmin(np.asarray(v)) > 0 for v in series.values() if np.isfinite(v).any()):
+            ax.set_yscale("log")
+        ax.set_ylabel("loss")
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="best", fontsize=8, ncol=2)
+        ax.set_title(f"training losses (moving average over {window} steps)")
+        ax_lr.plot(steps, lr, color="black", linewidth=1.0)
+        ax_lr.set_ylabel("lr")
+        ax_lr.set_xlabel("step")
+        ax_lr.grid(True, alpha=0.3)
+        fig.tight_layout()
+        return _save(fig, path)
+    finally:
+        plt.close(fig)
+
+
+def plot_validation(path: PathLike, records: Sequence[Mapping[str, Any]]) -> Path:
+    """Validation mAP and Rank-1 (f_all and f_id, in %) against the epoch."""
+    val = [r for r in records if r.get("kind") == "val"]
+    if not val:
+        raise ValueError("the run log has no validation records: nothing to plot")
+    epochs = [int(r["epoch"]) for r in val]
+    curves: Dict[str, List[float]] = {}
+    for key, label in (("mAP", "mAP f_all"), ("R1", "R1 f_all"), ("f_id_mAP", "mAP f_id"), ("f_id_R1", "R1 f_id")):
+        curves[label] = [100.0 * float(r.get(key, math.nan)) for r in val]
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=_SIZE_IN)
+    try:
+        for label, values in curves.items():
+            ax.plot(epochs, values, marker="o", markersize=3, label=label,
+                    linestyle="-" if "f_all" in label else "--")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("%")
+        ax.set_ylim(0, 100)
+        ax.grid(True, alpha=0.3)
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(loc="best")
+        ax.set_title("validation on held-out identities (query IR, gallery RGB)")
+        fig.tight_layout()
+        return _save(fig, path)
+    finally:
+        plt.close(fig)

@@ -1,0 +1,471 @@
+"""Joint training of the pose / ReID network (paper Section III-E, IV-A) from a heatmap cache.
+
+:func:`train` reads only the cache (its shards, ``cache.json`` and ``manifest.json``),
+never the pose estimator, and writes into the run folder ``RUN``::
+
+    RUN/config.yaml     the resolved configuration
+    RUN/log.jsonl       every named loss and the lr per step, epoch means, validation
+    RUN/last.pt         after every epoch: weights + all training state (exact resume)
+    RUN/best.pt         best validation mAP (only with a hold-out: data.holdout)
+    RUN/losses.png      loss curves; RUN/val.png validation mAP / R1 (with a hold-out)
+
+Start-up checks, each a clear error naming the file or key: the cache's dataset, input
+size and stride against the configuration, its heatmap size against the model's
+prediction (when the pose loss is on), missing shards, identities without images in
+one modality, fewer identities than a batch needs, a resume checkpoint of another run.
+
+Selection: without a hold-out the last epoch is kept (the paper's protocol). With one,
+validation (query IR vs gallery RGB images of the held-out identities, all of them,
+ranked by the f_all / f_id features with the RegDB-style metrics of
+:mod:`vireid.evaluation`) runs every ``val_every`` epochs and picks ``best.pt`` by mAP.
+The test split is never trained on or selected with.
+
+Exact resume: ``last.pt`` holds the model, optimizer (momentum buffers), scheduler,
+AMP scaler, the torch / numpy / python RNG states and the sampler's state; the data
+order and augmentation are pure functions of (seed, epoch, draw), so continuing from
+epoch ``e`` gives the same weights as an uninterrupted run (tested on CPU).
+
+Non-finite guard: a NaN or inf in any named loss stops the run before the update, with
+the loss's name and the step; ``last.pt`` keeps the last good epoch.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import random
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from vireid import __version__
+from vireid.data.dataset import CacheDataset, make_label_map, training_indices
+from vireid.data.manifest import Manifest, ManifestError
+from vireid.data.sampler import CrossModalitySampler, SamplerError
+from vireid.data.shards import CacheError, HeatmapCache
+from vireid.data.transforms import TrainTransform
+from vireid.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from vireid.engine.config import ConfigError, TrainConfig, save_config
+from vireid.engine.features import extract_features
+from vireid.engine.optim import build_optimizer, build_scheduler
+from vireid.engine.plots import plot_losses, plot_validation
+from vireid.engine.runlog import RunLog, read_log, trim_log
+from vireid.evaluation import regdb_metrics
+from vireid.io import PathLike
+from vireid.losses import compute_losses
+from vireid.model import ModelConfig, PoseVIReIDNet, load_imagenet_backbone, load_pose_branch_from_lip
+
+logger = logging.getLogger(__name__)
+
+#: Settings that may differ between a checkpoint and the run resuming it.
+RESUMABLE_KEYS = ("epochs", "device", "progress", "log_every", "val_every", "data.workers",
+                  "data.val_batch_size", "model.pretrained", "model.pose_init", "model.pose_init_stage")
+
+
+class TrainError(RuntimeError):
+    """A user's problem found by the trainer (data, configuration or resume mismatch); the
+    message names the file or key at fault."""
+
+
+class NonFiniteLossError(TrainError):
+    """A loss became NaN or inf; the message names the loss and the step."""
+
+
+#: Everything a command line should report as one line rather than a traceback.
+USER_ERRORS = (TrainError, ConfigError, CacheError, ManifestError, CheckpointError, SamplerError)
+
+
+@dataclass
+class TrainResult:
+    """What a run produced."""
+
+    run_dir: Path
+    last: Path
+    best: Optional[Path]
+    epochs_done: int
+    global_step: int
+    losses_png: Optional[Path] = None
+    val_png: Optional[Path] = None
+    val_history: List[Dict[str, float]] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- set-up helpers
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TrainError(f"device {name!r} asked for but CUDA is not available here; use --device cpu")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    torch.manual_seed(seed)
+
+
+def rng_state() -> Dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"].cpu() if torch.is_tensor(state["torch"]) else state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def check_cache(cache: HeatmapCache, manifest: Manifest, config: TrainConfig, model_config: ModelConfig) -> None:
+    """Cache attributes against the configuration (raises :class:`TrainError`)."""
+    root = cache.root
+    attrs = cache.attrs
+    if manifest.dataset != config.dataset:
+        raise TrainError(f"{root} holds {manifest.dataset} data but the configuration says dataset: "
+                         f"{config.dataset}; use the {manifest.dataset} preset or set dataset={manifest.dataset}")
+    if attrs.get("dataset") not in (None, manifest.dataset):
+        raise TrainError(f"{root}/cache.json says dataset {attrs.get('dataset')!r} but its manifest.json is "
+                         f"{manifest.dataset!r}: the cache folder is inconsistent; rebuild it")
+    have = tuple(attrs.get("input_size", ()))
+    want = tuple(config.data.input_size)
+    if have != want:
+        raise TrainError(f"{root}/cache.json: input_size {'x'.join(map(str, have))} differs from the configured "
+                         f"data.input_size {want[0]}x{want[1]}: set data.input_size=[{', '.join(map(str, have))}] "
+                         f"or rebuild the cache with --input-size {want[0]}x{want[1]}")
+    if int(attrs.get("stride", -1)) != config.data.stride:
+        raise TrainError(f"{root}/cache.json: heatmap stride {attrs.get('stride')} differs from data.stride "
+                         f"{config.data.stride}")
+    if model_config.use_pose_loss:
+        hm = tuple(int(s) for s in attrs.get("heatmap_size", ()))
+        predicted = model_config.heatmap_size()
+        if hm != predicted:
+            raise TrainError(f"{root}/cache.json: heatmaps are {'x'.join(map(str, hm))} but the model predicts "
+                             f"{predicted[0]}x{predicted[1]} at input {want[0]}x{want[1]} (model.heatmap_size): "
+                             "rebuild the cache with stride 4 or change the input size")
+
+
+def _open_data(cache_dir: Path) -> Tuple[HeatmapCache, Manifest]:
+    cache = HeatmapCache(cache_dir)                                   # CacheError: incomplete, missing shard
+    manifest = Manifest.load(cache_dir / "manifest.json")            # ManifestError
+    return cache, manifest
+
+
+def _validation_split(cache: HeatmapCache, val_indices: Sequence[int]) -> Tuple[List[int], List[int]]:
+    """Held-out images of identities seen in both modalities: (query IR, gallery RGB) cache indices."""
+    meta = cache.metadata()
+    idx = np.asarray(list(val_indices), dtype=np.int64)
+    pids, mods = meta["pid"][idx], meta["modality"][idx]
+    both = set(pids[mods == 0].tolist()) & set(pids[mods == 1].tolist())
+    query = [int(i) for i, p, m in zip(idx, pids, mods) if m == 1 and p in both]
+    gallery = [int(i) for i, p, m in zip(idx, pids, mods) if m == 0 and p in both]
+    return query, gallery
+
+
+@torch.no_grad()
+def validate(model: PoseVIReIDNet, cache: HeatmapCache, query: Sequence[int], gallery: Sequence[int],
+             device: torch.device, batch_size: int = 64) -> Dict[str, float]:
+    """mAP / Rank-1 of IR queries against the RGB gallery (fractions), for f_all and f_id."""
+    indices = list(query) + list(gallery)
+    feats = extract_features(model, cache, indices, batch_size=batch_size, device=str(device))
+    pids = cache.metadata()["pid"][np.asarray(indices)]
+    nq = len(query)
+    out: Dict[str, float] = {}
+    for name, prefix in (("f_all", ""), ("f_id", "f_id_")):
+        f = feats[name]                                              # (Q + G, D)
+        distmat = -(f[:nq] @ f[nq:].T)                                # (Q, G), smaller = closer
+        m = regdb_metrics(distmat, pids[:nq], pids[nq:])
+        out[f"{prefix}mAP"] = float(m.mAP)
+        out[f"{prefix}R1"] = float(m.rank(1))
+    return out
+
+
+def _check_finite(losses: Mapping[str, torch.Tensor], epoch: int, it: int, step: int, last: Path,
+                  epochs_done: int) -> None:
+    for name, value in losses.items():
+        v = float(value.detach())
+        if not np.isfinite(v):
+            kept = (f"{last} holds epoch {epochs_done}, the last good one" if last.is_file()
+                    else "no checkpoint was written yet")
+            raise NonFiniteLossError(f"loss {name!r} is {v} at epoch {epoch}, step {it} of the epoch (global step "
+                                     f"{step}): training stopped before the update; {kept}")
+
+
+def _resume_path(resume: Union[None, str, PathLike], out: Path) -> Optional[Path]:
+    if resume is None:
+        if (out / "last.pt").is_file():
+            raise TrainError(f"{out} already holds a run (last.pt): continue it with --resume auto, or choose "
+                             "another --out")
+        return None
+    if str(resume) == "auto":
+        return out / "last.pt" if (out / "last.pt").is_file() else None
+    path = Path(resume)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found (--resume)")
+    return path
+
+
+def _check_resumable(ck: Mapping[str, Any], path: Path, config: TrainConfig, manifest: Manifest,
+                     label_map: Mapping[int, int], model_config: ModelConfig) -> None:
+    if ck.get("manifest_hash") != manifest.hash:
+        raise TrainError(f"{path} was trained on manifest {str(ck.get('manifest_hash'))[:12]}, the cache holds "
+                         f"{manifest.hash[:12]}: not the same data; start a new run")
+    if {int(k): int(v) for k, v in dict(ck.get("label_map", {})).items()} != dict(label_map):
+        raise TrainError(f"{path}: its training identities differ from this configuration's (data.splits, "
+                         "data.holdout or the RegDB trial changed)")
+    for key in ("optimizer", "scheduler", "rng", "sampler", "epoch", "config"):
+        if key not in ck:
+            raise TrainError(f"{path} has no {key!r}: not a resumable vireid-train checkpoint (best.pt?)")
+    saved = _flatten(ck["config"])
+    now = _flatten(config.to_dict())
+    diffs = [f"{k}: {saved.get(k)!r} in the checkpoint, {now.get(k)!r} now" for k in sorted(set(saved) | set(now))
+             if k not in RESUMABLE_KEYS and saved.get(k) != now.get(k)]
+    if diffs:
+        raise TrainError(f"{path} was trained with other settings ({'; '.join(diffs[:6])}); a resume may change "
+                         f"only {', '.join(RESUMABLE_KEYS)}")
+    saved_model = {k: list(v) if isinstance(v, tuple) else v for k, v in ck["model_config"].items()}
+    now_model = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(model_config).items()}
+    if saved_model != now_model:
+        raise TrainError(f"{path}: its model config differs from this run's")
+
+
+# ----------------------------------------------------------------------------- training
+def train(config: TrainConfig, cache_dir: PathLike, out_dir: PathLike, trial: Optional[int] = None,
+          resume: Union[None, str, PathLike] = None) -> TrainResult:
+    """Train on ``cache_dir`` into ``out_dir`` (see the module docstring).
+
+    Args:
+        config: the resolved configuration (:func:`vireid.engine.config.load_config`).
+        cache_dir: a heatmap cache folder (with its ``manifest.json``).
+        out_dir: the run folder.
+        trial: RegDB trial (overrides ``data.trial``); an error for SYSU-MM01.
+        resume: ``None`` (a new run; an error if ``out_dir`` has ``last.pt``), ``'auto'``
+            (continue ``out_dir/last.pt`` if present) or a checkpoint path.
+
+    Raises:
+        one of :data:`USER_ERRORS` for a user's mistake, :class:`NonFiniteLossError` when a
+        loss is NaN / inf.
+    """
+    cache_dir, out = Path(cache_dir), Path(out_dir)
+    if trial is not None:
+        if config.dataset != "regdb":
+            raise TrainError(f"--trial {trial} applies to RegDB only (dataset is {config.dataset})")
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, trial=int(trial)))
+    cfg = config
+    if "test" in cfg.data.splits:
+        raise TrainError("data.splits contains 'test': the test identities are never trained on")
+    cache, manifest = _open_data(cache_dir)
+    device = resolve_device(cfg.device)
+    amp = bool(cfg.amp and device.type == "cuda")
+    if cfg.amp and not amp:
+        logger.warning("amp: true needs CUDA; training in float32 on %s", device)
+    det_before = torch.are_deterministic_algorithms_enabled()
+    if cfg.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    seed_everything(cfg.seed)
+
+    # ---- data
+    try:
+        train_idx, val_idx = training_indices(cache, manifest, cfg.data.splits, trial=cfg.data.trial,
+                                              holdout=cfg.data.holdout, holdout_fraction=cfg.data.holdout_fraction,
+                                              seed=cfg.seed)
+    except SamplerError as exc:
+        raise TrainError(f"{cache_dir}: {exc}") from None
+    except ValueError as exc:
+        raise TrainError(f"{cache_dir}: {exc}") from None
+    meta = cache.metadata()
+    label_map = make_label_map(meta["pid"][np.asarray(train_idx)].tolist())
+    model_cfg = cfg.model_config(num_classes=len(label_map))
+    check_cache(cache, manifest, cfg, model_cfg)
+    dataset = CacheDataset(cache, train_idx, TrainTransform(cfg.data.transform_config()), seed=cfg.seed,
+                           label_map=label_map)
+    try:
+        sampler = CrossModalitySampler(dataset.pids, dataset.modalities, cfg.data.sampler_config(), seed=cfg.seed,
+                                       keyed=True)
+    except SamplerError as exc:
+        raise TrainError(f"{cache_dir}: {exc} (data.num_ids={cfg.data.num_ids})") from None
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.workers,
+                        pin_memory=device.type == "cuda", persistent_workers=cfg.data.workers > 0)
+    val_query: List[int] = []
+    val_gallery: List[int] = []
+    if cfg.data.holdout is not None:
+        val_query, val_gallery = _validation_split(cache, val_idx)
+        if not val_query or not val_gallery:
+            raise TrainError(f"{cache_dir}: the held-out identities (data.holdout={cfg.data.holdout}) have no "
+                             "identity with both RGB and IR images: nothing to validate on")
+
+    # ---- model, optimiser
+    resume_from = _resume_path(resume, out)
+    torch.manual_seed(cfg.seed)
+    model = PoseVIReIDNet(model_cfg)
+    if resume_from is None:
+        _initialise(model, cfg)
+    model.to(device)
+    optimizer = build_optimizer(model, cfg.optim)
+    scheduler = build_scheduler(optimizer, cfg.optim)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    loss_cfg = cfg.loss_config()
+
+    start_epoch, global_step = 0, 0
+    val_history: List[Dict[str, float]] = []
+    best_map = -1.0
+    if resume_from is not None:
+        ck = load_checkpoint(resume_from, map_location="cpu")
+        _check_resumable(ck, resume_from, cfg, manifest, label_map, model_cfg)
+        model.load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        scheduler.load_state_dict(ck["scheduler"])
+        if amp and ck.get("scaler"):
+            scaler.load_state_dict(ck["scaler"])
+        sampler.load_state_dict(ck["sampler"])
+        start_epoch, global_step = int(ck["epoch"]), int(ck.get("global_step", 0))
+        val_history = list(ck.get("history", {}).get("val", []))
+        best_map = float(ck.get("history", {}).get("best_mAP", -1.0))
+        set_rng_state(ck["rng"])
+        logger.info("resumed from %s: %d epoch(s) done, global step %d", resume_from, start_epoch, global_step)
+    out.mkdir(parents=True, exist_ok=True)
+    trim_log(out / "log.jsonl", global_step)
+    save_config(cfg, out / "config.yaml")
+
+    last, best = out / "last.pt", out / "best.pt"
+    static = {
+        "model_config": dataclasses.asdict(model_cfg), "config": cfg.to_dict(), "dataset": cfg.dataset,
+        "trial": cfg.data.trial if cfg.dataset == "regdb" else None, "manifest_hash": manifest.hash,
+        "cache_attrs": dict(cache.attrs), "label_map": dict(label_map), "code_version": __version__,
+    }
+    log = RunLog(out / "log.jsonl")
+    epochs_done = start_epoch
+    batch_images = sampler.batch_size
+    try:
+        for epoch in range(start_epoch, cfg.epochs):
+            sampler.set_epoch(epoch)
+            model.train()
+            sums: Dict[str, float] = defaultdict(float)
+            steps = 0
+            t_epoch = t_prev = time.perf_counter()
+            n_batches = len(sampler)                                  # fixed before the sampler counts down
+            bar = _progress(loader, n_batches, f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress)
+            for it, batch in enumerate(bar, 1):
+                images = batch["image"].to(device, non_blocking=True)               # [B, 3, H, W]
+                labels = batch["label"].to(device, non_blocking=True)               # [B]
+                modality = batch["modality"].to(device, non_blocking=True)          # [B]
+                heatmaps = batch["heatmaps"].to(device, non_blocking=True)          # [B, 16, Hm, Wm]
+                joint_w = batch["joint_weights"].to(device, non_blocking=True)      # [B, 16]
+                with torch.autocast(device.type, enabled=amp):
+                    output = model(images, modality)
+                    losses = compute_losses(output, labels, modality, heatmaps, joint_w, loss_cfg)
+                global_step += 1
+                values = {k: float(v.detach()) for k, v in losses.items()}
+                lr = optimizer.param_groups[-1]["lr"]
+                if not all(np.isfinite(v) for v in values.values()):
+                    log.write("step", epoch=epoch + 1, step=global_step, iter=it, lr=lr, **values)
+                    _check_finite(losses, epoch + 1, it, global_step, last, epoch)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(losses["total"]).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                now = time.perf_counter()
+                rate = batch_images / max(now - t_prev, 1e-9)
+                t_prev = now
+                log.write("step", epoch=epoch + 1, step=global_step, iter=it, lr=lr, images_per_s=round(rate, 2),
+                          **values)
+                for k, v in values.items():
+                    sums[k] += v
+                steps += 1
+                if it % cfg.log_every == 0 or it == n_batches:
+                    shown = {k: f"{v:.4g}" for k, v in values.items()}
+                    if cfg.progress:
+                        bar.set_postfix({**shown, "img/s": f"{rate:.0f}"}, refresh=False)
+                    else:
+                        logger.info("epoch %d step %d/%d: %s, lr %.3g, %.0f img/s", epoch + 1, it, n_batches,
+                                    ", ".join(f"{k} {v}" for k, v in shown.items()), lr, rate)
+            scheduler.step()
+            means = {k: v / max(steps, 1) for k, v in sums.items()}
+            seconds = time.perf_counter() - t_epoch
+            log.write("epoch", epoch=epoch + 1, step=global_step, seconds=round(seconds, 2), **means)
+            logger.info("epoch %d/%d: %s (%.1f s)", epoch + 1, cfg.epochs,
+                        ", ".join(f"{k} {v:.4g}" for k, v in means.items()), seconds)
+            val = None
+            if val_query and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs):
+                val = validate(model, cache, val_query, val_gallery, device, cfg.data.val_batch_size)
+                val_history.append({"epoch": epoch + 1, **val})
+                log.write("val", epoch=epoch + 1, step=global_step, **val)
+                logger.info("validation after epoch %d: mAP %.2f%%, R1 %.2f%% (f_all)", epoch + 1,
+                            100 * val["mAP"], 100 * val["R1"])
+            improved = val is not None and val["mAP"] > best_map
+            if improved:
+                best_map = val["mAP"]
+            payload = {
+                **static, "model": model.state_dict(), "epoch": epoch + 1, "global_step": global_step,
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict() if amp else None, "rng": rng_state(),
+                "sampler": {**sampler.state_dict(consumed=0), "epoch": epoch + 1},
+                "history": {"val": val_history, "best_mAP": best_map}, "val": val, "losses": means,
+            }
+            save_checkpoint(last, payload)
+            epochs_done = epoch + 1
+            if improved:
+                save_checkpoint(best, payload)
+                logger.info("best validation mAP so far: %s", best)
+    finally:
+        log.close()
+        if cfg.deterministic:
+            torch.use_deterministic_algorithms(det_before)
+        records = read_log(out / "log.jsonl") if (out / "log.jsonl").is_file() else []
+        losses_png = val_png = None
+        try:
+            if any(r.get("kind") == "step" for r in records):
+                losses_png = plot_losses(out / "losses.png", records)
+            if any(r.get("kind") == "val" for r in records):
+                val_png = plot_validation(out / "val.png", records)
+        except Exception as exc:  # noqa: BLE001 - a plot must never hide the run's own outcome
+            logger.warning("could not draw the plots: %s", exc)
+    return TrainResult(run_dir=out, last=last, best=best if best.is_file() else None,
+                       epochs_done=epochs_done, global_step=global_step,
+                       losses_png=losses_png, val_png=val_png, val_history=val_history)
+
+
+def _initialise(model: PoseVIReIDNet, cfg: TrainConfig) -> None:
+    """ImageNet backbone (``model.pretrained``) and LIP Refinement Module (``model.pose_init``)."""
+    if cfg.model.pretrained is not None:
+        path = None if cfg.model.pretrained == "imagenet" else cfg.model.pretrained
+        try:
+            load_imagenet_backbone(model, path)
+        except (FileNotFoundError, ValueError) as exc:
+            raise TrainError(f"model.pretrained: {exc}") from None
+    if cfg.model.pose_init is not None:
+        try:
+            load_pose_branch_from_lip(model, cfg.model.pose_init, stage_index=cfg.model.pose_init_stage)
+        except (FileNotFoundError, ValueError) as exc:
+            raise TrainError(f"model.pose_init: {exc}") from None
+
+
+def _progress(loader: DataLoader, total: int, desc: str, enabled: bool) -> Any:
+    if not enabled:
+        return loader
+    from tqdm.auto import tqdm
+
+    return tqdm(loader, total=total, desc=desc, unit="step", dynamic_ncols=True, leave=False)
