@@ -272,10 +272,10 @@ def show_cmd(cache: Path, ids: Optional[str], per_id: int, out: Path) -> None:
 
     try:
         c = HeatmapCache(cache)
-        entries = [c.get(i, with_image=False) | {"i": i} for i in range(len(c))]
+        entry_pids = c.metadata()["pid"]          # identities only: no heatmap or image read
     except CacheError as exc:
         raise click.ClickException(str(exc)) from None
-    pids = sorted({e["pid"] for e in entries})
+    pids = sorted({int(p) for p in entry_pids})
     if ids:
         try:
             wanted = [int(v) for v in ids.split(",")]
@@ -289,8 +289,8 @@ def show_cmd(cache: Path, ids: Optional[str], per_id: int, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for pid in wanted:
         cols = []
-        for e in [e for e in entries if e["pid"] == pid][:per_id]:
-            full = c.get(e["i"])
+        for i in np.flatnonzero(entry_pids == pid)[:per_id]:
+            full = c.get(int(i))
             top = draw_skeleton(full["image"], full["keypoints"], full["confidence"])
             bottom = overlay_heatmaps(full["image"], full["heatmaps"])
             cols.append(np.concatenate([top, bottom], axis=0))
