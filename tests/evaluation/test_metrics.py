@@ -172,6 +172,54 @@ def test_vectorised_equals_loop_regdb_and_generic(seed):
     _assert_same(rank_metrics(dist, qp, gp, qc, gc, **kwargs), rank_metrics_loop(dist, qp, gp, qc, gc, **kwargs))
 
 
+def _grouped_problem(seed: int, per_id: int, num_ids: int = 6, num_q: int = 40):
+    """A gallery ordered by identity (as the SYSU-MM01 and RegDB protocols build it)."""
+    rng = np.random.default_rng(seed)
+    g_pids = np.repeat(np.arange(num_ids), per_id)
+    g_cams = rng.choice([1, 2, 4, 5], len(g_pids))
+    q_pids = rng.integers(0, num_ids, num_q)
+    q_cams = rng.choice([3, 6], num_q)
+    dist = rng.standard_normal((num_q, len(g_pids))).astype(np.float32)
+    dist -= 2.0 * (q_pids[:, None] == g_pids[None, :])  # correct matches rank early, not always
+    return dist, q_pids, g_pids, q_cams, g_cams
+
+
+@pytest.mark.parametrize("per_id", [2, 12])  # few images per identity / many (two code paths)
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("chunk_size", [None, 5])
+def test_vectorised_equals_loop_grouped_gallery(per_id, workers, chunk_size):
+    dist, qp, gp, qc, gc = _grouped_problem(per_id, per_id)
+    fast = sysu_metrics(dist, qp, gp, qc, gc, chunk_size=chunk_size, workers=workers)
+    _assert_same(fast, sysu_metrics_loop(dist, qp, gp, qc, gc))
+    shuffled = np.random.default_rng(9).permutation(len(gp))  # same problem, columns shuffled
+    fast2 = sysu_metrics(dist[:, shuffled], qp, gp[shuffled], qc, gc[shuffled], workers=workers)
+    _assert_same(fast2, sysu_metrics_loop(dist[:, shuffled], qp, gp[shuffled], qc, gc[shuffled]))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda d: 1e4 + d * 1e-3,  # large offset, tiny spread: float32 rounds many to ties
+        lambda d: np.where(d > 0, 1e30, -1e30) * np.abs(d),  # huge magnitudes
+        lambda d: np.zeros_like(d),  # every distance equal: gallery order decides all
+        lambda d: np.round(d * 2) / 2,  # a few levels: ties with the correct matches
+    ],
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_vectorised_equals_loop_on_hard_distances(make, dtype):
+    """The bucket map loses resolution on these; the exact ordering must still hold."""
+    dist, qp, gp, qc, gc = _grouped_problem(5, 8)
+    dist = make(dist.astype(np.float64)).astype(dtype)
+    _assert_same(sysu_metrics(dist, qp, gp, qc, gc), sysu_metrics_loop(dist, qp, gp, qc, gc))
+    _assert_same(regdb_metrics(dist, qp, gp), regdb_metrics_loop(dist, qp, gp))
+
+
+def test_workers_argument():
+    dist, qp, gp, qc, gc = _grouped_problem(1, 3)
+    with pytest.raises(ValueError, match="workers"):
+        sysu_metrics(dist, qp, gp, qc, gc, workers=0)
+
+
 def test_integer_distances_are_accepted():
     dist = np.array([[3, 1, 2]])
     r = regdb_metrics(dist, np.array([1]), np.array([2, 0, 1]), max_rank=3)

@@ -24,19 +24,25 @@ The numbers are those of the public Cross-Modal-Re-ID-baseline ``eval_metrics.py
   its whole ranked list, so a de-duplicated or filtered list shorter than
   ``max_rank`` simply keeps its last value.
 
-Implementation: no Python loop per query and no per-row sort. For a chunk of
-queries, the rank of each correct match is the number of kept gallery images at a
-smaller distance, computed by broadcast comparison against the (few) correct
-matches of each query; the de-duplicated rank is the number of identities whose
-nearest kept image is closer than the first correct match (gallery columns are
-grouped by identity and padded, so that is one ``min`` over a small axis). When
-a distance ties with a correct match in a chunk, that chunk is redone with the
-exact (distance, gallery index) order. The readable per-query version is
+Implementation: no Python loop per query and no sort of a distance row. Queries
+go in chunks (about 128k distances each) of one camera class. In a chunk, each
+row's distances pass through a monotone map spanning the row's correct matches
+whose integer part is a bucket (about one image per bucket), one ``bincount``
+counts the images of every (row, bucket), and only the images sharing a bucket
+with a correct match are ordered exactly, by (distance, gallery index). That
+gives the exact rank of every correct match (ties included) in a few passes over
+the chunk; AP, INP and the standard CMC follow. The de-duplicated rank is the
+number of identities whose lowest mapped value is below the first correct
+match's, with equal values decided exactly. Chunks run on a few threads (numpy
+releases the GIL in the heavy steps) and are summed in a fixed order, so results
+do not depend on the thread count. The readable per-query version is
 :mod:`vireid.evaluation.reference`; ``benchmarks/bench_eval_metrics.py`` times both.
 """
 from __future__ import annotations
 
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional, Sequence, Tuple
 
@@ -57,8 +63,8 @@ __all__ = [
 #: (query camera, gallery camera) pairs removed from a query's ranking on SYSU-MM01.
 SYSU_EXCLUDED_CAMERA_PAIRS: Tuple[Tuple[int, int], ...] = ((3, 2),)
 
-#: Bound on the number of elements of the per-chunk comparison tensor.
-_DEFAULT_CHUNK_ELEMENTS = 1 << 20
+#: Distances per chunk of queries (the chunk's working arrays stay in the CPU cache).
+_DEFAULT_CHUNK_ELEMENTS = 1 << 17
 
 
 @dataclass(frozen=True)
@@ -135,9 +141,9 @@ def _validate(
         distmat = distmat.astype(np.float32, copy=False)
     else:
         distmat = distmat.astype(np.float64, copy=False)
-    if np.isnan(distmat).any():
-        raise ValueError("distmat contains NaN")
-    if np.isinf(distmat).any():
+    if not np.isfinite(distmat).all():  # one pass; the cause is looked up only on failure
+        if np.isnan(distmat).any():
+            raise ValueError("distmat contains NaN")
         raise ValueError("distmat contains an infinite value")
     return distmat, out["q_pids"], out["g_pids"], out.get("q_camids"), out.get("g_camids")
 
@@ -157,6 +163,249 @@ def _precedes(d: np.ndarray, t: np.ndarray, cols: np.ndarray, t_cols: np.ndarray
     return (d < t) | ((d == t) & (cols < t_cols))
 
 
+@dataclass
+class _Gallery:
+    """Gallery columns grouped by identity, and what each query needs of them."""
+
+    perm: np.ndarray  # (G,) original column of each grouped column (stable: index order kept)
+    starts: np.ndarray  # (P,) first grouped column of each identity
+    pad_cols: Optional[np.ndarray]  # (W, P) each identity's columns, its first repeated; or None
+    q_start: np.ndarray  # (Q,) first grouped column of the query's identity
+    q_count: np.ndarray  # (Q,) its number of columns (0: identity absent)
+    q_class: np.ndarray  # (Q,) exclusion class: 0 keeps every column
+    excluded: np.ndarray  # (classes, G) bool, in grouped order
+
+
+def _group_gallery(
+    q_pids: np.ndarray,
+    g_pids: np.ndarray,
+    q_camids: Optional[np.ndarray],
+    g_camids: Optional[np.ndarray],
+    pairs: Sequence[Tuple[int, int]],
+) -> _Gallery:
+    perm = np.argsort(g_pids, kind="stable")
+    uniq, starts, counts = np.unique(g_pids[perm], return_index=True, return_counts=True)
+    code = np.minimum(np.searchsorted(uniq, q_pids), len(uniq) - 1)
+    in_gallery = uniq[code] == q_pids
+    excluded_cams = sorted({q_cam for q_cam, _ in pairs})
+    excluded = np.zeros((len(excluded_cams) + 1, len(g_pids)), dtype=bool)
+    q_class = np.zeros(len(q_pids), dtype=np.intp)
+    for q_cam, g_cam in pairs:
+        excluded[excluded_cams.index(q_cam) + 1] |= g_camids[perm] == g_cam
+    for i, q_cam in enumerate(excluded_cams):
+        q_class[q_camids == q_cam] = i + 1
+    pad_cols = None
+    if len(g_pids) < 8 * len(uniq):
+        # Few images per identity: a (W, P) gather and a min over W beats reduceat,
+        # whose cost per (row, identity) segment dominates when segments are short.
+        k = np.arange(int(counts.max()))[:, None]
+        pad_cols = starts[None, :] + np.minimum(k, counts[None, :] - 1)
+    return _Gallery(
+        perm=perm,
+        starts=starts,
+        pad_cols=pad_cols,
+        q_start=np.where(in_gallery, starts[code], 0),
+        q_count=np.where(in_gallery, counts[code], 0),
+        q_class=q_class,
+        excluded=excluded,
+    )
+
+
+@dataclass
+class _ChunkRanks:
+    """Exact 0-based ranks of a chunk's correct matches, in rank order within each row."""
+
+    rows: np.ndarray  # (n,) chunk row of each correct match, non-decreasing
+    ranks: np.ndarray  # (n,) its rank among the row's kept gallery images
+    dist: np.ndarray  # (n,) its distance
+    cols: np.ndarray  # (n,) its original gallery column
+    gcols: np.ndarray  # (n,) its identity-grouped column
+    level: np.ndarray  # (B, G) the monotone level of every distance (see _rank_matches)
+
+
+def _order_key(
+    bucket: np.ndarray, dist: np.ndarray, cols: np.ndarray, num_cols: int
+) -> Optional[np.ndarray]:
+    """One int64 key ordering (bucket, distance, column) as a lexsort would, or None.
+
+    float32 distances map to order-preserving 32-bit integers (-0.0 == 0.0, as the
+    comparisons of the reference sort treat them); None when the three do not fit
+    in 63 bits (float64 distances, huge chunks), and the caller lexsorts.
+    """
+    if dist.dtype != np.float32:
+        return None
+    col_bits = max(int(num_cols - 1).bit_length(), 1)
+    bucket_bits = max(int(bucket.max(initial=0)).bit_length(), 1)
+    if 32 + col_bits + bucket_bits > 63:
+        return None
+    d = dist + np.float32(0.0)  # -0.0 -> +0.0
+    u = d.view(np.int32).astype(np.int64)
+    u = np.where(u < 0, np.int64(-(1 << 31)) - u - 1, u) + (1 << 31)  # monotone, in [0, 2^32)
+    return (bucket.astype(np.int64) << (32 + col_bits)) | (u << col_bits) | cols
+
+
+def _rank_matches(
+    dg: np.ndarray,
+    pos: np.ndarray,
+    valid_slot: np.ndarray,
+    perm: np.ndarray,
+    penalty: Optional[np.ndarray],
+) -> _ChunkRanks:
+    """Rank every correct match of a chunk of queries without sorting the rows.
+
+    Args:
+        dg: (B, G) distances, gallery columns grouped by identity (read only).
+        pos, valid_slot: (B, M) grouped columns of each row's correct matches and
+            which of them count (in range and not excluded).
+        perm: (G,) original gallery column of each grouped column (tie order).
+        penalty: (G,) 0 for kept and +inf for excluded gallery images, or None.
+
+    Each row's distances go through a monotone map spanning the row's correct
+    matches (shift, scale to G units, clip: the *level*), whose integer part is a
+    bucket: an image in a lower bucket always ranks before one in a higher bucket.
+    One ``bincount`` over (row, bucket) then tells how many images lie in the lower
+    buckets of each bucket holding a correct match. Only the images sharing a bucket
+    with a correct match (about one per match) are ordered exactly, by (distance,
+    gallery index), in one small sort. Every rank is therefore exact, ties included;
+    floating-point rounding in the map only changes how many images need the exact
+    ordering, never a result. Excluded images (penalty) land in the top bucket,
+    above every correct match.
+    """
+    b, g = dg.shape  # (B, G)
+    top = g + 1.0  # correct matches map to at most g (times 1 + a few ulp): never top
+    num_buckets = g + 3  # 0: below the first match, 1..g+1: the matches, g+2: the top
+    m_val = np.take_along_axis(dg, pos, axis=1)  # (B, M)
+    lo = np.where(valid_slot, m_val, np.inf).min(axis=1)  # (B,) every row has a valid slot
+    hi = np.where(valid_slot, m_val, -np.inf).max(axis=1)
+    width = hi.astype(np.float64) - lo
+    tiny = np.maximum(np.abs(lo).astype(np.float64) * 1e-6, 1e-30)
+    scale = (g / np.maximum(width, tiny)).astype(dg.dtype)
+
+    level = np.subtract(dg, lo[:, None])  # (B, G), monotone in the distance within a row
+    if penalty is not None:
+        level += penalty  # excluded: +inf -> the top bucket
+    np.multiply(level, scale[:, None], out=level)
+    np.clip(level, -1.0, top, out=level)
+    bucket = level.astype(np.intp)  # truncation toward zero: monotone as well
+    bucket += (np.arange(b) * num_buckets + 1)[:, None]  # (row, bucket) -> one flat index
+    flat = bucket.ravel()
+    hist = np.bincount(flat, minlength=b * num_buckets)
+
+    match_bucket = np.take_along_axis(bucket, pos, axis=1)[valid_slot]
+    shared = np.zeros(b * num_buckets, dtype=bool)
+    shared[match_bucket] = True
+    idx = np.flatnonzero(shared[flat])  # images sharing a bucket with a correct match
+    f_bucket = flat[idx]
+    f_dist = dg.ravel()[idx] if dg.flags.c_contiguous else dg[idx // g, idx % g]
+    f_row = idx // g
+    f_gcol = idx - f_row * g
+    f_col = perm[f_gcol]
+    key = _order_key(f_bucket, f_dist, f_col, len(perm))
+    order = np.argsort(key) if key is not None else np.lexsort((f_col, f_dist, f_bucket))
+    f_bucket, f_row, f_gcol = f_bucket[order], f_row[order], f_gcol[order]
+    group = np.searchsorted(f_bucket, f_bucket, side="left")
+    within = np.arange(len(order)) - group  # rank inside the bucket
+
+    # Images in lower buckets of the same row: every row holds exactly g images, so
+    # that is the count in lower flat buckets minus g per earlier row; the counts come
+    # from summing hist between consecutive shared buckets (f_bucket is sorted).
+    new_point = np.ones(len(f_bucket), dtype=bool)
+    new_point[1:] = f_bucket[1:] != f_bucket[:-1]
+    points = f_bucket[new_point]
+    seg = np.add.reduceat(hist, np.concatenate(([0], points)))[:-1]
+    below = np.cumsum(seg)  # images in flat buckets < each point
+    lower = below[np.cumsum(new_point) - 1] - f_row * g
+
+    # a correct match: inside the row's identity block, at a slot that counts
+    slot_of = f_gcol - pos[f_row, 0]
+    in_block = (slot_of >= 0) & (slot_of < valid_slot.shape[1])
+    is_match = in_block & valid_slot[f_row, np.where(in_block, slot_of, 0)]
+    return _ChunkRanks(
+        rows=f_row[is_match],
+        ranks=(lower + within)[is_match],
+        dist=f_dist[order][is_match],
+        cols=f_col[order][is_match],
+        gcols=f_gcol[is_match],
+        level=level,
+    )
+
+
+def _identities_before(
+    dg: np.ndarray,
+    r: _ChunkRanks,
+    first: np.ndarray,
+    own: np.ndarray,
+    starts: np.ndarray,
+    pad_cols: Optional[np.ndarray],
+    perm: np.ndarray,
+    excluded: Optional[np.ndarray],
+) -> np.ndarray:
+    """Identities other than the query's with a kept image ranked before its first match.
+
+    ``first``: (B,) index into ``r`` of each row's first correct match; ``excluded``:
+    (G,) bool, or None. The level of :func:`_rank_matches` is monotone in the
+    distance, so an identity whose lowest level is below the first match's level
+    has an image before it; one whose lowest level equals it (a tie, or distances
+    closer than the map resolves) is decided exactly, by (distance, gallery index).
+    """
+    rows = np.arange(len(first))
+    if pad_cols is not None:
+        nearest = r.level[:, pad_cols].min(axis=1)  # (B, W, P) -> (B, P)
+    else:
+        nearest = np.minimum.reduceat(r.level, starts, axis=1)  # (B, P): lowest level per identity
+    t_first = r.level[rows, r.gcols[first]]
+    ids_before = (nearest < t_first[:, None]).sum(axis=1)
+    tie = nearest == t_first[:, None]
+    tie[rows, own] = False
+    tied = np.flatnonzero(tie.any(axis=1))
+    if len(tied):
+        d_first, c_first = r.dist[first][tied, None], r.cols[first][tied, None]
+        before = _precedes(dg[tied], d_first, perm[None, :], c_first)
+        if excluded is not None:
+            before &= ~excluded[None, :]
+        ids_before[tied] = np.logical_or.reduceat(before, starts, axis=1).sum(axis=1)
+    return ids_before
+
+
+def _resolve_workers(workers: Optional[int], num_jobs: int) -> int:
+    if workers is None:
+        workers = min(os.cpu_count() or 1, 8)
+    elif int(workers) != workers or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    return int(max(1, min(workers, num_jobs)))
+
+
+def _chunk_metrics(
+    dg: np.ndarray,
+    pos: np.ndarray,
+    valid_slot: np.ndarray,
+    gal: _Gallery,
+    excluded: Optional[np.ndarray],
+    max_rank: int,
+    deduplicate_cmc: bool,
+) -> Tuple[float, float, int, np.ndarray, np.ndarray]:
+    """AP sum, INP sum, valid queries and CMC hit counts of one chunk of valid queries."""
+    b = len(dg)
+    penalty = None if excluded is None else np.where(excluded, np.inf, 0).astype(dg.dtype)
+    r = _rank_matches(dg, pos, valid_slot, gal.perm, penalty)
+    first = np.searchsorted(r.rows, np.arange(b), side="left")  # (B,) into r
+    last = np.searchsorted(r.rows, np.arange(b), side="right") - 1
+    num_rel = (last - first + 1).astype(np.float64)
+    kth = np.arange(len(r.rows)) - first[r.rows] + 1  # 1-based order among the matches
+    ap_rows = np.bincount(r.rows, weights=kth / (r.ranks + 1.0), minlength=b)
+    ap_sum = float(np.sum(ap_rows / num_rel))
+    inp_sum = float(np.sum(num_rel / (r.ranks[last] + 1.0)))
+    std_hits = np.bincount(np.minimum(r.ranks[first], max_rank), minlength=max_rank + 1)
+    dedup_hits = np.zeros(max_rank + 1, dtype=np.int64)
+    if deduplicate_cmc:
+        own = np.searchsorted(gal.starts, pos[:, 0], side="right") - 1
+        ids_before = _identities_before(
+            dg, r, first, own, gal.starts, gal.pad_cols, gal.perm, excluded
+        )
+        dedup_hits = np.bincount(np.minimum(ids_before, max_rank), minlength=max_rank + 1)
+    return ap_sum, inp_sum, b, std_hits, dedup_hits
+
+
 def rank_metrics(
     distmat: np.ndarray,
     q_pids: np.ndarray,
@@ -167,6 +416,7 @@ def rank_metrics(
     excluded_camera_pairs: Iterable[Tuple[int, int]] = (),
     deduplicate_cmc: bool = False,
     chunk_size: Optional[int] = None,
+    workers: Optional[int] = None,
 ) -> RankMetrics:
     """CMC, mAP and mINP of a query x gallery distance matrix (smaller = closer).
 
@@ -180,7 +430,11 @@ def rank_metrics(
             images are removed from that query's ranking.
         deduplicate_cmc: report (as ``cmc``) the identity-de-duplicated CMC instead of
             the standard one.
-        chunk_size: queries per chunk (default: bounded by about 1M compared pairs).
+        chunk_size: queries per chunk (default: about 128k distances a chunk, which
+            keeps a chunk's working arrays in the CPU's cache).
+        workers: threads working on chunks at once (default: the CPU count, at most
+            8; numpy releases the GIL in the heavy steps). The result does not
+            depend on it: chunks are summed in the same order.
 
     Raises:
         ValueError: shapes that do not match, an empty query set or gallery, NaN or
@@ -194,108 +448,56 @@ def rank_metrics(
         raise ValueError("excluded_camera_pairs needs q_camids and g_camids")
     num_q, num_g = distmat.shape
     max_rank = _effective_max_rank(max_rank, num_g)
-
-    # Gallery columns grouped by identity (stable, so each group keeps index order).
-    perm = np.argsort(g_pids, kind="stable")
-    g_sorted = g_pids[perm]
-    uniq, starts, counts = np.unique(g_sorted, return_index=True, return_counts=True)
-    q_code = np.searchsorted(uniq, q_pids)
-    q_code = np.minimum(q_code, len(uniq) - 1)
-    in_gallery = uniq[q_code] == q_pids
-    q_start = np.where(in_gallery, starts[q_code], 0)
-    q_count = np.where(in_gallery, counts[q_code], 0)
-    max_pos = max(int(q_count.max()), 1)
-
-    # Excluded gallery columns per query camera (in the identity-grouped column order):
-    # row 0 of the table excludes nothing, row i+1 serves query camera excluded_cams[i].
-    excluded_cams = sorted({q_cam for q_cam, _ in pairs})
-    # One extra column, always excluded (distance +inf), pads identities in pad_cols.
-    excluded_table = np.zeros((len(excluded_cams) + 1, num_g + 1), dtype=bool)
-    excluded_table[:, num_g] = True
-    for q_cam, g_cam in pairs:
-        excluded_table[excluded_cams.index(q_cam) + 1, :num_g] |= g_camids[perm] == g_cam
-    q_excl_row = np.zeros(num_q, dtype=np.intp)
-    for i, q_cam in enumerate(excluded_cams):
-        q_excl_row[q_camids == q_cam] = i + 1
-
-    # pad_cols[j, c]: j-th column of identity c (or the padding column), so that the
-    # minimum over axis 1 of d[:, pad_cols] is each identity's nearest kept image.
-    width = int(counts.max())
-    pad_cols = starts[None, :] + np.arange(width)[:, None]
-    pad_cols = np.where(np.arange(width)[:, None] < counts[None, :], pad_cols, num_g)
-    perm_ext = np.append(perm, perm[0])
-
     if chunk_size is None:
-        chunk_size = max(1, _DEFAULT_CHUNK_ELEMENTS // (max_pos * num_g))
+        chunk_size = max(1, _DEFAULT_CHUNK_ELEMENTS // num_g)
     elif int(chunk_size) != chunk_size or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
 
+    gal = _group_gallery(q_pids, g_pids, q_camids, g_camids, pairs)
+    grouped = bool(np.all(gal.perm[1:] > gal.perm[:-1]))  # gallery already ordered by identity
+    max_pos = max(int(gal.q_count.max()), 1)
     slot = np.arange(max_pos)
-    cmc_std_hits = np.zeros(max_rank, dtype=np.int64)
-    cmc_dedup_hits = np.zeros(max_rank, dtype=np.int64)
-    ap_sum = 0.0
-    inp_sum = 0.0
-    num_valid = 0
 
-    for lo in range(0, num_q, chunk_size):
-        hi = min(lo + chunk_size, num_q)
-        rows = distmat[lo:hi][:, perm_ext]
-        b = hi - lo
-        excluded = excluded_table[q_excl_row[lo:hi]]
+    # Chunks of queries of one exclusion class (each class removes the same columns).
+    jobs = []
+    for cls, excluded in enumerate(gal.excluded):
+        rows_all = np.flatnonzero(gal.q_class == cls)
+        pos_all = gal.q_start[rows_all, None] + slot[None, :]  # (Q_c, M) the identity's columns
+        in_range = slot[None, :] < gal.q_count[rows_all, None]
+        pos_all = np.where(in_range, pos_all, gal.q_start[rows_all, None])
+        valid_all = in_range & ~excluded[pos_all]
+        # a query without a kept correct match is not valid: skipped for every metric
+        keep = valid_all.any(axis=1)
+        rows_all, pos_all, valid_all = rows_all[keep], pos_all[keep], valid_all[keep]
+        excl = excluded if excluded.any() else None
+        for lo in range(0, len(rows_all), chunk_size):
+            sl = slice(lo, lo + chunk_size)
+            jobs.append((rows_all[sl], pos_all[sl], valid_all[sl], excl))
 
-        # Positive slots: the query identity's columns, padded to max_pos.
-        pos_cols = q_start[lo:hi, None] + slot[None, :]
-        in_range = slot[None, :] < q_count[lo:hi, None]
-        pos_cols = np.where(in_range, pos_cols, 0)
-        valid_slot = in_range & ~np.take_along_axis(excluded, pos_cols, axis=1)
+    def run(job) -> Tuple[float, float, int, np.ndarray, np.ndarray]:
+        rows, pos, valid_slot, excl = job
+        dg = np.take(distmat, rows, axis=0)
+        if not grouped:
+            dg = np.take(dg, gal.perm, axis=1)  # (B, G) grouped by identity
+        return _chunk_metrics(dg, pos, valid_slot, gal, excl, max_rank, deduplicate_cmc)
 
-        d = np.where(excluded, np.inf, rows)  # excluded images never precede a match
-        t_val = np.take_along_axis(d, pos_cols, axis=1)
-        before = d[:, None, :] < t_val[:, :, None]
-        # 0-based rank among kept images of each correct match, if no distance ties it.
-        ranks = before.view(np.uint8).sum(axis=2, dtype=np.int64)
-        at_most = (d[:, None, :] <= t_val[:, :, None]).view(np.uint8).sum(axis=2, dtype=np.int64)
-        tied = bool(np.any((at_most - ranks > 1) & valid_slot))
-        if tied:
-            # A tie with a correct match: order (distance, gallery index) exactly.
-            t_cols = perm[pos_cols][:, :, None]
-            before = _precedes(d[:, None, :], t_val[:, :, None], perm_ext[None, None, :], t_cols)
-            ranks = before.view(np.uint8).sum(axis=2, dtype=np.int64)
-        ranks = np.where(valid_slot, ranks, np.iinfo(np.int64).max)
-        num_rel = valid_slot.sum(axis=1)
-        ok = num_rel > 0
-        if not ok.any():
-            continue
-        ranks_sorted = np.sort(ranks[ok], axis=1)
-        n_rel = num_rel[ok]
-        kth = np.arange(1, max_pos + 1)[None, :]
-        has = kth <= n_rel[:, None]
-        precision = np.where(has, kth / (np.where(has, ranks_sorted, 0) + 1.0), 0.0)
-        ap_sum += float(np.sum(precision.sum(axis=1) / n_rel))
-        last = np.take_along_axis(ranks_sorted, (n_rel - 1)[:, None], axis=1)[:, 0]
-        inp_sum += float(np.sum(n_rel / (last + 1.0)))
-        num_valid += int(ok.sum())
-
-        first = ranks_sorted[:, 0]
-        cmc_std_hits += np.bincount(np.minimum(first, max_rank), minlength=max_rank + 1)[:max_rank]
-
-        # De-duplicated rank: identities with an image before the first correct match.
-        first_slot = np.argmin(ranks[ok], axis=1)
-        if tied:
-            before_first = before[np.flatnonzero(ok), first_slot, :num_g]
-            ids_before = np.logical_or.reduceat(before_first, starts, axis=1).sum(axis=1)
-        else:
-            nearest = d[ok][:, pad_cols].min(axis=1)
-            t_first = t_val[np.flatnonzero(ok), first_slot]
-            ids_before = (nearest < t_first[:, None]).sum(axis=1)
-        cmc_dedup_hits += np.bincount(np.minimum(ids_before, max_rank), minlength=max_rank + 1)[
-            :max_rank
-        ]
+    workers = _resolve_workers(workers, len(jobs))
+    if workers > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            parts = list(pool.map(run, jobs))  # in job order: sums independent of workers
+    else:
+        parts = [run(job) for job in jobs]
+    ap_sum = float(sum(p[0] for p in parts))
+    inp_sum = float(sum(p[1] for p in parts))
+    num_valid = int(sum(p[2] for p in parts))
+    zeros = np.zeros(max_rank + 1, dtype=np.int64)
+    cmc_std_hits = sum((p[3] for p in parts), zeros)
+    cmc_dedup_hits = sum((p[4] for p in parts), zeros)
 
     if num_valid == 0:
         raise ValueError("no valid query: no query identity occurs in its gallery")
-    cmc_standard = np.cumsum(cmc_std_hits) / num_valid
-    cmc_dedup = np.cumsum(cmc_dedup_hits) / num_valid
+    cmc_standard = np.cumsum(cmc_std_hits[:max_rank]) / num_valid
+    cmc_dedup = np.cumsum(cmc_dedup_hits[:max_rank]) / num_valid
     return RankMetrics(
         cmc=cmc_dedup if deduplicate_cmc else cmc_standard,
         cmc_standard=cmc_standard,
@@ -315,6 +517,7 @@ def sysu_metrics(
     max_rank: int = 20,
     excluded_camera_pairs: Iterable[Tuple[int, int]] = SYSU_EXCLUDED_CAMERA_PAIRS,
     chunk_size: Optional[int] = None,
+    workers: Optional[int] = None,
 ) -> RankMetrics:
     """SYSU-MM01 metrics: camera-2 gallery dropped for camera-3 queries, ``cmc``
     de-duplicated by identity, ``cmc_standard`` not. See :func:`rank_metrics`."""
@@ -330,6 +533,7 @@ def sysu_metrics(
         excluded_camera_pairs=excluded_camera_pairs,
         deduplicate_cmc=True,
         chunk_size=chunk_size,
+        workers=workers,
     )
 
 
@@ -339,10 +543,12 @@ def regdb_metrics(
     g_pids: np.ndarray,
     max_rank: int = 20,
     chunk_size: Optional[int] = None,
+    workers: Optional[int] = None,
 ) -> RankMetrics:
     """RegDB metrics: nothing removed, standard CMC (``cmc`` == ``cmc_standard``)."""
     return rank_metrics(
-        distmat, q_pids, g_pids, max_rank=max_rank, deduplicate_cmc=False, chunk_size=chunk_size
+        distmat, q_pids, g_pids, max_rank=max_rank, deduplicate_cmc=False, chunk_size=chunk_size,
+        workers=workers,
     )
 
 
