@@ -169,8 +169,12 @@ def _parse_part(value: Optional[str]) -> Tuple[int, int]:
               help="Heatmap stride: 72x36 maps for 288x144 (what the pose branch predicts).")
 @click.option("--sigma", default=7.0, show_default=True, type=click.FloatRange(0.5, None),
               help="Gaussian sigma in input pixels.")
-@click.option("--image-format", type=click.Choice(["jpeg", "raw"]), default="jpeg", show_default=True,
-              help="How crops are stored (see README for the measured trade-off).")
+@click.option("--image-format", type=click.Choice(["raw", "jpeg"]), default="raw", show_default=True,
+              help="raw: crops and heatmaps uncompressed, each row read with one pread: the fast "
+                   "training pipeline (benchmarks/bench_data_pipeline.py), 162 KiB per 288x144 image, "
+                   "about 5.3 GiB for SYSU-MM01's 34,167 images. jpeg: q95 crops and gzip heatmaps, "
+                   "about 15 KiB per image (0.5 GiB for SYSU-MM01), but every read decodes a JPEG, "
+                   "several times slower (see README).")
 @click.option("--shard-size", default=1024, show_default=True, type=click.IntRange(1, None),
               help="Images per HDF5 shard.")
 @click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,

@@ -156,3 +156,58 @@ def test_bad_inputs_are_named():
         t({"image": np.zeros((*SIZE, 3), np.uint8), "heatmaps": np.zeros((3, *HM), np.float32)})
     with pytest.raises(KeyError, match="heatmaps"):
         t({"image": np.zeros((*SIZE, 3), np.uint8)})
+
+
+def _reference_train(sample, cfg, rng):
+    """The paper's steps one by one with the plain step functions (what TrainTransform fuses)."""
+    from vireid.data.transforms import erase_box, flip_pair, normalise, shift_image
+    image = np.asarray(sample["image"])
+    maps = np.asarray(sample["heatmaps"], np.float32)
+    if maps.dtype != np.float32 or np.asarray(sample["heatmaps"]).dtype == np.uint8:
+        maps = np.asarray(sample["heatmaps"]).astype(np.float32) / np.float32(255)
+    weights = np.asarray(sample["confidence"], np.float32)
+    oy, ox = (int(v) for v in rng.integers(0, 2 * cfg.pad + 1, size=2))
+    dy, dx = cfg.pad - oy, cfg.pad - ox
+    image, maps = shift_image(image, dy, dx), shift_maps(maps, dy / cfg.stride, dx / cfg.stride)
+    if rng.random() < cfg.flip_p:
+        image, maps, weights = flip_pair(image, maps, weights)
+    out = normalise(np.ascontiguousarray(image), cfg)
+    box = erase_box(out.shape[1], out.shape[2], cfg, rng)
+    if box is not None:
+        y, x, h, w = box
+        out[:, y:y + h, x:x + w] = np.asarray(cfg.erase_fill, np.float32)[:, None, None]
+    return out, maps, weights
+
+
+@pytest.mark.parametrize("quantised", [False, True])
+def test_fused_train_transform_equals_the_steps_one_by_one(quantised):
+    """TrainTransform flips before shifting, shifts flat runs and takes uint8 maps: the same
+    result as shift, then flip, then normalise and erase, on random maps and images."""
+    cfg = TransformConfig(input_size=(48, 24), stride=4, pad=10, flip_p=0.5, erase_p=0.5)
+    data = np.random.default_rng(5)
+    for seed in range(60):
+        maps = data.random((NUM_JOINTS, 12, 6), dtype=np.float32)
+        if quantised:
+            maps = np.rint(maps * 255).astype(np.uint8)
+        sample = {"image": data.integers(0, 256, (48, 24, 3), dtype=np.uint8), "heatmaps": maps,
+                  "confidence": data.random(NUM_JOINTS, dtype=np.float32)}
+        got = TrainTransform(cfg)(sample, np.random.default_rng(seed))
+        image, ref_maps, weights = _reference_train(sample, cfg, np.random.default_rng(seed))
+        np.testing.assert_array_equal(got["image"].numpy(), image)
+        np.testing.assert_allclose(got["heatmaps"].numpy(), ref_maps, rtol=0, atol=1e-6)
+        np.testing.assert_array_equal(got["joint_weights"].numpy(), weights)
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_flip_shift_maps_matches_shift_then_flip_at_every_offset(flip):
+    from vireid.data.transforms import flip_pair, flip_shift_maps
+    maps = np.random.default_rng(0).random((NUM_JOINTS, 8, 5), dtype=np.float32)
+    weights = np.ones(NUM_JOINTS, np.float32)
+    for dy in np.arange(-9, 9.01, 0.25):
+        for dx in (-6.0, -2.75, -1.0, -0.5, 0.0, 0.25, 1.5, 4.75, 5.0):
+            ref = shift_maps(maps, dy, dx)
+            if flip:
+                ref = flip_pair(np.zeros((1, 1, 3), np.uint8), ref, weights)[1]
+            got = flip_shift_maps(maps, dy, dx, flip)
+            assert got.dtype == np.float32 and got.flags.c_contiguous
+            np.testing.assert_allclose(got, ref, rtol=0, atol=1e-6, err_msg=f"dy={dy} dx={dx}")

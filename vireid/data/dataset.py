@@ -129,7 +129,8 @@ class CacheDataset(Dataset):
         if not 0 <= position < len(self):
             raise IndexError(f"position {position} outside the dataset's {len(self)} items")
         cache_index = int(self.indices[position])
-        image, heatmaps = self.cache.read_arrays(cache_index)
+        # uint8 heatmaps as stored: the transform folds their 1/255 into its first float op
+        image, heatmaps = self.cache.read_arrays(cache_index, quantized=True)
         sample = {"image": image, "heatmaps": heatmaps, "confidence": self.confidence[position]}
         out = dict(self.transform(sample, self.rng_for(position, epoch, draw)))
         out.update(pid=int(self.pids[position]), label=int(self.labels[position]), camid=int(self.camids[position]),

@@ -39,12 +39,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 import torch
 
+from vireid.data.shards import HEATMAP_SCALE, dequantize_heatmaps
 from vireid.pose.joints import NUM_JOINTS, flip_permutation
 
 IMAGENET_MEAN: Tuple[float, float, float] = (0.485, 0.456, 0.406)   # RGB
@@ -113,6 +114,7 @@ def resize_pair(image: np.ndarray, heatmaps: np.ndarray, config: TransformConfig
             image = image[:, :, None]
     hm_h, hm_w = config.heatmap_size
     if heatmaps.shape[1:] != (hm_h, hm_w):
+        heatmaps = maps_to_float(heatmaps)
         # (J, h, w) -> (h, w, J) -> resize -> (J, Hm, Wm)
         hwj = cv2.resize(np.ascontiguousarray(heatmaps.transpose(1, 2, 0)), (hm_w, hm_h),
                          interpolation=cv2.INTER_LINEAR)
@@ -179,6 +181,92 @@ def normalise(image_bgr: np.ndarray, config: TransformConfig) -> np.ndarray:
     return out
 
 
+def flip_shift_image(image: np.ndarray, dy: int, dx: int, flip: bool) -> np.ndarray:
+    """``shift_image`` by (dy, dx) then (if ``flip``) mirror, as one copy: mirroring first
+    and shifting by (dy, -dx) is the same image (whole pixels)."""
+    if flip:
+        image = cv2.flip(np.ascontiguousarray(image), 1)
+        if image.ndim == 2:
+            image = image[:, :, None]
+        dx = -dx
+    return shift_image(image, dy, dx)
+
+
+def _taps(shift: float) -> List[Tuple[int, float]]:
+    """A shift of ``shift`` cells as (whole-cell shift, weight) pairs: ``floor`` and ``floor + 1``
+    blended linearly (one tap when ``shift`` is whole)."""
+    n = math.floor(shift)
+    f = shift - n
+    return [(n, 1.0 - f)] + ([(n + 1, f)] if f > 1e-9 else [])
+
+
+def _shift_flat(maps: np.ndarray, taps: Sequence[Tuple[int, float]], axis: int, scale: float) -> np.ndarray:
+    """float32 ``scale * maps`` (J, H, W) moved along ``axis`` (1 rows, 2 columns) by the
+    blended whole-cell ``taps``, zeros shifted in.
+
+    Each tap is one shift of all J*H*W values as a single contiguous run (a row is W
+    values, a column 1), which is several times faster than numpy over short rows; that
+    wraps values across row (or channel) ends into the first or last few rows (columns)
+    along ``axis``, so those few are then recomputed from their true neighbours."""
+    size = maps.shape[axis]
+    step = maps.shape[2] if axis == 1 else 1
+    flat = maps.reshape(-1)
+    total = flat.size
+    out = np.zeros(maps.shape, np.float32)
+    out_flat = out.reshape(-1)
+    first = True
+    for k, weight in taps:
+        off = abs(k) * step
+        if abs(k) >= size:
+            continue
+        src, dst = (flat[:total - off], out_flat[off:]) if k >= 0 else (flat[off:], out_flat[:total - off])
+        wk = np.float32(weight * scale)
+        if first:
+            np.multiply(src, wk, out=dst)
+            first = False
+        else:
+            dst += src * wk
+    lo = max([k for k, _ in taps if k > 0], default=0)        # [0, lo) and [size + hi, size)
+    hi = min([k for k, _ in taps if k < 0], default=0)        # received wrapped values
+    for x in sorted({*range(min(lo, size)), *range(max(size + hi, 0), size)}):
+        at = [slice(None)] * 3
+        at[axis] = x
+        line = np.zeros(out[tuple(at)].shape, np.float32)
+        for k, weight in taps:
+            if 0 <= x - k < size:
+                at[axis] = x - k
+                line += maps[tuple(at)] * np.float32(weight * scale)
+        at[axis] = x
+        out[tuple(at)] = line
+    return out
+
+
+def flip_shift_maps(maps: np.ndarray, dy: float, dx: float, flip: bool) -> np.ndarray:
+    """``shift_maps`` by (dy, dx) cells then (if ``flip``) mirror with the left/right channels
+    swapped, on float32 or quantised uint8 maps (scaled by 1/255), as float32 (J, H, W).
+
+    Mirroring first and shifting by (dy, -dx) gives the same maps (the blend weights of a
+    fractional shift mirror with it). Mirror and channel swap act on the compact input;
+    the 1/255 of uint8 maps rides on the first blend; the blends are
+    :func:`_shift_flat`'s contiguous runs."""
+    j, h, w = maps.shape
+    if maps.dtype not in (np.uint8, np.float32):
+        maps = maps.astype(np.float32)
+    if flip:
+        maps = cv2.flip(np.ascontiguousarray(maps).reshape(j * h, w), 1).reshape(j, h, w)[_FLIP]
+        dx = -dx
+    ty, tx = _taps(dy), _taps(dx)
+    if ty == [(0, 1.0)] and tx == [(0, 1.0)]:
+        return np.ascontiguousarray(maps_to_float(maps))
+    scale = 1.0 / HEATMAP_SCALE if maps.dtype == np.uint8 else 1.0
+    out = np.ascontiguousarray(maps).astype(np.float32, copy=False)
+    for taps, axis in ((ty, 1), (tx, 2)):
+        if taps != [(0, 1.0)]:
+            out = _shift_flat(out, taps, axis, scale)
+            scale = 1.0
+    return out
+
+
 def erase_box(height: int, width: int, config: TransformConfig, rng: np.random.Generator
               ) -> Optional[Tuple[int, int, int, int]]:
     """torchreid's RandomErasing box ``(y, x, h, w)``, or None (not applied / no box fits)."""
@@ -200,13 +288,19 @@ def erase_box(height: int, width: int, config: TransformConfig, rng: np.random.G
 
 
 def _check_sample(sample: Mapping[str, Any]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(image (H, W, 3) uint8, heatmaps (16, Hm, Wm) float32 or uint8, weights (16,) float32).
+
+    uint8 heatmaps are the cache's quantised maps (value = round(255 * h)): they are kept
+    as uint8 here and scaled by 1/255 where they are first converted to float."""
     for key in ("image", "heatmaps"):
         if key not in sample:
             raise KeyError(f"sample has no {key!r} (keys: {sorted(sample)})")
     image = as_three_channels(np.asarray(sample["image"]))
     if image.dtype != np.uint8:
         raise ValueError(f"image must be uint8, got {image.dtype}")
-    heatmaps = np.asarray(sample["heatmaps"], dtype=np.float32)
+    heatmaps = np.asarray(sample["heatmaps"])
+    if heatmaps.dtype != np.uint8:
+        heatmaps = heatmaps.astype(np.float32, copy=False)
     if heatmaps.ndim != 3 or heatmaps.shape[0] != NUM_JOINTS:
         raise ValueError(f"heatmaps must be ({NUM_JOINTS}, Hm, Wm), got shape {heatmaps.shape}")
     weights = sample.get("confidence")
@@ -214,6 +308,13 @@ def _check_sample(sample: Mapping[str, Any]) -> Tuple[np.ndarray, np.ndarray, np
     if weights.shape != (NUM_JOINTS,):
         raise ValueError(f"confidence must have {NUM_JOINTS} values, got shape {weights.shape}")
     return image, heatmaps, weights
+
+
+def maps_to_float(heatmaps: np.ndarray) -> np.ndarray:
+    """float32 maps; uint8 (quantised) maps are scaled by 1/255."""
+    if heatmaps.dtype == np.uint8:
+        return dequantize_heatmaps(heatmaps)
+    return heatmaps.astype(np.float32, copy=False)
 
 
 def _to_tensors(image: np.ndarray, heatmaps: np.ndarray, weights: np.ndarray) -> Dict[str, torch.Tensor]:
@@ -244,13 +345,17 @@ class TrainTransform:
         rng = rng if rng is not None else np.random.default_rng(self.seed)
         image, heatmaps, weights = _check_sample(sample)
         image, heatmaps = resize_pair(image, heatmaps, cfg)
+        dy = dx = 0
         if cfg.pad > 0:
             oy, ox = (int(v) for v in rng.integers(0, 2 * cfg.pad + 1, size=2))
             dy, dx = cfg.pad - oy, cfg.pad - ox                   # content shift in pixels
-            image = shift_image(image, dy, dx)
-            heatmaps = shift_maps(heatmaps, dy / cfg.stride, dx / cfg.stride)
-        if rng.random() < cfg.flip_p:
-            image, heatmaps, weights = flip_pair(image, heatmaps, weights)
+        flip = bool(rng.random() < cfg.flip_p)
+        # shift then flip, done as flip then shift (see flip_shift_image / flip_shift_maps):
+        # the same result as shift_image/shift_maps followed by flip_pair, with fewer copies
+        image = flip_shift_image(image, dy, dx, flip)
+        heatmaps = flip_shift_maps(heatmaps, dy / cfg.stride, dx / cfg.stride, flip)
+        if flip:
+            weights = weights[_FLIP]
         out = normalise(image, cfg)                               # (3, H, W) float32
         box = erase_box(out.shape[1], out.shape[2], cfg, rng)
         if box is not None:
@@ -268,4 +373,4 @@ class EvalTransform:
     def __call__(self, sample: Mapping[str, Any], rng: Optional[np.random.Generator] = None) -> Dict[str, torch.Tensor]:
         image, heatmaps, weights = _check_sample(sample)
         image, heatmaps = resize_pair(image, heatmaps, self.config)
-        return _to_tensors(normalise(image, self.config), heatmaps, weights)
+        return _to_tensors(normalise(image, self.config), maps_to_float(heatmaps), weights)

@@ -9,6 +9,7 @@ Layout (every key has the paper's default, Section IV-A)::
     amp: false                    # mixed precision (CUDA only)
     deterministic: false          # torch.use_deterministic_algorithms
     log_every: 10                 # steps between progress-bar / logger updates
+    tensorboard: false            # also log every record to RUN/tensorboard (needs vireid[tensorboard])
     val_every: 5                  # epochs between validations (only with data.holdout)
     progress: true                # tqdm progress bar
     model: {...}                  # ModelConfig's fields except input_size / num_classes,
@@ -163,6 +164,7 @@ class TrainConfig:
     amp: bool = False
     deterministic: bool = False
     log_every: int = 10
+    tensorboard: bool = False
     val_every: int = 5
     progress: bool = True
     model: ModelSection = field(default_factory=ModelSection)  # type: ignore[valid-type]

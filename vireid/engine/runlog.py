@@ -10,32 +10,69 @@ Records (``kind``):
 
 On resume, :func:`trim_log` drops what was logged after the checkpoint (an interrupted
 epoch), so the log reads as one uninterrupted run.
+
+Optionally (config key ``tensorboard: true``; needs the ``tensorboard`` package, the
+``vireid[tensorboard]`` extra) every record also goes to a TensorBoard event file in
+``RUN/tensorboard/``: step records as ``train/<name>`` (each loss, ``lr``,
+``images_per_s``), epoch means as ``epoch/<name>``, validation as ``val/<name>``, all at
+the global step. A resumed run purges the events after its checkpoint's step, as the
+JSON-lines log is trimmed.
 """
 from __future__ import annotations
 
 import json
 import math
 from pathlib import Path
-from typing import Any, Dict, List, Mapping
+from typing import Any, Dict, List, Mapping, Optional
 
 from vireid.io import PathLike, atomic_write_text
 
 
-class RunLog:
-    """Append-only JSON-lines writer; every record is flushed at once."""
+_TB_PREFIX = {"step": "train", "epoch": "epoch", "val": "val"}
+_NOT_SCALARS = {"epoch", "step", "iter"}
 
-    def __init__(self, path: PathLike) -> None:
+
+def tensorboard_writer(log_dir: PathLike, resume_step: int = 0) -> Any:
+    """A ``torch.utils.tensorboard.SummaryWriter`` on ``log_dir``; after a resume from global
+    step ``resume_step`` > 0, TensorBoard discards the old events after that step."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as exc:
+        raise RuntimeError(f"config key `tensorboard: true` needs the tensorboard package ({exc}): install it "
+                           f"with `pip install 'vireid[tensorboard]'` (or `pip install tensorboard`), "
+                           f"or set `tensorboard: false`") from None
+    Path(log_dir).mkdir(parents=True, exist_ok=True)
+    return SummaryWriter(log_dir=str(log_dir), purge_step=resume_step + 1 if resume_step > 0 else None)
+
+
+class RunLog:
+    """Append-only JSON-lines writer; every record is flushed at once.
+
+    ``tensorboard``: a folder for TensorBoard events of the same records (see the module
+    docstring), or None; ``resume_step``: the global step the run resumes from.
+    """
+
+    def __init__(self, path: PathLike, tensorboard: Optional[PathLike] = None, resume_step: int = 0) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tb = tensorboard_writer(tensorboard, resume_step) if tensorboard is not None else None
         self._fh = open(self.path, "a", encoding="utf-8")
 
     def write(self, kind: str, **values: Any) -> None:
         record = {"kind": kind, **{k: _finite(v) for k, v in values.items()}}
         self._fh.write(json.dumps(record, allow_nan=False) + "\n")
         self._fh.flush()
+        if self._tb is not None and "step" in values:
+            prefix = _TB_PREFIX.get(kind, kind)
+            for name, value in values.items():
+                if name not in _NOT_SCALARS and isinstance(value, (int, float)) and not isinstance(value, bool):
+                    self._tb.add_scalar(f"{prefix}/{name}", float(value), global_step=int(values["step"]))
 
     def close(self) -> None:
         self._fh.close()
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
 
     def __enter__(self) -> "RunLog":
         return self

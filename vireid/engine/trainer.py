@@ -356,7 +356,7 @@ def train(config: TrainConfig, cache_dir: PathLike, out_dir: PathLike, trial: Op
         "trial": cfg.data.trial if cfg.dataset == "regdb" else None, "manifest_hash": manifest.hash,
         "cache_attrs": dict(cache.attrs), "label_map": dict(label_map), "code_version": __version__,
     }
-    log = RunLog(out / "log.jsonl")
+    log = RunLog(out / "log.jsonl", tensorboard=out / "tensorboard" if cfg.tensorboard else None, resume_step=global_step)
     epochs_done = start_epoch
     batch_images = sampler.batch_size
     try:
