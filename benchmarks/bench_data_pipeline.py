@@ -1,8 +1,11 @@
 """Training data pipeline speed and memory: the heatmap cache against the two usual alternatives.
 
 All three pipelines run the same :class:`~vireid.data.transforms.TrainTransform` (288x144,
-pad-and-crop, flip, erasing, normalisation) with the same per-item generators, over the
-same cross-modality batches (:class:`~vireid.data.sampler.CrossModalitySampler`, D=8, K=4,
+pad-and-crop, flip, erasing box) with the same per-item generators, as ``vireid-train``
+runs it: with ``device_normalise=True``, so each sample leaves the worker as uint8 and
+the trainer normalises and erases the batch on its device
+(:func:`~vireid.data.transforms.normalise_batch`); ``--cpu-normalise`` measures the
+float32 path instead. Over the same cross-modality batches (:class:`~vireid.data.sampler.CrossModalitySampler`, D=8, K=4,
 keyed draws), on one synthetic SYSU-MM01 tree built in a temporary folder:
 
 * **cache**: :class:`~vireid.data.dataset.CacheDataset` over the HDF5 heatmap cache as
@@ -26,7 +29,7 @@ the dataset alone (one process = one worker's speed) and through a DataLoader wi
 peak (numpy buffers included) while building the dataset and reading one epoch item by
 item (the 0-worker case). OpenCV and torch are limited to one thread everywhere.
 
-    python benchmarks/bench_data_pipeline.py [--ids 16] [--rgb-source-size 400x200]
+    python benchmarks/bench_data_pipeline.py [--ids 16] [--rgb-source-size 400x200] [--cpu-normalise]
         [--ir-source-size 288x144] [--cache-format raw|jpeg] [--batches 8]
 
 Targets (on the one-process speed, i.e. per worker): cache >= 3x (a); cache within 1.5x
@@ -70,6 +73,8 @@ from vireid.data.transforms import TrainTransform, TransformConfig  # noqa: E402
 
 log = logging.getLogger("bench_data_pipeline")
 SEED = 0
+#: as vireid-train: workers stop after the geometry, the device normalises (see the docstring)
+DEVICE_NORMALISE = os.environ.get("VIREID_BENCH_CPU_NORMALISE", "0") != "1"
 N_SYSU = 34167
 
 
@@ -89,7 +94,7 @@ class FileDataset(Dataset):
         # RGB sources from the RGB-size tree, IR sources from the IR-size tree (same paths)
         self.sources = [str(work / ("src-ir" if m == 1 else "src-rgb") / rel) for rel, m in zip(paths, base.modalities)]
         self.paths = paths
-        self.transform = TrainTransform(TransformConfig())
+        self.transform = TrainTransform(TransformConfig(), device_normalise=DEVICE_NORMALISE)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -113,7 +118,7 @@ class RamDataset(Dataset):
         self.heatmaps = np.load(work / "ram_heatmaps.npy")      # (N, 16, 72, 36) float32
         self.confidence = np.load(work / "ram_confidence.npy")  # (N, 16)
         self.base = base
-        self.transform = TrainTransform(TransformConfig())
+        self.transform = TrainTransform(TransformConfig(), device_normalise=DEVICE_NORMALISE)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -139,7 +144,8 @@ def child(mode: str, work: Path, batches: int) -> Dict[str, Any]:
     train = json.loads((work / "train.json").read_text())
     rss0 = rss_bytes()
     tracemalloc.start()
-    base = CacheDataset(cache, train, transform=TrainTransform(TransformConfig()), seed=SEED)
+    base = CacheDataset(cache, train, transform=TrainTransform(TransformConfig(), device_normalise=DEVICE_NORMALISE),
+                        seed=SEED)
     if mode == "cache":
         ds: Dataset = base
     elif mode == "files":
@@ -221,8 +227,9 @@ def prepare(work: Path, ids: int, rgb_size, ir_size, cache_format: str) -> Dict[
     return {"n_train": len(train), "ram_bytes_per_image": ram_bytes / len(train)}
 
 
-def run_child(mode: str, work: Path, batches: int) -> Dict[str, Any]:
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+def run_child(mode: str, work: Path, batches: int, cpu_normalise: bool) -> Dict[str, Any]:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO),
+               VIREID_BENCH_CPU_NORMALISE="1" if cpu_normalise else "0")
     res = subprocess.run([sys.executable, __file__, "--child", mode, "--work", str(work), "--batches", str(batches)],
                          env=env, capture_output=True, text=True, check=False)
     if res.returncode:
@@ -237,6 +244,8 @@ def main() -> None:
     ap.add_argument("--ir-source-size", default="288x144", help="mean HxW of (a)'s IR source JPEGs")
     ap.add_argument("--cache-format", choices=("raw", "jpeg"), default="raw", help="the cache's --image-format")
     ap.add_argument("--batches", type=int, default=8, help="batches of 64 per measured pass")
+    ap.add_argument("--cpu-normalise", action="store_true",
+                    help="normalise and erase in the worker (float32 out) instead of on the device")
     ap.add_argument("--child", choices=("cache", "files", "ram"))
     ap.add_argument("--work")
     args = ap.parse_args()
@@ -248,10 +257,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         info = prepare(work, args.ids, sizes[0], sizes[1], args.cache_format)
-        results = {m: run_child(m, work, args.batches) for m in ("cache", "files", "ram")}
+        results = {m: run_child(m, work, args.batches, args.cpu_normalise) for m in ("cache", "files", "ram")}
     n_train = info["n_train"]
     mib = 2 ** 20
-    print(f"{results['cache']['samples']} samples per pass, batch 64 (8 ids x 4 RGB x 4 IR), 1 thread per process")
+    print(f"{results['cache']['samples']} samples per pass, batch 64 (8 ids x 4 RGB x 4 IR), 1 thread per process; "
+          f"normalisation {'in the worker (float32 out)' if args.cpu_normalise else 'on the device (uint8 out)'}")
     print(f"{'pipeline':<10} {'dataset 1 proc':>15} {'loader 0 wk':>12} {'loader 2 wk':>12} "
           f"{'peak RSS':>10} {'traced peak':>12}")
     for m, r in results.items():

@@ -211,3 +211,48 @@ def test_flip_shift_maps_matches_shift_then_flip_at_every_offset(flip):
             got = flip_shift_maps(maps, dy, dx, flip)
             assert got.dtype == np.float32 and got.flags.c_contiguous
             np.testing.assert_allclose(got, ref, rtol=0, atol=1e-6, err_msg=f"dy={dy} dx={dx}")
+
+
+# ------------------------------------------------------------ normalisation on the device
+@pytest.mark.parametrize("seed", range(6))
+def test_device_normalise_equals_the_cpu_path(seed):
+    """Same draws, same geometry; normalise_batch on the batch gives the CPU path's image."""
+    from vireid.data.transforms import normalise_batch
+
+    cfg = TransformConfig(input_size=SIZE, stride=STRIDE, pad=4, erase_p=0.7)
+    rng = np.random.default_rng(seed)
+    samples = []
+    for k in range(4):  # textured images (every pixel value matters) with a joint each
+        s = dot_sample(int(rng.integers(0, SIZE[1])), int(rng.integers(0, SIZE[0])))
+        s["image"] = rng.integers(0, 256, (*SIZE, 3), dtype=np.uint8)
+        samples.append(s)
+    cpu = [TrainTransform(cfg)(s, np.random.default_rng(seed * 100 + k)) for k, s in enumerate(samples)]
+    dev = [TrainTransform(cfg, device_normalise=True)(s, np.random.default_rng(seed * 100 + k))
+           for k, s in enumerate(samples)]
+    assert all(d["image"].dtype == torch.uint8 and d["image"].shape == (3, 64, 32) for d in dev)
+    images = normalise_batch(torch.stack([d["image"] for d in dev]), torch.stack([d["erase"] for d in dev]), cfg)
+    for c, d, img in zip(cpu, dev, images):
+        torch.testing.assert_close(img, c["image"], rtol=0, atol=1e-6)
+        assert torch.equal(c["heatmaps"], d["heatmaps"]) and torch.equal(c["joint_weights"], d["joint_weights"])
+    erased = [d["erase"] for d in dev if d["erase"][2] > 0]
+    assert erased, "no sample was erased: the erasing path went untested"
+
+
+def test_normalise_batch_erases_exactly_the_box():
+    from vireid.data.transforms import normalise_batch
+
+    cfg = TransformConfig(input_size=(8, 4), stride=4)
+    images = torch.full((2, 3, 8, 4), 255, dtype=torch.uint8)
+    out = normalise_batch(images, torch.tensor([[1, 2, 3, 1], [0, 0, 0, 0]]), cfg)
+    white = (1.0 - torch.tensor(cfg.mean)) / torch.tensor(cfg.std)
+    fill = torch.tensor(cfg.erase_fill)
+    box = torch.zeros(8, 4, dtype=torch.bool)
+    box[1:4, 2:3] = True
+    for c in range(3):
+        torch.testing.assert_close(out[0, c][box], fill[c].expand(3), rtol=0, atol=1e-6)
+        torch.testing.assert_close(out[0, c][~box], white[c].expand(29), rtol=0, atol=1e-5)
+        torch.testing.assert_close(out[1, c], white[c].expand(8, 4), rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="uint8"):
+        normalise_batch(images.float(), None, cfg)
+    with pytest.raises(ValueError, match="erase must be"):
+        normalise_batch(images, torch.zeros(3, 4), cfg)

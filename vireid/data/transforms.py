@@ -34,6 +34,15 @@ joint:
 
 Randomness comes only from the ``numpy.random.Generator`` passed to ``__call__`` (the
 dataset derives one per (seed, epoch, index, draw)); the transforms hold no RNG state.
+
+**Steps 4-5 on the device** (``TrainTransform(..., device_normalise=True)``, what
+``vireid-train`` uses): the transform stops after the geometry and returns the image
+as (3, H, W) uint8 RGB plus its erasing box ``erase`` = (y, x, h, w) (all zero: no
+box), both drawn from the same generator as above. :func:`normalise_batch` then
+normalises and erases a whole batch where it is trained (GPU), with the same values
+as the CPU path. Data-loader workers send a quarter of the bytes and skip the
+per-pixel float work, which is most of what is left of a sample's CPU cost once the
+cache is read (``benchmarks/bench_data_pipeline.py``).
 """
 from __future__ import annotations
 
@@ -178,6 +187,48 @@ def normalise(image_bgr: np.ndarray, config: TransformConfig) -> np.ndarray:
         out[c] = planes[2 - c]                                # converting the interleaved image
     out *= scale
     out += bias
+    return out
+
+
+def to_planar_rgb(image_bgr: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 BGR -> (3, H, W) uint8 RGB (planar copies, no arithmetic)."""
+    planes = cv2.split(np.ascontiguousarray(image_bgr))      # 3 x (H, W) uint8, B, G, R
+    out = np.empty((3, *image_bgr.shape[:2]), np.uint8)
+    for c in range(3):
+        out[c] = planes[2 - c]
+    return out
+
+
+def normalise_batch(images: torch.Tensor, erase: Optional[torch.Tensor], config: TransformConfig) -> torch.Tensor:
+    """Steps 4-5 of :class:`TrainTransform` for a batch, on the batch's device.
+
+    Args:
+        images: [B, 3, H, W] uint8 RGB (``TrainTransform(device_normalise=True)``).
+        erase: [B, 4] integer boxes (y, x, h, w), h == 0 for none; or None.
+        config: the transform's configuration (mean, std, erase_fill).
+
+    Returns:
+        [B, 3, H, W] float32: ``image * 1/(255 std) - mean/std`` (the CPU path's two
+        float32 operations in the same order), erased boxes set to ``erase_fill``.
+    """
+    if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must be [B, 3, H, W] uint8, got {tuple(images.shape)} {images.dtype}")
+    std = np.asarray(config.std, np.float32) * np.float32(255.0)
+    scale = torch.from_numpy(np.float32(1.0) / std).to(images.device).view(1, 3, 1, 1)
+    bias = torch.from_numpy(-np.asarray(config.mean, np.float32) * np.float32(255.0) / std)
+    out = images.to(torch.float32).mul_(scale).add_(bias.to(images.device).view(1, 3, 1, 1))
+    if erase is not None:
+        b, _, h, w = images.shape
+        erase = erase.to(images.device).long()
+        if erase.shape != (b, 4):
+            raise ValueError(f"erase must be [{b}, 4], got {tuple(erase.shape)}")
+        y0, x0 = erase[:, 0].view(b, 1, 1), erase[:, 1].view(b, 1, 1)
+        y1, x1 = y0 + erase[:, 2].view(b, 1, 1), x0 + erase[:, 3].view(b, 1, 1)
+        ys = torch.arange(h, device=images.device).view(1, h, 1)
+        xs = torch.arange(w, device=images.device).view(1, 1, w)
+        inside = (ys >= y0) & (ys < y1) & (xs >= x0) & (xs < x1)          # [B, H, W]
+        fill = torch.tensor(config.erase_fill, dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
+        out = torch.where(inside.unsqueeze(1), fill, out)
     return out
 
 
@@ -334,11 +385,17 @@ class TrainTransform:
     ``image`` (3, H, W) float32, ``heatmaps`` (16, Hm', Wm') float32, ``joint_weights``
     (16,). ``rng`` should be given; when it is None a generator seeded with ``seed``
     is used (a fixed augmentation, for one-off use and inspection only).
+
+    With ``device_normalise=True`` the image comes back as (3, H, W) uint8 RGB with
+    ``erase`` (4,) int32 (y, x, h, w; zeros: none), for :func:`normalise_batch`; the
+    random draws are the same, so both paths give the same training images.
     """
 
-    def __init__(self, config: TransformConfig = TransformConfig(), seed: int = 0):
+    def __init__(self, config: TransformConfig = TransformConfig(), seed: int = 0,
+                 device_normalise: bool = False):
         self.config = config
         self.seed = int(seed)
+        self.device_normalise = bool(device_normalise)
 
     def __call__(self, sample: Mapping[str, Any], rng: Optional[np.random.Generator] = None) -> Dict[str, torch.Tensor]:
         cfg = self.config
@@ -356,6 +413,11 @@ class TrainTransform:
         heatmaps = flip_shift_maps(heatmaps, dy / cfg.stride, dx / cfg.stride, flip)
         if flip:
             weights = weights[_FLIP]
+        if self.device_normalise:
+            box = erase_box(image.shape[0], image.shape[1], cfg, rng)
+            out = _to_tensors(to_planar_rgb(image), heatmaps, weights)   # image (3, H, W) uint8
+            out["erase"] = torch.tensor(box if box is not None else (0, 0, 0, 0), dtype=torch.int32)
+            return out
         out = normalise(image, cfg)                               # (3, H, W) float32
         box = erase_box(out.shape[1], out.shape[2], cfg, rng)
         if box is not None:
