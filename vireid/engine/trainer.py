@@ -49,6 +49,7 @@ channels-last, pinned memory with non-blocking copies, optional :func:`torch.com
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import os
 import random
@@ -452,8 +453,10 @@ def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir:
         from torch.nn.parallel import DistributedDataParallel
 
         # with synchronised BatchNorm the running statistics are equal on every rank already
+        sync_key = ("forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+                    else "broadcast_buffers")
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
-                                      broadcast_buffers=not cfg.ddp.sync_bn)
+                                      **{sync_key: not cfg.ddp.sync_bn})
         logger.info("DDP: %d processes, %d of the %d identities of every global batch of %d images on this rank",
                     ctx.world_size, cfg.data.num_ids // ctx.world_size, cfg.data.num_ids,
                     cfg.data.sampler_config().batch_size)
