@@ -5,7 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from vireid.engine.config import ConfigError, TrainConfig, config_from_dict, load_config, save_config
+import torch
+
+from vireid.engine.config import (ConfigError, ResolvedSpeed, SpeedConfig, TrainConfig, config_from_dict,
+                                  load_config, resolve_speed, save_config)
 from vireid.engine.optim import lr_factor
 from vireid.losses import LossConfig
 from vireid.model import ModelConfig
@@ -100,8 +103,16 @@ def test_values_are_type_checked(tmp_path):
         load_config(None, ["data.input_size=[288]"])
     with pytest.raises(ConfigError, match="epochs must be an integer, got 1.5"):
         load_config(None, ["epochs=1.5"])
-    with pytest.raises(ConfigError, match="amp must be true/false"):
-        load_config(None, ["amp=3"])
+    with pytest.raises(ConfigError, match="deterministic must be true/false"):
+        load_config(None, ["deterministic=3"])
+    with pytest.raises(ConfigError, match=r"override 'amp=true': amp is now speed\.amp"):
+        load_config(None, ["amp=true"])
+    with pytest.raises(ConfigError, match="speed.amp must be auto, bf16, fp16, true or false, got 'fp8'"):
+        load_config(None, ["speed.amp=fp8"])
+    with pytest.raises(ConfigError, match="speed.channels_last must be auto, true or false, got 'fast'"):
+        load_config(None, ["speed.channels_last=fast"])
+    with pytest.raises(ConfigError, match="ddp.backend must be one of auto, nccl, gloo"):
+        load_config(None, ["ddp.backend=mpi"])
     f = tmp_path / "x.yaml"
     f.write_text("data: 5\n")
     with pytest.raises(ConfigError, match=r"x\.yaml: data must be a mapping"):
@@ -136,3 +147,34 @@ def test_saved_config_round_trips(tmp_path):
 def test_warmup_and_step_schedule():
     cfg = load_config(None, ["optim.warmup_epochs=4", "optim.warmup_start=0.2", "optim.step_size=2"])
     assert [round(lr_factor(cfg.optim, e), 6) for e in range(6)] == [0.2, 0.4, 0.3, 0.4, 0.25, 0.25]
+
+
+def test_speed_switches_auto_is_on_for_cuda_and_off_for_cpu(monkeypatch):
+    auto = SpeedConfig()
+    assert (auto.amp, auto.channels_last, auto.pin_memory, auto.compile) == ("auto",) * 4
+    assert resolve_speed(auto, "cpu") == ResolvedSpeed(amp_dtype=None, channels_last=False, pin_memory=False,
+                                                       compile=False)
+    # CUDA is only named here (resolution needs no GPU): bf16 where supported, else fp16 + GradScaler
+    monkeypatch.setattr("vireid.engine.config._cuda_bf16_supported", lambda: True)
+    cuda = resolve_speed(auto, "cuda:1")
+    assert (cuda.amp_dtype, cuda.channels_last, cuda.pin_memory, cuda.non_blocking, cuda.compile) == (
+        torch.bfloat16, True, True, True, False)
+    assert not cuda.grad_scaler
+    monkeypatch.setattr("vireid.engine.config._cuda_bf16_supported", lambda: False)
+    old_gpu = resolve_speed(auto, "cuda")
+    assert old_gpu.amp_dtype == torch.float16 and old_gpu.grad_scaler
+    # explicit values hold on any device; YAML on / off are booleans
+    cfg = load_config(None, ["speed.amp=bf16", "speed.channels_last=on", "speed.pin_memory=off", "speed.compile=true"])
+    cpu = resolve_speed(cfg.speed, torch.device("cpu"))
+    assert (cpu.amp_dtype, cpu.channels_last, cpu.pin_memory, cpu.compile) == (torch.bfloat16, True, False, True)
+    assert resolve_speed(load_config(None, ["speed.amp=fp16"]).speed, "cpu").grad_scaler
+    assert resolve_speed(load_config(None, ["speed.amp=true"]).speed, "cpu").amp_dtype == torch.bfloat16
+    assert resolve_speed(load_config(None, ["speed.amp=false"]).speed, "cuda").amp_dtype is None
+    assert "float32" in resolve_speed(auto, "cpu").describe()
+
+
+def test_presets_speed_and_ddp_sections():
+    paper = load_config(CONFIGS / "sysu.yaml")
+    assert paper.speed.amp is False and paper.speed.channels_last == "auto" and paper.speed.compile is False
+    assert (paper.ddp.backend, paper.ddp.sync_bn, paper.ddp.gather_hctri) == ("auto", True, True)
+    assert load_config(CONFIGS / "sysu_release.yaml").speed.amp == "auto"

@@ -67,3 +67,27 @@ def test_short_run_prints_where_the_outputs_are(cache_dir, tmp_path):  # noqa: F
                                         "data.holdout=null", "--resume", "auto"))
     assert res.exit_code == 0, res.output
     assert "trained 2 epoch(s), 2 steps" in res.output
+
+
+def test_torchrun_two_processes_through_the_cli(cache_dir, tmp_path):  # noqa: F811
+    """The real launcher: torchrun --nproc-per-node 2 on the CPU (gloo), with hold-out validation
+    on rank 0; only rank 0 prints and writes the run folder."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.engine.test_distributed import _free_port
+
+    out = tmp_path / "run"
+    sets = [a for kv in TINY for a in ("--set", kv)]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(_free_port()),
+           "-m", "vireid.cli.train", *_args(cache_dir, out, *sets, "epochs=2", "data.batches_per_epoch=1",
+                                            "data.holdout=val", "val_every=1")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(CONFIGS.parent)}
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert res.stdout.count("trained 2 epoch(s), 2 steps") == 1, res.stdout
+    ck = load_checkpoint(out / "last.pt")
+    assert ck["world_size"] == 2 and ck["epoch"] == 2 and (out / "best.pt").is_file()
+    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "config.yaml", "last.pt", "log.jsonl", "losses.png",
+                                                     "val.png"]

@@ -174,3 +174,20 @@ def test_regdb_trial_tables(tmp_path):
     assert ck["dataset"] == "regdb" and ck["trial"] == 2 and ck["config"]["data"]["trial"] == 2
     train_ids = {manifest.by_path()[p].pid for p, _ in manifest.splits["trial:2"]["train:visible"]}
     assert set(ck["label_map"]) == train_ids
+
+
+def test_speed_switches_run_on_cpu(cache_dir, tmp_path):
+    """Explicit bf16 autocast and channels-last on a CPU: one step each, finite losses; fp16
+    uses a GradScaler whose state lands in the checkpoint's 'scaler' slot."""
+    one = ["epochs=1", "data.batches_per_epoch=1"]
+    auto = train(tiny_config(*one), cache_dir, tmp_path / "auto")
+    assert load_checkpoint(auto.last)["scaler"] is None                     # auto on a CPU: float32, no scaler
+    for name, switch in (("bf16", "speed.amp=bf16"), ("cl", "speed.channels_last=true"), ("fp16", "speed.amp=fp16")):
+        res = train(tiny_config(*one, switch), cache_dir, tmp_path / name)
+        (step,) = _steps(tmp_path / name)
+        assert all(np.isfinite(step[k]) for k in ("id", "hctri", "pose", "kd", "total")), (name, step)
+        ck = load_checkpoint(res.last)
+        assert all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point()), name
+        assert (ck["scaler"] is not None) == (name == "fp16"), name
+    # bf16 autocast really changes the arithmetic (the loss is not the float32 one)
+    assert _steps(tmp_path / "bf16")[0]["total"] != _steps(tmp_path / "auto")[0]["total"]

@@ -2,6 +2,7 @@
 
     vireid-train --config configs/sysu.yaml --cache CACHE --out RUN [--trial N]
                  [--resume auto|PATH] [--set key=value ...] [--device cpu|cuda] [KEY=VALUE ...]
+    torchrun --nproc-per-node N $(which vireid-train) --config ... (DDP, one process per GPU)
 
 Writes ``RUN/config.yaml``, ``RUN/log.jsonl``, ``RUN/last.pt`` (every epoch), ``RUN/best.pt``
 (with a hold-out), ``RUN/losses.png`` and ``RUN/val.png``; see :mod:`vireid.engine.trainer`.
@@ -9,6 +10,7 @@ Writes ``RUN/config.yaml``, ``RUN/log.jsonl``, ``RUN/last.pt`` (every epoch), ``
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
@@ -30,12 +32,27 @@ RUN receives config.yaml (the resolved configuration), log.jsonl (every loss and
 step), last.pt (after every epoch; --resume auto continues from it exactly), best.pt (only
 with data.holdout: best validation mAP on held-out training identities), losses.png and
 val.png. The test split is never used: evaluate a checkpoint with vireid-eval.
+
+\b
+Multi-GPU: torchrun --nproc-per-node N $(which vireid-train) ... (or python -m vireid.cli.train);
+the D x K batch of the config is the global batch, split between the processes; only rank 0
+writes RUN. Speed switches: --set speed.amp=bf16|fp16|false, speed.channels_last,
+speed.pin_memory, speed.compile (auto = on with CUDA, off on a CPU).
 """
 
 
-def _setup_logging() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("vireid").setLevel(logging.INFO)
+def _rank() -> int:
+    try:
+        return int(os.environ.get("RANK", "0") or 0)
+    except ValueError:
+        return 0
+
+
+def _setup_logging(rank: int) -> None:
+    # under torchrun only rank 0 reports progress; the others speak up for warnings and errors
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s" if rank == 0 else
+                        f"%(levelname)s [rank {rank}] %(name)s: %(message)s")
+    logging.getLogger("vireid").setLevel(logging.INFO if rank == 0 else logging.WARNING)
 
 
 @click.command(help=HELP, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -60,7 +77,8 @@ def cli(config_path: Path, cache_dir: Path, out_dir: Path, trial: Optional[int],
     from vireid.engine.config import load_config
     from vireid.engine.trainer import USER_ERRORS, train
 
-    _setup_logging()
+    rank = _rank()
+    _setup_logging(rank)
     extra = list(sets) + list(overrides)
     if device is not None:
         extra.append(f"device={device}")
@@ -76,6 +94,8 @@ def cli(config_path: Path, cache_dir: Path, out_dir: Path, trial: Optional[int],
         where = f"{last} holds the last finished epoch" if last.is_file() else "no epoch finished"
         click.echo(f"interrupted: {where}; continue with --resume auto", err=True)
         raise SystemExit(130) from None
+    if rank != 0:
+        return
     click.echo(f"trained {result.epochs_done} epoch(s), {result.global_step} steps")
     click.echo(f"checkpoint: {result.last}" + (f" (best on validation: {result.best})" if result.best else ""))
     plots = [str(p) for p in (result.losses_png, result.val_png) if p is not None]

@@ -55,6 +55,8 @@ from torch.utils.data import Sampler
 logger = logging.getLogger(__name__)
 
 Key = Tuple[int, int, int]          # (dataset index, epoch, draw)
+#: State entries that may differ between a saved sampler and the one loading it.
+RANK_SPLIT_KEYS = ("world_size",)
 Item = Union[int, Key]
 
 
@@ -246,9 +248,12 @@ class CrossModalitySampler(Sampler):
         return {"epoch": self.epoch, "consumed": used, **self._settings()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue the saved epoch. The settings must match, except ``world_size``: the global
+        batches and the count of consumed (global) batches do not depend on the rank split, so
+        a run may resume on another number of processes."""
         mine = self._settings()
         diffs = [f"{k}: saved {state.get(k)!r}, now {v!r}" for k, v in mine.items()
-                 if k in state and state[k] != v]
+                 if k in state and k not in RANK_SPLIT_KEYS and state[k] != v]
         if diffs:
             raise ValueError("sampler state was saved with other settings: " + "; ".join(diffs))
         consumed = int(state["consumed"])

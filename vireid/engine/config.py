@@ -5,8 +5,7 @@ Layout (every key has the paper's default, Section IV-A)::
     dataset: sysu                 # must match the cache's manifest
     epochs: 100
     seed: 0
-    device: auto                  # auto | cpu | cuda | cuda:N
-    amp: false                    # mixed precision (CUDA only)
+    device: auto                  # auto | cpu | cuda | cuda:N (under torchrun: cuda:LOCAL_RANK)
     deterministic: false          # torch.use_deterministic_algorithms
     log_every: 10                 # steps between progress-bar / logger updates
     tensorboard: false            # also log every record to RUN/tensorboard (needs vireid[tensorboard])
@@ -17,6 +16,16 @@ Layout (every key has the paper's default, Section IV-A)::
     loss: {...}                   # LossConfig's fields
     data: {...}                   # DataConfig
     optim: {...}                  # OptimConfig
+    speed: {...}                  # SpeedConfig: amp, channels_last, pin_memory, compile
+    ddp: {...}                    # DdpConfig: multi-process (torchrun) settings
+
+Batch size and learning rate under DDP: ``data.num_ids`` x ``data.num_per_modality`` is
+the *global* batch (2 D K images, the paper's 64), split between the ``torchrun`` ranks
+(each gets ``D / world_size`` identities), so the same preset trains the same batches on
+1 or N GPUs and ``optim.lr`` needs no change. To use more GPUs for a *bigger* batch,
+raise ``data.num_ids`` and scale the lr linearly with the global batch (the usual rule):
+``optim.lr = 0.01 * (2 * num_ids * num_per_modality) / 64``, with a few epochs of
+``optim.warmup_epochs`` when the factor is large.
 
 ``model.input_size`` is ``data.input_size`` and ``model.num_classes`` is the number of
 training identities counted from the data: neither is a key of its own, so they cannot
@@ -39,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
+import torch
 import yaml
 
 from vireid.data.sampler import SamplerConfig
@@ -50,11 +60,16 @@ from vireid.model import ModelConfig
 INHERIT_KEYS = ("inherit", "defaults")
 DEVICES_HINT = "auto, cpu, cuda or cuda:N"
 SCHEDULES = ("step", "milestones")
+DDP_BACKENDS = ("auto", "nccl", "gloo")
 #: ModelConfig fields that the data decides, with the reason shown when a file sets them.
 DERIVED_MODEL_KEYS = {
     "input_size": "the model's input size is data.input_size",
     "num_classes": "the number of classes is counted from the training identities",
 }
+
+
+#: Top-level keys that moved into a section, with their new name.
+MOVED_KEYS = {"amp": "speed.amp"}
 
 
 class ConfigError(ValueError):
@@ -153,6 +168,55 @@ class OptimConfig:
     warmup_start: float = 0.1
 
 
+#: Values of the on / off switches of :class:`SpeedConfig` (YAML ``on`` / ``off`` read as booleans).
+SWITCH_VALUES = ("auto", True, False)
+#: Values of ``speed.amp``.
+AMP_VALUES = ("auto", "bf16", "fp16", True, False)
+
+
+@dataclass
+class SpeedConfig:
+    """GPU speed switches; ``auto`` means on for CUDA, off for CPU (see :func:`resolve_speed`).
+
+    ``amp``: mixed precision autocast: ``auto`` (CUDA: bfloat16 where the GPU supports it,
+    else float16; CPU: off), ``bf16``, ``fp16`` (with a :class:`torch.amp.GradScaler`, whose
+    state goes into the checkpoint's ``scaler`` slot), ``false`` (float32) or ``true`` (the
+    ``auto`` dtype on any device). Explicit values apply on a CPU too (bfloat16 autocast
+    works there; float16 on a CPU is slow). ``channels_last``: NHWC memory format for the
+    network and its input images (faster convolutions on tensor cores). ``pin_memory``:
+    page-locked DataLoader batches and non-blocking host-to-device copies. ``compile``:
+    :func:`torch.compile` of the training forward; ``auto`` means *off* on every device:
+    compiling takes minutes per input shape, the eval-mode validation forward is another
+    graph, and a CPU compile needs a C++ toolchain, so it only pays on long GPU runs; set
+    ``true`` to opt in.
+    """
+
+    amp: Union[bool, str] = "auto"
+    channels_last: Union[bool, str] = "auto"
+    pin_memory: Union[bool, str] = "auto"
+    compile: Union[bool, str] = "auto"
+
+
+@dataclass
+class DdpConfig:
+    """Multi-process training under ``torchrun`` (DistributedDataParallel).
+
+    Nothing here matters in a single process. The process group is initialised from
+    torchrun's ``RANK`` / ``WORLD_SIZE`` / ``LOCAL_RANK`` (and ``MASTER_ADDR`` / ``MASTER_PORT``);
+    ``backend: auto`` is ``nccl`` on CUDA and ``gloo`` on a CPU. ``sync_bn``: BatchNorm
+    statistics over the global batch (:class:`torch.nn.SyncBatchNorm` on CUDA, an all-reduce
+    implementation on a CPU) instead of each rank's share; ``gather_hctri``: the
+    hetero-center triplet loss over the embeddings of the global batch (its centers and
+    hardest negatives span every rank's identities). With both on (the defaults) an N-process
+    run computes the single-process losses and gradients of the same global batch, up to
+    floating-point summation order; with them off each rank sees only ``D / N`` identities.
+    """
+
+    backend: str = "auto"
+    sync_bn: bool = True
+    gather_hctri: bool = True
+
+
 @dataclass
 class TrainConfig:
     """The whole run configuration (see the module docstring)."""
@@ -161,7 +225,6 @@ class TrainConfig:
     epochs: int = 100
     seed: int = 0
     device: str = "auto"
-    amp: bool = False
     deterministic: bool = False
     log_every: int = 10
     tensorboard: bool = False
@@ -171,6 +234,8 @@ class TrainConfig:
     loss: LossSection = field(default_factory=LossSection)  # type: ignore[valid-type]
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    speed: SpeedConfig = field(default_factory=SpeedConfig)
+    ddp: DdpConfig = field(default_factory=DdpConfig)
 
     # ------------------------------------------------------------------ derived configs
     def model_config(self, num_classes: int) -> ModelConfig:
@@ -184,6 +249,58 @@ class TrainConfig:
 
     def to_dict(self) -> Dict[str, Any]:
         return _plain(dataclasses.asdict(self))
+
+
+# ----------------------------------------------------------------------------- speed switches
+@dataclass(frozen=True)
+class ResolvedSpeed:
+    """What :class:`SpeedConfig` means on one device: ``amp_dtype`` is ``None`` for float32."""
+
+    amp_dtype: Optional[torch.dtype]
+    channels_last: bool
+    pin_memory: bool
+    compile: bool
+
+    @property
+    def grad_scaler(self) -> bool:
+        """float16 autocast needs loss scaling (bfloat16 has float32's range and does not)."""
+        return self.amp_dtype == torch.float16
+
+    @property
+    def non_blocking(self) -> bool:
+        """Host-to-device copies overlap compute only from pinned memory."""
+        return self.pin_memory
+
+    def describe(self) -> str:
+        amp = {None: "float32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast + GradScaler"}
+        on = {True: "on", False: "off"}
+        return (f"precision {amp[self.amp_dtype]}, channels_last {on[self.channels_last]}, pin_memory "
+                f"{on[self.pin_memory]}, compile {on[self.compile]}")
+
+
+def _cuda_bf16_supported() -> bool:
+    return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+
+
+def resolve_speed(speed: SpeedConfig, device: Union[str, torch.device]) -> ResolvedSpeed:
+    """The switches of ``speed`` on ``device``: ``auto`` -> on for CUDA, off otherwise
+    (``compile: auto`` -> off everywhere, see :class:`SpeedConfig`)."""
+    cuda = torch.device(device).type == "cuda"
+
+    def switch(value: Union[bool, str], auto: bool) -> bool:
+        return auto if value == "auto" else bool(value)
+
+    auto_dtype = torch.bfloat16 if (not cuda or _cuda_bf16_supported()) else torch.float16
+    if speed.amp == "auto":
+        dtype = auto_dtype if cuda else None
+    elif speed.amp is True:
+        dtype = auto_dtype
+    elif speed.amp is False:
+        dtype = None
+    else:
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[str(speed.amp)]
+    return ResolvedSpeed(amp_dtype=dtype, channels_last=switch(speed.channels_last, cuda),
+                         pin_memory=switch(speed.pin_memory, cuda), compile=switch(speed.compile, False))
 
 
 # ----------------------------------------------------------------------------- checking
@@ -284,6 +401,8 @@ def check_layer(layer: Mapping[str, Any], source: str, schema: type = TrainConfi
     for key, value in layer.items():
         dotted = f"{prefix}{key}"
         if key not in names:
+            if schema is TrainConfig and key in MOVED_KEYS:
+                raise ConfigError(f"{source}: {dotted} is now {MOVED_KEYS[key]} (see the speed section)")
             if schema is ModelSection and key in DERIVED_MODEL_KEYS:
                 raise ConfigError(f"{source}: {dotted} is not a setting: {DERIVED_MODEL_KEYS[key]}")
             full = [f"{prefix}{n}" for n in names]
@@ -432,6 +551,14 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError(f"data.trial must be a RegDB trial 1..10, got {d.trial}")
     d.transform_config()
     d.sampler_config()
+    sp = cfg.speed
+    if sp.amp not in AMP_VALUES:
+        raise ValueError(f"speed.amp must be auto, bf16, fp16, true or false, got {sp.amp!r}")
+    for name in ("channels_last", "pin_memory", "compile"):
+        if getattr(sp, name) not in SWITCH_VALUES:
+            raise ValueError(f"speed.{name} must be auto, true or false, got {getattr(sp, name)!r}")
+    if cfg.ddp.backend not in DDP_BACKENDS:
+        raise ValueError(f"ddp.backend must be one of {', '.join(DDP_BACKENDS)}, got {cfg.ddp.backend!r}")
     if cfg.model.pose_init is not None and not cfg.model.use_pose_branch:
         raise ValueError("model.pose_init needs model.use_pose_branch: true (it initialises the pose branch)")
     cfg.model_config(num_classes=2)

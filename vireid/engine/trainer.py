@@ -27,10 +27,29 @@ epoch ``e`` gives the same weights as an uninterrupted run (tested on CPU).
 
 Non-finite guard: a NaN or inf in any named loss stops the run before the update, with
 the loss's name and the step; ``last.pt`` keeps the last good epoch.
+
+Multi-process (``torchrun --nproc-per-node N``, see :mod:`vireid.engine.distributed`):
+the model is wrapped in :class:`~torch.nn.parallel.DistributedDataParallel`; the
+sampler gives rank ``r`` its disjoint ``D / N`` identities of every global batch (the
+configured D x K batch is the global one, so the lr needs no scaling); with ``ddp.sync_bn``
+and ``ddp.gather_hctri`` (defaults) BatchNorm and the hetero-center triplet loss see the
+global batch, so N processes compute the single-process gradients. The step's loss values
+are averaged over ranks before they are logged and checked, so the non-finite guard stops
+every rank at the same step with the same message. Only rank 0 writes the run folder
+(``config.yaml``, the log, checkpoints -- atomically --, plots) and validates; its
+validation result is broadcast, so every rank agrees on ``best.pt``. ``last.pt`` holds every
+rank's RNG state; resume works under DDP as in one process (also with another number of
+processes, then up to floating-point summation order). Multi-node runs need the cache
+and the run folder on a filesystem shared by all nodes.
+
+Speed switches (``speed:``, :func:`vireid.engine.config.resolve_speed`): autocast in
+bf16 / fp16 (fp16 with a GradScaler, saved in the checkpoint's ``scaler`` slot),
+channels-last, pinned memory with non-blocking copies, optional :func:`torch.compile`.
 """
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import os
 import random
@@ -49,23 +68,28 @@ from vireid.data.dataset import CacheDataset, make_label_map, training_indices
 from vireid.data.manifest import Manifest, ManifestError
 from vireid.data.sampler import CrossModalitySampler, SamplerError
 from vireid.data.shards import CacheError, HeatmapCache
-from vireid.data.transforms import TrainTransform
+from vireid.data.transforms import TrainTransform, normalise_batch
+from vireid.engine import distributed as ddp
 from vireid.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from vireid.engine.config import ConfigError, TrainConfig, save_config
+from vireid.engine.config import ConfigError, ResolvedSpeed, TrainConfig, resolve_speed, save_config
+from vireid.engine.distributed import DistContext, DistributedError
 from vireid.engine.features import extract_features
 from vireid.engine.optim import build_optimizer, build_scheduler
 from vireid.engine.plots import plot_losses, plot_validation
 from vireid.engine.runlog import RunLog, read_log, trim_log
 from vireid.evaluation import regdb_metrics
 from vireid.io import PathLike
-from vireid.losses import compute_losses
+from vireid.losses import LossConfig, compute_losses
+from vireid.losses.hetero_center import HeteroCenterTripletLoss
 from vireid.model import ModelConfig, PoseVIReIDNet, load_imagenet_backbone, load_pose_branch_from_lip
 
 logger = logging.getLogger(__name__)
 
 #: Settings that may differ between a checkpoint and the run resuming it.
 RESUMABLE_KEYS = ("epochs", "device", "progress", "log_every", "val_every", "data.workers",
-                  "data.val_batch_size", "model.pretrained", "model.pose_init", "model.pose_init_stage")
+                  "data.val_batch_size", "model.pretrained", "model.pose_init", "model.pose_init_stage",
+                  "speed.amp", "speed.channels_last", "speed.pin_memory", "speed.compile",
+                  "ddp.backend", "ddp.sync_bn", "ddp.gather_hctri")
 
 
 class TrainError(RuntimeError):
@@ -78,7 +102,8 @@ class NonFiniteLossError(TrainError):
 
 
 #: Everything a command line should report as one line rather than a traceback.
-USER_ERRORS = (TrainError, ConfigError, CacheError, ManifestError, CheckpointError, SamplerError)
+USER_ERRORS = (TrainError, ConfigError, CacheError, ManifestError, CheckpointError, SamplerError,
+               DistributedError)
 
 
 @dataclass
@@ -199,10 +224,11 @@ def validate(model: PoseVIReIDNet, cache: HeatmapCache, query: Sequence[int], ga
     return out
 
 
-def _check_finite(losses: Mapping[str, torch.Tensor], epoch: int, it: int, step: int, last: Path,
+def _check_finite(values: Mapping[str, float], epoch: int, it: int, step: int, last: Path,
                   epochs_done: int) -> None:
-    for name, value in losses.items():
-        v = float(value.detach())
+    """Raise :class:`NonFiniteLossError` for the first NaN / inf of ``values`` (the step's loss
+    values, averaged over ranks: every rank raises the same message at the same step)."""
+    for name, v in values.items():
         if not np.isfinite(v):
             kept = (f"{last} holds epoch {epochs_done}, the last good one" if last.is_file()
                     else "no checkpoint was written yet")
@@ -274,10 +300,73 @@ def train(config: TrainConfig, cache_dir: PathLike, out_dir: PathLike, trial: Op
     if "test" in cfg.data.splits:
         raise TrainError("data.splits contains 'test': the test identities are never trained on")
     cache, manifest = _open_data(cache_dir)
+    device, ctx = _setup_process(cfg)
+    try:
+        return _train(cfg, cache, manifest, cache_dir, out, resume, device, ctx)
+    finally:
+        ddp.teardown(ctx)
+
+
+def _setup_process(cfg: TrainConfig) -> Tuple[torch.device, DistContext]:
+    """This process's device and its place in a torchrun run (a no-op context without one)."""
     device = resolve_device(cfg.device)
-    amp = bool(cfg.amp and device.type == "cuda")
-    if cfg.amp and not amp:
-        logger.warning("amp: true needs CUDA; training in float32 on %s", device)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        world = torch.distributed.get_world_size()
+    else:
+        world = ddp.env_world().world_size
+    if world > 1 and device.type == "cuda":
+        local = ddp.env_world().local_rank
+        if cfg.device.startswith("cuda:"):
+            raise TrainError(f"device={cfg.device}: under torchrun every rank takes cuda:LOCAL_RANK; set device "
+                             "to auto or cuda (choose GPUs with CUDA_VISIBLE_DEVICES)")
+        if local >= torch.cuda.device_count():
+            raise TrainError(f"LOCAL_RANK={local} but only {torch.cuda.device_count()} CUDA device(s) are visible: "
+                             "use --nproc-per-node <= the number of GPUs")
+        device = torch.device("cuda", local)
+        torch.cuda.set_device(device)
+    return device, ddp.setup(device, cfg.ddp.backend)
+
+
+class _NoLog:
+    """The run log of ranks other than 0: they write nothing."""
+
+    def write(self, kind: str, **values: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _step_values(losses: Mapping[str, torch.Tensor]) -> Dict[str, float]:
+    """The step's loss values as floats, averaged over ranks (unchanged in one process)."""
+    names = list(losses)
+    vec = torch.stack([losses[k].detach().float().reshape(()) for k in names])
+    return dict(zip(names, ddp.all_reduce_mean(vec).cpu().tolist()))
+
+
+def _with_global_hctri(losses: Dict[str, torch.Tensor], output: Any, labels: torch.Tensor, modality: torch.Tensor,
+                       cfg: LossConfig) -> Dict[str, torch.Tensor]:
+    """``ddp.gather_hctri``: the hetero-center triplet term over the global batch's embeddings.
+
+    :func:`compute_losses` built its total from this rank's share; the total gets
+    ``beta * (global - local)`` (the local term's gradient cancels exactly) and ``'hctri'``
+    becomes the global value, the same on every rank. The embeddings taken are the ones
+    compute_losses uses: the ReID branch's and, with the PEB, the pose branch's.
+    """
+    hctri = HeteroCenterTripletLoss(cfg.margin, cfg.hctri_reduction)
+    all_labels, all_mods = ddp.all_gather_tensor(labels), ddp.all_gather_tensor(modality)
+    embeddings = [output.id_embeddings] + ([output.pose_embeddings] if output.pose_logits is not None else [])
+    global_h = sum(hctri(ddp.all_gather_with_grad(e.float()), all_labels, all_mods) for e in embeddings)
+    out = dict(losses)
+    out["total"] = losses["total"] + cfg.beta * (global_h - losses["hctri"])
+    out["hctri"] = global_h
+    return out
+
+
+def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir: Path, out: Path,
+           resume: Union[None, str, PathLike], device: torch.device, ctx: DistContext) -> TrainResult:
+    speed: ResolvedSpeed = resolve_speed(cfg.speed, device)
+    logger.info("device %s: %s", device, speed.describe())
     det_before = torch.are_deterministic_algorithms_enabled()
     if cfg.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -300,15 +389,22 @@ def train(config: TrainConfig, cache_dir: PathLike, out_dir: PathLike, trial: Op
     label_map = make_label_map(meta["pid"][np.asarray(train_idx)].tolist())
     model_cfg = cfg.model_config(num_classes=len(label_map))
     check_cache(cache, manifest, cfg, model_cfg)
-    dataset = CacheDataset(cache, train_idx, TrainTransform(cfg.data.transform_config()), seed=cfg.seed,
+    # workers do the geometry on uint8; normalisation and erasing run on the device per batch
+    transform_cfg = cfg.data.transform_config()
+    dataset = CacheDataset(cache, train_idx, TrainTransform(transform_cfg, device_normalise=True), seed=cfg.seed,
                            label_map=label_map)
+    if cfg.data.num_ids % ctx.world_size:
+        raise TrainError(f"data.num_ids={cfg.data.num_ids} identities per (global) batch cannot be split evenly "
+                         f"between {ctx.world_size} processes: use a multiple of {ctx.world_size} or another "
+                         "--nproc-per-node")
     try:
         sampler = CrossModalitySampler(dataset.pids, dataset.modalities, cfg.data.sampler_config(), seed=cfg.seed,
-                                       keyed=True)
+                                       rank=ctx.rank, world_size=ctx.world_size, keyed=True)
     except SamplerError as exc:
         raise TrainError(f"{cache_dir}: {exc} (data.num_ids={cfg.data.num_ids})") from None
-    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.workers,
-                        pin_memory=device.type == "cuda", persistent_workers=cfg.data.workers > 0)
+    pin = speed.pin_memory and device.type == "cuda"
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.workers, pin_memory=pin,
+                        persistent_workers=cfg.data.workers > 0)
     val_query: List[int] = []
     val_gallery: List[int] = []
     if cfg.data.holdout is not None:
@@ -323,10 +419,14 @@ def train(config: TrainConfig, cache_dir: PathLike, out_dir: PathLike, trial: Op
     model = PoseVIReIDNet(model_cfg)
     if resume_from is None:
         _initialise(model, cfg)
+    if ctx.enabled and cfg.ddp.sync_bn:
+        model = ddp.convert_sync_batchnorm(model, device)
     model.to(device)
+    if speed.channels_last:
+        model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, cfg.optim)
     scheduler = build_scheduler(optimizer, cfg.optim)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    scaler = torch.amp.GradScaler(device.type, enabled=speed.grad_scaler)
     loss_cfg = cfg.loss_config()
 
     start_epoch, global_step = 0, 0
@@ -338,17 +438,36 @@ def train(config: TrainConfig, cache_dir: PathLike, out_dir: PathLike, trial: Op
         model.load_state_dict(ck["model"])
         optimizer.load_state_dict(ck["optimizer"])
         scheduler.load_state_dict(ck["scheduler"])
-        if amp and ck.get("scaler"):
+        if scaler.is_enabled() and ck.get("scaler"):
             scaler.load_state_dict(ck["scaler"])
-        sampler.load_state_dict(ck["sampler"])
+        try:
+            sampler.load_state_dict(ck["sampler"])
+        except ValueError as exc:
+            raise TrainError(f"{resume_from}: {exc}") from None
         start_epoch, global_step = int(ck["epoch"]), int(ck.get("global_step", 0))
         val_history = list(ck.get("history", {}).get("val", []))
         best_map = float(ck.get("history", {}).get("best_mAP", -1.0))
-        set_rng_state(ck["rng"])
+        ranks = ck.get("rng_ranks")
+        set_rng_state(ranks[ctx.rank] if ranks and len(ranks) == ctx.world_size else ck["rng"])
         logger.info("resumed from %s: %d epoch(s) done, global step %d", resume_from, start_epoch, global_step)
-    out.mkdir(parents=True, exist_ok=True)
-    trim_log(out / "log.jsonl", global_step)
-    save_config(cfg, out / "config.yaml")
+    net: torch.nn.Module = model
+    if ctx.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # with synchronised BatchNorm the running statistics are equal on every rank already
+        sync_key = ("forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+                    else "broadcast_buffers")
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                      **{sync_key: not cfg.ddp.sync_bn})
+        logger.info("DDP: %d processes, %d of the %d identities of every global batch of %d images on this rank",
+                    ctx.world_size, cfg.data.num_ids // ctx.world_size, cfg.data.num_ids,
+                    cfg.data.sampler_config().batch_size)
+    if speed.compile:
+        net = torch.compile(net)  # type: ignore[assignment]
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        trim_log(out / "log.jsonl", global_step)
+        save_config(cfg, out / "config.yaml")
 
     last, best = out / "last.pt", out / "best.pt"
     static = {
@@ -356,9 +475,14 @@ def train(config: TrainConfig, cache_dir: PathLike, out_dir: PathLike, trial: Op
         "trial": cfg.data.trial if cfg.dataset == "regdb" else None, "manifest_hash": manifest.hash,
         "cache_attrs": dict(cache.attrs), "label_map": dict(label_map), "code_version": __version__,
     }
-    log = RunLog(out / "log.jsonl", tensorboard=out / "tensorboard" if cfg.tensorboard else None, resume_step=global_step)
+    tb_dir = out / "tensorboard" if cfg.tensorboard else None
+    log: Any = RunLog(out / "log.jsonl", tensorboard=tb_dir, resume_step=global_step) if ctx.is_main else _NoLog()
     epochs_done = start_epoch
-    batch_images = sampler.batch_size
+    batch_images = sampler.batch_size * ctx.world_size                # the global batch
+    show_bar = cfg.progress and ctx.is_main
+    amp_dtype = speed.amp_dtype or torch.bfloat16                     # unused while autocast is off
+    nb = pin
+    losses_png = val_png = None
     try:
         for epoch in range(start_epoch, cfg.epochs):
             sampler.set_epoch(epoch)
@@ -367,22 +491,27 @@ def train(config: TrainConfig, cache_dir: PathLike, out_dir: PathLike, trial: Op
             steps = 0
             t_epoch = t_prev = time.perf_counter()
             n_batches = len(sampler)                                  # fixed before the sampler counts down
-            bar = _progress(loader, n_batches, f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress)
+            bar = _progress(loader, n_batches, f"epoch {epoch + 1}/{cfg.epochs}", show_bar)
             for it, batch in enumerate(bar, 1):
-                images = batch["image"].to(device, non_blocking=True)               # [B, 3, H, W]
-                labels = batch["label"].to(device, non_blocking=True)               # [B]
-                modality = batch["modality"].to(device, non_blocking=True)          # [B]
-                heatmaps = batch["heatmaps"].to(device, non_blocking=True)          # [B, 16, Hm, Wm]
-                joint_w = batch["joint_weights"].to(device, non_blocking=True)      # [B, 16]
-                with torch.autocast(device.type, enabled=amp):
-                    output = model(images, modality)
+                images = batch["image"].to(device, non_blocking=nb)                 # [B, 3, H, W] uint8
+                images = normalise_batch(images, batch["erase"], transform_cfg)       # [B, 3, H, W] float32
+                if speed.channels_last:
+                    images = images.contiguous(memory_format=torch.channels_last)
+                labels = batch["label"].to(device, non_blocking=nb)                 # [B]
+                modality = batch["modality"].to(device, non_blocking=nb)            # [B]
+                heatmaps = batch["heatmaps"].to(device, non_blocking=nb)            # [B, 16, Hm, Wm]
+                joint_w = batch["joint_weights"].to(device, non_blocking=nb)        # [B, 16]
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=speed.amp_dtype is not None):
+                    output = net(images, modality)
                     losses = compute_losses(output, labels, modality, heatmaps, joint_w, loss_cfg)
+                    if ctx.enabled and cfg.ddp.gather_hctri:
+                        losses = _with_global_hctri(losses, output, labels, modality, loss_cfg)
                 global_step += 1
-                values = {k: float(v.detach()) for k, v in losses.items()}
+                values = _step_values(losses)                         # the same on every rank
                 lr = optimizer.param_groups[-1]["lr"]
                 if not all(np.isfinite(v) for v in values.values()):
                     log.write("step", epoch=epoch + 1, step=global_step, iter=it, lr=lr, **values)
-                    _check_finite(losses, epoch + 1, it, global_step, last, epoch)
+                    _check_finite(values, epoch + 1, it, global_step, last, epoch)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(losses["total"]).backward()
                 scaler.step(optimizer)
@@ -397,7 +526,7 @@ def train(config: TrainConfig, cache_dir: PathLike, out_dir: PathLike, trial: Op
                 steps += 1
                 if it % cfg.log_every == 0 or it == n_batches:
                     shown = {k: f"{v:.4g}" for k, v in values.items()}
-                    if cfg.progress:
+                    if show_bar:
                         bar.set_postfix({**shown, "img/s": f"{rate:.0f}"}, refresh=False)
                     else:
                         logger.info("epoch %d step %d/%d: %s, lr %.3g, %.0f img/s", epoch + 1, it, n_batches,
@@ -410,7 +539,9 @@ def train(config: TrainConfig, cache_dir: PathLike, out_dir: PathLike, trial: Op
                         ", ".join(f"{k} {v:.4g}" for k, v in means.items()), seconds)
             val = None
             if val_query and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs):
-                val = validate(model, cache, val_query, val_gallery, device, cfg.data.val_batch_size)
+                if ctx.is_main:                                       # rank 0 validates, everyone gets its result
+                    val = validate(model, cache, val_query, val_gallery, device, cfg.data.val_batch_size)
+                val = ddp.broadcast_object(val)
                 val_history.append({"epoch": epoch + 1, **val})
                 log.write("val", epoch=epoch + 1, step=global_step, **val)
                 logger.info("validation after epoch %d: mAP %.2f%%, R1 %.2f%% (f_all)", epoch + 1,
@@ -418,31 +549,39 @@ def train(config: TrainConfig, cache_dir: PathLike, out_dir: PathLike, trial: Op
             improved = val is not None and val["mAP"] > best_map
             if improved:
                 best_map = val["mAP"]
-            payload = {
-                **static, "model": model.state_dict(), "epoch": epoch + 1, "global_step": global_step,
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict() if amp else None, "rng": rng_state(),
-                "sampler": {**sampler.state_dict(consumed=0), "epoch": epoch + 1},
-                "history": {"val": val_history, "best_mAP": best_map}, "val": val, "losses": means,
-            }
-            save_checkpoint(last, payload)
+            own_rng = rng_state()
+            all_rng = ddp.all_gather_object(own_rng) if ctx.enabled else None
+            if ctx.is_main:
+                payload = {
+                    **static, "model": model.state_dict(), "epoch": epoch + 1, "global_step": global_step,
+                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict() if scaler.is_enabled() else None, "rng": own_rng,
+                    "rng_ranks": all_rng, "world_size": ctx.world_size,
+                    "sampler": {**sampler.state_dict(consumed=0), "epoch": epoch + 1},
+                    "history": {"val": val_history, "best_mAP": best_map}, "val": val, "losses": means,
+                }
+                save_checkpoint(last, payload)
+                if improved:
+                    save_checkpoint(best, payload)
+                    logger.info("best validation mAP so far: %s", best)
             epochs_done = epoch + 1
-            if improved:
-                save_checkpoint(best, payload)
-                logger.info("best validation mAP so far: %s", best)
     finally:
         log.close()
         if cfg.deterministic:
             torch.use_deterministic_algorithms(det_before)
-        records = read_log(out / "log.jsonl") if (out / "log.jsonl").is_file() else []
-        losses_png = val_png = None
-        try:
-            if any(r.get("kind") == "step" for r in records):
-                losses_png = plot_losses(out / "losses.png", records)
-            if any(r.get("kind") == "val" for r in records):
-                val_png = plot_validation(out / "val.png", records)
-        except Exception as exc:  # noqa: BLE001 - a plot must never hide the run's own outcome
-            logger.warning("could not draw the plots: %s", exc)
+        if ctx.is_main:
+            records = read_log(out / "log.jsonl") if (out / "log.jsonl").is_file() else []
+            try:
+                if any(r.get("kind") == "step" for r in records):
+                    losses_png = plot_losses(out / "losses.png", records)
+                if any(r.get("kind") == "val" for r in records):
+                    val_png = plot_validation(out / "val.png", records)
+            except Exception as exc:  # noqa: BLE001 - a plot must never hide the run's own outcome
+                logger.warning("could not draw the plots: %s", exc)
+    ddp.barrier()                                   # every rank returns once rank 0 has written everything
+    if not ctx.is_main:
+        losses_png = out / "losses.png" if (out / "losses.png").is_file() else None
+        val_png = out / "val.png" if (out / "val.png").is_file() else None
     return TrainResult(run_dir=out, last=last, best=best if best.is_file() else None,
                        epochs_done=epochs_done, global_step=global_step,
                        losses_png=losses_png, val_png=val_png, val_history=val_history)
