@@ -36,7 +36,7 @@ from vireid.data.manifest import Manifest  # noqa: E402
 from vireid.data.sampler import CrossModalitySampler, SamplerConfig  # noqa: E402
 from vireid.data.scan import scan  # noqa: E402
 from vireid.data.shards import CacheConfig, HeatmapCache  # noqa: E402
-from vireid.data.transforms import TrainTransform, TransformConfig  # noqa: E402
+from vireid.data.transforms import TrainTransform, TransformConfig, normalise_batch  # noqa: E402
 from vireid.engine.config import load_config, resolve_speed  # noqa: E402
 from vireid.engine.optim import build_optimizer  # noqa: E402
 from vireid.losses import compute_losses  # noqa: E402
@@ -69,12 +69,15 @@ def main() -> None:
         manifest = Manifest.load(t / "cache" / "manifest.json")
         idx, _ = training_indices(cache, manifest, ["train", "val"])
         labels = make_label_map(cache.metadata()["pid"][idx].tolist())
-        ds = CacheDataset(cache, idx, TrainTransform(TransformConfig(input_size=(h, w))), label_map=labels)
+        tcfg = TransformConfig(input_size=(h, w))  # as vireid-train: uint8 out, the device normalises
+        ds = CacheDataset(cache, idx, TrainTransform(tcfg, device_normalise=True), label_map=labels)
         sampler = CrossModalitySampler(ds.pids, ds.modalities, SamplerConfig(args.num_ids, 4, args.steps), keyed=True)
         loader = DataLoader(ds, batch_sampler=sampler, num_workers=args.workers, pin_memory=speed.pin_memory)
         t0, n = time.perf_counter(), 0
         for batch in loader:
-            n += batch["image"].shape[0]
+            images = batch["image"].to(device, non_blocking=speed.pin_memory)
+            normalise_batch(images, batch["erase"], tcfg)
+            n += images.shape[0]
         data_rate = n / (time.perf_counter() - t0)
 
     torch.manual_seed(0)

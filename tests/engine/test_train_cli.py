@@ -69,6 +69,23 @@ def test_short_run_prints_where_the_outputs_are(cache_dir, tmp_path):  # noqa: F
     assert "trained 2 epoch(s), 2 steps" in res.output
 
 
+def test_evaluate_after_training_runs_the_test_protocol(cache_dir, tmp_path):  # noqa: F811
+    import json
+
+    out = tmp_path / "run"
+    sets = [a for kv in TINY for a in ("--set", kv)]
+    res = CliRunner().invoke(cli, _args(cache_dir, out, *sets, "epochs=1", "data.batches_per_epoch=1",
+                                        "data.holdout=null", "--device", "cpu", "--no-progress",
+                                        "--evaluate", "single"))
+    assert res.exit_code == 0, res.output
+    assert f"evaluating {out / 'last.pt'} on the test split (sysu, single-shot)" in res.output
+    results = json.loads((out / "eval" / "results.json").read_text())
+    assert results["checkpoint"]["path"].endswith("last.pt"), results["checkpoint"]
+    text = json.dumps(results)
+    assert "sysu/all/single" in text and "sysu/indoor/single" in text
+    assert (out / "eval" / "results.md").is_file() and (out / "eval" / "cmc.png").is_file()
+
+
 def test_torchrun_two_processes_through_the_cli(cache_dir, tmp_path):  # noqa: F811
     """The real launcher: torchrun --nproc-per-node 2 on the CPU (gloo), with hold-out validation
     on rank 0; only rank 0 prints and writes the run folder."""

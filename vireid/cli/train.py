@@ -31,7 +31,8 @@ an unknown key or a value of the wrong type is an error naming it.
 RUN receives config.yaml (the resolved configuration), log.jsonl (every loss and the lr per
 step), last.pt (after every epoch; --resume auto continues from it exactly), best.pt (only
 with data.holdout: best validation mAP on held-out training identities), losses.png and
-val.png. The test split is never used: evaluate a checkpoint with vireid-eval.
+val.png. The test split is never trained on or used to pick a checkpoint; --evaluate single|multi
+runs vireid-eval on the selected checkpoint at the end (RUN/eval), or run vireid-eval yourself.
 
 \b
 Multi-GPU: torchrun --nproc-per-node N $(which vireid-train) ... (or python -m vireid.cli.train);
@@ -71,9 +72,14 @@ def _setup_logging(rank: int) -> None:
               help="Override a configuration key (repeatable), e.g. --set optim.lr=0.02.")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: the config's device, 'auto').")
 @click.option("--progress/--no-progress", default=None, help="Show a progress bar (default: the config's).")
+@click.option("--evaluate", "evaluate_shot", type=click.Choice(["single", "multi"]), default=None,
+              help="After training, run the test protocol (vireid-eval: SYSU-MM01 all + indoor search, 10 "
+                   "trials, this shot; RegDB: this trial, both directions) on best.pt (with a hold-out) or "
+                   "last.pt, into RUN/eval. Rank 0 only under torchrun.")
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
 def cli(config_path: Path, cache_dir: Path, out_dir: Path, trial: Optional[int], resume: Optional[str],
-        sets: Tuple[str, ...], device: Optional[str], progress: Optional[bool], overrides: Tuple[str, ...]) -> None:
+        sets: Tuple[str, ...], device: Optional[str], progress: Optional[bool], evaluate_shot: Optional[str],
+        overrides: Tuple[str, ...]) -> None:
     from vireid.engine.config import load_config
     from vireid.engine.trainer import USER_ERRORS, train
 
@@ -100,6 +106,30 @@ def cli(config_path: Path, cache_dir: Path, out_dir: Path, trial: Optional[int],
     click.echo(f"checkpoint: {result.last}" + (f" (best on validation: {result.best})" if result.best else ""))
     plots = [str(p) for p in (result.losses_png, result.val_png) if p is not None]
     click.echo(f"log: {result.run_dir / 'log.jsonl'}; plots: {', '.join(plots) or 'none'}")
+    if evaluate_shot is not None:
+        _evaluate_after_training(result, config, cache_dir, out_dir, trial, device, evaluate_shot, progress)
+
+
+def _evaluate_after_training(result, config, cache_dir: Path, out_dir: Path, trial: Optional[int],
+                             device: Optional[str], shot: str, progress: Optional[bool]) -> None:
+    """vireid-eval on the run's selected checkpoint, into RUN/eval (same outputs as vireid-eval)."""
+    import torch
+
+    from vireid.cli.evaluate import cli as eval_cli
+
+    checkpoint = result.best or result.last
+    if device is None:
+        device = config.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+    args = ["--checkpoint", str(checkpoint), "--cache", str(cache_dir), "--out", str(out_dir / "eval"),
+            "--device", str(device), "--shot", shot]
+    if config.dataset == "regdb":
+        args += ["--trial", str(trial if trial is not None else config.data.trial)]
+    if progress is False or not config.progress:
+        args.append("--no-progress")
+    click.echo(f"evaluating {checkpoint} on the test split ({config.dataset}, {shot}-shot) into {out_dir / 'eval'}")
+    eval_cli.main(args=args, prog_name="vireid-eval", standalone_mode=False)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

@@ -32,7 +32,7 @@ import datetime
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, List, Optional, Sequence
+from typing import Any, List, Optional
 
 import torch
 import torch.distributed as dist
@@ -278,7 +278,3 @@ def convert_sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
     if device.type == "cuda":
         return nn.SyncBatchNorm.convert_sync_batchnorm(model)
     return _convert_all_reduce_bn(model)
-
-
-def count_batchnorm(model: nn.Module, kinds: Sequence[type] = (nn.modules.batchnorm._BatchNorm,)) -> int:
-    return sum(1 for m in model.modules() if isinstance(m, tuple(kinds)))
