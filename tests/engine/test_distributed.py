@@ -93,7 +93,8 @@ def _worker(rank: int, ports: Sequence[int], cache: str, jobs: Sequence[Job], re
         trainer_mod.compute_losses = poisoned if poison is not None else real_losses
         record: Dict[str, Any] = {}
         try:
-            res = train(tiny_config(*overrides), cache, out, resume=resume)
+            # a hung or dead peer fails the collective within a minute instead of blocking CI
+            res = train(tiny_config("ddp.timeout_minutes=1", *overrides), cache, out, resume=resume)
             record.update(outcome="ok", epochs_done=res.epochs_done, global_step=res.global_step)
         except NonFiniteLossError as exc:
             record.update(outcome="nonfinite", message=str(exc))

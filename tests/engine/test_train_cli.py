@@ -90,6 +90,7 @@ def test_torchrun_two_processes_through_the_cli(cache_dir, tmp_path):  # noqa: F
     """The real launcher: torchrun --nproc-per-node 2 on the CPU (gloo), with hold-out validation
     on rank 0; only rank 0 prints and writes the run folder."""
     import os
+    import signal
     import subprocess
     import sys
 
@@ -100,10 +101,19 @@ def test_torchrun_two_processes_through_the_cli(cache_dir, tmp_path):  # noqa: F
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(_free_port()),
            "-m", "vireid.cli.train", *_args(cache_dir, out, *sets, "epochs=2", "data.batches_per_epoch=1",
                                             "data.holdout=val", "val_every=1")]
+    cmd += ["--set", "ddp.timeout_minutes=1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(CONFIGS.parent)}
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    assert res.stdout.count("trained 2 epoch(s), 2 steps") == 1, res.stdout
+    # its own process group, killed whole on a timeout: no worker outlives the test
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        raise AssertionError("torchrun did not finish in 180 s:\n" + stdout[-2000:] + stderr[-2000:]) from None
+    assert proc.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    assert stdout.count("trained 2 epoch(s), 2 steps") == 1, stdout
     ck = load_checkpoint(out / "last.pt")
     assert ck["world_size"] == 2 and ck["epoch"] == 2 and (out / "best.pt").is_file()
     assert sorted(p.name for p in out.iterdir()) == ["best.pt", "config.yaml", "last.pt", "log.jsonl", "losses.png",

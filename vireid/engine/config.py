@@ -210,11 +210,14 @@ class DdpConfig:
     hardest negatives span every rank's identities). With both on (the defaults) an N-process
     run computes the single-process losses and gradients of the same global batch, up to
     floating-point summation order; with them off each rank sees only ``D / N`` identities.
+    ``timeout_minutes``: how long a collective waits for the other ranks before the run
+    fails with an error (a rank that died or hangs) instead of waiting forever.
     """
 
     backend: str = "auto"
     sync_bn: bool = True
     gather_hctri: bool = True
+    timeout_minutes: float = 30.0
 
 
 @dataclass

@@ -89,7 +89,7 @@ logger = logging.getLogger(__name__)
 RESUMABLE_KEYS = ("epochs", "device", "progress", "log_every", "val_every", "data.workers",
                   "data.val_batch_size", "model.pretrained", "model.pose_init", "model.pose_init_stage",
                   "speed.amp", "speed.channels_last", "speed.pin_memory", "speed.compile",
-                  "ddp.backend", "ddp.sync_bn", "ddp.gather_hctri")
+                  "ddp.backend", "ddp.sync_bn", "ddp.gather_hctri", "ddp.timeout_minutes")
 
 
 class TrainError(RuntimeError):
@@ -324,7 +324,7 @@ def _setup_process(cfg: TrainConfig) -> Tuple[torch.device, DistContext]:
                              "use --nproc-per-node <= the number of GPUs")
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)
-    return device, ddp.setup(device, cfg.ddp.backend)
+    return device, ddp.setup(device, cfg.ddp.backend, timeout_minutes=cfg.ddp.timeout_minutes)
 
 
 class _NoLog:
