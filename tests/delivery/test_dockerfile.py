@@ -61,5 +61,9 @@ def test_readme_docker_lines_match_the_dockerfile():
             assert top in volumes, f"{mount} is not under a VOLUME of the Dockerfile ({sorted(volumes)})"
         words = line.split()
         image_at = words.index("vireid")
-        stages.add(words[image_at + 1])
+        stage = words[image_at + 1]
+        if stage == "torchrun":  # multi-GPU training: torchrun runs the vireid-train module
+            assert "-m vireid.cli.train" in line, line
+            stage = "vireid-train"
+        stages.add(stage)
     assert stages == {"vireid-prep", "vireid-train", "vireid-eval"}
