@@ -33,15 +33,13 @@ with a correct match are ordered exactly, by (distance, gallery index). That
 gives the exact rank of every correct match (ties included) in a few passes over
 the chunk; AP, INP and the standard CMC follow. The de-duplicated rank is the
 number of identities whose lowest mapped value is below the first correct
-match's, with equal values decided exactly. Chunks run on a few threads (numpy
-releases the GIL in the heavy steps) and are summed in a fixed order, so results
-do not depend on the thread count. The readable per-query version is
+match's, with equal values decided exactly. Chunks can run on several threads
+(``workers``) and are summed in a fixed order, so results do not depend on it. The readable per-query version is
 :mod:`vireid.evaluation.reference`; ``benchmarks/bench_eval_metrics.py`` times both.
 """
 from __future__ import annotations
 
 import logging
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional, Sequence, Tuple
@@ -369,7 +367,7 @@ def _identities_before(
 
 def _resolve_workers(workers: Optional[int], num_jobs: int) -> int:
     if workers is None:
-        workers = min(os.cpu_count() or 1, 8)
+        workers = 1
     elif int(workers) != workers or workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
     return int(max(1, min(workers, num_jobs)))
@@ -432,9 +430,10 @@ def rank_metrics(
             the standard one.
         chunk_size: queries per chunk (default: about 128k distances a chunk, which
             keeps a chunk's working arrays in the CPU's cache).
-        workers: threads working on chunks at once (default: the CPU count, at most
-            8; numpy releases the GIL in the heavy steps). The result does not
-            depend on it: chunks are summed in the same order.
+        workers: threads working on chunks at once (default 1: on the 2-core machines
+            this was measured on, 2 threads gave no speed-up; numpy releases the GIL
+            only in part of each chunk). The result does not depend on it: chunks are
+            summed in the same order.
 
     Raises:
         ValueError: shapes that do not match, an empty query set or gallery, NaN or
