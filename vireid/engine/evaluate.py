@@ -5,13 +5,19 @@ Features are compared by inner product of the L2-normalised stripe embeddings (t
 paper's release): ``distance = -q . g``, so that smaller is closer as the metrics
 expect. Query and gallery lists come from :mod:`vireid.data.protocol` with the cameras
 declared in ``data_manifests/<dataset>.yaml``.
+
+:func:`evaluate_model` runs a protocol end to end on a network rebuilt from a checkpoint
+(``vireid-eval``, the ablation runner); :func:`untrained_model` gives the same network
+with the random weights its training started from; :func:`map_ratios` divides one
+evaluation's mAP by another's (trained over untrained) after checking that both used the
+same data, protocol and trials.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
