@@ -4,34 +4,63 @@
 # Stages: synthetic SYSU-MM01 / RegDB / LIP trees in the real layouts, their manifests,
 # the LIP pose estimator (GCCPM) pretrained on the synthetic LIP set, the heatmap
 # cache of SYSU-MM01 made with that estimator (verified, with pictures), the joint
-# model trained on it, and the SYSU-MM01 evaluation (tables and pictures).
+# model trained on it (configs/demo.yaml), and the SYSU-MM01 evaluation of the same
+# network untrained (random weights) and trained, with the mAP ratio of the two.
+#
+# Environment (defaults = the demo; the slow end-to-end test uses smaller values):
+#   VIREID_SKIP_INSTALL=1   do not run scripts/install.sh (use an existing VENV as is)
+#   VENV=/path              the virtual environment (default .venv); VIREID_SYSTEM=1: current python
+#   DEMO_SYSU_IDS=96        synthetic SYSU-MM01 identities (25% test, 15% val)
+#   DEMO_IMAGES_PER_CAMERA=2  SYSU-MM01 images per identity and camera
+#   DEMO_LIP_IDS=40  DEMO_ESTIMATOR_EPOCHS=12   the LIP estimator's data and epochs
+#   DEMO_TRAIN_SET="k=v ..."  extra vireid-train overrides, e.g. "epochs=2"
+#   DEMO_TRIALS=10          SYSU-MM01 gallery trials
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 out="${1:-demo_out}"
-bash scripts/install.sh
+[[ "${VIREID_SKIP_INSTALL:-0}" == "1" ]] || bash scripts/install.sh
 bin="${VENV:-$here/.venv}/bin"
 [[ "${VIREID_SYSTEM:-0}" == "1" ]] && bin="$(dirname "$(command -v python3)")"
 prep="$bin/vireid-prep"
+sysu_ids="${DEMO_SYSU_IDS:-96}"
+per_cam="${DEMO_IMAGES_PER_CAMERA:-2}"
+lip_ids="${DEMO_LIP_IDS:-40}"
+est_epochs="${DEMO_ESTIMATOR_EPOCHS:-12}"
+trials="${DEMO_TRIALS:-10}"
+read -r -a train_set <<< "${DEMO_TRAIN_SET:-}"
 mkdir -p "$out"
-echo "== 1/6 synthetic data in the real layouts"
-"$prep" synth --layout sysu --out "$out/SYSU-MM01" --ids 24 --seed 0
-"$prep" synth --layout regdb --out "$out/RegDB" --ids 20 --seed 0
-"$prep" synth --layout lip --out "$out/LIP" --ids 40 --seed 0
-echo "== 2/6 manifests"
-"$prep" manifest --dataset sysu --root "$out/SYSU-MM01" --out "$out/sysu.manifest.json"
-"$prep" manifest --dataset regdb --root "$out/RegDB" --out "$out/regdb.manifest.json"
-"$prep" manifest --dataset lip --root "$out/LIP" --out "$out/lip.manifest.json"
-echo "== 3/6 LIP pose estimator (GCCPM, 1 refinement stage, 128x128) on the synthetic LIP set"
+start=$SECONDS
+stage() { echo "== $1 ($((SECONDS - start)) s)"; }
+stage "1/6 synthetic data in the real layouts"
+"$prep" synth --layout sysu --out "$out/SYSU-MM01" --ids "$sysu_ids" --images-per-camera "$per_cam" --seed 0 --no-progress
+"$prep" synth --layout regdb --out "$out/RegDB" --ids 20 --seed 0 --no-progress
+"$prep" synth --layout lip --out "$out/LIP" --ids "$lip_ids" --seed 0 --no-progress
+stage "2/6 manifests"
+"$prep" manifest --dataset sysu --root "$out/SYSU-MM01" --out "$out/sysu.manifest.json" --no-progress
+"$prep" manifest --dataset regdb --root "$out/RegDB" --out "$out/regdb.manifest.json" --no-progress
+"$prep" manifest --dataset lip --root "$out/LIP" --out "$out/lip.manifest.json" --no-progress
+stage "3/6 LIP pose estimator (GCCPM, 1 refinement stage, 128x128) on the synthetic LIP set"
 "$prep" train-estimator --dataset lip --root "$out/LIP" --out "$out/lip_gccpm.pt" \
-    --input-size 128 --num-refinement-stages 1 --epochs 12 --lr 1e-3 --batch-size 16 --workers 0
-echo "== 4/6 heatmap cache of SYSU-MM01 with that estimator"
+    --input-size 128 --num-refinement-stages 1 --epochs "$est_epochs" --lr 1e-3 --batch-size 16 --workers 0
+stage "4/6 heatmap cache of SYSU-MM01 with that estimator"
 "$prep" heatmaps --dataset sysu --root "$out/SYSU-MM01" --out "$out/cache/sysu" \
     --manifest "$out/sysu.manifest.json" --weights "$out/lip_gccpm.pt" --input-size 128x64 --shard-size 128
 "$prep" verify "$out/cache/sysu"
 "$prep" show "$out/cache/sysu" --out "$out/pictures/heatmaps"
-echo "== 5/6 joint pose/ReID training (configs/demo.yaml: ResNet-18, 128x64, val ids held out)"
-"$bin/vireid-train" --config configs/demo.yaml --cache "$out/cache/sysu" --out "$out/run" --resume auto --no-progress
-echo "== 6/6 SYSU-MM01 protocol (all and indoor search, single shot, 10 trials) on the best checkpoint"
-"$bin/vireid-eval" --checkpoint "$out/run/best.pt" --cache "$out/cache/sysu" --out "$out/eval" --no-progress
-echo "demo finished: outputs in $out/ (heatmap pictures in $out/pictures/heatmaps, training plots in $out/run, results and pictures in $out/eval)"
+stage "5/6 joint pose/ReID training (configs/demo.yaml: ResNet-18, 128x64, val ids held out)"
+"$bin/vireid-train" --config configs/demo.yaml --cache "$out/cache/sysu" --out "$out/run" --resume auto \
+    --no-progress ${train_set[@]+"${train_set[@]}"}
+ck="$out/run/best.pt"
+[[ -f "$ck" ]] || ck="$out/run/last.pt"
+stage "6/6 SYSU-MM01 protocol (all and indoor search, single shot, $trials trials): untrained, then trained"
+"$bin/vireid-eval" --checkpoint "$ck" --cache "$out/cache/sysu" --out "$out/eval-untrained" --trials "$trials" \
+    --untrained --no-progress
+"$bin/vireid-eval" --checkpoint "$ck" --cache "$out/cache/sysu" --out "$out/eval" --trials "$trials" \
+    --compare "$out/eval-untrained/results.json" --no-progress > "$out/eval.log"
+echo "== demo finished in $((SECONDS - start)) s; the trained model ($ck) on the SYSU-MM01 test ids:"
+cat "$out/eval/results.md"
+grep "lowest mAP ratio" "$out/eval.log"
+echo "pictures: $out/pictures/heatmaps/ (cached crops, skeletons, heatmaps), $out/run/losses.png and val.png"
+echo "          (training), $out/eval/cmc.png and ranking.png (trained), $out/eval-untrained/ (untrained)"
+echo "results:  $out/eval/results.json, $out/eval-untrained/results.json"

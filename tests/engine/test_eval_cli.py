@@ -93,3 +93,58 @@ def test_clear_errors(sysu, tmp_path):
     torch.save({"weights": 1}, tmp_path / "foreign.pt")
     with pytest.raises(CheckpointError, match="not a vireid-checkpoint/1"):
         load_checkpoint(tmp_path / "foreign.pt")
+
+
+def test_untrained_reference_and_compare(sysu, tmp_path):
+    """--untrained rebuilds the network with the run's seed and loads nothing: for the fixture's
+    checkpoint (seed-0 random weights, config seed 0) it gives exactly the checkpoint's numbers;
+    --compare divides this evaluation's mAP by an earlier one's and records it."""
+    ck = sysu / "run" / "last.pt"
+    base = ["--cache", str(sysu / "cache"), "--trials", "2", "--no-progress"]
+    res = CliRunner().invoke(cli, ["--checkpoint", str(ck), *base, "--untrained", "--out", str(tmp_path / "u")])
+    assert res.exit_code == 0, res.output
+    assert res.output.startswith("Untrained reference")
+    u = json.loads((tmp_path / "u" / "results.json").read_text())
+    assert u["checkpoint"]["weights"] == "untrained" and "no weights loaded" in u["checkpoint"]["note"]
+    res = CliRunner().invoke(cli, ["--checkpoint", str(ck), *base, "--out", str(tmp_path / "t")])
+    t = json.loads((tmp_path / "t" / "results.json").read_text())
+    assert t["checkpoint"]["weights"] == "trained"
+    assert t["results"]["All-search"]["features"]["f_ALL"]["mean"] == \
+        u["results"]["All-search"]["features"]["f_ALL"]["mean"]
+
+    # another network (seed 5) against the untrained reference
+    data = load_checkpoint(ck)
+    torch.manual_seed(5)
+    from vireid.engine.checkpoint import model_config_from
+    data["model"] = PoseVIReIDNet(model_config_from(data)).state_dict()
+    other = tmp_path / "other.pt"
+    save_checkpoint(other, data)
+    res = CliRunner().invoke(cli, ["--checkpoint", str(other), *base, "--out", str(tmp_path / "o"),
+                                   "--compare", str(tmp_path / "u" / "results.json")])
+    assert res.exit_code == 0, res.output
+    o = json.loads((tmp_path / "o" / "results.json").read_text())
+    ratios = o["compare"]["mAP_ratio"]
+    assert o["compare"]["baseline_weights"] == "untrained" and set(ratios) == {"All-search", "Indoor-search"}
+    for setting, by_feat in ratios.items():
+        for feat, r in by_feat.items():
+            m = o["results"][setting]["features"][feat]["mean"]["mAP"]
+            b = u["results"][setting]["features"][feat]["mean"]["mAP"]
+            assert r["mAP"] == m and r["baseline_mAP"] == b and r["ratio"] == pytest.approx(m / b)
+    assert "| All-search | f_ALL |" in res.output and f"{ratios['All-search']['f_ALL']['ratio']:.2f}x" in res.output
+    assert "lowest mAP ratio" in res.output
+    assert "mAP against" in (tmp_path / "o" / "results.md").read_text()
+
+
+def test_compare_refuses_another_protocol(sysu, tmp_path):
+    ck = str(sysu / "run" / "last.pt")
+    base = ["--checkpoint", ck, "--cache", str(sysu / "cache"), "--no-progress"]
+    res = CliRunner().invoke(cli, [*base, "--trials", "1", "--out", str(tmp_path / "a")])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(cli, [*base, "--trials", "2", "--out", str(tmp_path / "b"),
+                                   "--compare", str(tmp_path / "a" / "results.json")])
+    assert res.exit_code == 1 and "different trials" in res.output and "a/results.json" in res.output
+    res = CliRunner().invoke(cli, [*base, "--compare", str(tmp_path / "absent.json")])
+    assert res.exit_code == 1 and "absent.json: results file not found" in res.output
+    (tmp_path / "bad.json").write_text("{not json")
+    res = CliRunner().invoke(cli, [*base, "--compare", str(tmp_path / "bad.json")])
+    assert res.exit_code == 1 and "bad.json: not a readable results.json" in res.output

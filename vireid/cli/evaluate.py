@@ -3,33 +3,25 @@
 Reads the checkpoint and the heatmap cache (its crops at the training input size and
 its manifest); writes ``results.json``, ``results.md`` (the layout of the paper's Tables I
 and II), ``cmc.png`` and ``ranking.png`` into ``--out``.
+
+``--untrained`` evaluates the checkpoint's network with random weights instead (seeded
+with the run's seed, nothing loaded: the untrained reference). ``--compare RESULTS``
+divides this evaluation's mAP by that of an earlier ``results.json`` (e.g. the untrained
+one), prints the ratios and records them in ``results.json`` under ``compare``.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional
 
 import click
 import numpy as np
 
 from vireid import __version__
+from vireid.engine.evaluate import FEATURE_ROWS, SETTING_NAMES  # noqa: F401 - re-exported names
 
 log = logging.getLogger(__name__)
-SETTING_NAMES = {"all": "All-search", "indoor": "Indoor-search", "v2t": "Visible-to-Thermal",
-                 "t2v": "Thermal-to-Visible"}
-FEATURE_ROWS = {"f_id": "f_ID", "f_all": "f_ALL"}
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _ranking_png(path: Path, cache, row_of: Dict[str, int], indices: List[int], sets, feats: np.ndarray,
@@ -70,96 +62,83 @@ def _ranking_png(path: Path, cache, row_of: Dict[str, int], indices: List[int], 
 @click.option("--direction", type=click.Choice(["v2t", "t2v", "both"]), default="both", show_default=True,
               help="RegDB: visible query / thermal gallery (v2t) or the reverse.")
 @click.option("--flip", is_flag=True, help="Average the features of each image and its mirror image.")
+@click.option("--untrained", is_flag=True,
+              help="Evaluate the checkpoint's network with random weights (seeded with the run's seed, no "
+                   "weights loaded): the untrained reference.")
+@click.option("--compare", "compare_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="An earlier results.json (e.g. of --untrained) of the same protocol: print and record "
+                   "this evaluation's mAP divided by its mAP.")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Output folder (default: next to the checkpoint, eval-<dataset>).")
+              help="Output folder (default: next to the checkpoint, eval-<dataset>[-untrained]).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, None))
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def cli(checkpoint: Path, cache_dir: Path, dataset: Optional[str], mode: str, shot: str, trials: Optional[int],
-        trial: Optional[int], direction: str, flip: bool, out: Optional[Path], device: str, batch_size: int,
-        progress: bool) -> None:
+        trial: Optional[int], direction: str, flip: bool, untrained: bool, compare_path: Optional[Path],
+        out: Optional[Path], device: str, batch_size: int, progress: bool) -> None:
     """Evaluate a checkpoint with the SYSU-MM01 (10 trials, all/indoor search) or RegDB
     (visible-to-thermal, thermal-to-visible) protocol, for the paper's f_ID and f_ALL."""
-    from vireid.data.manifest import Manifest, ManifestError
+    from vireid.data.manifest import ManifestError
     from vireid.data.shards import CacheError, HeatmapCache
-    from vireid.engine.checkpoint import CheckpointError, build_model_from_checkpoint
-    from vireid.engine.evaluate import evaluate_sets, regdb_sets, sysu_sets
-    from vireid.engine.features import extract_features
-    from vireid.evaluation.report import markdown_table, plot_cmc, table_entry, write_results_json
+    from vireid.engine.checkpoint import CheckpointError, build_model_from_checkpoint, load_checkpoint
+    from vireid.engine.evaluate import EvalError, EvalOptions, evaluate_model, map_ratios, ratio_table, untrained_model
+    from vireid.evaluation.report import plot_cmc, read_results_json, write_results_json
+    from vireid.io import atomic_write_text
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    options = EvalOptions(dataset=dataset, mode=mode, shot=shot, trials=trials, trial=trial, direction=direction,
+                          flip=flip, device=device, batch_size=batch_size, progress=progress)
+    baseline = None
     try:
-        model, ck = build_model_from_checkpoint(checkpoint)
-        cache = HeatmapCache(cache_dir)
-        manifest = Manifest.load(cache_dir / "manifest.json")
-    except (CheckpointError, CacheError, ManifestError) as exc:
-        raise click.ClickException(str(exc)) from None
-    dataset = dataset or ck.get("dataset") or manifest.dataset
-    if manifest.dataset != dataset:
-        raise click.ClickException(f"{cache_dir} holds {manifest.dataset} data, not {dataset}")
-    want_hw = tuple(model.config.input_size)
-    have_hw = tuple(cache.attrs["input_size"])
-    if want_hw != have_hw:
-        raise click.ClickException(f"{checkpoint} was trained at {want_hw[0]}x{want_hw[1]} but {cache_dir} holds "
-                                   f"{have_hw[0]}x{have_hw[1]} crops: evaluate on a cache of the training size")
-    trained_on = ck.get("manifest_hash")
-    if trained_on and trained_on != manifest.hash:
-        raise click.ClickException(f"{checkpoint} was trained on manifest {trained_on[:12]}, {cache_dir} holds "
-                                   f"manifest {manifest.hash[:12]}: not the same data set")
-    try:
-        if dataset == "sysu":
-            modes = ["all", "indoor"] if mode == "both" else [mode]
-            trial_list = list(range(trials)) if trials else None
-            protocol_sets = {SETTING_NAMES[m]: sysu_sets(manifest, m, shot, trials=trial_list) for m in modes}
+        if compare_path is not None:
+            if not compare_path.is_file():
+                raise EvalError(f"{compare_path}: results file not found (--compare)")
+            try:
+                baseline = read_results_json(compare_path)
+            except (OSError, ValueError) as exc:
+                raise EvalError(f"{compare_path}: not a readable results.json ({exc})") from None
+        if untrained:
+            ck = load_checkpoint(checkpoint)
+            model = untrained_model(ck)
         else:
-            trial = trial or ck.get("trial") or 1
-            dirs = ["v2t", "t2v"] if direction == "both" else [direction]
-            protocol_sets = {SETTING_NAMES[d]: regdb_sets(manifest, trial, d) for d in dirs}
-    except ValueError as exc:
-        raise click.ClickException(f"{cache_dir}: {exc}") from None
-
-    paths: List[str] = []
-    for sets in protocol_sets.values():
-        paths += [p for p in sets.paths() if p not in set(paths)]
-    try:
-        indices = [cache.index_of(p) for p in paths]
-    except CacheError as exc:
+            model, ck = build_model_from_checkpoint(checkpoint)
+        report = evaluate_model(model, ck, cache_dir, options, checkpoint=checkpoint,
+                                weights="untrained" if untrained else "trained")
+        ratios = None
+        if baseline is not None:
+            try:
+                ratios = map_ratios(report.payload, baseline)
+            except EvalError as exc:
+                raise EvalError(f"--compare {compare_path}: {exc}") from None
+            report.payload["compare"] = {"results": str(compare_path),
+                                         "baseline_weights": baseline.get("checkpoint", {}).get("weights"),
+                                         "mAP_ratio": ratios}
+        cache = HeatmapCache(cache_dir)
+    except (CheckpointError, CacheError, ManifestError, EvalError) as exc:
         raise click.ClickException(str(exc)) from None
-    row_of = {p: i for i, p in enumerate(paths)}
-    feats = extract_features(model, cache, indices, batch_size=batch_size, device=device, flip=flip,
-                             progress=progress)
-    feats = {k: v for k, v in feats.items() if k in FEATURE_ROWS}
 
-    out = out or checkpoint.parent / f"eval-{dataset}"
+    ds = report.dataset
+    out = out or checkpoint.parent / (f"eval-{ds}" + ("-untrained" if untrained else ""))
     out.mkdir(parents=True, exist_ok=True)
-    table: Dict[str, Dict[str, Dict[str, float]]] = {FEATURE_ROWS[k]: {} for k in feats}
-    payload: Dict[str, object] = {
-        "protocol": {"dataset": dataset, "shot": shot if dataset == "sysu" else None, "flip": flip,
-                     "settings": {name: s.name for name, s in protocol_sets.items()}},
-        "checkpoint": {"path": str(checkpoint), "sha256": _sha256(checkpoint), "epoch": ck.get("epoch")},
-        "manifest_hash": manifest.hash, "cache": str(cache_dir), "config": ck.get("config"),
-        "code_version": __version__, "results": {},
-    }
-    curves: Dict[str, Sequence[float]] = {}
-    for setting, sets in protocol_sets.items():
-        res = evaluate_sets(sets, feats, row_of, dataset)
-        payload["results"][setting] = {
-            "trials": res.trials,
-            "features": {FEATURE_ROWS[k]: {"mean": res.summary[k].mean, "std": res.summary[k].std,
-                                           "per_trial": [table_entry(r) for r in res.per_feature[k]]}
-                         for k in feats},
-        }
-        for k in feats:
-            table[FEATURE_ROWS[k]][setting] = res.summary[k].mean
-            curves[f"{FEATURE_ROWS[k]} {setting}"] = res.summary[k].cmc_mean
-    md = markdown_table(table, dataset=dataset)
-    write_results_json(out / "results.json", payload)
-    from vireid.io import atomic_write_text
-    atomic_write_text(out / "results.md", md)
-    plot_cmc(out / "cmc.png", curves, title=f"{dataset.upper()} CMC ({shot} shot)" if dataset == "sysu" else "RegDB CMC")
-    first = next(iter(protocol_sets.values()))
-    _ranking_png(out / "ranking.png", cache, row_of, indices, first, feats["f_all"])
+    md = report.markdown
+    if untrained:
+        md = ("Untrained reference: the network of the checkpoint with random weights (seed "
+              f"{(ck.get('config') or {}).get('seed', 0)}), no weights loaded.\n\n") + md
+    write_results_json(out / "results.json", report.payload)
+    atomic_write_text(out / "results.md", md + (f"\nmAP against {compare_path}:\n\n{ratio_table(ratios)}"
+                                                if ratios is not None else ""))
+    plot_cmc(out / "cmc.png", report.curves,
+             title=f"{ds.upper()} CMC ({shot} shot)" if ds == "sysu" else "RegDB CMC")
+    first = next(iter(report.protocol_sets.values()))
+    _ranking_png(out / "ranking.png", cache, report.row_of, report.indices, first, report.features["f_all"])
     click.echo(md)
+    if ratios is not None:
+        base = baseline.get("checkpoint", {}).get("weights") or "baseline"
+        click.echo(f"mAP against {compare_path} ({base}):\n" + ratio_table(ratios, baseline_name=base))
+        known = [(r["ratio"], s, f) for s, by in ratios.items() for f, r in by.items() if r["ratio"] is not None]
+        if known:
+            low = min(known)
+            click.echo(f"lowest mAP ratio: {low[0]:.2f}x ({low[1]}, {low[2]})")
     click.echo(f"results: {out / 'results.json'}, {out / 'results.md'}; pictures: {out / 'cmc.png'}, "
                f"{out / 'ranking.png'}")
 
