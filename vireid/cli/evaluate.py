@@ -19,7 +19,6 @@ import click
 import numpy as np
 
 from vireid import __version__
-from vireid.engine.evaluate import FEATURE_ROWS, SETTING_NAMES  # noqa: F401 - re-exported names
 
 log = logging.getLogger(__name__)
 
