@@ -176,27 +176,31 @@ def flip_pair(image: np.ndarray, heatmaps: np.ndarray, weights: np.ndarray
     return image[:, ::-1], heatmaps[_FLIP, :, ::-1], weights[_FLIP]
 
 
-def normalise(image_bgr: np.ndarray, config: TransformConfig) -> np.ndarray:
-    """(H, W, 3) uint8 BGR -> (3, H, W) float32 RGB, ImageNet-normalised."""
-    std = np.asarray(config.std, np.float32) * np.float32(255.0)
-    scale = (np.float32(1.0) / std)[:, None, None]
-    bias = (-np.asarray(config.mean, np.float32) * np.float32(255.0) / std)[:, None, None]
-    planes = cv2.split(np.ascontiguousarray(image_bgr))      # 3 x (H, W) uint8, B, G, R
-    out = np.empty((3, *image_bgr.shape[:2]), np.float32)    # (3, H, W) RGB
-    for c in range(3):                                        # planar copies: ~20x faster than
-        out[c] = planes[2 - c]                                # converting the interleaved image
-    out *= scale
-    out += bias
-    return out
-
-
 def to_planar_rgb(image_bgr: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 BGR -> (3, H, W) uint8 RGB (planar copies, no arithmetic)."""
+    """(H, W, 3) uint8 BGR -> (3, H, W) uint8 RGB (planar copies, no arithmetic: ~20x faster
+    than converting the interleaved image)."""
     planes = cv2.split(np.ascontiguousarray(image_bgr))      # 3 x (H, W) uint8, B, G, R
     out = np.empty((3, *image_bgr.shape[:2]), np.uint8)
     for c in range(3):
         out[c] = planes[2 - c]
     return out
+
+
+def _scale_bias(config: TransformConfig) -> Tuple[np.ndarray, np.ndarray]:
+    """(3,) float32 per-channel (RGB) ``scale`` and ``bias``: normalised = pixel * scale + bias."""
+    std = np.asarray(config.std, np.float32) * np.float32(255.0)
+    return np.float32(1.0) / std, -np.asarray(config.mean, np.float32) * np.float32(255.0) / std
+
+
+def normalise(image_bgr: np.ndarray, config: TransformConfig) -> np.ndarray:
+    """(H, W, 3) uint8 BGR -> (3, H, W) float32 RGB, ImageNet-normalised."""
+    scale, bias = _scale_bias(config)
+    out = to_planar_rgb(image_bgr).astype(np.float32)        # (3, H, W) RGB
+    out *= scale[:, None, None]
+    out += bias[:, None, None]
+    return out
+
+
 
 
 def normalise_batch(images: torch.Tensor, erase: Optional[torch.Tensor], config: TransformConfig) -> torch.Tensor:
@@ -213,10 +217,8 @@ def normalise_batch(images: torch.Tensor, erase: Optional[torch.Tensor], config:
     """
     if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
         raise ValueError(f"images must be [B, 3, H, W] uint8, got {tuple(images.shape)} {images.dtype}")
-    std = np.asarray(config.std, np.float32) * np.float32(255.0)
-    scale = torch.from_numpy(np.float32(1.0) / std).to(images.device).view(1, 3, 1, 1)
-    bias = torch.from_numpy(-np.asarray(config.mean, np.float32) * np.float32(255.0) / std)
-    out = images.to(torch.float32).mul_(scale).add_(bias.to(images.device).view(1, 3, 1, 1))
+    scale, bias = (torch.from_numpy(v).to(images.device).view(1, 3, 1, 1) for v in _scale_bias(config))
+    out = images.to(torch.float32).mul_(scale).add_(bias)
     if erase is not None:
         b, _, h, w = images.shape
         erase = erase.to(images.device).long()
