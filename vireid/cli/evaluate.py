@@ -78,7 +78,7 @@ def cli(checkpoint: Path, cache_dir: Path, dataset: Optional[str], mode: str, sh
     """Evaluate a checkpoint with the SYSU-MM01 (10 trials, all/indoor search) or RegDB
     (visible-to-thermal, thermal-to-visible) protocol, for the paper's f_ID and f_ALL."""
     from vireid.data.manifest import ManifestError
-    from vireid.data.shards import CacheError, HeatmapCache
+    from vireid.data.shards import CacheError
     from vireid.engine.checkpoint import CheckpointError, build_model_from_checkpoint, load_checkpoint
     from vireid.engine.evaluate import EvalError, EvalOptions, evaluate_model, map_ratios, ratio_table, untrained_model
     from vireid.evaluation.report import plot_cmc, read_results_json, write_results_json
@@ -112,7 +112,6 @@ def cli(checkpoint: Path, cache_dir: Path, dataset: Optional[str], mode: str, sh
             report.payload["compare"] = {"results": str(compare_path),
                                          "baseline_weights": baseline.get("checkpoint", {}).get("weights"),
                                          "mAP_ratio": ratios}
-        cache = HeatmapCache(cache_dir)
     except (CheckpointError, CacheError, ManifestError, EvalError) as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -129,7 +128,7 @@ def cli(checkpoint: Path, cache_dir: Path, dataset: Optional[str], mode: str, sh
     plot_cmc(out / "cmc.png", report.curves,
              title=f"{ds.upper()} CMC ({shot} shot)" if ds == "sysu" else "RegDB CMC")
     first = next(iter(report.protocol_sets.values()))
-    _ranking_png(out / "ranking.png", cache, report.row_of, report.indices, first, report.features["f_all"])
+    _ranking_png(out / "ranking.png", report.cache, report.row_of, report.indices, first, report.features["f_all"])
     click.echo(md)
     if ratios is not None:
         base = baseline.get("checkpoint", {}).get("weights") or "baseline"

@@ -167,6 +167,7 @@ class EvalReport:
     features: Dict[str, np.ndarray]
     row_of: Dict[str, int]
     indices: List[int]
+    cache: Any                                          # the HeatmapCache read (for pictures)
 
 
 def untrained_model(ck: Mapping[str, Any]) -> PoseVIReIDNet:
@@ -263,7 +264,8 @@ def evaluate_model(model: PoseVIReIDNet, ck: Mapping[str, Any], cache_dir: PathL
             table[FEATURE_ROWS[k]][setting] = res.summary[k].mean
             curves[f"{FEATURE_ROWS[k]} {setting}"] = res.summary[k].cmc_mean
     return EvalReport(dataset=dataset, payload=payload, table=table, markdown=markdown_table(table, dataset=dataset),
-                      curves=curves, protocol_sets=protocol_sets, features=feats, row_of=row_of, indices=indices)
+                      curves=curves, protocol_sets=protocol_sets, features=feats, row_of=row_of, indices=indices,
+                      cache=cache)
 
 
 def _sha256(path: Path) -> str:
