@@ -379,12 +379,13 @@ def _chunk_metrics(
     valid_slot: np.ndarray,
     gal: _Gallery,
     excluded: Optional[np.ndarray],
+    penalty: Optional[np.ndarray],
     max_rank: int,
     deduplicate_cmc: bool,
 ) -> Tuple[float, float, int, np.ndarray, np.ndarray]:
-    """AP sum, INP sum, valid queries and CMC hit counts of one chunk of valid queries."""
+    """AP sum, INP sum, valid queries and CMC hit counts of one chunk of valid queries;
+    ``excluded`` (G,) bool and ``penalty`` (G,) 0 / +inf mark the class's removed images."""
     b = len(dg)
-    penalty = None if excluded is None else np.where(excluded, np.inf, 0).astype(dg.dtype)
     r = _rank_matches(dg, pos, valid_slot, gal.perm, penalty)
     first = np.searchsorted(r.rows, np.arange(b), side="left")  # (B,) into r
     last = np.searchsorted(r.rows, np.arange(b), side="right") - 1
@@ -469,16 +470,17 @@ def rank_metrics(
         keep = valid_all.any(axis=1)
         rows_all, pos_all, valid_all = rows_all[keep], pos_all[keep], valid_all[keep]
         excl = excluded if excluded.any() else None
+        penalty = None if excl is None else np.where(excl, np.inf, 0).astype(distmat.dtype)  # once per class
         for lo in range(0, len(rows_all), chunk_size):
             sl = slice(lo, lo + chunk_size)
-            jobs.append((rows_all[sl], pos_all[sl], valid_all[sl], excl))
+            jobs.append((rows_all[sl], pos_all[sl], valid_all[sl], excl, penalty))
 
     def run(job) -> Tuple[float, float, int, np.ndarray, np.ndarray]:
-        rows, pos, valid_slot, excl = job
+        rows, pos, valid_slot, excl, penalty = job
         dg = np.take(distmat, rows, axis=0)
         if not grouped:
             dg = np.take(dg, gal.perm, axis=1)  # (B, G) grouped by identity
-        return _chunk_metrics(dg, pos, valid_slot, gal, excl, max_rank, deduplicate_cmc)
+        return _chunk_metrics(dg, pos, valid_slot, gal, excl, penalty, max_rank, deduplicate_cmc)
 
     workers = _resolve_workers(workers, len(jobs))
     if workers > 1:
