@@ -160,6 +160,9 @@ def _parse_part(value: Optional[str]) -> Tuple[int, int]:
 @click.option("--keypoints", "keypoints_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Keypoint file for --estimator keypoints (vireid-keypoints/1 or COCO-style JSON).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N (lip estimator).")
+@click.option("--estimator-size", type=click.IntRange(32, None), default=None,
+              help="Square input side of the lip estimator, a multiple of 8. Default: the side the "
+                   "checkpoint was trained at (recorded by `train-estimator`), else 256 (GCCPM's).")
 @click.option("--batch-size", type=click.IntRange(1, None), default=None, help="Images per estimator call.")
 @click.option("--jobs", default=2, show_default=True, type=click.IntRange(1, None),
               help="Threads decoding images.")
@@ -185,7 +188,8 @@ def _parse_part(value: Optional[str]) -> Tuple[int, int]:
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def heatmaps_cmd(dataset: str, root: Path, out: Path, manifest_path: Optional[Path], allow_partial: bool,
                  estimator: Optional[str], weights: Optional[Path], keypoints_path: Optional[Path], device: str,
-                 batch_size: Optional[int], jobs: int, input_size: Tuple[int, int], stride: int, sigma: float,
+                 estimator_size: Optional[int], batch_size: Optional[int], jobs: int, input_size: Tuple[int, int],
+                 stride: int, sigma: float,
                  image_format: str, shard_size: int, on_error: str, part: Optional[str], progress: bool) -> None:
     """Run a pose estimator over every image and cache heatmaps in HDF5 shards.
 
@@ -222,7 +226,7 @@ def heatmaps_cmd(dataset: str, root: Path, out: Path, manifest_path: Optional[Pa
         if device == "cuda" and n > 1:
             device = f"cuda:{os.environ.get('LOCAL_RANK', k)}"
         est = build_estimator(estimator, root=root, weights=weights, device=device, keypoints=keypoints_path,
-                              batch_size=batch_size)
+                              batch_size=batch_size, size=estimator_size)
         job = HeatmapJob(manifest, root, out, est, config, jobs=jobs, on_error=on_error, part=(k, n),
                          progress=progress)
         result = job.run()

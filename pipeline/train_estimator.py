@@ -2,9 +2,10 @@
 
 The estimator whose heatmaps supervise the joint model is GCCPM pretrained on LIP
 (the paper's ref. [34]). This trains one from a LIP root (or a synthetic LIP set)
-and writes ``weights.pt`` in exactly the public checkpoint's layout,
-``{'state_dict': {name: tensor}}``, which :func:`vireid.pose.gccpm.load_gccpm_checkpoint`
-loads strictly and ``vireid-prep heatmaps --estimator lip --weights weights.pt`` uses.
+and writes ``weights.pt`` in the public checkpoint's layout, ``{'state_dict': {name:
+tensor}}``, plus ``input_size`` (the square side it was trained at), which
+:func:`vireid.pose.gccpm.load_gccpm_checkpoint` loads strictly and ``vireid-prep heatmaps
+--estimator lip --weights weights.pt`` uses (at that input size unless ``--estimator-size``).
 
 Recipe (GCCPM's ``train.py``; data side in :mod:`pipeline.lip_data`):
 
@@ -293,13 +294,15 @@ def state_path(out: Path) -> Path:
     return out.with_name(out.stem + ".state.pt")
 
 
-def save_weights(model: nn.Module, out: Path) -> None:
-    """Write ``{'state_dict': ...}`` (the public GCCPM layout, float32, CPU tensors) atomically."""
+def save_weights(model: nn.Module, out: Path, input_size: int) -> None:
+    """Write ``{'state_dict': ..., 'input_size': side}`` atomically: the public GCCPM layout
+    (float32, CPU tensors) plus the square input side it was trained at, which the ``lip``
+    estimator of ``vireid-prep heatmaps`` runs it at by default."""
     import torch
 
     sd = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     with atomic_path(out, suffix=".pt") as tmp:
-        torch.save({"state_dict": sd}, tmp)
+        torch.save({"state_dict": sd, "input_size": int(input_size)}, tmp)
 
 
 def _config_json(cfg: TrainConfig) -> Dict[str, Any]:
@@ -450,7 +453,7 @@ def train_estimator(root: "str | Path", out: "str | Path", cfg: TrainConfig = Tr
         history.append(entry)
         log.info("epoch %d: loss %.5f%s", epoch + 1, entry["loss"],
                  f", val PCKh {final.average:.2f}" if final is not None else "")
-        save_weights(model, out)
+        save_weights(model, out, cfg.input_size)
         _save_state(spath, model, optimizer, scheduler, cfg, epoch + 1, history, initial)
         atomic_write_json(log_path(out), {**header, "initial_val": initial.to_json() if initial else None,
                                           "final_val": final.to_json() if final else None, "epochs": history})
@@ -458,7 +461,7 @@ def train_estimator(root: "str | Path", out: "str | Path", cfg: TrainConfig = Tr
             on_epoch(entry)
     if start_epoch >= cfg.epochs:
         log.info("%s: already trained for %d epoch(s)", out, cfg.epochs)
-        save_weights(model, out)
+        save_weights(model, out, cfg.input_size)
     return TrainResult(out=out, epochs=history, initial_pckh=initial, final_pckh=final)
 
 

@@ -15,14 +15,20 @@ ESTIMATORS = ("lip", "blazepose", "keypoints")
 
 
 def build_estimator(name: str, *, root: Path, weights: Optional[Path] = None, device: str = "cpu",
-                    keypoints: Optional[Path] = None, batch_size: Optional[int] = None) -> PoseEstimator:
-    """Construct an estimator by name; raises :class:`EstimatorError` with what is missing."""
+                    keypoints: Optional[Path] = None, batch_size: Optional[int] = None,
+                    size: Optional[int] = None) -> PoseEstimator:
+    """Construct an estimator by name; raises :class:`EstimatorError` with what is missing.
+
+    ``size``: the ``lip`` estimator's square input side (default: the checkpoint's own).
+    """
     if name == "lip":
         if weights is None:
             raise EstimatorError("--estimator lip needs --weights PATH: the GCCPM LIP checkpoint "
                                  "(the public {'state_dict': ...} file, or one made by `vireid-prep train-estimator`)")
         from pipeline.estimators.lip import LipEstimator
-        est: PoseEstimator = LipEstimator(weights, device=device)
+        est: PoseEstimator = LipEstimator(weights, device=device, size=size)
+    elif name in ESTIMATORS and size is not None:
+        raise EstimatorError(f"--estimator-size is an option of the lip estimator, not of {name}")
     elif name == "blazepose":
         from pipeline.estimators.blazepose import BlazePoseEstimator
         est = BlazePoseEstimator()

@@ -2,10 +2,13 @@
 
 How a person crop meets the network (the original's convention, which the golden
 ``lip_gccpm_2stage.npz`` input follows): the crop is resized to ``size x size/2``
-(256x128; SYSU/RegDB crops are about 2:1), zero-padded left and right to
+(256x128 by default; SYSU/RegDB crops are about 2:1), zero-padded left and right to
 ``size x size`` and normalised as (BGR - 128) / 256 (:func:`vireid.pose.gccpm.prepare_crop`).
-The last refinement stage's stride-8 maps (32x32) are cut back to the crop's columns
-(32x16), each joint's peak is located with sub-cell refinement
+``size`` is the side the weights were trained at when the checkpoint records it
+(``vireid-prep train-estimator`` writes ``input_size``), else GCCPM's 256; running a
+network at another scale than it learnt degrades its peaks (and 256 costs 4x the
+time of 128). The last refinement stage's stride-8 maps (32x32 at 256) are cut back to
+the crop's columns (32x16), each joint's peak is located with sub-cell refinement
 (:func:`vireid.pose.heatmaps.decode_heatmaps`), mapped to the crop's pixels, and its
 value (clipped to [0, 1]) is the joint's confidence. The cache then renders Gaussians
 from these keypoints on its own grid (stride 4 of the training input: 72x36 for
@@ -15,7 +18,7 @@ the same shape and sharpness.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 import torch
@@ -27,21 +30,31 @@ from vireid.pose.joints import NUM_JOINTS
 
 #: a joint whose peak is below this is reported missing (confidence 0)
 MIN_PEAK = 0.05
+#: GCCPM's input side, for checkpoints that do not record theirs (the public LIP weights)
+DEFAULT_SIZE = 256
 
 
 class LipEstimator(PoseEstimator):
     name = "lip"
     batch_size = 32
 
-    def __init__(self, weights: "str | Path", device: str = "cpu", size: int = 256, min_peak: float = MIN_PEAK):
+    def __init__(self, weights: "str | Path", device: str = "cpu", size: Optional[int] = None,
+                 min_peak: float = MIN_PEAK):
         self.weights = Path(weights)
         if not self.weights.is_file():
             raise EstimatorError(f"{self.weights}: GCCPM weights not found (nothing is downloaded: pass the path "
                                  f"of the LIP checkpoint or of `vireid-prep train-estimator`'s output)")
         try:
-            self.model = gccpm.load_gccpm_checkpoint(self.weights)
+            self.model, meta = gccpm.read_gccpm_checkpoint(self.weights)
         except gccpm.CheckpointMismatchError as exc:
             raise EstimatorError(str(exc)) from None
+        if size is None:
+            recorded = meta.get("input_size")
+            if recorded is not None and (not isinstance(recorded, int) or isinstance(recorded, bool)):
+                raise EstimatorError(f"{self.weights}: input_size {recorded!r} is not an integer")
+            size = DEFAULT_SIZE if recorded is None else recorded
+        if size < 32 or size % 8:
+            raise EstimatorError(f"estimator input size {size} ({self.weights}): must be a multiple of 8, at least 32")
         try:
             self.device = torch.device(device)
             self.model.to(self.device).eval()

@@ -50,6 +50,38 @@ def test_peak_maps_back_to_crop_pixels(tmp_path, monkeypatch):
     np.testing.assert_allclose(out[0, :, 2], 0.8, atol=1e-6)
 
 
+@pytest.mark.parametrize("recorded,given,expected", [(None, None, 256), (128, None, 128), (128, 192, 192)])
+def test_input_size_is_the_checkpoints_unless_given(tmp_path, monkeypatch, recorded, given, expected):
+    model = GCCPM(num_refinement_stages=1)
+    obj = {"state_dict": model.state_dict()}
+    if recorded is not None:
+        obj["input_size"] = recorded
+    torch.save(obj, tmp_path / "w.pth")
+    est = build_estimator("lip", root=tmp_path, weights=tmp_path / "w.pth", size=given)
+    seen = []
+
+    def fake_forward(batch):
+        seen.append(tuple(batch.shape[2:]))
+        return [torch.zeros(batch.shape[0], 17, batch.shape[2] // 8, batch.shape[3] // 8)]
+
+    assert est.describe()["input"] == f"{expected}x{expected // 2} padded to {expected}x{expected}"
+    monkeypatch.setattr(est, "model", fake_forward)
+    est.estimate([np.zeros((288, 144, 3), np.uint8)], ["x.jpg"])
+    assert seen == [(expected, expected)]
+
+
+def test_bad_input_sizes_are_refused(tmp_path):
+    model = GCCPM(num_refinement_stages=1)
+    torch.save({"state_dict": model.state_dict()}, tmp_path / "w.pth")
+    with pytest.raises(EstimatorError, match="multiple of 8"):
+        LipEstimator(tmp_path / "w.pth", size=100)
+    torch.save({"state_dict": model.state_dict(), "input_size": "big"}, tmp_path / "odd.pth")
+    with pytest.raises(EstimatorError, match=r"odd\.pth: input_size 'big' is not an integer"):
+        LipEstimator(tmp_path / "odd.pth")
+    with pytest.raises(EstimatorError, match="option of the lip estimator"):
+        build_estimator("keypoints", root=tmp_path, size=128)
+
+
 def test_missing_or_wrong_weights(tmp_path):
     with pytest.raises(EstimatorError, match="needs --weights"):
         build_estimator("lip", root=tmp_path)
@@ -69,3 +101,18 @@ def test_heatmaps_command_with_lip_estimator(golden_dir, tmp_path):
                                    "--sigma", "2", "--no-progress", "--allow-partial"])
     assert res.exit_code == 0, res.output
     assert verify_cache(out) == []
+    import json
+    attrs = json.loads((out / "cache.json").read_text())
+    assert "256x128 padded to 256x256" in json.dumps(attrs)     # the public weights record no size
+
+
+def test_heatmaps_command_estimator_size(golden_dir, tmp_path):
+    root = tmp_path / "SYSU"
+    make_sysu(root)
+    args = ["heatmaps", "--dataset", "sysu", "--root", str(root), "--weights", str(golden_dir / "lip_gccpm_2stage.pth"),
+            "--input-size", "32x16", "--sigma", "2", "--no-progress", "--allow-partial"]
+    res = CliRunner().invoke(cli, args + ["--out", str(tmp_path / "c"), "--estimator-size", "128"])
+    assert res.exit_code == 0, res.output
+    assert "128x64 padded to 128x128" in (tmp_path / "c" / "cache.json").read_text()
+    res = CliRunner().invoke(cli, args + ["--out", str(tmp_path / "d"), "--estimator-size", "100"])
+    assert res.exit_code != 0 and "multiple of 8" in res.output and "Traceback" not in res.output

@@ -234,7 +234,7 @@ def test_tiny_training_lowers_loss_and_writes_public_layout(trained):
     losses = [e["loss"] for e in result.epochs]
     assert len(losses) == 2 and losses[-1] < 0.7 * losses[0]
     obj = torch.load(out, weights_only=True)
-    assert set(obj) == {"state_dict"}
+    assert set(obj) == {"state_dict", "input_size"} and obj["input_size"] == TINY["input_size"]
     assert set(obj["state_dict"]) == set(GCCPM(num_refinement_stages=1).state_dict())
     model = load_gccpm_checkpoint(out)
     assert len(model.refinement_stages) == 1
@@ -247,6 +247,7 @@ def test_tiny_training_lowers_loss_and_writes_public_layout(trained):
 def test_weights_feed_the_lip_estimator(trained):
     from pipeline.estimators import build_estimator
     est = build_estimator("lip", root=trained[0].parent, weights=trained[0])
+    assert est.size == TINY["input_size"]          # runs at the side it was trained at
     out = est.estimate([np.zeros((96, 48, 3), np.uint8)], ["x.jpg"])
     assert out.shape == (1, NUM_JOINTS, 3)
 

@@ -238,12 +238,11 @@ def load_state_strict(model: nn.Module, state_dict: Mapping[str, Tensor], source
                           strict=True)
 
 
-def load_gccpm_checkpoint(path: "str | Path", num_refinement_stages: Optional[int] = None,
-                          map_location: str = "cpu") -> GCCPM:
-    """Build :class:`GCCPM` and load a checkpoint file strictly (float16 weights become float32).
-
-    The number of refinement stages is read from the keys unless given.
-    """
+def read_gccpm_checkpoint(path: "str | Path", num_refinement_stages: Optional[int] = None,
+                          map_location: str = "cpu") -> Tuple[GCCPM, Dict[str, Any]]:
+    """:func:`load_gccpm_checkpoint`, and the file's other top-level entries (``{}`` for a
+    bare state dict): ``vireid-prep train-estimator`` records ``input_size``, the square
+    side the weights were trained at."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointMismatchError(f"{path}: checkpoint not found")
@@ -255,7 +254,17 @@ def load_gccpm_checkpoint(path: "str | Path", num_refinement_stages: Optional[in
     stages = num_stages_in(sd) if num_refinement_stages is None else num_refinement_stages
     model = GCCPM(num_refinement_stages=stages)
     load_state_strict(model, sd, str(path))
-    return model.eval()
+    meta = {k: v for k, v in obj.items() if k != "state_dict"} if "state_dict" in obj else {}
+    return model.eval(), meta
+
+
+def load_gccpm_checkpoint(path: "str | Path", num_refinement_stages: Optional[int] = None,
+                          map_location: str = "cpu") -> GCCPM:
+    """Build :class:`GCCPM` and load a checkpoint file strictly (float16 weights become float32).
+
+    The number of refinement stages is read from the keys unless given.
+    """
+    return read_gccpm_checkpoint(path, num_refinement_stages, map_location)[0]
 
 
 # ---------------------------------------------------------------- crops and maps
