@@ -1,12 +1,19 @@
 """Stable appearance of one synthetic identity: build, clothing, carried object.
 
-Colours are BGR (OpenCV order) floats in [0, 1]. The thermal ``*_ir`` grey levels are
-drawn independently of the colours, so an identity's colours cannot be read off its
-infrared images: only shape, build, clothing pattern and carried objects carry over.
+Colours are BGR (OpenCV order) floats in [0, 1]. The infrared ``*_ir`` grey levels
+of garments follow their dye the way SYSU-MM01's near-infrared cameras see it: one
+fixed function of the colour (:func:`nir_level`), the same for every identity, plus a
+little per-garment variation. It is non-monotone in brightness and hue, so grey-level
+statistics do not carry across modalities (its correlation with luminance is about 0:
+a grey histogram cannot match an RGB image to an IR one), but a network can learn it
+in its modality-specific stem, as it must on the real data. Shape, build, clothing
+pattern and carried objects carry over as well. Skin and hair keep their own levels
+(skin is bright under NIR light).
 """
 from __future__ import annotations
 
 import colorsys
+import math
 from dataclasses import dataclass
 from typing import Tuple
 
@@ -90,6 +97,26 @@ def hair_colour(rng: np.random.Generator) -> Colour:
     return _hsv(rng.uniform(0.05, 0.12), rng.uniform(0.3, 0.7), rng.uniform(0.3, 0.7))
 
 
+def nir_level(colour: Colour) -> float:
+    """Near-infrared grey level of a dye of BGR ``colour``, in [0.05, 0.95].
+
+    Neutral colours go by brightness, non-monotonically (mid greys bright, black and
+    white darker); saturated ones by hue. The phases make the level uncorrelated with
+    luminance over :func:`clothing_colour`'s draws (a test checks it).
+    """
+    b, g, r = colour
+    h, s, v = colorsys.rgb_to_hsv(r, g, b)
+    w = min(1.0, 1.6 * s)
+    neutral = 0.5 + 0.33 * math.cos(2 * math.pi * (v + 0.55))
+    chroma = 0.5 + 0.38 * math.sin(2 * math.pi * h + 0.52)
+    return float(np.clip((1 - w) * neutral + w * chroma, 0.05, 0.95))
+
+
+def _garment_ir(rng: np.random.Generator, colour: Colour) -> float:
+    """An identity's garment level: :func:`nir_level` with a little fabric variation."""
+    return float(np.clip(nir_level(colour) + rng.normal(0.0, 0.04), 0.05, 0.95))
+
+
 def _contrasting(rng: np.random.Generator, base: Colour) -> Colour:
     """A second pattern colour clearly different in brightness from ``base``."""
     lum = 0.114 * base[0] + 0.587 * base[1] + 0.299 * base[2]
@@ -118,18 +145,24 @@ def sample_traits(rng: np.random.Generator) -> Traits:
     pattern = str(rng.choice(PATTERNS, p=[0.35, 0.2, 0.1, 0.1, 0.15, 0.1]))
     bottom_kind = str(rng.choice(BOTTOMS, p=[0.65, 0.15, 0.2] if female else [0.8, 0.2, 0.0]))
     bag = str(rng.choice(BAGS, p=[0.4, 0.3, 0.2, 0.1]))
-    top_ir = rng.uniform(0.2, 0.85)
     dark_or_light = float(rng.choice([rng.uniform(0.05, 0.25), rng.uniform(0.7, 0.95)]))
+    top2 = _contrasting(rng, top)
+    bottom = clothing_colour(rng)
+    shoes = _hsv(rng.random(), rng.uniform(0, 0.3), dark_or_light)
+    bag_colour = clothing_colour(rng)
+    top_ir, top2_ir = _garment_ir(rng, top), _garment_ir(rng, top2)
+    if abs(top2_ir - top_ir) < 0.15:   # the pattern stays visible in infrared
+        top2_ir = float(np.clip(top_ir + (0.2 if top_ir < 0.5 else -0.2), 0.05, 0.95))
     return Traits(
         build=build, female=female, skin=skin_colour(rng), hair=hair_colour(rng),
         hair_long=bool(rng.random() < (0.6 if female else 0.08)),
-        top=top, top2=_contrasting(rng, top), pattern=pattern,
+        top=top, top2=top2, pattern=pattern,
         pattern_period=rng.uniform(0.045, 0.1), pattern_angle=rng.uniform(0.5, 1.1) * rng.choice([-1, 1]),
         long_sleeves=bool(rng.random() < 0.55),
-        bottom=clothing_colour(rng), bottom_kind=bottom_kind,
-        shoes=_hsv(rng.random(), rng.uniform(0, 0.3), dark_or_light),
-        bag=bag, bag_colour=clothing_colour(rng), bag_side=int(rng.choice([-1, 1])),
+        bottom=bottom, bottom_kind=bottom_kind,
+        shoes=shoes,
+        bag=bag, bag_colour=bag_colour, bag_side=int(rng.choice([-1, 1])),
         skin_ir=rng.uniform(0.82, 0.97), hair_ir=rng.uniform(0.35, 0.6),
-        top_ir=top_ir, top2_ir=float(np.clip(top_ir + rng.choice([-1, 1]) * rng.uniform(0.15, 0.35), 0.1, 0.95)),
-        bottom_ir=rng.uniform(0.2, 0.8), shoes_ir=rng.uniform(0.15, 0.4), bag_ir=rng.uniform(0.1, 0.7),
+        top_ir=top_ir, top2_ir=top2_ir,
+        bottom_ir=_garment_ir(rng, bottom), shoes_ir=_garment_ir(rng, shoes), bag_ir=_garment_ir(rng, bag_colour),
     )

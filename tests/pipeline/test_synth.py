@@ -17,7 +17,7 @@ from pipeline.synth.keypoints import KEYPOINTS_FILE, KEYPOINTS_FORMAT, read_keyp
 from pipeline.synth.randomness import rng_for
 from pipeline.synth.render import OCCLUDED, VISIBLE, Placement, render_person
 from pipeline.synth.skeleton import Pose
-from pipeline.synth.traits import sample_traits
+from pipeline.synth.traits import nir_level, sample_traits
 from vireid.data.scan import SYNTH_MARKER, scan
 from vireid.data.spec import load_spec
 from vireid.pose.joints import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS
@@ -344,9 +344,20 @@ def test_identity_is_learnable_within_and_hidden_across_modalities(sysu: Path) -
     assert ir_rgb < rgb_rgb / 3                 # intensity statistics do not carry across
 
 
-def test_thermal_levels_do_not_follow_colour() -> None:
+def test_infrared_levels_follow_the_dye_not_the_luminance() -> None:
+    """One fixed colour -> NIR map for every identity (learnable), uncorrelated with brightness."""
     traits = [sample_traits(rng_for(1, "sysu", 1, k)) for k in range(400)]
     lum = np.array([0.114 * t.top[0] + 0.587 * t.top[1] + 0.299 * t.top[2] for t in traits])
     ir = np.array([t.top_ir for t in traits])
     assert abs(np.corrcoef(lum, ir)[0, 1]) < 0.15
     assert np.std(ir) > 0.1 and np.all([t.skin_ir > t.top_ir or t.skin_ir > 0.8 for t in traits])
+    for garment in ("top", "bottom", "bag"):
+        got = np.array([getattr(t, garment + "_ir") for t in traits])
+        want = np.array([nir_level(getattr(t, garment if garment != "bag" else "bag_colour")) for t in traits])
+        assert np.mean(np.abs(got - want)) < 0.05 and np.corrcoef(got, want)[0, 1] > 0.9, garment
+    contrast = np.array([abs(t.top2_ir - t.top_ir) for t in traits])
+    assert contrast.min() >= 0.15 - 1e-9           # the top's pattern shows in infrared too
+    # the map itself: neutral mid grey is bright, black and white dark; hues differ
+    assert nir_level((0.5, 0.5, 0.5)) > 0.75
+    assert nir_level((0.9, 0.9, 0.9)) < 0.25 and nir_level((0.0, 0.0, 0.0)) < 0.25
+    assert abs(nir_level((0.0, 0.0, 0.9)) - nir_level((0.9, 0.0, 0.0))) > 0.3     # red vs blue
