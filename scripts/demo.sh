@@ -10,9 +10,9 @@
 # Environment (defaults = the demo; the slow end-to-end test uses smaller values):
 #   VIREID_SKIP_INSTALL=1   do not run scripts/install.sh (use an existing VENV as is)
 #   VENV=/path              the virtual environment (default .venv); VIREID_SYSTEM=1: current python
-#   DEMO_SYSU_IDS=96        synthetic SYSU-MM01 identities (25% test, 15% val)
+#   DEMO_SYSU_IDS=288       synthetic SYSU-MM01 identities (25% test, 15% val)
 #   DEMO_IMAGES_PER_CAMERA=2  SYSU-MM01 images per identity and camera
-#   DEMO_LIP_IDS=40  DEMO_ESTIMATOR_EPOCHS=12   the LIP estimator's data and epochs
+#   DEMO_LIP_IDS=40  DEMO_ESTIMATOR_EPOCHS=8    the LIP estimator's data and epochs
 #   DEMO_TRAIN_SET="k=v ..."  extra vireid-train overrides, e.g. "epochs=2"
 #   DEMO_TRIALS=10          SYSU-MM01 gallery trials
 set -euo pipefail
@@ -23,10 +23,10 @@ out="${1:-demo_out}"
 bin="${VENV:-$here/.venv}/bin"
 [[ "${VIREID_SYSTEM:-0}" == "1" ]] && bin="$(dirname "$(command -v python3)")"
 prep="$bin/vireid-prep"
-sysu_ids="${DEMO_SYSU_IDS:-96}"
+sysu_ids="${DEMO_SYSU_IDS:-288}"
 per_cam="${DEMO_IMAGES_PER_CAMERA:-2}"
 lip_ids="${DEMO_LIP_IDS:-40}"
-est_epochs="${DEMO_ESTIMATOR_EPOCHS:-12}"
+est_epochs="${DEMO_ESTIMATOR_EPOCHS:-8}"
 trials="${DEMO_TRIALS:-10}"
 read -r -a train_set <<< "${DEMO_TRAIN_SET:-}"
 mkdir -p "$out"
@@ -43,7 +43,7 @@ stage "2/6 manifests"
 stage "3/6 LIP pose estimator (GCCPM, 1 refinement stage, 128x128) on the synthetic LIP set"
 "$prep" train-estimator --dataset lip --root "$out/LIP" --out "$out/lip_gccpm.pt" \
     --input-size 128 --num-refinement-stages 1 --epochs "$est_epochs" --lr 1e-3 --batch-size 16 --workers 0
-stage "4/6 heatmap cache of SYSU-MM01 with that estimator"
+stage "4/6 heatmap cache of SYSU-MM01 with that estimator (run at its training size, 128)"
 "$prep" heatmaps --dataset sysu --root "$out/SYSU-MM01" --out "$out/cache/sysu" \
     --manifest "$out/sysu.manifest.json" --weights "$out/lip_gccpm.pt" --input-size 128x64 --shard-size 128
 "$prep" verify "$out/cache/sysu"

@@ -1,16 +1,13 @@
 """scripts/demo.sh end to end at a reduced size (marker ``slow``): all six stages run, the
-summary table, the trained-vs-untrained comparison and the pictures are there, and the
-training lowered its identity loss.
+summary table, the trained-vs-untrained comparison and the pictures are there, the
+training lowered its identity loss, and the trained network beats the same network
+untrained on the SYSU-MM01 test identities.
 
-Reduced: 64 synthetic SYSU-MM01 identities with one image per camera (16 test ids), a
-one-epoch LIP estimator, 6 x 8 training steps of configs/demo.yaml, 3 gallery trials.
-About 3 minutes on 2 idle cores.
-
-The test-split mAP of the trained network against the untrained one is checked to be
-computed and recorded, not to exceed 1: at this budget it is within the noise of 16 test
-identities (measured 0.86x-1.18x over runs of this reduced demo, 0.98x in one CI run;
-1.27x-1.40x for the full demo). Making the demo learn enough for a robust margin (the
-issue asks 5x) is open work; see the README's demo section.
+Reduced: 160 synthetic SYSU-MM01 identities with one image per camera (40 test ids), a
+one-epoch LIP estimator, 12 x 8 training steps of configs/demo.yaml, 3 gallery trials.
+About 4 minutes on 2 idle cores. The margin asked (All-search mAP at least 1.5x the
+untrained network's, both features) is well inside what this reduced run measured
+(README, demo section); the full demo is what the 5x target is measured on.
 """
 from __future__ import annotations
 
@@ -25,12 +22,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 REDUCED = {
     "VIREID_SKIP_INSTALL": "1",
-    "DEMO_SYSU_IDS": "64",
+    "DEMO_SYSU_IDS": "160",
     "DEMO_IMAGES_PER_CAMERA": "1",
     "DEMO_LIP_IDS": "16",
     "DEMO_ESTIMATOR_EPOCHS": "1",
     "DEMO_TRIALS": "3",
-    "DEMO_TRAIN_SET": "epochs=6 data.batches_per_epoch=8 val_every=3 optim.step_size=5",
+    "DEMO_TRAIN_SET": "epochs=12 data.batches_per_epoch=8 val_every=6 optim.step_size=10",
 }
 
 
@@ -55,14 +52,16 @@ def test_demo_learns_and_reports(tmp_path):
     trained = json.loads((out / "eval" / "results.json").read_text())
     untrained = json.loads((out / "eval-untrained" / "results.json").read_text())
     assert untrained["checkpoint"]["weights"] == "untrained" and trained["checkpoint"]["weights"] == "trained"
-    assert trained["checkpoint"]["epoch"] >= 3                       # best.pt of a run that trained
+    assert trained["checkpoint"]["epoch"] >= 6                       # best.pt of a run that trained
     r = trained["compare"]["mAP_ratio"]["All-search"]["f_ALL"]
     assert r["baseline_mAP"] == untrained["results"]["All-search"]["features"]["f_ALL"]["mean"]["mAP"]
     assert r["mAP"] == trained["results"]["All-search"]["features"]["f_ALL"]["mean"]["mAP"]
     assert r["ratio"] == pytest.approx(r["mAP"] / r["baseline_mAP"])
+    ratios = {f: trained["compare"]["mAP_ratio"]["All-search"][f]["ratio"] for f in ("f_ID", "f_ALL")}
+    assert min(ratios.values()) >= 1.5, ratios                        # it learnt, beyond the noise
 
     # it trained: the identity loss of the last epoch is clearly below the first's
     epochs = [json.loads(line) for line in (out / "run" / "log.jsonl").read_text().splitlines()]
     epochs = [e for e in epochs if e["kind"] == "epoch"]
-    assert len(epochs) == 6
+    assert len(epochs) == 12
     assert epochs[-1]["id"] < 0.95 * epochs[0]["id"], [round(e["id"], 2) for e in epochs]
