@@ -52,6 +52,7 @@ import numpy as np
 
 from vireid.data.images import load_image
 from vireid.data.manifest import Record
+from vireid.pose.gccpm import check_input_side
 from vireid.pose.heatmaps import background_map, render_gaussian_heatmaps
 from vireid.pose.joints import NUM_JOINTS, flip_keypoints
 
@@ -109,8 +110,7 @@ class TargetConfig:
     missing: str = "ignore"                # 'ignore' (weight 0) | 'absent' (zero map, weight 1: GCCPM)
 
     def __post_init__(self) -> None:
-        if self.input_size < 32 or self.input_size % self.stride:
-            raise ValueError(f"input size {self.input_size} must be a multiple of {self.stride} and at least 32")
+        check_input_side(self.input_size, self.stride)
         if self.occluded not in OCCLUDED_POLICIES:
             raise ValueError(f"occluded policy {self.occluded!r}: choose one of {', '.join(OCCLUDED_POLICIES)}")
         if self.missing not in MISSING_POLICIES:

@@ -49,12 +49,13 @@ class LipEstimator(PoseEstimator):
         except gccpm.CheckpointMismatchError as exc:
             raise EstimatorError(str(exc)) from None
         if size is None:
-            recorded = meta.get("input_size")
-            if recorded is not None and (not isinstance(recorded, int) or isinstance(recorded, bool)):
-                raise EstimatorError(f"{self.weights}: input_size {recorded!r} is not an integer")
-            size = DEFAULT_SIZE if recorded is None else recorded
-        if size < 32 or size % 8:
-            raise EstimatorError(f"estimator input size {size} ({self.weights}): must be a multiple of 8, at least 32")
+            size = meta.get("input_size", DEFAULT_SIZE)
+            if isinstance(size, bool) or not isinstance(size, int):
+                raise EstimatorError(f"{self.weights}: input_size {size!r} is not an integer")
+        try:
+            gccpm.check_input_side(size)
+        except ValueError as exc:
+            raise EstimatorError(f"{self.weights}: estimator {exc}") from None
         try:
             self.device = torch.device(device)
             self.model.to(self.device).eval()

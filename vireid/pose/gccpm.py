@@ -268,6 +268,13 @@ def load_gccpm_checkpoint(path: "str | Path", num_refinement_stages: Optional[in
 
 
 # ---------------------------------------------------------------- crops and maps
+def check_input_side(size: int, stride: int = STRIDE) -> None:
+    """Raise ``ValueError`` unless ``size`` is a square input side GCCPM can take: a
+    multiple of its output ``stride`` and at least 32."""
+    if size < 32 or size % stride:
+        raise ValueError(f"input size {size} must be a multiple of {stride} and at least 32")
+
+
 @dataclass(frozen=True)
 class CropTransform:
     """How a crop was fitted to the square network input (to map keypoints back)."""
