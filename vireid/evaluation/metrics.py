@@ -25,26 +25,31 @@ The numbers are those of the public Cross-Modal-Re-ID-baseline ``eval_metrics.py
   ``max_rank`` simply keeps its last value.
 
 Implementation: no Python loop per query and no sort of a distance row. Queries
-go in chunks (about 256k distances each) of one camera class. In a chunk, each
-row's distances pass through a monotone map spanning the row's correct matches
-whose integer part is a bucket (about one image per bucket), one ``bincount``
-counts the images of every (row, bucket), and only the images sharing a bucket
-with a correct match are ordered exactly, by (distance, gallery index). That
-gives the exact rank of every correct match (ties included) in a few passes over
-the chunk; AP, INP and the standard CMC follow. The de-duplicated rank is the
-number of identities whose lowest mapped value is below the first correct
-match's, with equal values decided exactly. Chunks can run on several threads
-(``workers``) and are summed in a fixed order, so results do not depend on it. The readable per-query version is
-:mod:`vireid.evaluation.reference`; ``benchmarks/bench_eval_metrics.py`` times both.
+are grouped into classes that rank the same gallery columns (SYSU-MM01: camera-3
+queries without camera 2, the others with the whole gallery); a class's kept columns
+are taken once per chunk of queries (about 256k distances), grouped by identity. In a
+chunk, each row's distances pass through a monotone map spanning the row's correct
+matches whose integer part is a bucket (about one image per bucket), one ``bincount``
+counts the images of every (row, bucket), and only the images sharing a bucket with a
+correct match are ordered exactly, by (distance, gallery index). That gives the exact
+rank of every correct match (ties included) in a few passes over the chunk; AP, INP
+and the standard CMC follow. The images before a row's first match are those of its
+lowest bucket plus those ordered before it in its bucket, so the de-duplicated rank is
+the number of distinct identities among them. Chunks can run on several threads
+(``workers``) and are summed in a fixed order, so results do not depend on it. The
+readable per-query version is :mod:`vireid.evaluation.reference`;
+``benchmarks/bench_eval_metrics.py`` times both.
 """
 from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Optional, Sequence, Tuple
+from typing import Iterable, Iterator, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
+import torch
 
 logger = logging.getLogger(__name__)
 
@@ -156,69 +161,46 @@ def _effective_max_rank(max_rank: int, num_g: int) -> int:
     return int(max_rank)
 
 
-def _precedes(d: np.ndarray, t: np.ndarray, cols: np.ndarray, t_cols: np.ndarray) -> np.ndarray:
-    """Exact ranking order, broadcasting: (distance, gallery index) (d, cols) before (t, t_cols)."""
-    return (d < t) | ((d == t) & (cols < t_cols))
-
-
 @dataclass
-class _Gallery:
-    """Gallery columns grouped by identity, and what each query needs of them."""
+class _ClassGallery:
+    """The gallery one class of queries ranks: its kept columns, grouped by identity.
 
-    perm: np.ndarray  # (G,) original column of each grouped column (stable: index order kept)
-    starts: np.ndarray  # (P,) first grouped column of each identity
-    pad_cols: Optional[np.ndarray]  # (W, P) each identity's columns, its first repeated; or None
-    q_start: np.ndarray  # (Q,) first grouped column of the query's identity
-    q_count: np.ndarray  # (Q,) its number of columns (0: identity absent)
-    q_class: np.ndarray  # (Q,) exclusion class: 0 keeps every column
-    excluded: np.ndarray  # (classes, G) bool, in grouped order
+    A class is the queries of the cameras that remove the same gallery cameras (SYSU-MM01:
+    camera-3 queries without camera 2, every other query with the whole gallery); removed
+    columns are simply not in it.
+    """
+
+    cols: np.ndarray  # (G_c,) original column of each grouped column (stable: index order kept)
+    ident: np.ndarray  # (G_c,) identity code 0..P_c-1 of each grouped column
+    num_ids: int  # P_c
+    num_columns: int  # G, columns of the whole gallery (original column indices are below it)
+    in_place: bool  # cols == arange(G): the distance rows need no column take
+    q_start: np.ndarray  # (Q_c,) first grouped column of each query's identity
+    q_count: np.ndarray  # (Q_c,) its number of columns (0: identity absent, query not valid)
 
 
-def _group_gallery(
-    q_pids: np.ndarray,
-    g_pids: np.ndarray,
-    q_camids: Optional[np.ndarray],
-    g_camids: Optional[np.ndarray],
-    pairs: Sequence[Tuple[int, int]],
-) -> _Gallery:
-    perm = np.argsort(g_pids, kind="stable")
-    uniq, starts, counts = np.unique(g_pids[perm], return_index=True, return_counts=True)
+def _class_gallery(
+    q_pids: np.ndarray, g_pids: np.ndarray, kept: Optional[np.ndarray]
+) -> _ClassGallery:
+    """Group the kept gallery columns (``kept``: (G,) bool, None = all) by identity."""
+    num_g = len(g_pids)
+    cols = np.arange(num_g) if kept is None else np.flatnonzero(kept)
+    cols = cols[np.argsort(g_pids[cols], kind="stable")]
+    uniq, starts, counts = np.unique(g_pids[cols], return_index=True, return_counts=True)
+    if len(uniq) == 0:  # every column removed for this class: no query of it is valid
+        zeros = np.zeros(len(q_pids), dtype=np.intp)
+        return _ClassGallery(cols, cols, 0, num_g, False, zeros, zeros)
     code = np.minimum(np.searchsorted(uniq, q_pids), len(uniq) - 1)
-    in_gallery = uniq[code] == q_pids
-    excluded_cams = sorted({q_cam for q_cam, _ in pairs})
-    excluded = np.zeros((len(excluded_cams) + 1, len(g_pids)), dtype=bool)
-    q_class = np.zeros(len(q_pids), dtype=np.intp)
-    for q_cam, g_cam in pairs:
-        excluded[excluded_cams.index(q_cam) + 1] |= g_camids[perm] == g_cam
-    for i, q_cam in enumerate(excluded_cams):
-        q_class[q_camids == q_cam] = i + 1
-    pad_cols = None
-    if len(g_pids) < 8 * len(uniq):
-        # Few images per identity: a (W, P) gather and a min over W beats reduceat,
-        # whose cost per (row, identity) segment dominates when segments are short.
-        k = np.arange(int(counts.max()))[:, None]
-        pad_cols = starts[None, :] + np.minimum(k, counts[None, :] - 1)
-    return _Gallery(
-        perm=perm,
-        starts=starts,
-        pad_cols=pad_cols,
-        q_start=np.where(in_gallery, starts[code], 0),
-        q_count=np.where(in_gallery, counts[code], 0),
-        q_class=q_class,
-        excluded=excluded,
+    present = uniq[code] == q_pids
+    return _ClassGallery(
+        cols=cols,
+        ident=np.repeat(np.arange(len(uniq)), counts),
+        num_ids=len(uniq),
+        num_columns=num_g,
+        in_place=len(cols) == num_g and bool(np.all(cols == np.arange(num_g))),
+        q_start=np.where(present, starts[code], 0),
+        q_count=np.where(present, counts[code], 0),
     )
-
-
-@dataclass
-class _ChunkRanks:
-    """Exact 0-based ranks of a chunk's correct matches, in rank order within each row."""
-
-    rows: np.ndarray  # (n,) chunk row of each correct match, non-decreasing
-    ranks: np.ndarray  # (n,) its rank among the row's kept gallery images
-    dist: np.ndarray  # (n,) its distance
-    cols: np.ndarray  # (n,) its original gallery column
-    gcols: np.ndarray  # (n,) its identity-grouped column
-    level: np.ndarray  # (B, G) the monotone level of every distance (see _rank_matches)
 
 
 def _order_key(
@@ -242,127 +224,148 @@ def _order_key(
     return (bucket.astype(np.int64) << (32 + col_bits)) | (u << col_bits) | cols
 
 
+def _flat_buckets(
+    dg: np.ndarray, lo: np.ndarray, scale: np.ndarray, num_buckets: int
+) -> np.ndarray:
+    """(B, G) flat (row, bucket) index of every distance: ``row * num_buckets + bucket``.
+
+    bucket = 1 + floor of the *level* ``(d - lo) * scale`` clipped to [-1, G + 1], a monotone
+    map of the distance within a row: 0 holds only distances below ``lo`` (the row's first
+    correct match), the first match itself is in bucket 1, and everything above
+    ``lo + (G + 1) / scale`` shares the top bucket ``G + 2``. The row offset is added in
+    floating point when the flat indices are exact integers of the distance type (one
+    integer pass less); rounding then moves a value by less than a bucket and keeps it in
+    order and inside its row, so buckets stay monotone, which is all the ranking needs.
+    """
+    b, g = dg.shape
+    # torch, not numpy, for these passes: numpy's row-broadcast and clip loops are about 3x slower
+    level = torch.sub(torch.from_numpy(dg), torch.from_numpy(lo)[:, None])  # (B, G)
+    level.mul_(torch.from_numpy(scale)[:, None])
+    level.clamp_(-1.0, g + 1.0)
+    offsets = np.arange(b) * num_buckets + 1
+    if b * num_buckets < 2 ** (np.finfo(dg.dtype).nmant + 1):
+        level.add_(torch.from_numpy(offsets.astype(dg.dtype))[:, None])  # in [row * nb, (row + 1) * nb - 1]
+        return level.to(torch.int64).numpy()  # >= 0: truncation is floor
+    flat = level.to(torch.int64)  # truncation toward zero: monotone as well
+    flat.add_(torch.from_numpy(offsets)[:, None])
+    return flat.numpy()
+
+
+def _bincount(flat: np.ndarray, length: int, threaded: bool) -> np.ndarray:
+    """``np.bincount(flat, minlength=length)``; under worker threads torch's, which, unlike
+    numpy's, releases the GIL, so the threads count at once (the counts are identical)."""
+    if threaded:
+        return torch.bincount(torch.from_numpy(flat), minlength=length).numpy()
+    return np.bincount(flat, minlength=length)
+
+
+@dataclass
+class _ChunkRanks:
+    """Exact 0-based ranks of a chunk's correct matches, in rank order within each row,
+    and (SYSU) the identities ranked before each row's first match."""
+
+    rows: np.ndarray  # (n,) chunk row of each correct match, non-decreasing
+    ranks: np.ndarray  # (n,) its rank among the row's gallery images
+    ids_before: Optional[np.ndarray]  # (B,) other identities with an image before the first match
+
+
 def _rank_matches(
     dg: np.ndarray,
-    pos: np.ndarray,
-    valid_slot: np.ndarray,
-    perm: np.ndarray,
-    penalty: Optional[np.ndarray],
+    start: np.ndarray,
+    count: np.ndarray,
+    gal: _ClassGallery,
+    deduplicate: bool,
+    threaded: bool = False,
 ) -> _ChunkRanks:
     """Rank every correct match of a chunk of queries without sorting the rows.
 
     Args:
-        dg: (B, G) distances, gallery columns grouped by identity (read only).
-        pos, valid_slot: (B, M) grouped columns of each row's correct matches and
-            which of them count (in range and not excluded).
-        perm: (G,) original gallery column of each grouped column (tie order).
-        penalty: (G,) 0 for kept and +inf for excluded gallery images, or None.
+        dg: (B, G) distances, columns those of ``gal`` (kept, grouped by identity).
+        start, count: (B,) each row's identity block in ``gal`` (count >= 1).
+        deduplicate: also count the identities before each row's first match.
+        threaded: running beside other worker threads (see :func:`_bincount`).
 
-    Each row's distances go through a monotone map spanning the row's correct
-    matches (shift, scale to G units, clip: the *level*), whose integer part is a
-    bucket: an image in a lower bucket always ranks before one in a higher bucket.
-    One ``bincount`` over (row, bucket) then tells how many images lie in the lower
-    buckets of each bucket holding a correct match. Only the images sharing a bucket
-    with a correct match (about one per match) are ordered exactly, by (distance,
+    Each row's distances go through a monotone map spanning the row's correct matches
+    (:func:`_flat_buckets`): an image in a lower bucket always ranks before one in a
+    higher bucket. One ``bincount`` over (row, bucket) tells how many images lie in the
+    lower buckets of each bucket holding a correct match. Only the images sharing a
+    bucket with a correct match (about one per match) are ordered exactly, by (distance,
     gallery index), in one small sort. Every rank is therefore exact, ties included;
     floating-point rounding in the map only changes how many images need the exact
-    ordering, never a result. Excluded images (penalty) land in the top bucket,
-    above every correct match.
+    ordering, never a result. The images before the first match are those of bucket 0
+    and those sorted before it in its bucket: their distinct identities are the
+    de-duplicated rank (the query's own identity cannot be among them).
     """
     b, g = dg.shape  # (B, G)
-    top = g + 1.0  # correct matches map to at most g (times 1 + a few ulp): never top
     num_buckets = g + 3  # 0: below the first match, 1..g+1: the matches, g+2: the top
-    m_val = np.take_along_axis(dg, pos, axis=1)  # (B, M)
-    lo = np.where(valid_slot, m_val, np.inf).min(axis=1)  # (B,) every row has a valid slot
-    hi = np.where(valid_slot, m_val, -np.inf).max(axis=1)
+    m = int(count.max())
+    slot = np.arange(m)
+    valid = slot[None, :] < count[:, None]  # (B, M)
+    pos = start[:, None] + np.minimum(slot[None, :], count[:, None] - 1)  # (B, M) grouped columns
+    m_at = pos + (np.arange(b) * g)[:, None]  # (B, M) flat index of each correct match
+    m_val = dg.ravel()[m_at]
+    lo = m_val.min(axis=1)  # (B,) padding repeats the block's last column: min and max unchanged
+    hi = m_val.max(axis=1)
     width = hi.astype(np.float64) - lo
     tiny = np.maximum(np.abs(lo).astype(np.float64) * 1e-6, 1e-30)
     scale = (g / np.maximum(width, tiny)).astype(dg.dtype)
+    flat = _flat_buckets(dg, lo, scale, num_buckets).ravel()  # (B*G,)
+    hist = _bincount(flat, b * num_buckets, threaded)
 
-    level = np.subtract(dg, lo[:, None])  # (B, G), monotone in the distance within a row
-    if penalty is not None:
-        level += penalty  # excluded: +inf -> the top bucket
-    np.multiply(level, scale[:, None], out=level)
-    np.clip(level, -1.0, top, out=level)
-    bucket = level.astype(np.intp)  # truncation toward zero: monotone as well
-    bucket += (np.arange(b) * num_buckets + 1)[:, None]  # (row, bucket) -> one flat index
-    flat = bucket.ravel()
-    hist = np.bincount(flat, minlength=b * num_buckets)
-
-    match_bucket = np.take_along_axis(bucket, pos, axis=1)[valid_slot]
     shared = np.zeros(b * num_buckets, dtype=bool)
-    shared[match_bucket] = True
-    idx = np.flatnonzero(shared[flat])  # images sharing a bucket with a correct match
+    shared[flat[m_at[valid]]] = True  # the matches' buckets
+    zero_buckets = np.arange(b) * num_buckets
+    if deduplicate:
+        shared[zero_buckets] = True  # the images before the first match, for their identities
+    idx = np.flatnonzero(shared[flat])  # images sharing a bucket with a correct match (+ bucket 0)
     f_bucket = flat[idx]
-    f_dist = dg.ravel()[idx] if dg.flags.c_contiguous else dg[idx // g, idx % g]
     f_row = idx // g
     f_gcol = idx - f_row * g
-    f_col = perm[f_gcol]
-    key = _order_key(f_bucket, f_dist, f_col, len(perm))
+    if deduplicate:
+        zero = f_bucket == zero_buckets[f_row]
+        z_row, z_gcol = f_row[zero], f_gcol[zero]
+        idx, f_bucket, f_row, f_gcol = idx[~zero], f_bucket[~zero], f_row[~zero], f_gcol[~zero]
+    f_dist = dg.ravel()[idx]
+    f_col = gal.cols[f_gcol]
+    key = _order_key(f_bucket, f_dist, f_col, gal.num_columns)
     order = np.argsort(key) if key is not None else np.lexsort((f_col, f_dist, f_bucket))
     f_bucket, f_row, f_gcol = f_bucket[order], f_row[order], f_gcol[order]
-    group = np.searchsorted(f_bucket, f_bucket, side="left")
-    within = np.arange(len(order)) - group  # rank inside the bucket
-
-    # Images in lower buckets of the same row: every row holds exactly g images, so
-    # that is the count in lower flat buckets minus g per earlier row; the counts come
-    # from summing hist between consecutive shared buckets (f_bucket is sorted).
-    new_point = np.ones(len(f_bucket), dtype=bool)
+    n = len(order)
+    new_point = np.ones(n, dtype=bool)  # first image of each shared bucket (f_bucket is sorted)
     new_point[1:] = f_bucket[1:] != f_bucket[:-1]
-    points = f_bucket[new_point]
-    seg = np.add.reduceat(hist, np.concatenate(([0], points)))[:-1]
-    below = np.cumsum(seg)  # images in flat buckets < each point
-    lower = below[np.cumsum(new_point) - 1] - f_row * g
+    point_at = np.flatnonzero(new_point)
+    point_of = np.cumsum(new_point) - 1  # (n,) the shared bucket of each image, 0..points-1
+    within = np.arange(n) - point_at[point_of]  # rank inside the bucket
+    # Images in lower buckets of the same row: the images in lower flat buckets (sums of
+    # hist between consecutive shared buckets) minus g per earlier row (each holds g).
+    seg = np.add.reduceat(hist, np.concatenate(([0], f_bucket[point_at])))[:-1]
+    below = np.cumsum(seg)[point_of] - f_row * g
 
-    # a correct match: inside the row's identity block, at a slot that counts
-    slot_of = f_gcol - pos[f_row, 0]
-    in_block = (slot_of >= 0) & (slot_of < valid_slot.shape[1])
-    is_match = in_block & valid_slot[f_row, np.where(in_block, slot_of, 0)]
-    return _ChunkRanks(
-        rows=f_row[is_match],
-        ranks=(lower + within)[is_match],
-        dist=f_dist[order][is_match],
-        cols=f_col[order][is_match],
-        gcols=f_gcol[is_match],
-        level=level,
-    )
+    # a correct match: inside the row's identity block
+    slot_of = f_gcol - start[f_row]
+    is_match = (slot_of >= 0) & (slot_of < count[f_row])
+    rows = f_row[is_match]
+    ids_before = None
+    if deduplicate:
+        mark = np.zeros(b * gal.num_ids, dtype=bool)
+        mark[z_row * gal.num_ids + gal.ident[z_gcol]] = True
+        at = np.flatnonzero(is_match)
+        first_at = at[np.searchsorted(rows, np.arange(b), side="left")]  # (B,) sorted index of the first match
+        pre = (point_of == point_of[first_at][f_row]) & (np.arange(n) < first_at[f_row])
+        mark[f_row[pre] * gal.num_ids + gal.ident[f_gcol[pre]]] = True
+        ids_before = mark.reshape(b, gal.num_ids).sum(axis=1)
+    return _ChunkRanks(rows=rows, ranks=(below + within)[is_match], ids_before=ids_before)
 
 
-def _identities_before(
-    dg: np.ndarray,
-    r: _ChunkRanks,
-    first: np.ndarray,
-    own: np.ndarray,
-    starts: np.ndarray,
-    pad_cols: Optional[np.ndarray],
-    perm: np.ndarray,
-    excluded: Optional[np.ndarray],
-) -> np.ndarray:
-    """Identities other than the query's with a kept image ranked before its first match.
-
-    ``first``: (B,) index into ``r`` of each row's first correct match; ``excluded``:
-    (G,) bool, or None. The level of :func:`_rank_matches` is monotone in the
-    distance, so an identity whose lowest level is below the first match's level
-    has an image before it; one whose lowest level equals it (a tie, or distances
-    closer than the map resolves) is decided exactly, by (distance, gallery index).
-    """
-    rows = np.arange(len(first))
-    if pad_cols is not None:
-        nearest = r.level[:, pad_cols].min(axis=1)  # (B, W, P) -> (B, P)
-    else:
-        nearest = np.minimum.reduceat(r.level, starts, axis=1)  # (B, P): lowest level per identity
-    t_first = r.level[rows, r.gcols[first]]
-    ids_before = (nearest < t_first[:, None]).sum(axis=1)
-    tie = nearest == t_first[:, None]
-    tie[rows, own] = False
-    tied = np.flatnonzero(tie.any(axis=1))
-    if len(tied):
-        d_first, c_first = r.dist[first][tied, None], r.cols[first][tied, None]
-        before = _precedes(dg[tied], d_first, perm[None, :], c_first)
-        if excluded is not None:
-            before &= ~excluded[None, :]
-        ids_before[tied] = np.logical_or.reduceat(before, starts, axis=1).sum(axis=1)
-    return ids_before
+@contextmanager
+def _single_threaded_torch() -> Iterator[None]:
+    """torch's intra-op threads set to 1 for the block, then restored (a process-wide setting)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _resolve_workers(workers: Optional[int], num_jobs: int) -> int:
@@ -375,18 +378,16 @@ def _resolve_workers(workers: Optional[int], num_jobs: int) -> int:
 
 def _chunk_metrics(
     dg: np.ndarray,
-    pos: np.ndarray,
-    valid_slot: np.ndarray,
-    gal: _Gallery,
-    excluded: Optional[np.ndarray],
-    penalty: Optional[np.ndarray],
+    start: np.ndarray,
+    count: np.ndarray,
+    gal: _ClassGallery,
     max_rank: int,
     deduplicate_cmc: bool,
+    threaded: bool,
 ) -> Tuple[float, float, int, np.ndarray, np.ndarray]:
-    """AP sum, INP sum, valid queries and CMC hit counts of one chunk of valid queries;
-    ``excluded`` (G,) bool and ``penalty`` (G,) 0 / +inf mark the class's removed images."""
+    """AP sum, INP sum, valid queries and CMC hit counts of one chunk of valid queries."""
     b = len(dg)
-    r = _rank_matches(dg, pos, valid_slot, gal.perm, penalty)
+    r = _rank_matches(dg, start, count, gal, deduplicate_cmc, threaded)
     first = np.searchsorted(r.rows, np.arange(b), side="left")  # (B,) into r
     last = np.searchsorted(r.rows, np.arange(b), side="right") - 1
     num_rel = (last - first + 1).astype(np.float64)
@@ -396,12 +397,8 @@ def _chunk_metrics(
     inp_sum = float(np.sum(num_rel / (r.ranks[last] + 1.0)))
     std_hits = np.bincount(np.minimum(r.ranks[first], max_rank), minlength=max_rank + 1)
     dedup_hits = np.zeros(max_rank + 1, dtype=np.int64)
-    if deduplicate_cmc:
-        own = np.searchsorted(gal.starts, pos[:, 0], side="right") - 1
-        ids_before = _identities_before(
-            dg, r, first, own, gal.starts, gal.pad_cols, gal.perm, excluded
-        )
-        dedup_hits = np.bincount(np.minimum(ids_before, max_rank), minlength=max_rank + 1)
+    if r.ids_before is not None:
+        dedup_hits = np.bincount(np.minimum(r.ids_before, max_rank), minlength=max_rank + 1)
     return ap_sum, inp_sum, b, std_hits, dedup_hits
 
 
@@ -448,46 +445,41 @@ def rank_metrics(
         raise ValueError("excluded_camera_pairs needs q_camids and g_camids")
     num_q, num_g = distmat.shape
     max_rank = _effective_max_rank(max_rank, num_g)
-    if chunk_size is None:
-        chunk_size = max(1, _DEFAULT_CHUNK_ELEMENTS // num_g)
-    elif int(chunk_size) != chunk_size or chunk_size < 1:
+    if chunk_size is not None and (int(chunk_size) != chunk_size or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
 
-    gal = _group_gallery(q_pids, g_pids, q_camids, g_camids, pairs)
-    grouped = bool(np.all(gal.perm[1:] > gal.perm[:-1]))  # gallery already ordered by identity
-    max_pos = max(int(gal.q_count.max()), 1)
-    slot = np.arange(max_pos)
-
-    # Chunks of queries of one exclusion class (each class removes the same columns).
+    # Query classes: the queries of one camera remove the same gallery columns.
+    classes = [(np.ones(num_q, dtype=bool), None)]
+    for q_cam in sorted({q for q, _ in pairs}):
+        removed = np.isin(g_camids, [g for q, g in pairs if q == q_cam])
+        in_class = q_camids == q_cam
+        classes[0][0][in_class] = False
+        classes.append((in_class, ~removed))
     jobs = []
-    for cls, excluded in enumerate(gal.excluded):
-        rows_all = np.flatnonzero(gal.q_class == cls)
-        pos_all = gal.q_start[rows_all, None] + slot[None, :]  # (Q_c, M) the identity's columns
-        in_range = slot[None, :] < gal.q_count[rows_all, None]
-        pos_all = np.where(in_range, pos_all, gal.q_start[rows_all, None])
-        valid_all = in_range & ~excluded[pos_all]
-        # a query without a kept correct match is not valid: skipped for every metric
-        keep = valid_all.any(axis=1)
-        rows_all, pos_all, valid_all = rows_all[keep], pos_all[keep], valid_all[keep]
-        excl = excluded if excluded.any() else None
-        penalty = None if excl is None else np.where(excl, np.inf, 0).astype(distmat.dtype)  # once per class
-        for lo in range(0, len(rows_all), chunk_size):
-            sl = slice(lo, lo + chunk_size)
-            jobs.append((rows_all[sl], pos_all[sl], valid_all[sl], excl, penalty))
+    for in_class, kept in classes:
+        rows_all = np.flatnonzero(in_class)
+        gal = _class_gallery(q_pids[rows_all], g_pids, kept)
+        valid = gal.q_count > 0  # a query without a correct match left is skipped for every metric
+        rows_all, start_all, count_all = rows_all[valid], gal.q_start[valid], gal.q_count[valid]
+        step = chunk_size or max(1, _DEFAULT_CHUNK_ELEMENTS // max(len(gal.cols), 1))
+        for lo in range(0, len(rows_all), step):
+            sl = slice(lo, lo + step)
+            jobs.append((rows_all[sl], start_all[sl], count_all[sl], gal))
 
     def run(job) -> Tuple[float, float, int, np.ndarray, np.ndarray]:
-        rows, pos, valid_slot, excl, penalty = job
+        rows, start, count, gal = job
         dg = np.take(distmat, rows, axis=0)
-        if not grouped:
-            dg = np.take(dg, gal.perm, axis=1)  # (B, G) grouped by identity
-        return _chunk_metrics(dg, pos, valid_slot, gal, excl, penalty, max_rank, deduplicate_cmc)
+        if not gal.in_place:
+            dg = np.take(dg, gal.cols, axis=1)  # (B, G_c) kept columns, grouped by identity
+        return _chunk_metrics(dg, start, count, gal, max_rank, deduplicate_cmc, workers > 1)
 
     workers = _resolve_workers(workers, len(jobs))
-    if workers > 1:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            parts = list(pool.map(run, jobs))  # in job order: sums independent of workers
-    else:
-        parts = [run(job) for job in jobs]
+    with _single_threaded_torch():  # one core per worker: torch's own threads would add more
+        if workers > 1:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                parts = list(pool.map(run, jobs))  # in job order: sums independent of workers
+        else:
+            parts = [run(job) for job in jobs]
     ap_sum = float(sum(p[0] for p in parts))
     inp_sum = float(sum(p[1] for p in parts))
     num_valid = int(sum(p[2] for p in parts))
