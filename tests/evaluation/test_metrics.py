@@ -264,6 +264,26 @@ def test_non_finite_distances(bad, match):
         regdb_metrics(dist, np.array([1]), np.array([1, 2]))
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_non_finite_distances_anywhere_are_refused(workers):
+    """The vectorised version checks rows chunk by chunk: a NaN must still be found in a row
+    no chunk ranks (its identity is absent) and in a column its query class removes."""
+    dist, qp, gp, qc, gc = _random_problem(0, 60, 45, 8, levels=1000)
+    absent = qp.max() + 1
+    for where in ("skipped row", "removed column", "ranked row"):
+        d, q = dist.copy(), qp.copy()
+        if where == "skipped row":
+            q[7] = absent
+            d[7, 3] = np.nan
+        elif where == "removed column":
+            row = int(np.flatnonzero(qc == 3)[0])
+            d[row, int(np.flatnonzero(gc == 2)[0])] = np.nan
+        else:
+            d[int(np.flatnonzero(qc == 6)[-1]), -1] = np.inf
+        with pytest.raises(ValueError, match="NaN|infinite"):
+            sysu_metrics(d, q, gp, qc, gc, workers=workers, chunk_size=4)
+
+
 def test_bad_arguments():
     dist = np.zeros((1, 2), np.float32)
     with pytest.raises(ValueError, match="max_rank"):
