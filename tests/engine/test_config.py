@@ -107,7 +107,7 @@ def test_values_are_type_checked(tmp_path):
         load_config(None, ["deterministic=3"])
     with pytest.raises(ConfigError, match=r"override 'amp=true': amp is now speed\.amp"):
         load_config(None, ["amp=true"])
-    with pytest.raises(ConfigError, match="speed.amp must be auto, bf16, fp16, true or false, got 'fp8'"):
+    with pytest.raises(ConfigError, match="speed.amp must be auto, bf16, bf16-native, fp16, true or false, got 'fp8'"):
         load_config(None, ["speed.amp=fp8"])
     with pytest.raises(ConfigError, match="speed.channels_last must be auto, true or false, got 'fast'"):
         load_config(None, ["speed.channels_last=fast"])
@@ -171,6 +171,32 @@ def test_speed_switches_auto_is_on_for_cuda_and_off_for_cpu(monkeypatch):
     assert resolve_speed(load_config(None, ["speed.amp=true"]).speed, "cpu").amp_dtype == torch.bfloat16
     assert resolve_speed(load_config(None, ["speed.amp=false"]).speed, "cuda").amp_dtype is None
     assert "float32" in resolve_speed(auto, "cpu").describe()
+
+
+def test_bf16_native_follows_the_hardware(monkeypatch):
+    native = load_config(None, ["speed.amp=bf16-native"]).speed
+    monkeypatch.setattr("vireid.engine.config._cpu_bf16_native", lambda: True)
+    assert resolve_speed(native, "cpu").amp_dtype == torch.bfloat16
+    monkeypatch.setattr("vireid.engine.config._cpu_bf16_native", lambda: False)
+    assert resolve_speed(native, "cpu").amp_dtype is None  # emulated bf16 would be slower than float32
+    monkeypatch.setattr("vireid.engine.config._cuda_bf16_supported", lambda: True)
+    assert resolve_speed(native, "cuda").amp_dtype == torch.bfloat16
+    monkeypatch.setattr("vireid.engine.config._cuda_bf16_supported", lambda: False)
+    assert resolve_speed(native, "cuda").amp_dtype is None  # never fp16: no GradScaler surprise
+    assert load_config(CONFIGS / "demo.yaml").speed.amp == "bf16-native"
+
+
+def test_cpu_bf16_probe_agrees_with_the_kernel_cpu_flags():
+    from vireid.engine.config import _cpu_bf16_native
+
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        pytest.skip("no /proc/cpuinfo to compare the probe with (not Linux)")
+    flags = set()
+    for line in cpuinfo.read_text().splitlines():
+        if line.startswith("flags"):
+            flags |= set(line.split(":", 1)[1].split())
+    assert _cpu_bf16_native() == bool({"avx512_bf16", "amx_tile"} & flags)
 
 
 def test_presets_speed_and_ddp_sections():

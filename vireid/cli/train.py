@@ -37,7 +37,7 @@ runs vireid-eval on the selected checkpoint at the end (RUN/eval), or run vireid
 \b
 Multi-GPU: torchrun --nproc-per-node N $(which vireid-train) ... (or python -m vireid.cli.train);
 the D x K batch of the config is the global batch, split between the processes; only rank 0
-writes RUN. Speed switches: --set speed.amp=bf16|fp16|false, speed.channels_last,
+writes RUN. Speed switches: --set speed.amp=bf16|bf16-native|fp16|false, speed.channels_last,
 speed.pin_memory, speed.compile (auto = on with CUDA, off on a CPU).
 """
 
