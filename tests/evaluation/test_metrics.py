@@ -214,6 +214,15 @@ def test_vectorised_equals_loop_on_hard_distances(make, dtype):
     _assert_same(regdb_metrics(dist, qp, gp), regdb_metrics_loop(dist, qp, gp))
 
 
+def test_result_is_bit_identical_whatever_the_chunks_and_workers():
+    dist, qp, gp, qc, gc = _random_problem(5, 300, 120, 20, levels=1000)
+    ref = sysu_metrics(dist, qp, gp, qc, gc)
+    for chunk_size, workers in ((1, 1), (7, 2), (None, 2), (64, 3)):
+        got = sysu_metrics(dist, qp, gp, qc, gc, chunk_size=chunk_size, workers=workers)
+        assert got.mAP == ref.mAP and got.mINP == ref.mINP, (chunk_size, workers)
+        assert np.array_equal(got.cmc, ref.cmc) and np.array_equal(got.cmc_standard, ref.cmc_standard)
+
+
 def test_workers_argument():
     dist, qp, gp, qc, gc = _grouped_problem(1, 3)
     with pytest.raises(ValueError, match="workers"):

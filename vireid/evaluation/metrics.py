@@ -377,12 +377,12 @@ def _single_threaded_torch() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _resolve_workers(workers: Optional[int], num_jobs: int) -> int:
+def _resolve_workers(workers: Optional[int]) -> int:
     if workers is None:
-        workers = 1
-    elif int(workers) != workers or workers < 1:
+        return 1
+    if int(workers) != workers or workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
-    return int(max(1, min(workers, num_jobs)))
+    return int(workers)
 
 
 def _chunk_metrics(
@@ -392,8 +392,8 @@ def _chunk_metrics(
     gal: _ClassGallery,
     max_rank: int,
     deduplicate_cmc: bool,
-) -> Tuple[float, float, int, np.ndarray, np.ndarray]:
-    """AP sum, INP sum, valid queries and CMC hit counts of one chunk of valid queries."""
+) -> Tuple[np.ndarray, np.ndarray, int, np.ndarray, np.ndarray]:
+    """AP and INP of each query, valid queries and CMC hit counts of one chunk of valid queries."""
     b = len(dg)
     r = _rank_matches(dg, start, count, gal, deduplicate_cmc)
     first = np.searchsorted(r.rows, np.arange(b), side="left")  # (B,) into r
@@ -401,13 +401,13 @@ def _chunk_metrics(
     num_rel = (last - first + 1).astype(np.float64)
     kth = np.arange(len(r.rows)) - first[r.rows] + 1  # 1-based order among the matches
     ap_rows = np.bincount(r.rows, weights=kth / (r.ranks + 1.0), minlength=b)
-    ap_sum = float(np.sum(ap_rows / num_rel))
-    inp_sum = float(np.sum(num_rel / (r.ranks[last] + 1.0)))
+    ap = ap_rows / num_rel  # (B,) per query: summed once at the end, so that neither the
+    inp = num_rel / (r.ranks[last] + 1.0)  # chunking nor the workers change a bit of the result
     std_hits = np.bincount(np.minimum(r.ranks[first], max_rank), minlength=max_rank + 1)
     dedup_hits = np.zeros(max_rank + 1, dtype=np.int64)
     if r.ids_before is not None:
         dedup_hits = np.bincount(np.minimum(r.ids_before, max_rank), minlength=max_rank + 1)
-    return ap_sum, inp_sum, b, std_hits, dedup_hits
+    return ap, inp, b, std_hits, dedup_hits
 
 
 def rank_metrics(
@@ -456,6 +456,10 @@ def rank_metrics(
     if chunk_size is not None and (int(chunk_size) != chunk_size or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
 
+    workers = _resolve_workers(workers)
+    # Under threads, chunks twice as large: fewer small steps queue for the GIL (2 threads,
+    # multi-shot SYSU-MM01: 0.84x the time of 256k-distance chunks; one thread: 1.07x).
+    budget = _DEFAULT_CHUNK_ELEMENTS * (2 if workers > 1 else 1)
     # Query classes: the queries of one camera remove the same gallery columns.
     classes = [(np.ones(num_q, dtype=bool), None)]
     for q_cam in sorted({q for q, _ in pairs}):
@@ -471,14 +475,14 @@ def rank_metrics(
         valid = gal.q_count > 0  # a query without a correct match left is skipped for every metric
         rows_all, start_all, count_all = rows_all[valid], gal.q_start[valid], gal.q_count[valid]
         skipped[rows_all] = False
-        step = chunk_size or max(1, _DEFAULT_CHUNK_ELEMENTS // max(len(gal.cols), 1))
+        step = chunk_size or max(1, budget // max(len(gal.cols), 1))
         for lo in range(0, len(rows_all), step):
             sl = slice(lo, lo + step)
             jobs.append((rows_all[sl], start_all[sl], count_all[sl], gal))
 
     _check_finite(distmat[skipped])
 
-    def run(job) -> Tuple[float, float, int, np.ndarray, np.ndarray]:
+    def run(job) -> Tuple[np.ndarray, np.ndarray, int, np.ndarray, np.ndarray]:
         rows, start, count, gal = job
         dg = np.take(distmat, rows, axis=0)  # (B, G) whole rows: every column checked
         _check_finite(dg)
@@ -486,15 +490,15 @@ def rank_metrics(
             dg = np.take(dg, gal.cols, axis=1)  # (B, G_c) kept columns, grouped by identity
         return _chunk_metrics(dg, start, count, gal, max_rank, deduplicate_cmc)
 
-    workers = _resolve_workers(workers, len(jobs))
+    workers = max(1, min(workers, len(jobs)))
     with _single_threaded_torch():  # one core per worker: torch's own threads would add more
         if workers > 1:
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 parts = list(pool.map(run, jobs))  # in job order: sums independent of workers
         else:
             parts = [run(job) for job in jobs]
-    ap_sum = float(sum(p[0] for p in parts))
-    inp_sum = float(sum(p[1] for p in parts))
+    ap_sum = float(np.sum(np.concatenate([p[0] for p in parts]))) if parts else 0.0
+    inp_sum = float(np.sum(np.concatenate([p[1] for p in parts]))) if parts else 0.0
     num_valid = int(sum(p[2] for p in parts))
     zeros = np.zeros(max_rank + 1, dtype=np.int64)
     cmc_std_hits = sum((p[3] for p in parts), zeros)
