@@ -277,6 +277,7 @@ class _ChunkRanks:
 
     rows: np.ndarray  # (n,) chunk row of each correct match, non-decreasing
     ranks: np.ndarray  # (n,) its rank among the row's gallery images
+    first: np.ndarray  # (B,) index into rows / ranks of each row's first match
     ids_before: Optional[np.ndarray]  # (B,) other identities with an image before the first match
 
 
@@ -354,16 +355,16 @@ def _rank_matches(
     slot_of = f_gcol - start[f_row]
     is_match = (slot_of >= 0) & (slot_of < count[f_row])
     rows = f_row[is_match]
+    first = np.searchsorted(rows, np.arange(b), side="left")  # (B,) every row has a match
     ids_before = None
     if deduplicate:
         mark = np.zeros(b * gal.num_ids, dtype=bool)
         mark[z_row * gal.num_ids + gal.ident[z_gcol]] = True
-        at = np.flatnonzero(is_match)
-        first_at = at[np.searchsorted(rows, np.arange(b), side="left")]  # (B,) sorted index of the first match
+        first_at = np.flatnonzero(is_match)[first]  # (B,) sorted index of each row's first match
         pre = (point_of == point_of[first_at][f_row]) & (np.arange(n) < first_at[f_row])
         mark[f_row[pre] * gal.num_ids + gal.ident[f_gcol[pre]]] = True
         ids_before = mark.reshape(b, gal.num_ids).sum(axis=1)
-    return _ChunkRanks(rows=rows, ranks=(below + within)[is_match], ids_before=ids_before)
+    return _ChunkRanks(rows=rows, ranks=(below + within)[is_match], first=first, ids_before=ids_before)
 
 
 @contextmanager
@@ -396,7 +397,7 @@ def _chunk_metrics(
     """AP and INP of each query, valid queries and CMC hit counts of one chunk of valid queries."""
     b = len(dg)
     r = _rank_matches(dg, start, count, gal, deduplicate_cmc)
-    first = np.searchsorted(r.rows, np.arange(b), side="left")  # (B,) into r
+    first = r.first  # (B,) into r
     last = np.searchsorted(r.rows, np.arange(b), side="right") - 1
     num_rel = (last - first + 1).astype(np.float64)
     kth = np.arange(len(r.rows)) - first[r.rows] + 1  # 1-based order among the matches
