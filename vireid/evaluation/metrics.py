@@ -216,50 +216,55 @@ def _class_gallery(
 
 
 def _order_key(
-    bucket: np.ndarray, dist: np.ndarray, cols: np.ndarray, num_cols: int
+    bucket: np.ndarray, dist: np.ndarray, cols: Optional[np.ndarray], num_cols: int
 ) -> Optional[np.ndarray]:
     """One int64 key ordering (bucket, distance, column) as a lexsort would, or None.
 
     float32 distances map to order-preserving 32-bit integers (-0.0 == 0.0, as the
-    comparisons of the reference sort treat them); None when the three do not fit
-    in 63 bits (float64 distances, huge chunks), and the caller lexsorts.
+    comparisons of the reference sort treat them). ``cols=None``: the items already come
+    in column order within each bucket, and a *stable* sort of the key keeps it, so the
+    column needs no bits. None when the parts do not fit in 63 bits (float64 distances,
+    huge chunks), and the caller lexsorts.
     """
     if dist.dtype != np.float32:
         return None
-    col_bits = max(int(num_cols - 1).bit_length(), 1)
+    col_bits = 0 if cols is None else max(int(num_cols - 1).bit_length(), 1)
     bucket_bits = max(int(bucket.max(initial=0)).bit_length(), 1)
     if 32 + col_bits + bucket_bits > 63:
         return None
-    d = dist + np.float32(0.0)  # -0.0 -> +0.0
-    u = d.view(np.int32).astype(np.int64)
-    u = np.where(u < 0, np.int64(-(1 << 31)) - u - 1, u) + (1 << 31)  # monotone, in [0, 2^32)
-    return (bucket.astype(np.int64) << (32 + col_bits)) | (u << col_bits) | cols
+    u = (dist + np.float32(0.0)).view(np.int32)  # + 0.0: -0.0 -> +0.0
+    u ^= (u >> 31) & np.int32(0x7FFFFFFF)  # negative floats: order reversed -> signed-int order
+    key = bucket.astype(np.int64) << (32 + col_bits)
+    key |= (u.astype(np.int64) + (1 << 31)) << col_bits  # in [0, 2^32)
+    if cols is not None:
+        key |= cols
+    return key
 
 
 def _flat_buckets(
-    dg: np.ndarray, lo: np.ndarray, scale: np.ndarray, num_buckets: int
+    dg: np.ndarray, lo: np.ndarray, scale: np.ndarray, num_buckets: int, row_start: np.ndarray
 ) -> np.ndarray:
     """(B, G) flat (row, bucket) index of every distance: ``row * num_buckets + bucket``.
 
     bucket = 1 + floor of the *level* ``(d - lo) * scale`` clipped to [-1, G + 1], a monotone
     map of the distance within a row: 0 holds only distances below ``lo`` (the row's first
     correct match), the first match itself is in bucket 1, and everything above
-    ``lo + (G + 1) / scale`` shares the top bucket ``G + 2``. The row offset is added in
-    floating point when the flat indices are exact integers of the distance type (one
-    integer pass less); rounding then moves a value by less than a bucket and keeps it in
-    order and inside its row, so buckets stay monotone, which is all the ranking needs.
+    ``lo + (G + 1) / scale`` shares the top bucket ``G + 2``. ``row_start``: (B,) int64
+    ``row * num_buckets + 1``. The row offset is added in floating point when the flat
+    indices are exact integers of the distance type (one integer pass less); rounding then
+    moves a value by less than a bucket and keeps it in order and inside its row, so
+    buckets stay monotone, which is all the ranking needs.
     """
     b, g = dg.shape
     # torch, not numpy, for these passes: numpy's row-broadcast and clip loops are about 3x slower
     level = torch.sub(torch.from_numpy(dg), torch.from_numpy(lo)[:, None])  # (B, G)
     level.mul_(torch.from_numpy(scale)[:, None])
     level.clamp_(-1.0, g + 1.0)
-    offsets = np.arange(b) * num_buckets + 1
     if b * num_buckets < 2 ** (np.finfo(dg.dtype).nmant + 1):
-        level.add_(torch.from_numpy(offsets.astype(dg.dtype))[:, None])  # in [row * nb, (row + 1) * nb - 1]
+        level.add_(torch.from_numpy(row_start.astype(dg.dtype))[:, None])  # in [row * nb, (row + 1) * nb - 1]
         return level.to(torch.int32).numpy()  # >= 0: truncation is floor; int32 halves the traffic
     flat = level.to(torch.int64)  # truncation toward zero: monotone as well
-    flat.add_(torch.from_numpy(offsets)[:, None])
+    flat.add_(torch.from_numpy(row_start)[:, None])
     return flat.numpy()
 
 
@@ -270,29 +275,65 @@ def _bincount(flat: np.ndarray, length: int) -> np.ndarray:
     return torch.bincount(torch.from_numpy(flat), minlength=length).numpy()
 
 
+def _lookup(table: np.ndarray, flat: np.ndarray) -> np.ndarray:
+    """``table[flat]`` by ``torch.index_select``: it takes int32 indices as they are (numpy's
+    take converts them to int64 first; measured 0.7 against 1.0 ns an index) and releases
+    the GIL."""
+    return torch.index_select(torch.from_numpy(table), 0, torch.from_numpy(flat)).numpy()
+
+
+@dataclass
+class _ClassPlan:
+    """A class's valid queries, in chunks, and what every chunk of them reuses.
+
+    The correct matches of all its queries are listed row-major: query ``i`` owns entries
+    ``match_off[i]:match_off[i + 1]`` of ``match_at``, its identity block in order.
+    """
+
+    gal: _ClassGallery
+    rows: np.ndarray  # (Q,) distmat row of each valid query
+    start: np.ndarray  # (Q,) first grouped column of its identity
+    count: np.ndarray  # (Q,) its correct matches, >= 1
+    match_at: np.ndarray  # (n,) flat index of each correct match in the class's (Q, G_c) block
+    match_off: np.ndarray  # (Q + 1,) first entry of each query in match_at
+    step: int  # queries per chunk
+    row_start: np.ndarray  # (step,) int64: row * (G_c + 3) + 1, the flat offset of each chunk row
+
+    @property
+    def num_queries(self) -> int:
+        return len(self.rows)
+
+
+def _class_plan(
+    rows: np.ndarray, start: np.ndarray, count: np.ndarray, gal: _ClassGallery, step: int
+) -> _ClassPlan:
+    """The plan of a class's valid queries (``rows``; ``start``, ``count``: their identity
+    blocks in ``gal``, ``count >= 1``)."""
+    g = len(gal.cols)
+    match_off = np.concatenate(([0], np.cumsum(count)))
+    owner = np.repeat(np.arange(len(rows)), count)  # (n,) query of each match
+    slot = np.arange(match_off[-1]) - match_off[owner]  # (n,) 0..count-1 within the block
+    match_at = owner * g + start[owner] + slot
+    row_start = np.arange(step, dtype=np.int64) * (g + 3) + 1
+    return _ClassPlan(gal, rows, start, count, match_at, match_off, step, row_start)
+
+
 @dataclass
 class _ChunkRanks:
-    """Exact 0-based ranks of a chunk's correct matches, in rank order within each row,
-    and (SYSU) the identities ranked before each row's first match."""
+    """Exact 0-based ranks of a chunk's correct matches, in rank order within each row (rows
+    in order, each with its ``count`` matches), and (SYSU) the identities ranked before
+    each row's first match."""
 
-    rows: np.ndarray  # (n,) chunk row of each correct match, non-decreasing
-    ranks: np.ndarray  # (n,) its rank among the row's gallery images
-    first: np.ndarray  # (B,) index into rows / ranks of each row's first match
+    ranks: np.ndarray  # (n,)
     ids_before: Optional[np.ndarray]  # (B,) other identities with an image before the first match
 
 
-def _rank_matches(
-    dg: np.ndarray,
-    start: np.ndarray,
-    count: np.ndarray,
-    gal: _ClassGallery,
-    deduplicate: bool,
-) -> _ChunkRanks:
+def _rank_matches(dg: np.ndarray, plan: _ClassPlan, first_row: int, deduplicate: bool) -> _ChunkRanks:
     """Rank every correct match of a chunk of queries without sorting the rows.
 
     Args:
-        dg: (B, G) distances, columns those of ``gal`` (kept, grouped by identity).
-        start, count: (B,) each row's identity block in ``gal`` (count >= 1).
+        dg: (B, G) distances of the plan's queries ``first_row:first_row + B``, columns
+            those of ``plan.gal`` (kept, grouped by identity).
         deduplicate: also count the identities before each row's first match.
 
     Each row's distances go through a monotone map spanning the row's correct matches
@@ -307,38 +348,40 @@ def _rank_matches(
     de-duplicated rank (the query's own identity cannot be among them).
     """
     b, g = dg.shape  # (B, G)
+    gal = plan.gal
     num_buckets = g + 3  # 0: below the first match, 1..g+1: the matches, g+2: the top
-    m = int(count.max())
-    slot = np.arange(m)
-    valid = slot[None, :] < count[:, None]  # (B, M)
-    pos = start[:, None] + np.minimum(slot[None, :], count[:, None] - 1)  # (B, M) grouped columns
-    m_at = pos + (np.arange(b) * g)[:, None]  # (B, M) flat index of each correct match
+    m0, m1 = plan.match_off[first_row], plan.match_off[first_row + b]
+    m_at = plan.match_at[m0:m1] - first_row * g  # (n,) flat index of each correct match in dg
+    m_first = plan.match_off[first_row:first_row + b] - m0  # (B,) each row's first entry in m_at
     m_val = dg.ravel()[m_at]
-    lo = m_val.min(axis=1)  # (B,) padding repeats the block's last column: min and max unchanged
-    hi = m_val.max(axis=1)
-    width = hi.astype(np.float64) - lo
-    tiny = np.maximum(np.abs(lo).astype(np.float64) * 1e-6, 1e-30)
+    lo = np.minimum.reduceat(m_val, m_first)  # (B,)
+    hi = np.maximum.reduceat(m_val, m_first)
+    width = np.subtract(hi, lo, dtype=np.float64)
+    tiny = np.maximum(np.abs(lo) * 1e-6, 1e-30, dtype=np.float64)
     scale = (g / np.maximum(width, tiny)).astype(dg.dtype)
-    flat = _flat_buckets(dg, lo, scale, num_buckets).ravel()  # (B*G,)
+    flat = _flat_buckets(dg, lo, scale, num_buckets, plan.row_start[:b]).ravel()  # (B*G,)
     hist = _bincount(flat, b * num_buckets)
 
     shared = np.zeros(b * num_buckets, dtype=bool)
-    shared[flat[m_at[valid]]] = True  # the matches' buckets
-    zero_buckets = np.arange(b) * num_buckets
+    shared[flat[m_at]] = True  # the matches' buckets
     if deduplicate:
-        shared[zero_buckets] = True  # the images before the first match, for their identities
-    idx = np.flatnonzero(np.take(shared, flat))  # images sharing a bucket with a correct match (+ bucket 0)
+        shared[::num_buckets] = True  # bucket 0 of each row: the images before the first match
+    idx = np.flatnonzero(_lookup(shared, flat))  # images sharing a bucket with a correct match (+ bucket 0)
     f_bucket = flat[idx]
     f_row = idx // g
-    f_gcol = idx - f_row * g
     if deduplicate:
-        zero = f_bucket == zero_buckets[f_row]
-        z_row, z_gcol = f_row[zero], f_gcol[zero]
-        idx, f_bucket, f_row, f_gcol = idx[~zero], f_bucket[~zero], f_row[~zero], f_gcol[~zero]
+        zero = f_bucket == f_row * num_buckets
+        z_idx = idx[zero]
+        keep = ~zero
+        idx, f_bucket, f_row = idx[keep], f_bucket[keep], f_row[keep]
+    f_gcol = idx - f_row * g
     f_dist = dg.ravel()[idx]
-    f_col = gal.cols[f_gcol]
+    f_col = None if gal.in_place else gal.cols[f_gcol]  # in place: idx is already in column order
     key = _order_key(f_bucket, f_dist, f_col, gal.num_columns)
-    order = np.argsort(key, kind="stable") if key is not None else np.lexsort((f_col, f_dist, f_bucket))
+    if key is not None:
+        order = np.argsort(key, kind="stable")
+    else:
+        order = np.lexsort((gal.cols[f_gcol], f_dist, f_bucket))
     f_bucket, f_row, f_gcol = f_bucket[order], f_row[order], f_gcol[order]
     n = len(order)
     new_point = np.ones(n, dtype=bool)  # first image of each shared bucket (f_bucket is sorted)
@@ -352,19 +395,18 @@ def _rank_matches(
     below = np.cumsum(seg)[point_of] - f_row * g
 
     # a correct match: inside the row's identity block
-    slot_of = f_gcol - start[f_row]
-    is_match = (slot_of >= 0) & (slot_of < count[f_row])
-    rows = f_row[is_match]
-    first = np.searchsorted(rows, np.arange(b), side="left")  # (B,) every row has a match
+    slot_of = f_gcol - plan.start[first_row + f_row]
+    is_match = (slot_of >= 0) & (slot_of < plan.count[first_row + f_row])
     ids_before = None
     if deduplicate:
         mark = np.zeros(b * gal.num_ids, dtype=bool)
-        mark[z_row * gal.num_ids + gal.ident[z_gcol]] = True
-        first_at = np.flatnonzero(is_match)[first]  # (B,) sorted index of each row's first match
+        z_row = z_idx // g
+        mark[z_row * gal.num_ids + gal.ident[z_idx - z_row * g]] = True
+        first_at = np.flatnonzero(is_match)[m_first]  # (B,) sorted index of each row's first match
         pre = (point_of == point_of[first_at][f_row]) & (np.arange(n) < first_at[f_row])
         mark[f_row[pre] * gal.num_ids + gal.ident[f_gcol[pre]]] = True
         ids_before = mark.reshape(b, gal.num_ids).sum(axis=1)
-    return _ChunkRanks(rows=rows, ranks=(below + within)[is_match], first=first, ids_before=ids_before)
+    return _ChunkRanks(ranks=(below + within)[is_match], ids_before=ids_before)
 
 
 @contextmanager
@@ -386,29 +428,22 @@ def _resolve_workers(workers: Optional[int]) -> int:
     return int(workers)
 
 
-def _chunk_metrics(
-    dg: np.ndarray,
-    start: np.ndarray,
-    count: np.ndarray,
-    gal: _ClassGallery,
-    max_rank: int,
-    deduplicate_cmc: bool,
-) -> Tuple[np.ndarray, np.ndarray, int, np.ndarray, np.ndarray]:
-    """AP and INP of each query, valid queries and CMC hit counts of one chunk of valid queries."""
-    b = len(dg)
-    r = _rank_matches(dg, start, count, gal, deduplicate_cmc)
-    first = r.first  # (B,) into r
-    last = np.searchsorted(r.rows, np.arange(b), side="right") - 1
-    num_rel = (last - first + 1).astype(np.float64)
-    kth = np.arange(len(r.rows)) - first[r.rows] + 1  # 1-based order among the matches
-    ap_rows = np.bincount(r.rows, weights=kth / (r.ranks + 1.0), minlength=b)
-    ap = ap_rows / num_rel  # (B,) per query: summed once at the end, so that neither the
-    inp = num_rel / (r.ranks[last] + 1.0)  # chunking nor the workers change a bit of the result
-    std_hits = np.bincount(np.minimum(r.ranks[first], max_rank), minlength=max_rank + 1)
+def _class_metrics(
+    plan: _ClassPlan, parts: Sequence[_ChunkRanks], max_rank: int
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """AP and INP of each query of a class, and its CMC hit counts (standard, de-duplicated),
+    from the ranks of its chunks (in order)."""
+    ranks = np.concatenate([p.ranks for p in parts])  # (n,) row by row, ascending in each row
+    first, count = plan.match_off[:-1], plan.count
+    kth = np.arange(len(ranks)) - np.repeat(first, count) + 1  # 1-based order among the matches
+    ap = np.add.reduceat(kth / (ranks + 1.0), first) / count  # (Q,) per query: summed once at the
+    inp = count / (ranks[plan.match_off[1:] - 1] + 1.0)  # end, so neither the chunks nor the workers change a bit
+    std_hits = np.bincount(np.minimum(ranks[first], max_rank), minlength=max_rank + 1)
     dedup_hits = np.zeros(max_rank + 1, dtype=np.int64)
-    if r.ids_before is not None:
-        dedup_hits = np.bincount(np.minimum(r.ids_before, max_rank), minlength=max_rank + 1)
-    return ap, inp, b, std_hits, dedup_hits
+    if parts[0].ids_before is not None:
+        ids_before = np.concatenate([p.ids_before for p in parts])
+        dedup_hits = np.bincount(np.minimum(ids_before, max_rank), minlength=max_rank + 1)
+    return ap, inp, std_hits, dedup_hits
 
 
 def rank_metrics(
@@ -469,42 +504,48 @@ def rank_metrics(
         in_class = q_camids == q_cam
         classes[0][0][in_class] = False
         classes.append((in_class, ~removed))
-    jobs = []
+    plans, jobs = [], []
     skipped = np.ones(num_q, dtype=bool)  # rows no chunk reads (their finiteness is checked here)
     for in_class, kept in classes:
         rows_all = np.flatnonzero(in_class)
         gal = _class_gallery(q_pids[rows_all], g_pids, kept)
         valid = gal.q_count > 0  # a query without a correct match left is skipped for every metric
-        rows_all, start_all, count_all = rows_all[valid], gal.q_start[valid], gal.q_count[valid]
+        if not valid.any():
+            continue
+        rows_all = rows_all[valid]
         skipped[rows_all] = False
         step = chunk_size or max(1, budget // max(len(gal.cols), 1))
-        for lo in range(0, len(rows_all), step):
-            sl = slice(lo, lo + step)
-            jobs.append((rows_all[sl], start_all[sl], count_all[sl], gal))
+        plan = _class_plan(rows_all, gal.q_start[valid], gal.q_count[valid], gal, min(step, len(rows_all)))
+        plans.append(plan)
+        jobs += [(plan, lo) for lo in range(0, plan.num_queries, plan.step)]
 
     _check_finite(distmat[skipped])
 
-    def run(job) -> Tuple[np.ndarray, np.ndarray, int, np.ndarray, np.ndarray]:
-        rows, start, count, gal = job
-        dg = np.take(distmat, rows, axis=0)  # (B, G) whole rows: every column checked
+    def run(job) -> _ChunkRanks:
+        plan, lo = job
+        dg = np.take(distmat, plan.rows[lo:lo + plan.step], axis=0)  # (B, G) whole rows: every column checked
         _check_finite(dg)
-        if not gal.in_place:
-            dg = np.take(dg, gal.cols, axis=1)  # (B, G_c) kept columns, grouped by identity
-        return _chunk_metrics(dg, start, count, gal, max_rank, deduplicate_cmc)
+        if not plan.gal.in_place:
+            dg = np.take(dg, plan.gal.cols, axis=1)  # (B, G_c) kept columns, grouped by identity
+        return _rank_matches(dg, plan, lo, deduplicate_cmc)
 
     workers = max(1, min(workers, len(jobs)))
     with _single_threaded_torch():  # one core per worker: torch's own threads would add more
         if workers > 1:
             with ThreadPoolExecutor(max_workers=workers) as pool:
-                parts = list(pool.map(run, jobs))  # in job order: sums independent of workers
+                ranked = list(pool.map(run, jobs))  # in job order: sums independent of workers
         else:
-            parts = [run(job) for job in jobs]
+            ranked = [run(job) for job in jobs]
+    parts = [
+        _class_metrics(plan, [r for (p, _), r in zip(jobs, ranked) if p is plan], max_rank)
+        for plan in plans
+    ]
     ap_sum = float(np.sum(np.concatenate([p[0] for p in parts]))) if parts else 0.0
     inp_sum = float(np.sum(np.concatenate([p[1] for p in parts]))) if parts else 0.0
-    num_valid = int(sum(p[2] for p in parts))
+    num_valid = int(sum(plan.num_queries for plan in plans))
     zeros = np.zeros(max_rank + 1, dtype=np.int64)
-    cmc_std_hits = sum((p[3] for p in parts), zeros)
-    cmc_dedup_hits = sum((p[4] for p in parts), zeros)
+    cmc_std_hits = sum((p[2] for p in parts), zeros)
+    cmc_dedup_hits = sum((p[3] for p in parts), zeros)
 
     if num_valid == 0:
         raise ValueError("no valid query: no query identity occurs in its gallery")
