@@ -388,25 +388,31 @@ def _rank_matches(dg: np.ndarray, plan: _ClassPlan, first_row: int, deduplicate:
     new_point[1:] = f_bucket[1:] != f_bucket[:-1]
     point_at = np.flatnonzero(new_point)
     point_of = np.cumsum(new_point) - 1  # (n,) the shared bucket of each image, 0..points-1
-    within = np.arange(n) - point_at[point_of]  # rank inside the bucket
-    # Images in lower buckets of the same row: the images in lower flat buckets (sums of
-    # hist between consecutive shared buckets) minus g per earlier row (each holds g).
-    seg = np.add.reduceat(hist, np.concatenate(([0], f_bucket[point_at])))[:-1]
-    below = np.cumsum(seg)[point_of] - f_row * g
 
     # a correct match: inside the row's identity block
-    slot_of = f_gcol - plan.start[first_row + f_row]
-    is_match = (slot_of >= 0) & (slot_of < plan.count[first_row + f_row])
+    slot_of = f_gcol - plan.start[first_row:first_row + b][f_row]
+    is_match = (slot_of >= 0) & (slot_of < plan.count[first_row:first_row + b][f_row])
+    at = np.flatnonzero(is_match)  # (n_matches,) sorted index of each match, rows in order
+    m_point = point_of[at]
+    # Rank = the images in lower buckets of the same row (the images in lower flat buckets,
+    # sums of hist between consecutive shared buckets, minus g per earlier row: each holds g)
+    # + the images before it in its bucket.
+    seg = np.add.reduceat(hist, np.concatenate(([0], f_bucket[point_at])))[:-1]
+    ranks = np.cumsum(seg)[m_point] - f_row[at] * g + (at - point_at[m_point])
     ids_before = None
     if deduplicate:
         mark = np.zeros(b * gal.num_ids, dtype=bool)
         z_row = z_idx // g
         mark[z_row * gal.num_ids + gal.ident[z_idx - z_row * g]] = True
-        first_at = np.flatnonzero(is_match)[m_first]  # (B,) sorted index of each row's first match
-        pre = (point_of == point_of[first_at][f_row]) & (np.arange(n) < first_at[f_row])
-        mark[f_row[pre] * gal.num_ids + gal.ident[f_gcol[pre]]] = True
+        # the images sorted before each row's first match in its bucket: a run of positions
+        first_at = at[m_first]  # (B,)
+        run_start = point_at[point_of[first_at]]
+        run_len = first_at - run_start
+        if run_len.any():
+            pre = np.repeat(first_at - np.cumsum(run_len), run_len) + np.arange(run_len.sum())
+            mark[f_row[pre] * gal.num_ids + gal.ident[f_gcol[pre]]] = True
         ids_before = mark.reshape(b, gal.num_ids).sum(axis=1)
-    return _ChunkRanks(ranks=(below + within)[is_match], ids_before=ids_before)
+    return _ChunkRanks(ranks=ranks, ids_before=ids_before)
 
 
 @contextmanager
