@@ -32,11 +32,13 @@ chunk, each row's distances pass through a monotone map spanning the row's corre
 matches whose integer part is a bucket (about one image per bucket), one ``bincount``
 counts the images of every (row, bucket), and only the images sharing a bucket with a
 correct match are ordered exactly, by (distance, gallery index). That gives the exact
-rank of every correct match (ties included) in a few passes over the chunk; AP, INP
-and the standard CMC follow. The images before a row's first match are those of its
-lowest bucket plus those ordered before it in its bucket, so the de-duplicated rank is
-the number of distinct identities among them. Chunks can run on several threads
-(``workers``) and are summed in a fixed order, so results do not depend on it. The
+rank of every correct match (ties included) in a few passes over the chunk. The images
+before a row's first match are those of its lowest bucket plus those ordered before it
+in its bucket, so the de-duplicated rank is the number of distinct identities among
+them. The correct matches of a class are listed once (:class:`_ClassPlan`) and AP, INP
+and the CMC counts are computed once per class from the ranks of all its chunks. Chunks
+can run on several threads (``workers``); per-query values are summed in a fixed order,
+so results do not depend on the chunks or the threads. The
 readable per-query version is :mod:`vireid.evaluation.reference`;
 ``benchmarks/bench_eval_metrics.py`` times both.
 """
@@ -480,8 +482,8 @@ def rank_metrics(
             several workers, which keeps a chunk's working arrays near the CPU's cache).
         workers: threads working on chunks at once, i.e. the cores used (default 1;
             torch's intra-op threads are set to 1 for the call and restored after). On
-            an idle 2-core machine 2 threads made full-size multi-shot SYSU-MM01 1.25x
-            faster and single-shot 1.08x. The result does not depend on it (nor on
+            an idle 2-core machine 2 threads made full-size multi-shot SYSU-MM01 1.28x
+            faster and single-shot 1.03x. The result does not depend on it (nor on
             ``chunk_size``): per-query AP and INP are summed once, in query order.
 
     Raises:
