@@ -187,13 +187,26 @@ def _grouped_problem(seed: int, per_id: int, num_ids: int = 6, num_q: int = 40):
 @pytest.mark.parametrize("per_id", [2, 12])  # few images per identity / many (two code paths)
 @pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("chunk_size", [None, 5])
-def test_vectorised_equals_loop_grouped_gallery(per_id, workers, chunk_size):
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])  # float64: the lexsort path
+def test_vectorised_equals_loop_grouped_gallery(per_id, workers, chunk_size, dtype):
     dist, qp, gp, qc, gc = _grouped_problem(per_id, per_id)
+    dist = dist.astype(dtype)
     fast = sysu_metrics(dist, qp, gp, qc, gc, chunk_size=chunk_size, workers=workers)
     _assert_same(fast, sysu_metrics_loop(dist, qp, gp, qc, gc))
     shuffled = np.random.default_rng(9).permutation(len(gp))  # same problem, columns shuffled
     fast2 = sysu_metrics(dist[:, shuffled], qp, gp[shuffled], qc, gc[shuffled], workers=workers)
     _assert_same(fast2, sysu_metrics_loop(dist[:, shuffled], qp, gp[shuffled], qc, gc[shuffled]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_ties_in_a_gallery_grouped_by_identity(dtype):
+    """In a gallery already in identity order the tie-break by gallery index rests on the
+    column order of the images sharing a bucket (no column in the float32 key, the grouped
+    column in the float64 lexsort): many equal distances check both."""
+    dist, qp, gp, qc, gc = _grouped_problem(5, 8)
+    dist = (np.round(dist * 2) / 2).astype(dtype)  # a few levels: ties everywhere
+    _assert_same(sysu_metrics(dist, qp, gp, qc, gc), sysu_metrics_loop(dist, qp, gp, qc, gc))
+    _assert_same(regdb_metrics(dist, qp, gp), regdb_metrics_loop(dist, qp, gp))
 
 
 @pytest.mark.parametrize(

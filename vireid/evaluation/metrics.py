@@ -299,7 +299,8 @@ class _ClassPlan:
     match_at: np.ndarray  # (n,) flat index of each correct match in the class's (Q, G_c) block
     match_off: np.ndarray  # (Q + 1,) first entry of each query in match_at
     step: int  # queries per chunk
-    row_start: np.ndarray  # (step,) int64: row * (G_c + 3) + 1, the flat offset of each chunk row
+    num_buckets: int  # per row: G_c + 3 (0: below the first match, 1..G_c+1: the matches, G_c+2: the top)
+    row_start: np.ndarray  # (step,) int64: row * num_buckets + 1, the flat offset of each chunk row
 
     @property
     def num_queries(self) -> int:
@@ -316,8 +317,9 @@ def _class_plan(
     owner = np.repeat(np.arange(len(rows)), count)  # (n,) query of each match
     slot = np.arange(match_off[-1]) - match_off[owner]  # (n,) 0..count-1 within the block
     match_at = owner * g + start[owner] + slot
-    row_start = np.arange(step, dtype=np.int64) * (g + 3) + 1
-    return _ClassPlan(gal, rows, start, count, match_at, match_off, step, row_start)
+    num_buckets = g + 3
+    row_start = np.arange(step, dtype=np.int64) * num_buckets + 1
+    return _ClassPlan(gal, rows, start, count, match_at, match_off, step, num_buckets, row_start)
 
 
 @dataclass
@@ -351,7 +353,7 @@ def _rank_matches(dg: np.ndarray, plan: _ClassPlan, first_row: int, deduplicate:
     """
     b, g = dg.shape  # (B, G)
     gal = plan.gal
-    num_buckets = g + 3  # 0: below the first match, 1..g+1: the matches, g+2: the top
+    num_buckets = plan.num_buckets
     m0, m1 = plan.match_off[first_row], plan.match_off[first_row + b]
     m_at = plan.match_at[m0:m1] - first_row * g  # (n,) flat index of each correct match in dg
     m_first = plan.match_off[first_row:first_row + b] - m0  # (B,) each row's first entry in m_at
@@ -383,7 +385,7 @@ def _rank_matches(dg: np.ndarray, plan: _ClassPlan, first_row: int, deduplicate:
     if key is not None:
         order = np.argsort(key, kind="stable")
     else:
-        order = np.lexsort((gal.cols[f_gcol], f_dist, f_bucket))
+        order = np.lexsort((f_gcol if f_col is None else f_col, f_dist, f_bucket))  # in place: gcol == col
     f_bucket, f_row, f_gcol = f_bucket[order], f_row[order], f_gcol[order]
     n = len(order)
     new_point = np.ones(n, dtype=bool)  # first image of each shared bucket (f_bucket is sorted)
