@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
-from vireid.engine.config import ConfigError, load_config
+from vireid.engine.config import ConfigError, load_config, resolve_required
 from vireid.engine.evaluate import EvalOptions, EvalReport, evaluate_model, untrained_model
 from vireid.io import PathLike, atomic_write_text
 
@@ -125,7 +125,7 @@ def run_ablation(base_config: PathLike, cache_dir: PathLike, out_dir: PathLike, 
     configs = Path(configs_dir) if configs_dir is not None else base_config.parent
     opt = options or EvalOptions(mode="all", direction="v2t")
     result = AblationResult()
-    configs_used = [(name, slug, load_config(base_config, row_overrides(configs / f) + list(overrides)))
+    configs_used = [(name, slug, resolve_required(load_config(base_config, row_overrides(configs / f) + list(overrides))))
                     for name, slug, f in rows]                      # every config checked before any training
     full_ck: Optional[Path] = None
     for i, (name, slug, cfg) in enumerate(configs_used, 1):

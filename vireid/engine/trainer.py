@@ -71,7 +71,8 @@ from vireid.data.shards import CacheError, HeatmapCache
 from vireid.data.transforms import TrainTransform, normalise_batch
 from vireid.engine import distributed as ddp
 from vireid.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from vireid.engine.config import ConfigError, ResolvedSpeed, TrainConfig, resolve_speed, save_config
+from vireid.engine.config import (ConfigError, ResolvedSpeed, TrainConfig, resolve_required, resolve_speed,
+                                  save_config)
 from vireid.engine.distributed import DistContext, DistributedError
 from vireid.engine.features import extract_features
 from vireid.engine.optim import build_optimizer, build_scheduler
@@ -296,7 +297,7 @@ def train(config: TrainConfig, cache_dir: PathLike, out_dir: PathLike, trial: Op
         if config.dataset != "regdb":
             raise TrainError(f"--trial {trial} applies to RegDB only (dataset is {config.dataset})")
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, trial=int(trial)))
-    cfg = config
+    cfg = resolve_required(config)
     if "test" in cfg.data.splits:
         raise TrainError("data.splits contains 'test': the test identities are never trained on")
     cache, manifest = _open_data(cache_dir)
