@@ -1,10 +1,12 @@
-"""Atomic file writes: write to a temporary name beside the target, fsync, then rename.
+"""File helpers: atomic writes (write to a temporary name beside the target, fsync, then
+rename) and the sha256 of a file.
 
 A killed process leaves either the old file or the new one under the final name, never
 a half-written one (the temporary ``.<name>.tmp-*`` file may remain and is harmless).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -51,3 +53,13 @@ def atomic_write_text(target: PathLike, text: str) -> None:
 
 def atomic_write_json(target: PathLike, payload: Any, indent: int = 2) -> None:
     atomic_write_text(target, json.dumps(payload, indent=indent, sort_keys=False, allow_nan=False) + "\n")
+
+
+def file_sha256(path: PathLike) -> str:
+    """Hex sha256 of a file's bytes (read in 1 MiB blocks): how weights, checkpoints and
+    images are identified in caches and results."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

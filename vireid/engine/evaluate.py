@@ -26,7 +26,7 @@ from vireid.data.manifest import Manifest
 from vireid.data.protocol import Sample, regdb_test_lists, sysu_gallery, sysu_query
 from vireid.data.spec import DatasetSpec, load_spec
 from vireid.evaluation import RankMetrics, TrialSummary, aggregate_trials, regdb_metrics, sysu_metrics
-from vireid.io import PathLike
+from vireid.io import PathLike, file_sha256
 from vireid.model import PoseVIReIDNet
 
 log = logging.getLogger(__name__)
@@ -241,7 +241,7 @@ def evaluate_model(model: PoseVIReIDNet, ck: Mapping[str, Any], cache_dir: PathL
     ck_info: Dict[str, Any] = {"path": str(checkpoint) if checkpoint is not None else None,
                                "epoch": ck.get("epoch"), "weights": weights}
     if checkpoint is not None and Path(checkpoint).is_file():
-        ck_info["sha256"] = _sha256(Path(checkpoint))
+        ck_info["sha256"] = file_sha256(checkpoint)
     if weights == "untrained":
         ck_info["note"] = ("random initialisation from the checkpoint's model config, seeded with its seed; "
                            "no weights loaded")
@@ -266,16 +266,6 @@ def evaluate_model(model: PoseVIReIDNet, ck: Mapping[str, Any], cache_dir: PathL
     return EvalReport(dataset=dataset, payload=payload, table=table, markdown=markdown_table(table, dataset=dataset),
                       curves=curves, protocol_sets=protocol_sets, features=feats, row_of=row_of, indices=indices,
                       cache=cache)
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def map_ratios(trained: Mapping[str, Any], baseline: Mapping[str, Any]) -> Dict[str, Dict[str, Dict[str, float]]]:
