@@ -104,3 +104,29 @@ def plot_validation(path: PathLike, records: Sequence[Mapping[str, Any]]) -> Pat
         return _save(fig, path)
     finally:
         plt.close(fig)
+
+
+def plot_sweep(path: PathLike, curves: Mapping[str, Sequence[Mapping[str, Any]]], title: str) -> Path:
+    """Validation mAP (f_all, %) against the epoch, one line per run (the paper's Fig. 5 form):
+    ``curves`` maps a label to that run's log records."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=_SIZE_IN)
+    try:
+        drawn = 0
+        for label, records in curves.items():
+            val = [r for r in records if r.get("kind") == "val"]
+            if val:
+                ax.plot([int(r["epoch"]) for r in val], [100.0 * float(r.get("mAP", math.nan)) for r in val],
+                        marker="o", markersize=3, label=label)
+                drawn += 1
+        if not drawn:
+            raise ValueError("no run has validation records (train with data.holdout): nothing to plot")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("validation mAP, f_all (%)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="best")
+        ax.set_title(title)
+        fig.tight_layout()
+        return _save(fig, path)
+    finally:
+        plt.close(fig)
