@@ -10,6 +10,7 @@ Layout (every key has the paper's default, Section IV-A)::
     log_every: 10                 # steps between progress-bar / logger updates
     tensorboard: false            # also log every record to RUN/tensorboard (needs vireid[tensorboard])
     val_every: 5                  # epochs between validations (only with data.holdout)
+    grad_every: 50                # steps between per-loss gradient norms on the shared layers (0: off)
     progress: true                # tqdm progress bar
     model: {...}                  # ModelConfig's fields except input_size / num_classes,
                                   # plus pretrained, pose_init, pose_init_stage
@@ -235,6 +236,7 @@ class TrainConfig:
     log_every: int = 10
     tensorboard: bool = False
     val_every: int = 5
+    grad_every: int = 50
     progress: bool = True
     model: ModelSection = field(default_factory=ModelSection)  # type: ignore[valid-type]
     loss: LossSection = field(default_factory=LossSection)  # type: ignore[valid-type]
@@ -559,6 +561,8 @@ def validate(cfg: TrainConfig) -> None:
     """Value checks across sections (raises ``ValueError``); the section classes check their own."""
     if cfg.dataset not in ("sysu", "regdb"):
         raise ValueError(f"dataset must be 'sysu' or 'regdb', got {cfg.dataset!r}")
+    if cfg.grad_every < 0:
+        raise ValueError(f"grad_every must be >= 0 (0: off), got {cfg.grad_every}")
     for name in ("epochs", "log_every", "val_every"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
