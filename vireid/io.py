@@ -5,6 +5,7 @@ a half-written one (the temporary ``.<name>.tmp-*`` file may remain and is harml
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -51,3 +52,12 @@ def atomic_write_text(target: PathLike, text: str) -> None:
 
 def atomic_write_json(target: PathLike, payload: Any, indent: int = 2) -> None:
     atomic_write_text(target, json.dumps(payload, indent=indent, sort_keys=False, allow_nan=False) + "\n")
+
+
+def sha256_file(path: PathLike) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
