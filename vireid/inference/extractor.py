@@ -182,7 +182,7 @@ class FeatureExtractor:
 
     def describe(self) -> dict:
         """What a feature file records about the features' origin."""
-        return {"checkpoint": str(self.checkpoint), "checkpoint_sha256": self.checkpoint_sha256,
+        return {"checkpoint": str(self.checkpoint.resolve()), "checkpoint_sha256": self.checkpoint_sha256,
                 "feature": self.feature, "flip": self.flip, "dim": self.dim, "input_size": list(self.input_size)}
 
     def prepare(self, item: ImageItem) -> tuple:
