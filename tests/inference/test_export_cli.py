@@ -10,6 +10,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from tests.inference.helpers import assert_help_mentions
 from vireid.cli.export import cli
 from vireid.engine.checkpoint import build_model_from_checkpoint
 from vireid.model.pcb import stripe_pool, stripe_pool_sliced
@@ -25,10 +26,8 @@ def _random_inputs(model, batch: int = 5, seed: int = 3):
 
 
 def test_help():
-    res = CliRunner().invoke(cli, ["--help"])
-    assert res.exit_code == 0
-    for word in ("--checkpoint", "--format", "torchscript", "onnx", "--out", "--check", "modality", "f_all", "1e-4"):
-        assert word in res.output, word
+    assert_help_mentions(cli, "--checkpoint", "--format", "torchscript", "onnx", "--out", "--check", "modality",
+                         "f_all", "1e-4")
 
 
 def test_torchscript_matches_eager(trained, tmp_path):

@@ -8,6 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from tests.inference.helpers import assert_help_mentions
 from vireid.cli.extract import cli
 from vireid.inference.extractor import FeatureExtractor
 from vireid.inference.featurefile import FeatureFile, FeatureFileMismatch, check_origin
@@ -21,11 +22,8 @@ def _one_line_error(res) -> str:
 
 
 def test_help():
-    res = CliRunner().invoke(cli, ["--help"])
-    assert res.exit_code == 0
-    for word in ("--checkpoint", "--images", "--manifest", "--split", "--modality", "--feature", "--flip",
-                 "--out", "--chunk-size", "--restart", "--overwrite", "Resumable"):
-        assert word in res.output, word
+    assert_help_mentions(cli, "--checkpoint", "--images", "--manifest", "--split", "--modality", "--feature",
+                         "--flip", "--out", "--chunk-size", "--restart", "--overwrite", "Resumable")
 
 
 def test_manifest_to_feature_file(trained, tmp_path):

@@ -102,8 +102,8 @@ def as_items(inputs: Any, modality: Any = None, root: Optional[PathLike] = None)
         if isinstance(obj, Record):
             if root is None:
                 raise ExtractorError(f"{obj.path}: a manifest record needs root= (the dataset folder)")
-            items.append(ImageItem(str(Path(root) / obj.path), code if code is not None else MODALITY_NAMES[obj.modality],
-                                   obj.pid, obj.camid))
+            own = code if code is not None else MODALITY_NAMES[obj.modality]
+            items.append(ImageItem(str(Path(root) / obj.path), own, obj.pid, obj.camid))
         elif isinstance(obj, (str, Path)):
             items.append(ImageItem(str(obj), code))
         elif isinstance(obj, np.ndarray):

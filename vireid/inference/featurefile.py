@@ -31,7 +31,7 @@ import logging
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Sequence
 
 import numpy as np
 
@@ -63,8 +63,9 @@ def check_origin(where: str, have: Mapping[str, Any], want: Mapping[str, Any]) -
     """Raise :class:`FeatureFileMismatch` unless ``have`` and ``want`` agree on :data:`ORIGIN_KEYS`."""
     differ = [k for k in ORIGIN_KEYS if have.get(k) != want.get(k)]
     if differ:
+        verb = "differs" if len(differ) == 1 else "differ"
         raise FeatureFileMismatch(f"{where} holds features of {describe_origin(have)}, not of "
-                                  f"{describe_origin(want)} ({', '.join(differ)} {'differs' if len(differ) == 1 else 'differ'})")
+                                  f"{describe_origin(want)} ({', '.join(differ)} {verb})")
 
 
 @dataclass
