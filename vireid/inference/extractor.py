@@ -138,7 +138,7 @@ class FeatureExtractor:
     Args:
         checkpoint: a ``vireid-train`` checkpoint (``RUN/best.pt``, ``RUN/last.pt``).
         device: 'cpu', 'cuda', 'cuda:N' or 'auto' (CUDA when available).
-        feature: 'f_id' (ReID branch, eq. 12) or 'f_all' (with the pose branch, eq. 13).
+        feature: 'f_all' (default: ReID and pose branches, eq. 13) or 'f_id' (ReID branch, eq. 12).
         flip: average each image's features with its mirror image's.
         batch_size: images per forward pass.
 
@@ -146,7 +146,7 @@ class FeatureExtractor:
     those, with ``modality`` ('rgb' | 'ir' | 'auto', or one per image): ``(N, D)`` float32.
     """
 
-    def __init__(self, checkpoint: PathLike, device: str = "auto", feature: str = "f_id", flip: bool = True,
+    def __init__(self, checkpoint: PathLike, device: str = "auto", feature: str = "f_all", flip: bool = True,
                  batch_size: int = 64) -> None:
         from vireid.data.transforms import TransformConfig
         from vireid.engine.checkpoint import build_model_from_checkpoint
