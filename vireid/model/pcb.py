@@ -43,8 +43,19 @@ def stripe_pool(features: Tensor, num_stripes: int) -> Tensor:
         raise ValueError(
             f"feature maps of height {features.shape[-2]} cannot be split into {num_stripes} stripes"
         )
+    if features.shape[-2] % num_stripes and torch.onnx.is_in_onnx_export():
+        # ONNX has no adaptive pooling with overlapping bins: the same bins as slices
+        return stripe_pool_sliced(features, num_stripes)
     pooled = F.adaptive_avg_pool2d(features, (num_stripes, 1))  # [B, C, P, 1]
     return pooled.flatten(2).transpose(1, 2)  # [B, P, C]
+
+
+def stripe_pool_sliced(features: Tensor, num_stripes: int) -> Tensor:
+    """:func:`stripe_pool` by explicit slices: stripe i averages rows ``floor(i H / P)`` to
+    ``ceil((i + 1) H / P)`` (exclusive), adaptive average pooling's bins."""
+    h = int(features.shape[-2])
+    bins = [((i * h) // num_stripes, -((-(i + 1) * h) // num_stripes)) for i in range(num_stripes)]
+    return torch.stack([features[:, :, lo:hi].mean(dim=(2, 3)) for lo, hi in bins], 1)  # [B, P, C]
 
 
 class PCBHead(nn.Module):
