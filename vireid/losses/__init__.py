@@ -4,13 +4,13 @@
 * :class:`HeteroCenterTripletLoss` — eqs. 18-20.
 * :func:`pose_loss` — eq. 16, with per-joint weights and the merged single-map mode.
 * :func:`kd_loss` — eq. 15, KL(teacher || student) of the Hierarchical Feature Constraint.
-* :class:`LossConfig`, :func:`compute_losses`, :class:`JointLoss` — eq. 21.
+* :class:`LossConfig`, :func:`compute_losses`, :class:`JointLoss` — eq. 21; :func:`loss_terms` its terms one by one.
 """
 from .hetero_center import HeteroCenterTripletLoss, modality_centers
 from .identity import identity_loss
 from .kd import kd_loss
 from .pose import joint_mask, merge_joint_heatmaps, pose_loss
-from .total import JointLoss, LossConfig, compute_losses
+from .total import JointLoss, LossConfig, compute_losses, loss_terms
 
 __all__ = [
     "HeteroCenterTripletLoss",
@@ -20,6 +20,7 @@ __all__ = [
     "identity_loss",
     "kd_loss",
     "joint_mask",
+    "loss_terms",
     "merge_joint_heatmaps",
     "modality_centers",
     "pose_loss",

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional, Tuple
 
-import torch
 from torch import Tensor, nn
 
 from .hetero_center import HeteroCenterTripletLoss
@@ -81,6 +80,40 @@ class LossConfig:
         return cls(**{"lambda_pose": weights[dataset], **overrides})  # type: ignore[arg-type]
 
 
+def loss_terms(
+    outputs: "object",
+    labels: Tensor,
+    modality: Tensor,
+    target_heatmaps: Optional[Tensor] = None,
+    joint_weights: Optional[Tensor] = None,
+    config: Optional[LossConfig] = None,
+) -> Dict[str, Tuple[float, Callable[[], Tensor]]]:
+    """Each term of eq. 21 as ``name -> (weight, compute)``, in the order of the total.
+
+    ``compute()`` evaluates that term alone (unweighted), so a caller can time the terms one by
+    one (``vireid-train --profile``); :func:`compute_losses` evaluates them all. Arguments as
+    for :func:`compute_losses`; a term the model switched off is absent.
+    """
+    cfg = config or LossConfig()
+    hctri = HeteroCenterTripletLoss(cfg.margin, cfg.hctri_reduction)
+    branches = [(outputs.id_logits, outputs.id_embeddings)]
+    if outputs.pose_logits is not None:
+        branches.append((outputs.pose_logits, outputs.pose_embeddings))
+    terms: Dict[str, Tuple[float, Callable[[], Tensor]]] = {
+        "id": (1.0, lambda: sum(identity_loss(lg, labels, cfg.label_smoothing) for lg, _ in branches)),
+        "hctri": (cfg.beta, lambda: sum(hctri(emb, labels, modality) for _, emb in branches)),
+    }
+    if outputs.heatmaps is not None:
+        if target_heatmaps is None:
+            raise ValueError("the model predicts heatmaps (pose loss on) but no target heatmaps were given")
+        terms["pose"] = (cfg.lambda_pose, lambda: pose_loss(outputs.heatmaps, target_heatmaps, joint_weights,
+                                                            cfg.pose_normalization, cfg.pose_min_confidence))
+    if outputs.teacher_logits is not None:
+        terms["kd"] = (cfg.gamma, lambda: sum(kd_loss(outputs.teacher_logits, lg, cfg.kd_temperature,
+                                                      cfg.detach_teacher) for lg, _ in branches))
+    return terms
+
+
 def compute_losses(
     outputs: "object",
     labels: Tensor,
@@ -104,27 +137,12 @@ def compute_losses(
     Returns:
         ``{'id', 'hctri'[, 'pose'][, 'kd'], 'total'}``: unweighted terms and the weighted total.
     """
-    cfg = config or LossConfig()
-    hctri = HeteroCenterTripletLoss(cfg.margin, cfg.hctri_reduction)
-    branches = [(outputs.id_logits, outputs.id_embeddings)]
-    if outputs.pose_logits is not None:
-        branches.append((outputs.pose_logits, outputs.pose_embeddings))
-    losses: Dict[str, Tensor] = {
-        "id": sum(identity_loss(lg, labels, cfg.label_smoothing) for lg, _ in branches),
-        "hctri": sum(hctri(emb, labels, modality) for _, emb in branches),
-    }
-    total = losses["id"] + cfg.beta * losses["hctri"]
-    if outputs.heatmaps is not None:
-        if target_heatmaps is None:
-            raise ValueError("the model predicts heatmaps (pose loss on) but no target heatmaps were given")
-        losses["pose"] = pose_loss(outputs.heatmaps, target_heatmaps, joint_weights, cfg.pose_normalization,
-                                    cfg.pose_min_confidence)
-        total = total + cfg.lambda_pose * losses["pose"]
-    if outputs.teacher_logits is not None:
-        losses["kd"] = sum(
-            kd_loss(outputs.teacher_logits, lg, cfg.kd_temperature, cfg.detach_teacher) for lg, _ in branches
-        )
-        total = total + cfg.gamma * losses["kd"]
+    losses: Dict[str, Tensor] = {}
+    total: Optional[Tensor] = None
+    for name, (weight, compute) in loss_terms(outputs, labels, modality, target_heatmaps, joint_weights,
+                                              config).items():
+        losses[name] = compute()
+        total = losses[name] if name == "id" else total + weight * losses[name]
     losses["total"] = total
     return losses
 
