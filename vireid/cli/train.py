@@ -2,6 +2,7 @@
 
     vireid-train --config configs/sysu.yaml --cache CACHE --out RUN [--trial N]
                  [--resume auto|PATH] [--set key=value ...] [--device cpu|cuda] [KEY=VALUE ...]
+    vireid-train --config configs/sysu.yaml --cache CACHE --profile 20   (where a step's time goes)
     torchrun --nproc-per-node N $(which vireid-train) --config ... (DDP, one process per GPU)
 
 Writes ``RUN/config.yaml``, ``RUN/log.jsonl``, ``RUN/last.pt`` (every epoch), ``RUN/best.pt``
@@ -39,6 +40,11 @@ Multi-GPU: torchrun --nproc-per-node N $(which vireid-train) ... (or python -m v
 the D x K batch of the config is the global batch, split between the processes; only rank 0
 writes RUN. Speed switches: --set speed.amp=bf16|bf16-native|fp16|false, speed.channels_last,
 speed.pin_memory, speed.compile (auto = on with CUDA, off on a CPU).
+
+\b
+--profile N trains N steps (after one warm-up step) in a temporary folder, keeps nothing and
+prints where a step's time goes: data wait, to device, forward, backward, optimizer step, the
+time of each loss term, images/s and peak memory (--out is not needed).
 """
 
 
@@ -62,8 +68,8 @@ def _setup_logging(rank: int) -> None:
               help="YAML configuration (a preset of configs/ or your own; `inherit: sysu.yaml` extends one).")
 @click.option("--cache", "cache_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
               help="Heatmap cache folder (its cache.json, shards and manifest.json); the estimator is not needed.")
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
-              help="Run folder for checkpoints, log and plots.")
+@click.option("--out", "out_dir", default=None, type=click.Path(path_type=Path, file_okay=False),
+              help="Run folder for checkpoints, log and plots (required unless --profile).")
 @click.option("--trial", type=click.IntRange(1, 10), default=None,
               help="RegDB trial 1-10 (its train tables; default data.trial). Not for SYSU-MM01.")
 @click.option("--resume", default=None, metavar="auto|PATH",
@@ -76,13 +82,21 @@ def _setup_logging(rank: int) -> None:
               help="After training, run the test protocol (vireid-eval: SYSU-MM01 all + indoor search, 10 "
                    "trials, this shot; RegDB: this trial, both directions) on best.pt (with a hold-out) or "
                    "last.pt, into RUN/eval. Rank 0 only under torchrun.")
+@click.option("--profile", "profile_steps", type=click.IntRange(1, None), default=None, metavar="N",
+              help="Time N training steps after a warm-up step and print where a step's time goes; writes "
+                   "nothing (no --out, --resume or --evaluate).")
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
-def cli(config_path: Path, cache_dir: Path, out_dir: Path, trial: Optional[int], resume: Optional[str],
+def cli(config_path: Path, cache_dir: Path, out_dir: Optional[Path], trial: Optional[int], resume: Optional[str],
         sets: Tuple[str, ...], device: Optional[str], progress: Optional[bool], evaluate_shot: Optional[str],
-        overrides: Tuple[str, ...]) -> None:
+        profile_steps: Optional[int], overrides: Tuple[str, ...]) -> None:
     from vireid.engine.config import load_config
     from vireid.engine.trainer import USER_ERRORS, train
 
+    if profile_steps is not None:
+        if out_dir is not None or resume is not None or evaluate_shot is not None:
+            raise click.UsageError("--profile writes nothing: leave out --out, --resume and --evaluate")
+    elif out_dir is None:
+        raise click.UsageError("Missing option '--out'.")
     rank = _rank()
     _setup_logging(rank)
     extra = list(sets) + list(overrides)
@@ -92,10 +106,15 @@ def cli(config_path: Path, cache_dir: Path, out_dir: Path, trial: Optional[int],
         extra.append(f"progress={'true' if progress else 'false'}")
     try:
         config = load_config(config_path, extra)
+        if profile_steps is not None:
+            _profile(config, cache_dir, profile_steps, trial, rank)
+            return
         result = train(config, cache_dir, out_dir, trial=trial, resume=resume)
     except USER_ERRORS as exc:
         raise click.ClickException(str(exc).replace("\n", " ")) from None
     except KeyboardInterrupt:
+        if out_dir is None:                                            # --profile
+            raise SystemExit(130) from None
         last = out_dir / "last.pt"
         where = f"{last} holds the last finished epoch" if last.is_file() else "no epoch finished"
         click.echo(f"interrupted: {where}; continue with --resume auto", err=True)
@@ -108,6 +127,14 @@ def cli(config_path: Path, cache_dir: Path, out_dir: Path, trial: Optional[int],
     click.echo(f"log: {result.run_dir / 'log.jsonl'}; plots: {', '.join(plots) or 'none'}")
     if evaluate_shot is not None:
         _evaluate_after_training(result, config, cache_dir, out_dir, trial, device, evaluate_shot, progress)
+
+
+def _profile(config, cache_dir: Path, steps: int, trial: Optional[int], rank: int) -> None:
+    from vireid.engine.profile import profile_training
+
+    report = profile_training(config, cache_dir, steps, warmup=1, trial=trial)
+    if rank == 0:
+        click.echo(report.format())
 
 
 def _evaluate_after_training(result, config, cache_dir: Path, out_dir: Path, trial: Optional[int],

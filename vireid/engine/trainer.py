@@ -79,6 +79,7 @@ from vireid.engine.features import extract_features
 from vireid.engine.optim import build_optimizer, build_scheduler
 from vireid.engine.plots import plot_losses, plot_validation
 from vireid.engine.runlog import RunLog, read_log, trim_log
+from vireid.engine.steptimer import NULL_TIMER, StepTimer
 from vireid.evaluation import regdb_metrics
 from vireid.io import PathLike
 from vireid.losses import LossConfig, compute_losses
@@ -278,7 +279,7 @@ def _check_resumable(ck: Mapping[str, Any], path: Path, config: TrainConfig, man
 
 # ----------------------------------------------------------------------------- training
 def train(config: TrainConfig, cache_dir: PathLike, out_dir: PathLike, trial: Optional[int] = None,
-          resume: Union[None, str, PathLike] = None) -> TrainResult:
+          resume: Union[None, str, PathLike] = None, timer: Optional[StepTimer] = None) -> TrainResult:
     """Train on ``cache_dir`` into ``out_dir`` (see the module docstring).
 
     Args:
@@ -288,6 +289,8 @@ def train(config: TrainConfig, cache_dir: PathLike, out_dir: PathLike, trial: Op
         trial: RegDB trial (overrides ``data.trial``); an error for SYSU-MM01.
         resume: ``None`` (a new run; an error if ``out_dir`` has ``last.pt``), ``'auto'``
             (continue ``out_dir/last.pt`` if present) or a checkpoint path.
+        timer: a :class:`~vireid.engine.steptimer.StepTimer` marked at every phase of every step
+            (``vireid-train --profile``, :mod:`vireid.engine.profile`); it may end the run early.
 
     Raises:
         one of :data:`USER_ERRORS` for a user's mistake, :class:`NonFiniteLossError` when a
@@ -304,7 +307,7 @@ def train(config: TrainConfig, cache_dir: PathLike, out_dir: PathLike, trial: Op
     cache, manifest = _open_data(cache_dir)
     device, ctx = _setup_process(cfg)
     try:
-        return _train(cfg, cache, manifest, cache_dir, out, resume, device, ctx)
+        return _train(cfg, cache, manifest, cache_dir, out, resume, device, ctx, timer or NULL_TIMER)
     finally:
         ddp.teardown(ctx)
 
@@ -366,7 +369,8 @@ def _with_global_hctri(losses: Dict[str, torch.Tensor], output: Any, labels: tor
 
 
 def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir: Path, out: Path,
-           resume: Union[None, str, PathLike], device: torch.device, ctx: DistContext) -> TrainResult:
+           resume: Union[None, str, PathLike], device: torch.device, ctx: DistContext,
+           timer: StepTimer = NULL_TIMER) -> TrainResult:
     speed: ResolvedSpeed = resolve_speed(cfg.speed, device)
     logger.info("device %s: %s", device, speed.describe())
     det_before = torch.are_deterministic_algorithms_enabled()
@@ -495,7 +499,9 @@ def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir:
             t_epoch = t_prev = time.perf_counter()
             n_batches = len(sampler)                                  # fixed before the sampler counts down
             bar = _progress(loader, n_batches, f"epoch {epoch + 1}/{cfg.epochs}", show_bar)
+            timer.start(device)
             for it, batch in enumerate(bar, 1):
+                timer.mark("data wait")
                 images = batch["image"].to(device, non_blocking=nb)                 # [B, 3, H, W] uint8
                 images = normalise_batch(images, batch["erase"], transform_cfg)       # [B, 3, H, W] float32
                 if speed.channels_last:
@@ -504,11 +510,14 @@ def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir:
                 modality = batch["modality"].to(device, non_blocking=nb)            # [B]
                 heatmaps = batch["heatmaps"].to(device, non_blocking=nb)            # [B, 16, Hm, Wm]
                 joint_w = batch["joint_weights"].to(device, non_blocking=nb)        # [B, 16]
+                timer.mark("to device")
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=speed.amp_dtype is not None):
                     output = net(images, modality)
                     losses = compute_losses(output, labels, modality, heatmaps, joint_w, loss_cfg)
                     if ctx.enabled and cfg.ddp.gather_hctri:
                         losses = _with_global_hctri(losses, output, labels, modality, loss_cfg)
+                timer.mark("forward")
+                timer.keep(output, labels, modality, heatmaps, joint_w)
                 global_step += 1
                 if cfg.grad_every and global_step % cfg.grad_every == 0:
                     grads = gradient_norms(weighted_terms(losses, loss_cfg), blocks)   # extra backward per term
@@ -521,9 +530,12 @@ def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir:
                     log.write("step", epoch=epoch + 1, step=global_step, iter=it, lr=lr, **values)
                     _check_finite(values, epoch + 1, it, global_step, last, epoch)
                 optimizer.zero_grad(set_to_none=True)
+                timer.mark("other")
                 scaler.scale(losses["total"]).backward()
+                timer.mark("backward")
                 scaler.step(optimizer)
                 scaler.update()
+                timer.mark("optimizer")
                 now = time.perf_counter()
                 rate = batch_images / max(now - t_prev, 1e-9)
                 t_prev = now
@@ -539,6 +551,7 @@ def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir:
                     else:
                         logger.info("epoch %d step %d/%d: %s, lr %.3g, %.0f img/s", epoch + 1, it, n_batches,
                                     ", ".join(f"{k} {v}" for k, v in shown.items()), lr, rate)
+                timer.end_step()
             scheduler.step()
             means = {k: v / max(steps, 1) for k, v in sums.items()}
             seconds = time.perf_counter() - t_epoch
