@@ -189,3 +189,28 @@ def test_all_reduce_batchnorm_is_plain_batchnorm_in_one_process():
     torch.testing.assert_close(converted(x), plain(x))
     torch.testing.assert_close(converted[0].running_var, plain.running_var)
     assert np.isclose(float(converted[0].num_batches_tracked), 1)
+
+
+def test_a_process_group_of_one_made_by_the_caller_runs_ddp(cache_dir, tmp_path, caplog):  # noqa: F811
+    """benchmarks/gpu_check.py on a host with one GPU: it initialises a one-process group itself
+    (NCCL refuses two ranks on one GPU) and the trainer must still wrap the model in DDP, with the
+    single-process numbers (one rank: every collective is the identity)."""
+    import logging
+
+    import torch.distributed as dist
+
+    plain = train(tiny_config("epochs=1", "data.batches_per_epoch=2"), cache_dir, tmp_path / "plain")
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1)
+    try:
+        with caplog.at_level(logging.INFO, logger="vireid.engine.trainer"):
+            res = train(tiny_config("epochs=1", "data.batches_per_epoch=2"), cache_dir, tmp_path / "ddp")
+        assert dist.is_initialized()                                   # the caller's group is left alone
+    finally:
+        dist.destroy_process_group()
+    assert any("DDP: 1 processes" in r.getMessage() for r in caplog.records), caplog.text
+    assert res.global_step == plain.global_step == 2
+    for a, b in zip(_steps(tmp_path / "plain"), _steps(tmp_path / "ddp")):
+        for name in ("id", "hctri", "pose", "kd", "total"):
+            assert b[name] == pytest.approx(a[name], rel=1e-6), name
+    ck = load_checkpoint(res.last)
+    assert ck["world_size"] == 1 and len(ck["rng_ranks"]) == 1

@@ -5,7 +5,9 @@ No launcher of our own: :func:`setup` reads torchrun's environment (``RANK``,
 initialises the default process group with ``nccl`` on CUDA and ``gloo`` on a CPU. Without
 those variables (or with ``WORLD_SIZE=1``) everything here is a no-op, so the trainer has
 one code path. A process group initialised by the caller (e.g. a test spawning its own
-processes) is used as it is and left for the caller to destroy.
+processes) is used as it is and left for the caller to destroy; the trainer then runs
+DistributedDataParallel even when that group has one process (how ``benchmarks/gpu_check.py``
+exercises NCCL and the DDP wrapper on a host with one GPU, where NCCL refuses two ranks).
 
 Collectives the trainer needs, all no-ops in one process:
 
@@ -60,7 +62,8 @@ class DistContext:
 
     @property
     def enabled(self) -> bool:
-        return self.world_size > 1
+        """DDP is on: several processes, or a process group the caller initialised (any size)."""
+        return self.world_size > 1 or (self.backend is not None and not self.owned)
 
     @property
     def is_main(self) -> bool:
