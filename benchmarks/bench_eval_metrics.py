@@ -79,30 +79,38 @@ def _timed(fn):
     return time.perf_counter() - t0, out
 
 
-def run(shot: str, trials: int, repeat: int, workers: Sequence[int], shuffle: bool) -> bool:
-    """Time every implementation on the same matrices; True if each meets the target.
+def time_trial(trial: int, shot: str, repeat: int, workers: Sequence[int], shuffle: bool = False):
+    """Best-of-``repeat`` seconds of the loop and of the vectorised metrics (per thread count in
+    ``workers``) on trial ``trial``'s full-size problem, after checking they agree:
+    ``(loop_s, {workers: s}, gallery_size, result)``.
 
     The machine's speed drifts (shared hosts: +-30 % over seconds), so each of the
     ``repeat`` rounds times the loop and then every vectorised variant once, back to
     back, and each keeps its best round: both sides get the same chances at a fast phase.
     """
+    distmat, q_pids, g_pids, q_cams, g_cams = build_problem(trial, shot)
+    if shuffle:  # gallery columns not grouped by identity: the general path
+        cols = np.random.default_rng(100 + trial).permutation(len(g_pids))
+        distmat, g_pids, g_cams = np.ascontiguousarray(distmat[:, cols]), g_pids[cols], g_cams[cols]
+    best_loop, best = float("inf"), {w: float("inf") for w in workers}
+    for _ in range(repeat):
+        dt, slow = _timed(lambda: sysu_metrics_loop(distmat, q_pids, g_pids, q_cams, g_cams))
+        best_loop = min(best_loop, dt)
+        for w in workers:
+            dt, fast = _timed(lambda: sysu_metrics(distmat, q_pids, g_pids, q_cams, g_cams, workers=w))
+            _check_equal(fast, slow)
+            best[w] = min(best[w], dt)
+    return best_loop, best, len(g_pids), fast
+
+
+def run(shot: str, trials: int, repeat: int, workers: Sequence[int], shuffle: bool) -> bool:
+    """Time every implementation on the same matrices (:func:`time_trial`); True if each meets the target."""
     totals = {w: 0.0 for w in workers}
     loop_total = 0.0
     gallery_sizes = []
     for trial in range(trials):
-        distmat, q_pids, g_pids, q_cams, g_cams = build_problem(trial, shot)
-        if shuffle:  # gallery columns not grouped by identity: the general path
-            cols = np.random.default_rng(100 + trial).permutation(len(g_pids))
-            distmat, g_pids, g_cams = np.ascontiguousarray(distmat[:, cols]), g_pids[cols], g_cams[cols]
-        gallery_sizes.append(len(g_pids))
-        best_loop, best = float("inf"), {w: float("inf") for w in workers}
-        for _ in range(repeat):
-            dt, slow = _timed(lambda: sysu_metrics_loop(distmat, q_pids, g_pids, q_cams, g_cams))
-            best_loop = min(best_loop, dt)
-            for w in workers:
-                dt, fast = _timed(lambda: sysu_metrics(distmat, q_pids, g_pids, q_cams, g_cams, workers=w))
-                _check_equal(fast, slow)
-                best[w] = min(best[w], dt)
+        best_loop, best, size, fast = time_trial(trial, shot, repeat, workers, shuffle)
+        gallery_sizes.append(size)
         loop_total += best_loop
         for w in workers:
             totals[w] += best[w]

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional, Tuple
 
 import torch
 from torch.utils.data import DataLoader
@@ -37,10 +38,56 @@ from vireid.data.sampler import CrossModalitySampler, SamplerConfig  # noqa: E40
 from vireid.data.scan import scan  # noqa: E402
 from vireid.data.shards import CacheConfig, HeatmapCache  # noqa: E402
 from vireid.data.transforms import TrainTransform, TransformConfig, normalise_batch  # noqa: E402
-from vireid.engine.config import load_config, resolve_speed  # noqa: E402
+from vireid.engine.config import TrainConfig, load_config, resolve_speed  # noqa: E402
 from vireid.engine.optim import build_optimizer  # noqa: E402
 from vireid.losses import compute_losses  # noqa: E402
 from vireid.model import PoseVIReIDNet  # noqa: E402
+
+
+def make_sysu_cache(tmp: Path, ids: int, input_size: Tuple[int, int], images_per_camera: int = 2,
+                    image_size: Optional[Tuple[int, int]] = None, jobs: int = 2) -> Tuple[Path, Path]:
+    """A synthetic SYSU-MM01 tree (``vireid-prep synth``) and its heatmap cache made with the
+    keypoints estimator (no weights needed) under ``tmp``: ``(tree, cache)``."""
+    synthesize("sysu", tmp / "SYSU", ids=ids, seed=0, images_per_camera=images_per_camera, image_size=image_size)
+    manifest = scan("sysu", tmp / "SYSU")
+    HeatmapJob(manifest, tmp / "SYSU", tmp / "cache", KeypointFileEstimator(tmp / "SYSU" / SIDE_FILE),
+               CacheConfig(input_size=tuple(input_size), stride=4, sigma=3.0, shard_size=64), jobs=jobs).run()
+    return tmp / "SYSU", tmp / "cache"
+
+
+def loader_rate(cache_dir: Path, cfg: TrainConfig, workers: int, batches: int, device: torch.device,
+                warmup_batches: int = 1) -> float:
+    """Images/s of the training DataLoader alone over ``cache_dir`` (CrossModalitySampler batches of
+    ``cfg``, the training transform, ``workers`` workers), each batch copied to ``device`` and
+    normalised there as ``vireid-train`` does; timed from the arrival of batch ``warmup_batches``
+    (the workers' start-up left out) to the last of ``batches``."""
+    if batches <= warmup_batches:
+        raise ValueError(f"need more batches ({batches}) than warm-up batches ({warmup_batches})")
+    speed = resolve_speed(cfg.speed, device)
+    h, w = cfg.data.input_size
+    cache = HeatmapCache(cache_dir)
+    manifest = Manifest.load(cache_dir / "manifest.json")
+    idx, _ = training_indices(cache, manifest, ["train", "val"])
+    labels = make_label_map(cache.metadata()["pid"][idx].tolist())
+    tcfg = TransformConfig(input_size=(h, w))  # as vireid-train: uint8 out, the device normalises
+    ds = CacheDataset(cache, idx, TrainTransform(tcfg, device_normalise=True), label_map=labels)
+    sampler = CrossModalitySampler(ds.pids, ds.modalities,
+                                   SamplerConfig(cfg.data.num_ids, cfg.data.num_per_modality, batches), keyed=True)
+    pin = speed.pin_memory and device.type == "cuda"
+    loader = DataLoader(ds, batch_sampler=sampler, num_workers=workers, pin_memory=pin)
+    t0, n = time.perf_counter(), 0
+    for i, batch in enumerate(loader):
+        images = batch["image"].to(device, non_blocking=pin)
+        normalise_batch(images, batch["erase"], tcfg)
+        if i + 1 == warmup_batches:
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            t0 = time.perf_counter()
+        elif i + 1 > warmup_batches:
+            n += images.shape[0]
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return n / (time.perf_counter() - t0)
 
 
 def main() -> None:
@@ -49,7 +96,7 @@ def main() -> None:
     ap.add_argument("--size", default="128x64", help="input HxW")
     ap.add_argument("--ids", type=int, default=8, help="synthetic identities in the cache")
     ap.add_argument("--num-ids", type=int, default=4, help="D identities per batch (K=4)")
-    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=4, help="timed steps (and loader batches, after one warm-up batch)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--device", default="auto")
     args = ap.parse_args()
@@ -60,25 +107,11 @@ def main() -> None:
                              "model.pretrained=null", f"data.num_ids={args.num_ids}", "data.num_per_modality=4"])
     speed = resolve_speed(cfg.speed, device)
     with tempfile.TemporaryDirectory() as tmp:
-        t = Path(tmp)
-        synthesize("sysu", t / "SYSU", ids=args.ids, seed=0, images_per_camera=2)
-        manifest = scan("sysu", t / "SYSU")
-        HeatmapJob(manifest, t / "SYSU", t / "cache", KeypointFileEstimator(t / "SYSU" / SIDE_FILE),
-                   CacheConfig(input_size=(h, w), stride=4, sigma=3.0, shard_size=64)).run()
-        cache = HeatmapCache(t / "cache")
-        manifest = Manifest.load(t / "cache" / "manifest.json")
-        idx, _ = training_indices(cache, manifest, ["train", "val"])
+        _, cache_dir = make_sysu_cache(Path(tmp), args.ids, (h, w))
+        data_rate = loader_rate(cache_dir, cfg, args.workers, args.steps + 1, device)
+        cache = HeatmapCache(cache_dir)
+        idx, _ = training_indices(cache, Manifest.load(cache_dir / "manifest.json"), ["train", "val"])
         labels = make_label_map(cache.metadata()["pid"][idx].tolist())
-        tcfg = TransformConfig(input_size=(h, w))  # as vireid-train: uint8 out, the device normalises
-        ds = CacheDataset(cache, idx, TrainTransform(tcfg, device_normalise=True), label_map=labels)
-        sampler = CrossModalitySampler(ds.pids, ds.modalities, SamplerConfig(args.num_ids, 4, args.steps), keyed=True)
-        loader = DataLoader(ds, batch_sampler=sampler, num_workers=args.workers, pin_memory=speed.pin_memory)
-        t0, n = time.perf_counter(), 0
-        for batch in loader:
-            images = batch["image"].to(device, non_blocking=speed.pin_memory)
-            normalise_batch(images, batch["erase"], tcfg)
-            n += images.shape[0]
-        data_rate = n / (time.perf_counter() - t0)
 
     torch.manual_seed(0)
     b = 8 * args.num_ids
