@@ -1,0 +1,152 @@
+"""benchmarks/gpu_check.py: the whole check on a CPU with --quick (so it cannot rot before a GPU
+host runs it), and its parts: capability guards, failure isolation, ratios."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "benchmarks" / "gpu_check.py"
+
+
+@pytest.fixture(scope="module")
+def gc():
+    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["gpu_check"] = module                  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+# ----------------------------------------------------------------------------- parts
+def test_cuda_only_modes_are_skipped_with_a_reason(gc, monkeypatch):
+    modes = gc.MODES
+    assert gc.mode_skip_reason(modes["float32"], "cpu") is None
+    for name in ("bf16", "fp16", "float32 + channels_last", "bf16 + channels_last + compile"):
+        assert "needs CUDA" in gc.mode_skip_reason(modes[name], "cpu"), name
+    # a GPU without bfloat16 and a torch without triton (no GPU needed to ask)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: (7, 0))
+    monkeypatch.setattr(gc, "has_triton", lambda: False)
+    assert "no bfloat16 (compute capability 7.0)" in gc.mode_skip_reason(modes["bf16"], "cuda")
+    assert gc.mode_skip_reason(modes["fp16"], "cuda") is None
+    assert "needs triton" in gc.mode_skip_reason(modes["fp16 + channels_last"] | {"compile": True}, "cuda")
+    assert gc.default_mode("cuda") == "fp16 + channels_last" and gc.default_mode("cpu") == "float32"
+    monkeypatch.setattr(torch.distributed, "is_nccl_available", lambda: False)
+    assert "no NCCL" in gc.ddp_skip_reason("cuda")
+
+
+def test_a_failing_check_is_a_row_and_the_rest_goes_on(gc, tmp_path, monkeypatch):
+    plan = gc.make_plan("cpu", True, None, None, "no")
+
+    def boom(spec):
+        raise RuntimeError("CUDA out of memory.\nTried to allocate 2 GiB")
+    monkeypatch.setitem(gc.JOBS, "train", boom)
+    (row,) = gc.run_job("train", {"section": "train"}, plan, tmp_path, 10, "fp16")
+    assert (row.section, row.check, row.status) == ("train", "fp16", "failed")
+    assert row.reason == "RuntimeError: CUDA out of memory. Tried to allocate 2 GiB"
+    # a child that dies, and one that hangs: a failed row each, the hung one killed with its group
+    spec = tmp_path / "job.json"
+    (row,) = gc._run_child([sys.executable, "-c", "print('segfault-ish'); raise SystemExit(3)"], 60, spec, "eval",
+                           "eval")
+    assert row.status == "failed" and row.reason.startswith("exit status 3") and "segfault-ish" in row.reason
+    pid_file = tmp_path / "pid"
+    hang = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    (row,) = gc._run_child([sys.executable, "-c", hang], 3, spec, "train", "compile")
+    assert row.status == "failed" and "did not finish within 3 s" in row.reason
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid_file.read_text()), 0)
+
+
+def test_worker_writes_its_rows_beside_the_spec(gc, tmp_path, monkeypatch):
+    monkeypatch.setitem(gc.JOBS, "eval", lambda spec: [gc.Row("eval", spec["name"], figures={"seconds": 1.5})])
+    spec = tmp_path / "eval-1.json"
+    spec.write_text(json.dumps({"kind": "eval", "spec": {"section": "eval", "name": "metrics"}}))
+    gc.worker_main(spec)
+    (row,) = json.loads(spec.with_suffix(".rows.json").read_text())
+    assert row["check"] == "metrics" and row["figures"] == {"seconds": 1.5} and row["status"] == "ok"
+
+
+def test_ratios_are_against_the_rows_they_name(gc):
+    Row = gc.Row
+    rows = [Row("train", "float32", figures={"images_per_s": 100.0, "peak_memory_mib": 2000.0}),
+            Row("train", "bf16 + channels_last", figures={"images_per_s": 250.0, "peak_memory_mib": 1200.0}),
+            Row("train", "fp16", "skipped", "no"),
+            Row("ddp", "torchrun 1 process(es), nccl", figures={"images_per_s": 240.0}),
+            Row("loader", "4 workers", figures={"data_wait_share": 0.25, "loader_over_model": 0.8}),
+            Row("eval", "metrics multi-shot", figures={"seconds": 0.5, "speedup": 21.0})]
+    gc._add_ratios(rows, "bf16 + channels_last")
+    assert rows[1].figures["vs_float32"] == pytest.approx(2.5)
+    assert rows[1].figures["memory_vs_float32"] == pytest.approx(0.6)
+    assert rows[1].ratio == "2.50x float32 (memory 0.60x)" and rows[1].result == "250.0 img/s"
+    assert rows[2].result == "skipped: no" and rows[2].figures == {}
+    assert rows[3].figures["vs_one_process"] == pytest.approx(0.96)
+    assert rows[4].result == "25.0% of a step waits for data"
+    assert rows[5].ratio == "21.0x the per-query loop"
+    assert gc._finite_figures([Row("x", "y", figures={"a": float("nan"), "b": 1.0})]) == ["x/y/a"]
+
+
+def test_bad_arguments_are_one_line_errors(gc, capsys):
+    cases = [(["--device", "cpu", "--only", "train,gpus"], "unknown section(s) gpus"),
+             (["--device", "cpu", "--workers", "-1"], "worker counts must be >= 0")]
+    if not torch.cuda.is_available():
+        cases.append((["--device", "cuda"], "CUDA is not available here"))
+    for args, words in cases:
+        with pytest.raises(SystemExit) as exc:
+            gc.main(args)
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and words in err.splitlines()[-1], err
+
+
+# ----------------------------------------------------------------------------- the whole check
+@pytest.mark.slow
+def test_quick_cpu_run_measures_every_section(tmp_path):
+    out = tmp_path / "check.json"
+    cmd = [sys.executable, str(SCRIPT), "--device", "cpu", "--quick", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        raise AssertionError("gpu_check --quick did not finish in 300 s:\n" + stderr[-3000:]) from None
+    assert proc.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    data = json.loads(out.read_text())
+    assert data["quick"] is True and data["host"]["device"] == "cpu" and data["host"]["torch_threads"] == 1
+    sections = data["sections"]
+    assert list(sections) == ["train", "loader", "heatmaps", "eval", "ddp"]
+    for name, rows in sections.items():
+        ok = [r for r in rows if r["status"] == "ok"]
+        assert ok, f"{name}: no measured row: {rows}"
+        for r in ok:
+            assert r["figures"] and all(isinstance(v, (int, float)) and math.isfinite(v) for v in
+                                        r["figures"].values()), r
+        assert not [r for r in rows if r["status"] == "failed"], rows
+    train = {r["check"]: r for r in sections["train"]}
+    assert train["float32"]["status"] == "ok" and train["float32"]["figures"]["vs_float32"] == 1.0
+    for name in ("bf16", "fp16", "float32 + channels_last", "bf16 + channels_last + compile"):
+        assert train[name]["status"] == "skipped" and "needs CUDA" in train[name]["reason"], name
+    eval_rows = {r["check"]: r["figures"] for r in sections["eval"]}
+    assert eval_rows["feature extraction"]["images"] > 0 and eval_rows["metrics single-shot"]["speedup"] > 1
+    (ddp,) = sections["ddp"]
+    assert "gloo" in ddp["check"] and ddp["figures"]["processes"] == 1
+    # the DDP run computed the single-process run's losses (same data, seed and steps)
+    assert ddp["figures"]["loss_total"] == pytest.approx(train["float32"]["figures"]["loss_total"], rel=1e-5)
+    heat = {r["check"]: r["figures"] for r in sections["heatmaps"]}
+    assert heat["batch 8"]["ratio"] == pytest.approx(heat["batch 8"]["job_images_per_s"] /
+                                                     heat["batch 8"]["forward_images_per_s"])
+    for s in ("| train | float32 |", "| loader |", "| heatmaps | best batch |", "| eval | metrics single-shot |",
+              "| ddp | torchrun 1 process(es), gloo |"):
+        assert s in stdout, s
+    assert data["table"] in stdout
