@@ -114,8 +114,8 @@ class ProfileReport:
         ddp = f", DDP over {self.backend}" if self.backend else ""
         lines = [f"profile: {len(self.measured)} step(s) of {self.images_per_step:.0f} images on {self.device} "
                  f"({self.world_size} process(es){ddp}, {self.workers} data worker(s) each; {self.speed}); the "
-                 f"first {self.warmup} step(s) left out: {self.warmup_seconds:.2f} s (worker start-up, cuDNN "
-                 "autotuning, compiling)",
+                 f"first {self.warmup} step(s) left out: {self.warmup_seconds:.2f} s (worker start-up; on a GPU "
+                 "also cuDNN autotuning, compiling)",
                  "| phase | ms per step | share of the step |", "|:---|---:|---:|"]
         names = {"forward": "forward (network + losses)", "optimizer": "optimizer step",
                  "other": "other (loss values, checks, logging)"}
