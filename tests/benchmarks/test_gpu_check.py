@@ -6,13 +6,13 @@ import importlib.util
 import json
 import math
 import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+
+from tests.subprocs import run_bounded
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "benchmarks" / "gpu_check.py"
@@ -113,15 +113,8 @@ def test_quick_cpu_run_measures_every_section(tmp_path):
     out = tmp_path / "check.json"
     cmd = [sys.executable, str(SCRIPT), "--device", "cpu", "--quick", "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
-    try:
-        stdout, stderr = proc.communicate(timeout=300)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        stdout, stderr = proc.communicate()
-        raise AssertionError("gpu_check --quick did not finish in 300 s:\n" + stderr[-3000:]) from None
-    assert proc.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    returncode, stdout, stderr = run_bounded(cmd, 300, "gpu_check --quick", cwd=tmp_path, env=env)
+    assert returncode == 0, stdout[-3000:] + stderr[-3000:]
     data = json.loads(out.read_text())
     assert data["quick"] is True and data["host"]["device"] == "cpu" and data["host"]["torch_threads"] == 1
     sections = data["sections"]

