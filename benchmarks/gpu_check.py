@@ -2,7 +2,7 @@
 
     python benchmarks/gpu_check.py [--device auto|cuda|cpu] [--quick] [--out gpu_check.json]
                                    [--only train,loader,heatmaps,eval,ddp] [--budget-s 480]
-                                   [--workers 4 8] [--isolate auto|yes|no] [--threads N]
+                                   [--workers 4 8] [--isolate auto|yes|no] [--threads N] [--ddp-procs N]
 
 On synthetic SYSU-MM01 data made in a temporary folder (``vireid-prep synth`` and the keypoints
 estimator: no weights, no download) it measures
@@ -122,7 +122,7 @@ def _yaml(v: Any) -> str:
 
 
 def make_plan(device: str, quick: bool, workers: Optional[Sequence[int]], budget_s: Optional[float],
-              isolate: str, threads: Optional[int] = None) -> Plan:
+              isolate: str, threads: Optional[int] = None, ddp_procs: Optional[int] = None) -> Plan:
     cores = os.cpu_count() or 2
     if quick:
         plan = Plan(device=device, quick=True, ids=8, images_per_camera=1, source_size=None, steps=2, warmup=1,
@@ -138,6 +138,8 @@ def make_plan(device: str, quick: bool, workers: Optional[Sequence[int]], budget
                     compile_timeout_s=300, budget_s=budget_s or 480, isolate=False)
     if device == "cuda":
         plan.ddp_procs = max(1, torch.cuda.device_count())
+    if ddp_procs is not None:
+        plan.ddp_procs = ddp_procs
     plan.isolate = {"auto": device == "cuda", "yes": True, "no": False}[isolate]
     # --quick: one thread; on a small shared CPU two threads of a busy core run several times slower
     plan.threads = threads if threads is not None else (1 if quick else None)
@@ -621,6 +623,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     help="each check in its own process (auto: on CUDA)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads per process (default: torch's; "
                     "--quick: 1)")
+    ap.add_argument("--ddp-procs", type=int, default=None, help="torchrun processes of the ddp check (default: "
+                    "the GPUs present; on a CPU 2, --quick 1)")
     ap.add_argument("--_worker", type=Path, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args._worker is not None:
@@ -637,7 +641,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         ap.error("--workers: worker counts must be >= 0")
     if args.threads is not None and args.threads < 1:
         ap.error("--threads: must be >= 1")
-    plan = make_plan(device, args.quick, args.workers, args.budget_s, args.isolate, args.threads)
+    if args.ddp_procs is not None and not 1 <= args.ddp_procs <= max(1, cuda_devices() if device == "cuda" else 64):
+        ap.error(f"--ddp-procs: between 1 and {cuda_devices()} (the GPUs present)" if device == "cuda"
+                 else "--ddp-procs: between 1 and 64")
+    plan = make_plan(device, args.quick, args.workers, args.budget_s, args.isolate, args.threads, args.ddp_procs)
     if plan.threads:
         torch.set_num_threads(plan.threads)
     t0 = time.perf_counter()

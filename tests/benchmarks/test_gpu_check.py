@@ -97,7 +97,8 @@ def test_ratios_are_against_the_rows_they_name(gc):
 
 def test_bad_arguments_are_one_line_errors(gc, capsys):
     cases = [(["--device", "cpu", "--only", "train,gpus"], "unknown section(s) gpus"),
-             (["--device", "cpu", "--workers", "-1"], "worker counts must be >= 0")]
+             (["--device", "cpu", "--workers", "-1"], "worker counts must be >= 0"),
+             (["--device", "cpu", "--ddp-procs", "0"], "--ddp-procs: between 1 and 64")]
     if not torch.cuda.is_available():
         cases.append((["--device", "cuda"], "CUDA is not available here"))
     for args, words in cases:
