@@ -181,7 +181,8 @@ def _parse_part(value: Optional[str]) -> Tuple[int, int]:
 @click.option("--shard-size", default=1024, show_default=True, type=click.IntRange(1, None),
               help="Images per HDF5 shard.")
 @click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
-              help="Unreadable image: stop with its path, or skip it and list it in OUT/skipped.json.")
+              help="Unreadable image (also one found while scanning --root): stop with its path, or skip it "
+                   "and list it in OUT/skipped.json. An image changed since the manifest always stops.")
 @click.option("--part", default=None,
               help="K/N: this process writes shards s with s %% N == K (several processes or GPUs; "
                    "default from torchrun's RANK/WORLD_SIZE, else 0/1).")
@@ -218,7 +219,8 @@ def heatmaps_cmd(dataset: str, root: Path, out: Path, manifest_path: Optional[Pa
             manifest = Manifest.load(reuse)
             click.echo(f"using {reuse} (delete it to rescan {root})", err=True)
         else:
-            manifest = scan(dataset, root, allow_partial=allow_partial, jobs=jobs, progress=progress)
+            manifest = scan(dataset, root, allow_partial=allow_partial, jobs=jobs, progress=progress,
+                            skip_unreadable=on_error == "skip")
         if manifest.dataset != dataset:
             raise click.ClickException(f"the manifest is of dataset {manifest.dataset!r}, not {dataset!r}")
         if estimator is None:

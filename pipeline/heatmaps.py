@@ -12,7 +12,12 @@ The job is resumable and safe:
   splits the shards between processes or GPUs (shard ``s`` belongs to part ``s % n``),
   one writer per shard; whichever part finishes last writes ``index.json``;
 * an unreadable image stops the job with its path (``on_error="fail"``) or is skipped and
-  listed with the reason in ``skipped.json`` (``on_error="skip"``): never a silent hole.
+  listed with the reason in ``skipped.json`` (``on_error="skip"``): never a silent hole;
+  the images the scan left out (``manifest.skipped``) are listed there too;
+* every image's bytes are checked against the manifest's sha1 as they are read: a file
+  changed after the manifest was made stops the job with its path (whatever ``on_error``);
+* under its lock a run first removes the temporary files a killed writer of its own
+  shards left behind.
 
 Geometry: each crop is resized to the cache's ``input_size`` (288x144 by default, the
 training input, ignoring the crop's aspect ratio as the SYSU/RegDB baselines do); the
@@ -23,6 +28,7 @@ peak 1 and ``sigma`` input pixels on the stride-``stride`` grid (72x36).
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -43,7 +49,7 @@ from vireid.data.manifest import Manifest, Record
 from vireid.data.shards import (CacheConfig, CacheError, MODALITY_CODES, ShardRows, cache_attributes,
                                 compare_attributes, encode_image, quantize_heatmaps, read_shard_attrs,
                                 shard_name, write_index, write_shard)
-from vireid.io import atomic_write_json
+from vireid.io import atomic_write_json, remove_stale_temporaries
 from vireid.pose.heatmaps import render_gaussian_heatmaps
 from vireid.pose.joints import NUM_JOINTS
 
@@ -91,10 +97,25 @@ def cache_lock(root: Path, part: Tuple[int, int]) -> Iterator[None]:
         fh.close()
 
 
-def read_image(path: Path) -> "np.ndarray | str":
-    """BGR uint8 image, or the reason it cannot be used."""
+@dataclass(frozen=True)
+class Changed:
+    """An image whose bytes are not those the manifest recorded."""
+
+    sha1: str
+
+
+def read_image(path: Path, sha1: Optional[str] = None) -> "np.ndarray | str | Changed":
+    """BGR uint8 image, the reason it cannot be used, or :class:`Changed` when its bytes'
+    sha1 is not ``sha1`` (hashing costs a few percent of the decode)."""
     loaded = load_image(path)
-    return loaded if isinstance(loaded, str) else loaded[0]
+    if isinstance(loaded, str):
+        return loaded
+    image, data = loaded
+    if sha1 is not None:
+        have = hashlib.sha1(data).hexdigest()
+        if have != sha1:
+            return Changed(have)
+    return image
 
 
 def scale_keypoints(kps: np.ndarray, src_hw: Tuple[int, int], dst_hw: Tuple[int, int]) -> np.ndarray:
@@ -110,12 +131,11 @@ def shard_plan(num_records: int, shard_size: int) -> List[Tuple[int, int]]:
     return [(s, min(s + shard_size, num_records)) for s in range(0, num_records, shard_size)]
 
 
-def _decode_batch(root: Path, records: Sequence[Record], jobs: int) -> List["np.ndarray | str"]:
-    paths = [root / r.path for r in records]
+def _decode_batch(root: Path, records: Sequence[Record], jobs: int) -> List["np.ndarray | str | Changed"]:
     if jobs <= 1:
-        return [read_image(p) for p in paths]
+        return [read_image(root / r.path, r.sha1) for r in records]
     # OpenCV decodes without the GIL: threads parallelise it without pickling images.
-    return Parallel(n_jobs=jobs, prefer="threads")(delayed(read_image)(p) for p in paths)
+    return Parallel(n_jobs=jobs, prefer="threads")(delayed(read_image)(root / r.path, r.sha1) for r in records)
 
 
 class HeatmapJob:
@@ -194,6 +214,12 @@ class HeatmapJob:
                     pending = prefetch.submit(_decode_batch, self.root, [records[i] for i in batches[b + 1]], self.jobs)
                 good = []
                 for i, img in zip(idx, decoded):
+                    if isinstance(img, Changed):
+                        rec = records[i]
+                        raise JobError(f"{self.root / rec.path}: content differs from the manifest (sha1 "
+                                       f"{img.sha1[:12]}, the manifest has {rec.sha1[:12]}): the file changed after "
+                                       f"the manifest was made; make a new manifest (`vireid-prep manifest`) and "
+                                       f"cache")
                     if isinstance(img, str):
                         rec = records[i]
                         if self.on_error == "fail":
@@ -234,6 +260,11 @@ class HeatmapJob:
         mine = [s for s in range(len(self.plan)) if s % n == k]
         t0 = time.perf_counter()
         with cache_lock(self.out, self.part):
+            own = [shard_name(s) for s in mine]
+            if n == 1:
+                own += ["cache.json", "manifest.json", "index.json", "skipped.json"]
+            for p in remove_stale_temporaries(self.out, own):
+                log.info("removed %s, left by an interrupted run", p)
             self._check_or_write_cache_json()
             todo = [s for s in mine if not self._shard_done(s)]
             result.shards_skipped = len(mine) - len(todo)
@@ -259,9 +290,12 @@ class HeatmapJob:
                         writing.result()
             finally:
                 bar.close()
+        if k == 0 and self.manifest.skipped:           # left out by the scan: counted once, by part 0
+            result.images_skipped += len(self.manifest.skipped)
+            result.skipped = list(self.manifest.skipped) + result.skipped
         result.seconds = time.perf_counter() - t0
         shards = [shard_name(s) for s in range(len(self.plan))]
         if all((self.out / s).is_file() for s in shards):
-            write_index(self.out, shards)
+            write_index(self.out, shards, self.manifest.skipped)
             result.complete = True
         return result

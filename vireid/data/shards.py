@@ -402,12 +402,14 @@ class HeatmapCache:
         self._direct = {}
 
 
-def write_index(root: PathLike, shards: Sequence[str]) -> Dict[str, Any]:
-    """Build ``index.json`` from the shards on disk (atomically); returns it."""
+def write_index(root: PathLike, shards: Sequence[str],
+                scan_skipped: Sequence[Mapping[str, str]] = ()) -> Dict[str, Any]:
+    """Build ``index.json`` from the shards on disk (atomically); returns it. ``skipped.json``
+    lists ``scan_skipped`` (images the scan left out) and then those the shards skipped."""
     root = Path(root)
     paths: List[str] = []
     locations: List[List[int]] = []
-    skipped: List[Dict[str, str]] = []
+    skipped: List[Dict[str, str]] = [dict(d) for d in scan_skipped]
     for s, name in enumerate(shards):
         with h5py.File(root / name, "r") as f:
             for r, p in enumerate(f["path"].asstr()[()]):
