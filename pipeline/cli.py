@@ -1,24 +1,47 @@
 """``vireid-prep``: the offline stage (manifests, synthetic data, pose heatmap cache).
 
 Every sub-command turns a user's mistake (wrong root, unknown dataset, corrupt file)
-into a one-line or listed error and a non-zero exit code, never a traceback.
+into a one-line or listed error and a non-zero exit code, never a traceback. Commands
+that write check their output folder before any work, and a failed write (disk full,
+permission) is one line naming the file, with every earlier file left as it was.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 import click
 
 from vireid import __version__
 from vireid.data.manifest import ManifestError
 from vireid.data.spec import DATASETS, SpecError
-from vireid.io import atomic_write_text
+from vireid.io import WriteError, atomic_write_text, ensure_writable
 
 MAX_LISTED = 50
+
+
+def one_line_write_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """A failed write (:class:`~vireid.io.WriteError`: disk full, folder not writable) ends
+    the command with its one-line message instead of a traceback."""
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except WriteError as exc:
+            raise click.ClickException(str(exc)) from None
+    return wrapper
+
+
+def writable(folder: Path, what: str = "output folder") -> None:
+    """:func:`vireid.io.ensure_writable` as a one-line click error."""
+    try:
+        ensure_writable(folder, what)
+    except WriteError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _setup_logging(verbose: int) -> None:
@@ -56,6 +79,7 @@ def cli(verbose: int) -> None:
 @click.option("--jobs", default=2, show_default=True, type=click.IntRange(1, None),
               help="Parallel workers decoding images.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+@one_line_write_errors
 def manifest_cmd(dataset: str, root: Path, out: Path, allow_partial: bool, jobs: int, progress: bool) -> None:
     """Scan a dataset root into a manifest and check it against the declared layout.
 
@@ -66,6 +90,7 @@ def manifest_cmd(dataset: str, root: Path, out: Path, allow_partial: bool, jobs:
     """
     from vireid.data.scan import ScanError, scan
 
+    writable(out.parent)
     try:
         manifest = scan(dataset, root, allow_partial=allow_partial, jobs=jobs, progress=progress)
     except ScanError as exc:
@@ -103,6 +128,7 @@ def manifest_cmd(dataset: str, root: Path, out: Path, allow_partial: bool, jobs:
 @click.option("--images-per-camera", default=None, type=click.IntRange(1, None),
               help="Images per identity and camera (RegDB: per modality). Default depends on the layout.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+@one_line_write_errors
 def synth_cmd(layout: str, out: Path, ids: int, seed: int, images_per_camera: Optional[int], progress: bool) -> None:
     """Write a small synthetic data set in exactly a real dataset's layout.
 
@@ -113,11 +139,16 @@ def synth_cmd(layout: str, out: Path, ids: int, seed: int, images_per_camera: Op
     """
     from pipeline.synth import synthesize
 
+    # the set is built in a staging folder beside OUT and renamed into place
+    writable(out.parent, f"the folder of --out {out}")
     try:
         summary = synthesize(layout, out, ids=ids, seed=seed, images_per_camera=images_per_camera,
                              progress=progress)
     except (ValueError, FileExistsError) as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"{out}: cannot write the data set ({exc.strerror or exc}); nothing was "
+                                   "written under that name") from None
     click.echo(f"{out}: {summary}")
 
 
@@ -187,6 +218,7 @@ def _parse_part(value: Optional[str]) -> Tuple[int, int]:
               help="K/N: this process writes shards s with s %% N == K (several processes or GPUs; "
                    "default from torchrun's RANK/WORLD_SIZE, else 0/1).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+@one_line_write_errors
 def heatmaps_cmd(dataset: str, root: Path, out: Path, manifest_path: Optional[Path], allow_partial: bool,
                  estimator: Optional[str], weights: Optional[Path], keypoints_path: Optional[Path], device: str,
                  estimator_size: Optional[int], batch_size: Optional[int], jobs: int, input_size: Tuple[int, int],
@@ -206,6 +238,7 @@ def heatmaps_cmd(dataset: str, root: Path, out: Path, manifest_path: Optional[Pa
     k, n = _parse_part(part)
     if not root.is_dir():
         raise click.ClickException(f"--root {root}: not a directory")
+    writable(out, "cache folder (--out)")
     try:
         config = CacheConfig(input_size=input_size, stride=stride, sigma=sigma, image_format=image_format,
                              shard_size=shard_size)
@@ -268,6 +301,7 @@ def verify_cmd(cache: Path, manifest_path: Optional[Path]) -> None:
 @click.option("--ids", default=None, help="Comma-separated identities to draw (default: the first few).")
 @click.option("--per-id", default=4, show_default=True, type=click.IntRange(1, None), help="Images per identity.")
 @click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False), help="Folder for the PNGs.")
+@one_line_write_errors
 def show_cmd(cache: Path, ids: Optional[str], per_id: int, out: Path) -> None:
     """Write PNGs of cached crops with their heatmaps and skeleton overlaid, for a person to look at.
 
@@ -280,6 +314,7 @@ def show_cmd(cache: Path, ids: Optional[str], per_id: int, out: Path) -> None:
     from vireid.io import atomic_path
     from vireid.pose.draw import draw_skeleton, overlay_heatmaps
 
+    writable(out)
     try:
         c = HeatmapCache(cache)
         entry_pids = c.metadata()["pid"]          # identities only: no heatmap or image read

@@ -49,7 +49,7 @@ import numpy as np
 
 from pipeline.lip_data import (STRIDE, AugmentConfig, LipDataError, LipTrainSet, LipValSet, TargetConfig,
                                split_records, transform_points)
-from vireid.io import atomic_path, atomic_write_json
+from vireid.io import WriteError, atomic_path, atomic_write_json, ensure_writable
 from vireid.pose.heatmaps import decode_heatmaps
 from vireid.pose.joints import JOINT_INDEX, NUM_JOINTS
 
@@ -363,6 +363,10 @@ def train_estimator(root: "str | Path", out: "str | Path", cfg: TrainConfig = Tr
         raise TrainEstimatorError(f"--root {root}: not a directory (expected the LIP root holding "
                                   f"TrainVal_images/ and TrainVal_pose_annotations/)")
     try:
+        ensure_writable(out.parent, "output folder (--out)")
+    except WriteError as exc:
+        raise TrainEstimatorError(str(exc)) from None
+    try:
         manifest = scan("lip", root, allow_partial=allow_partial, jobs=max(1, workers), progress=progress)
     except ScanError as exc:
         raise TrainEstimatorError(f"--root {root} is not a usable LIP data set:\n{exc}") from None
@@ -568,7 +572,7 @@ def register(cli: Any) -> None:
         try:
             result = train_estimator(root, out, cfg, init=init, resume=resume, device=device, workers=workers,
                                      allow_partial=allow_partial, progress=progress)
-        except (TrainEstimatorError, LipDataError) as exc:
+        except (TrainEstimatorError, LipDataError, WriteError) as exc:
             raise click.ClickException(str(exc)) from None
         last = result.epochs[-1] if result.epochs else {}
         before = f"{result.initial_pckh.average:.2f}" if result.initial_pckh else "n/a"

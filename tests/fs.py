@@ -1,73 +1,86 @@
 """File-system conditions for reliability tests: a read-only folder, a full disk, damaged bytes.
 
 ``read_only`` makes a folder really read-only for this process: ``chmod 0555``, and when
-the tests run as root (whom permissions do not bind) the effective uid and gid switch to
-``nobody`` for the block, with the folders the command must read opened to it.
+the tests run as root (whom permissions do not bind) root's CAP_DAC_OVERRIDE is dropped
+for the block.
 ``disk_full`` makes every atomic write (:func:`vireid.io.atomic_path`) after the first
 ``after`` ones fail at its ``fsync`` with ``ENOSPC``, as a full disk does on filesystems
 that allocate late (ext4 delayed allocation, NFS, XFS).
 """
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, List, Sequence, Tuple
+from typing import Iterator, List, Tuple
 
 import h5py
 import numpy as np
-
-NOBODY = 65534
+import pytest
 
 
 def one_line(output: str) -> str:
     """The only non-empty line of a command's output (fails on a traceback or several lines)."""
     lines = [ln for ln in output.strip().splitlines() if ln.strip()]
     assert "Traceback" not in output, output
-    assert len(lines) == 1, output
+    assert len(lines) == 1, f"expected one line, got {len(lines)}: {output!r}"
     return lines[0]
 
 
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+_CAP_V3 = 0x20080522
+CAP_DAC_OVERRIDE = 1
+
+
+def _set_dac_override(enabled: bool) -> bool:
+    """Raise or lower CAP_DAC_OVERRIDE (root's right to write where permissions say no) in
+    this thread's effective set; threads started inside inherit it. False if not possible."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    header, data = _CapHeader(_CAP_V3, 0), (_CapData * 2)()
+    if libc.capget(ctypes.byref(header), data) != 0:
+        return False
+    if enabled:
+        data[0].effective |= 1 << CAP_DAC_OVERRIDE
+    else:
+        data[0].effective &= ~(1 << CAP_DAC_OVERRIDE)
+    return libc.capset(ctypes.byref(header), data) == 0
+
+
 @contextmanager
-def read_only(folder: Path, readable: Sequence[Path] = ()) -> Iterator[Path]:
-    """``folder`` (created) cannot be written in the block; ``readable`` paths (and every
-    folder above them and above ``folder``) stay readable when the block runs as nobody."""
+def read_only(folder: Path) -> Iterator[Path]:
+    """``folder`` (created, mode 0555) cannot be written in the block, by a user or by root:
+    root loses CAP_DAC_OVERRIDE for the block (it still reads everything it owns)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    changed: List[Tuple[Path, int]] = []
+    mode = folder.stat().st_mode & 0o7777
+    os.chmod(folder, 0o555)
     as_root = os.geteuid() == 0
-
-    def chmod(path: Path, mode: int) -> None:
-        changed.append((path, path.stat().st_mode & 0o7777))
-        os.chmod(path, mode)
-
-    chmod(folder, 0o555)
-    if as_root:
-        seen = set()
-        for p in [folder, *readable]:
-            p = Path(p).resolve()
-            targets = [p, *p.parents]
-            if p.is_dir():           # the files of a readable folder: every sub-folder too
-                targets += [d for d in p.rglob("*") if d.is_dir()]
-            for d in targets:
-                if d in seen or not d.exists():
-                    continue
-                seen.add(d)
-                mode = d.stat().st_mode & 0o7777
-                if d.is_dir() and mode & 0o005 != 0o005:
-                    chmod(d, mode | 0o005)
     try:
-        if as_root:
-            os.setegid(NOBODY)
-            os.seteuid(NOBODY)
+        if as_root and not _set_dac_override(False):
+            pytest.skip("running as root without the right to drop CAP_DAC_OVERRIDE: cannot make a folder "
+                        "read-only here")
+        probe = folder / ".probe"
+        try:
+            probe.write_bytes(b"")
+        except OSError:
+            pass
+        else:
+            probe.unlink()
+            pytest.skip(f"{folder} stays writable after chmod 0555 here")
         yield folder
     finally:
         if as_root:
-            os.seteuid(0)
-            os.setegid(0)
-        for path, mode in reversed(changed):
-            os.chmod(path, mode)
+            _set_dac_override(True)
+        os.chmod(folder, mode)
 
 
 def disk_full(monkeypatch, after: int = 0) -> List[str]:

@@ -148,3 +148,46 @@ def test_compare_refuses_another_protocol(sysu, tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     res = CliRunner().invoke(cli, [*base, "--compare", str(tmp_path / "bad.json")])
     assert res.exit_code == 1 and "bad.json: not a readable results.json" in res.output
+
+
+def test_read_only_out_is_one_line_before_evaluating(sysu, tmp_path, monkeypatch):
+    """Drill (issue 21): with a read-only --out, vireid-eval computed the whole evaluation and
+    then died with a PermissionError traceback, its results lost."""
+    import vireid.engine.evaluate
+    from tests.fs import one_line, read_only
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("evaluated although --out is not writable")
+
+    monkeypatch.setattr(vireid.engine.evaluate, "evaluate_model", refuse)
+    with read_only(tmp_path / "ro") as ro:
+        res = CliRunner().invoke(cli, ["--checkpoint", str(sysu / "run" / "last.pt"), "--cache", str(sysu / "cache"),
+                                       "--trials", "1", "--out", str(ro / "ev"), "--no-progress"])
+    assert res.exit_code == 1, repr(res.exception)
+    line = one_line(res.output)
+    assert str(ro / "ev") in line and "not writable" in line
+
+
+def test_test_ids_without_queries_are_counted(tmp_path):
+    """Drill (issue 21): a test identity with no IR image was evaluated as gallery-only without a word."""
+    import shutil
+
+    from vireid.data.manifest import Manifest
+
+    root = tmp_path / "SYSU"
+    synthesize("sysu", root, ids=8, seed=1, images_per_camera=1)
+    test_ids = sorted(scan("sysu", root).splits["id_lists"]["test"])
+    lonely = test_ids[0]
+    for cam in ("cam3", "cam6"):                                   # SYSU-MM01's IR (query) cameras
+        shutil.rmtree(root / cam / f"{lonely:04d}", ignore_errors=True)
+    manifest = scan("sysu", root, allow_partial=True)
+    HeatmapJob(manifest, root, tmp_path / "cache", KeypointFileEstimator(root / SIDE_FILE),
+               CacheConfig(input_size=HW, stride=4, sigma=3.0, shard_size=64)).run()
+    _checkpoint(tmp_path / "last.pt", Manifest.load(tmp_path / "cache" / "manifest.json"), "sysu")
+    res = CliRunner().invoke(cli, ["--checkpoint", str(tmp_path / "last.pt"), "--cache", str(tmp_path / "cache"),
+                                   "--trials", "1", "--mode", "all", "--out", str(tmp_path / "ev"), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    line = f"All-search: 1 of {len(test_ids)} test identities have no query image"
+    assert line in res.output and f"{lonely:04d}" in res.output
+    doc = json.loads((tmp_path / "ev" / "results.json").read_text())
+    assert doc["results"]["All-search"]["ids_without_queries"] == [lonely]

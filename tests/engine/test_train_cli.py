@@ -118,3 +118,21 @@ def test_torchrun_two_processes_through_the_cli(cache_dir, tmp_path):  # noqa: F
     assert ck["world_size"] == 2 and ck["epoch"] == 2 and (out / "best.pt").is_file()
     assert sorted(p.name for p in out.iterdir()) == ["best.pt", "config.yaml", "last.pt", "log.jsonl", "losses.png",
                                                      "val.png"]
+
+
+def test_read_only_run_folder_is_one_line_before_any_work(cache_dir, tmp_path, monkeypatch):  # noqa: F811
+    """Drill (issue 21): with a read-only --out, vireid-train died with a PermissionError traceback."""
+    import vireid.engine.trainer as trainer_mod
+    from tests.fs import read_only
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("training started although the run folder is not writable")
+
+    monkeypatch.setattr(trainer_mod, "_train", refuse)
+    sets = [a for kv in TINY for a in ("--set", kv)]
+    for sub in ("", "run"):
+        with read_only(tmp_path / "ro") as ro:
+            res = CliRunner().invoke(cli, _args(cache_dir, ro / sub, *sets, "epochs=1", "--no-progress"))
+        assert res.exit_code == 1, repr(res.exception)
+        line = _one_line(res.output)
+        assert str(ro / sub) in line and "not writable" in line

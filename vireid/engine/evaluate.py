@@ -41,6 +41,12 @@ class ProtocolSets:
     galleries: List[List[Sample]]
     trials: List[int]
 
+    def ids_without_queries(self, test_ids: Sequence[int] = ()) -> List[int]:
+        """Identities of the protocol (``test_ids`` and every gallery's) with no query image:
+        they can only be matched against, never searched for."""
+        ids = set(int(p) for p in test_ids) | {s.pid for g in self.galleries for s in g}
+        return sorted(ids - {s.pid for s in self.query})
+
     def paths(self) -> List[str]:
         """Every image the protocol needs features of (query first, each once)."""
         seen: Dict[str, None] = {}
@@ -168,6 +174,7 @@ class EvalReport:
     row_of: Dict[str, int]
     indices: List[int]
     cache: Any                                          # the HeatmapCache read (for pictures)
+    notes: List[str] = field(default_factory=list)      # what the reader should know (ids without queries)
 
 
 def untrained_model(ck: Mapping[str, Any]) -> PoseVIReIDNet:
@@ -252,10 +259,20 @@ def evaluate_model(model: PoseVIReIDNet, ck: Mapping[str, Any], cache_dir: PathL
         "config": ck.get("config"), "code_version": __version__, "results": {},
     }
     curves: Dict[str, Sequence[float]] = {}
+    notes: List[str] = []
+    test_ids = manifest.splits.get("id_lists", {}).get("test", []) if dataset == "sysu" else []
     for setting, sets in protocol_sets.items():
         res = evaluate_sets(sets, feats, row_of, dataset)
+        lonely = sets.ids_without_queries(test_ids)
+        if lonely:
+            total = len(set(test_ids) | {s.pid for g in sets.galleries for s in g} | {s.pid for s in sets.query})
+            notes.append(f"{setting}: {len(lonely)} of {total} test identities have no query image and are in the "
+                         f"gallery only: {', '.join(f'{p:04d}' for p in lonely[:20])}"
+                         + (" ..." if len(lonely) > 20 else ""))
+            log.info("%s", notes[-1])
         payload["results"][setting] = {
             "trials": res.trials,
+            "ids_without_queries": lonely,
             "features": {FEATURE_ROWS[k]: {"mean": res.summary[k].mean, "std": res.summary[k].std,
                                            "per_trial": [table_entry(r) for r in res.per_feature[k]]}
                          for k in feats},
@@ -265,7 +282,7 @@ def evaluate_model(model: PoseVIReIDNet, ck: Mapping[str, Any], cache_dir: PathL
             curves[f"{FEATURE_ROWS[k]} {setting}"] = res.summary[k].cmc_mean
     return EvalReport(dataset=dataset, payload=payload, table=table, markdown=markdown_table(table, dataset=dataset),
                       curves=curves, protocol_sets=protocol_sets, features=feats, row_of=row_of, indices=indices,
-                      cache=cache)
+                      cache=cache, notes=notes)
 
 
 def _sha256(path: Path) -> str:

@@ -78,7 +78,7 @@ from vireid.engine.optim import build_optimizer, build_scheduler
 from vireid.engine.plots import plot_losses, plot_validation
 from vireid.engine.runlog import RunLog, read_log, trim_log
 from vireid.evaluation import regdb_metrics
-from vireid.io import PathLike
+from vireid.io import PathLike, WriteError, ensure_writable
 from vireid.losses import LossConfig, compute_losses
 from vireid.losses.hetero_center import HeteroCenterTripletLoss
 from vireid.model import ModelConfig, PoseVIReIDNet, load_imagenet_backbone, load_pose_branch_from_lip
@@ -103,7 +103,7 @@ class NonFiniteLossError(TrainError):
 
 #: Everything a command line should report as one line rather than a traceback.
 USER_ERRORS = (TrainError, ConfigError, CacheError, ManifestError, CheckpointError, SamplerError,
-               DistributedError)
+               DistributedError, WriteError)
 
 
 @dataclass
@@ -299,6 +299,7 @@ def train(config: TrainConfig, cache_dir: PathLike, out_dir: PathLike, trial: Op
     cfg = config
     if "test" in cfg.data.splits:
         raise TrainError("data.splits contains 'test': the test identities are never trained on")
+    ensure_writable(out, "run folder (--out)")               # before any work: WriteError names it
     cache, manifest = _open_data(cache_dir)
     device, ctx = _setup_process(cfg)
     try:
