@@ -21,6 +21,7 @@ from vireid.pose.joints import JOINT_NAMES, NUM_JOINTS
 
 MODALITY_NAMES = {v: k for k, v in MODALITY_CODES.items()}
 REBUILD_HINT = "rerun `vireid-prep heatmaps` with the build's arguments to rebuild it"
+DAMAGED_HINT = "delete it and " + REBUILD_HINT
 
 
 @dataclass
@@ -169,7 +170,7 @@ def inspect_cache(root: "str | Path", manifest_path: Optional["str | Path"] = No
             report.bad_shards.append(s)
             accounted += [r.path for r in records]
             problems.append(f"{path}: damaged shard (unreadable: {exc}): it holds {len(records)} image(s) of the "
-                            f"manifest ({_span(records)}); {REBUILD_HINT}")
+                            f"manifest ({_span(records)}); {DAMAGED_HINT}")
     if index.get("paths") != seen and not report.bad_shards:
         problems.append(f"{root / 'index.json'}: entries do not match the shards' rows")
     wanted = [r.path for r in manifest.records]
