@@ -46,9 +46,9 @@ from joblib import Parallel, delayed
 from pipeline.estimators.base import PoseEstimator
 from vireid.data.images import load_image
 from vireid.data.manifest import Manifest, Record
-from vireid.data.shards import (CacheConfig, CacheError, MODALITY_CODES, ShardRows, cache_attributes,
-                                compare_attributes, encode_image, quantize_heatmaps, read_shard_attrs,
-                                shard_name, write_index, write_shard)
+from vireid.data.shard_writer import ShardRows, read_shard_attrs, write_index, write_shard
+from vireid.data.shards import (CacheConfig, CacheError, MODALITY_CODES, cache_attributes, compare_attributes,
+                                encode_image, quantize_heatmaps, shard_name)
 from vireid.io import atomic_write_json, remove_stale_temporaries
 from vireid.pose.heatmaps import render_gaussian_heatmaps
 from vireid.pose.joints import NUM_JOINTS

@@ -3,7 +3,9 @@
 Every problem names the file at fault; a row's problem names its shard, its row and the
 source image it was made from. Shards are laid out by the manifest (records sorted by
 path, ``shard_size`` per shard), so a shard that is missing or cannot be opened is
-reported with the images it holds rather than as images absent from the cache.
+reported with the images it holds rather than as images absent from the cache. Every
+row is read and compared with its checksums (:mod:`vireid.data.rowsums`); shards written
+before the checksums existed are noted, with how to add them.
 """
 from __future__ import annotations
 
@@ -15,13 +17,13 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import h5py
 import numpy as np
 
+from vireid.data import rowsums
 from vireid.data.manifest import Manifest, ManifestError, Record
 from vireid.data.shards import CACHE_FORMAT, MODALITY_CODES, compare_attributes, shard_name
 from vireid.pose.joints import JOINT_NAMES, NUM_JOINTS
 
 MODALITY_NAMES = {v: k for k, v in MODALITY_CODES.items()}
-REBUILD_HINT = "rerun `vireid-prep heatmaps` with the build's arguments to rebuild it"
-DAMAGED_HINT = "delete it and " + REBUILD_HINT
+REPAIR_HINT = "`vireid-prep heatmaps --repair` with the build's arguments recomputes its images"
 
 
 @dataclass
@@ -32,6 +34,8 @@ class CacheReport:
     problems: List[str] = field(default_factory=list)
     bad_shards: List[int] = field(default_factory=list)
     bad_rows: Dict[int, List[int]] = field(default_factory=dict)
+    unchecked_shards: List[int] = field(default_factory=list)     # written before row checksums
+    notes: List[str] = field(default_factory=list)                # not problems: what to know
 
     @property
     def ok(self) -> bool:
@@ -51,11 +55,11 @@ def _row_fields(rec: Record, record_index: int) -> Dict[str, Any]:
             "modality": MODALITY_CODES[rec.modality]}
 
 
-def _compare_rows(path: Path, f: h5py.File, expected: Sequence[Dict[str, Any]]) -> Dict[int, str]:
+def _compare_rows(f: h5py.File, expected: Sequence[Dict[str, Any]]) -> Dict[int, List[str]]:
     """Rows whose identity, camera, modality, record or path differ from the manifest's."""
     stored = {"path": list(f["path"].asstr()[()]), "record": f["record"][()], "pid": f["pid"][()],
               "camid": f["camid"][()], "modality": f["modality"][()]}
-    out: Dict[int, str] = {}
+    out: Dict[int, List[str]] = {}
     for r, want in enumerate(expected):
         diffs = []
         if stored["path"][r] != want["path"]:
@@ -70,7 +74,42 @@ def _compare_rows(path: Path, f: h5py.File, expected: Sequence[Dict[str, Any]]) 
             have = MODALITY_NAMES.get(int(stored["modality"][r]), str(int(stored["modality"][r])))
             diffs.append(f"modality {have} in the cache, {MODALITY_NAMES[want['modality']]} in the manifest")
         if diffs:
-            out[r] = f"{path}: row {r} ({want['path']}): " + "; ".join(diffs)
+            out[r] = diffs
+    return out
+
+
+def _check_checksums(f: h5py.File, conf: np.ndarray, kps: np.ndarray, held: Sequence[str]) -> Dict[int, List[str]]:
+    """Rows whose image, heatmaps or metadata differ from their checksums, or cannot be read."""
+    n = len(held)
+    sums = f[rowsums.DATASET][()]
+    if sums.shape != (n, 3):
+        return {r: [f"the checksums of this shard are damaged (shape {sums.shape})"] for r in range(n)}
+    meta = rowsums.metadata_digests(conf, kps, f["pid"][()], f["camid"][()], f["modality"][()], f["record"][()],
+                                    held)
+    out: Dict[int, List[str]] = {}
+    for r in range(n):
+        fields = [] if meta[r] == sums[r, rowsums.METADATA] else ["metadata"]
+        for which, name in ((rowsums.IMAGE, "image"), (rowsums.HEATMAPS, "heatmaps")):
+            try:
+                if rowsums.digest(np.asarray(f[name][r])) != int(sums[r, which]):
+                    fields.append(name)
+            except Exception as exc:  # noqa: BLE001 - whatever a damaged chunk makes h5py raise
+                fields.append(f"{name} (unreadable: {exc})")
+        if fields:
+            out[r] = [f"checksum mismatch ({', '.join(fields)})"]
+    return out
+
+
+def _touch_rows(f: h5py.File, n: int) -> Dict[int, List[str]]:
+    """Rows of a shard without checksums whose image or heatmaps cannot be read (a corrupt
+    chunk raises here); a changed byte is not seen."""
+    out: Dict[int, List[str]] = {}
+    for r in range(n):
+        try:
+            f["heatmaps"][r]
+            f["image"][r]
+        except Exception as exc:  # noqa: BLE001 - whatever a damaged chunk makes h5py raise
+            out[r] = [f"cannot be read ({exc})"]
     return out
 
 
@@ -93,20 +132,25 @@ def _check_shard(path: Path, f: h5py.File, attrs: Mapping[str, Any], records: Se
     kps = f["keypoints"][()]
     if np.isinf(kps).any() or (np.isnan(kps).any(axis=-1) != (conf == 0)).any():
         problems.append(f"{path}: keypoints are NaN exactly where the confidence is not 0")
-    for r in range(n):     # touch every chunk: a corrupt one raises here
-        f["heatmaps"][r]
-        f["image"][r]
     held = list(f["path"].asstr()[()])
     expected = [_row_fields(rec, start + k) for k, rec in enumerate(records) if rec.path not in skipped]
+    sources = [e["path"] for e in expected] if len(expected) == n else held
+    if rowsums.DATASET in f:
+        bad = _check_checksums(f, conf, kps, held)
+    else:
+        bad = _touch_rows(f, n)
+        report.unchecked_shards.append(s)
     if records and len(expected) == n:
-        bad = _compare_rows(path, f, expected)
-        for r, line in bad.items():
-            problems.append(line)
-        if bad:
-            report.bad_rows.setdefault(s, []).extend(sorted(bad))
+        for r, diffs in _compare_rows(f, expected).items():
+            bad.setdefault(r, []).extend(diffs)
     elif records:
+        report.bad_shards.append(s)
         problems.append(f"{path}: holds {n} row(s) and {len(skipped)} skipped image(s), but its part of the "
-                        f"manifest has {len(records)} image(s)")
+                        f"manifest has {len(records)} image(s) ({_span(records)}); {REPAIR_HINT}")
+    for r in sorted(bad):
+        problems.append(f"{path}: row {r} ({sources[r]}): " + "; ".join(bad[r]))
+    if bad:
+        report.bad_rows.setdefault(s, []).extend(sorted(bad))
     return held
 
 
@@ -160,17 +204,17 @@ def inspect_cache(root: "str | Path", manifest_path: Optional["str | Path"] = No
             report.bad_shards.append(s)
             accounted += [r.path for r in records]
             problems.append(f"{path}: shard missing: it should hold {len(records)} image(s) of the manifest "
-                            f"({_span(records)}); {REBUILD_HINT}")
+                            f"({_span(records)}); {REPAIR_HINT}")
             continue
         try:
             with h5py.File(path, "r") as f:
                 skipped += [d["path"] for d in json.loads(f.attrs["skipped"])]
                 seen += _check_shard(path, f, attrs, records, s * size, report, s)
-        except (OSError, KeyError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever a damaged file makes h5py raise
             report.bad_shards.append(s)
             accounted += [r.path for r in records]
             problems.append(f"{path}: damaged shard (unreadable: {exc}): it holds {len(records)} image(s) of the "
-                            f"manifest ({_span(records)}); {DAMAGED_HINT}")
+                            f"manifest ({_span(records)}); {REPAIR_HINT}")
     if index.get("paths") != seen and not report.bad_shards:
         problems.append(f"{root / 'index.json'}: entries do not match the shards' rows")
     wanted = [r.path for r in manifest.records]
@@ -183,6 +227,17 @@ def inspect_cache(root: "str | Path", manifest_path: Optional["str | Path"] = No
     extra = set(seen) - set(wanted)
     if extra:
         problems.append(f"{root}: {len(extra)} cached image(s) not in the manifest, e.g. {sorted(extra)[0]}")
+    if report.unchecked_shards:
+        k = len(report.unchecked_shards)
+        report.notes.append(f"{root}: {k} of {n_shards} shard(s) have no row checksums (written before they "
+                            f"existed), so a changed byte in them goes unnoticed; add them without recomputing "
+                            f"any heatmap: `vireid-prep checksum {root}` (or `vireid-prep heatmaps --repair` with "
+                            f"the build's arguments)")
+    if problems and (report.bad_rows or report.bad_shards):
+        rows = sum(len(v) for v in report.bad_rows.values())
+        report.notes.append(f"{root}: {rows} damaged row(s) and {len(report.bad_shards)} damaged or missing "
+                            f"shard(s): `vireid-prep heatmaps --repair` with the build's arguments recomputes only "
+                            f"those")
     return report
 
 

@@ -124,3 +124,39 @@ def row_offset(shard: Path, dataset: str, row: int) -> Tuple[int, int]:
         assert ds.chunks is None, f"{dataset} is chunked"
         per_row = ds.dtype.itemsize * int(np.prod(ds.shape[1:], dtype=np.int64))
         return int(ds.id.get_offset()) + row * per_row, per_row
+
+
+def data_regions(shard: Path) -> dict:
+    """Where each dataset's bytes lie in a shard file: ``name -> [(offset, length), ...]``, its
+    storage (contiguous or chunks) and, for variable-length datasets, ``name:heap`` with the
+    bytes of each element in the global heap (found by their content)."""
+    blob = Path(shard).read_bytes()
+    out: dict = {}
+    with h5py.File(shard, "r") as f:
+        for name, ds in f.items():
+            if ds.chunks is None:
+                out[name] = [(int(ds.id.get_offset()), int(ds.id.get_storage_size()))]
+            else:
+                infos = [ds.id.get_chunk_info(i) for i in range(ds.id.get_num_chunks())]
+                out[name] = [(int(c.byte_offset), int(c.size)) for c in infos]
+            if h5py.check_vlen_dtype(ds.dtype) is not None or h5py.check_string_dtype(ds.dtype) is not None:
+                heap = []
+                for r in range(ds.shape[0]):
+                    value = ds[r]
+                    content = value if isinstance(value, bytes) else np.asarray(value).tobytes()
+                    at = blob.find(content)
+                    assert at >= 0, f"{name}[{r}] not found in the file"
+                    heap.append((at, len(content)))
+                out[f"{name}:heap"] = heap
+    return out
+
+
+def spread(regions, per_region: int = 3) -> List[int]:
+    """A few offsets in every region: its first byte, its last and some between."""
+    offsets = []
+    for start, length in regions:
+        if length <= 0:
+            continue
+        picks = {0, length - 1, length // 2} | {length * k // (per_region + 1) for k in range(1, per_region + 1)}
+        offsets += [start + p for p in sorted(picks)]
+    return sorted(set(offsets))

@@ -93,6 +93,7 @@ class CacheDataset(Dataset):
         self.seed = int(seed)
         self.epoch = 0
         meta = self.cache.metadata()
+        self.cache.check_metadata(self.indices)             # DamagedRowError names a damaged row
         self.pids = meta["pid"][self.indices]               # (N,) per dataset position
         self.camids = meta["camid"][self.indices]
         self.modalities = meta["modality"][self.indices]    # 0 RGB, 1 IR
