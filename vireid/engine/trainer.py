@@ -64,7 +64,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from vireid import __version__
-from vireid.data.dataset import CacheDataset, make_label_map, training_indices
+from vireid.data.dataset import CacheDataset, make_label_map, training_indices, unwrap_worker_error
 from vireid.data.manifest import Manifest, ManifestError
 from vireid.data.sampler import CrossModalitySampler, SamplerError
 from vireid.data.shards import CacheError, HeatmapCache
@@ -304,6 +304,8 @@ def train(config: TrainConfig, cache_dir: PathLike, out_dir: PathLike, trial: Op
     device, ctx = _setup_process(cfg)
     try:
         return _train(cfg, cache, manifest, cache_dir, out, resume, device, ctx)
+    except CacheError as exc:                 # a damaged row, maybe met in a DataLoader worker
+        raise unwrap_worker_error(exc) from None
     finally:
         ddp.teardown(ctx)
 
@@ -386,6 +388,9 @@ def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir:
         raise TrainError(f"{cache_dir}: {exc}") from None
     except ValueError as exc:
         raise TrainError(f"{cache_dir}: {exc}") from None
+    damaged: List[Tuple[int, str]] = []
+    if cfg.data.damaged_rows == "skip":
+        train_idx, val_idx, damaged = _without_damaged(cache, train_idx, val_idx)
     meta = cache.metadata()
     label_map = make_label_map(meta["pid"][np.asarray(train_idx)].tolist())
     model_cfg = cfg.model_config(num_classes=len(label_map))
@@ -478,6 +483,8 @@ def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir:
     }
     tb_dir = out / "tensorboard" if cfg.tensorboard else None
     log: Any = RunLog(out / "log.jsonl", tensorboard=tb_dir, resume_step=global_step) if ctx.is_main else _NoLog()
+    for i, message in damaged:
+        log.write("damaged", step=global_step, path=cache.paths[i], message=message)
     epochs_done = start_epoch
     batch_images = sampler.batch_size * ctx.world_size                # the global batch
     show_bar = cfg.progress and ctx.is_main
@@ -586,6 +593,19 @@ def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir:
     return TrainResult(run_dir=out, last=last, best=best if best.is_file() else None,
                        epochs_done=epochs_done, global_step=global_step,
                        losses_png=losses_png, val_png=val_png, val_history=val_history)
+
+
+def _without_damaged(cache: HeatmapCache, train_idx: Sequence[int],
+                     val_idx: Sequence[int]) -> Tuple[List[int], List[int], List[Tuple[int, str]]]:
+    """``data.damaged_rows: skip``: read every training and held-out row once and leave out
+    those that fail their checksums, saying which."""
+    damaged = cache.damaged_rows(sorted(set(train_idx) | set(val_idx)))
+    bad = {i for i, _ in damaged}
+    for _, message in damaged:
+        logger.warning("left out (data.damaged_rows=skip): %s", message)
+    if damaged:
+        logger.warning("%d damaged row(s) left out of %d", len(damaged), len(set(train_idx) | set(val_idx)))
+    return [i for i in train_idx if i not in bad], [i for i in val_idx if i not in bad], damaged
 
 
 def _initialise(model: PoseVIReIDNet, cfg: TrainConfig) -> None:
