@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple
 
 import click
 
@@ -20,6 +20,9 @@ from vireid import __version__
 from vireid.data.manifest import ManifestError
 from vireid.data.spec import DATASETS, SpecError
 from vireid.io import WriteError, atomic_write_text, ensure_writable
+
+if TYPE_CHECKING:
+    from pipeline.repair import RepairResult
 
 MAX_LISTED = 50
 
@@ -217,17 +220,22 @@ def _parse_part(value: Optional[str]) -> Tuple[int, int]:
 @click.option("--part", default=None,
               help="K/N: this process writes shards s with s %% N == K (several processes or GPUs; "
                    "default from torchrun's RANK/WORLD_SIZE, else 0/1).")
+@click.option("--repair", is_flag=True,
+              help="Check the cache at OUT (as `verify`) and recompute only its damaged or missing rows and "
+                   "shards, each rewritten atomically; shards without row checksums get them, from their "
+                   "stored rows. Give the build's arguments (same --batch-size), then it ends with `verify`.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 @one_line_write_errors
 def heatmaps_cmd(dataset: str, root: Path, out: Path, manifest_path: Optional[Path], allow_partial: bool,
                  estimator: Optional[str], weights: Optional[Path], keypoints_path: Optional[Path], device: str,
                  estimator_size: Optional[int], batch_size: Optional[int], jobs: int, input_size: Tuple[int, int],
-                 stride: int, sigma: float,
-                 image_format: str, shard_size: int, on_error: str, part: Optional[str], progress: bool) -> None:
+                 stride: int, sigma: float, image_format: str, shard_size: int, on_error: str, part: Optional[str],
+                 repair: bool, progress: bool) -> None:
     """Run a pose estimator over every image and cache heatmaps in HDF5 shards.
 
     Resumable: rerun the same command after an interruption and finished shards are kept.
-    A second process on the same cache (and part) is refused.
+    A second process on the same cache (and part) is refused. Every row carries checksums
+    (`verify` checks them); --repair recomputes what they find damaged.
     """
     from pipeline.estimators import EstimatorError, build_estimator
     from pipeline.heatmaps import HeatmapJob, JobError
@@ -264,6 +272,10 @@ def heatmaps_cmd(dataset: str, root: Path, out: Path, manifest_path: Optional[Pa
                               batch_size=batch_size, size=estimator_size)
         job = HeatmapJob(manifest, root, out, est, config, jobs=jobs, on_error=on_error, part=(k, n),
                          progress=progress)
+        if repair:
+            from pipeline.repair import repair_cache
+
+            return _report_repair(out, repair_cache(job))
         result = job.run()
     except ScanError as exc:
         raise click.ClickException(str(exc)) from None
@@ -274,6 +286,41 @@ def heatmaps_cmd(dataset: str, root: Path, out: Path, manifest_path: Optional[Pa
                + (f", {result.images_skipped} skipped (listed in {out / 'skipped.json'})" if result.images_skipped else ""))
     if not result.complete:
         click.echo(f"{out}: shards of other parts are still missing; index.json is written when all exist", err=True)
+
+
+def _report_repair(out: Path, result: RepairResult) -> None:
+    click.echo(f"{out}: repaired: {result.summary()}")
+    after = result.after
+    if after.problems:
+        click.echo(f"{out}: {len(after.problems)} problem(s) remain:", err=True)
+        for p in after.problems[:MAX_LISTED]:
+            click.echo(f"  {p}", err=True)
+        sys.exit(1)
+    click.echo(f"{out}: OK")
+
+
+@cli.command("checksum")
+@click.argument("cache", type=click.Path(path_type=Path, file_okay=False))
+@one_line_write_errors
+def checksum_cmd(cache: Path) -> None:
+    """Add row checksums to a cache written before they existed, from the rows as stored.
+
+    No heatmap is recomputed and no dataset root or estimator is needed; each shard is
+    rewritten atomically. Run `verify` first: the checksums seal the rows as they are now.
+    """
+    from pipeline.heatmaps import JobError
+    from pipeline.repair import add_checksums
+    from vireid.data.shards import CacheError
+
+    if not cache.is_dir():
+        raise click.ClickException(f"{cache}: no such cache folder")
+    writable(cache, "cache folder")
+    try:
+        added, had = add_checksums(cache)
+    except (CacheError, JobError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{cache}: row checksums added to {len(added)} shard(s) ({len(had)} had them); no heatmap "
+               f"recomputed")
 
 
 @cli.command("verify")

@@ -37,7 +37,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 import cv2
 import numpy as np
@@ -46,7 +46,7 @@ from joblib import Parallel, delayed
 from pipeline.estimators.base import PoseEstimator
 from vireid.data.images import load_image
 from vireid.data.manifest import Manifest, Record
-from vireid.data.shard_writer import ShardRows, read_shard_attrs, write_index, write_shard
+from vireid.data.shard_writer import Row, ShardRows, read_shard_attrs, write_index, write_shard
 from vireid.data.shards import (CacheConfig, CacheError, MODALITY_CODES, cache_attributes, compare_attributes,
                                 encode_image, quantize_heatmaps, shard_name)
 from vireid.io import atomic_write_json, remove_stale_temporaries
@@ -158,7 +158,7 @@ class HeatmapJob:
         self.plan = shard_plan(len(self.records), config.shard_size)
 
     # ------------------------------------------------------------------ set-up
-    def _check_or_write_cache_json(self) -> None:
+    def check_or_write_cache_json(self) -> None:
         path = self.out / "cache.json"
         if path.is_file():
             existing = json.loads(path.read_text())
@@ -179,7 +179,7 @@ class HeatmapJob:
         try:
             info = read_shard_attrs(path)
         except (OSError, KeyError, ValueError) as exc:
-            raise CacheError(f"{path}: unreadable shard ({exc}); delete it and rerun") from exc
+            raise CacheError(f"{path}: unreadable shard ({exc}); rerun with --repair to rebuild it") from exc
         start, stop = self.plan[index]
         if info["attrs"] != self.attrs or info["rows"] + len(info["skipped"]) != stop - start:
             raise CacheError(f"{path}: shard does not belong to this cache (other attributes or size); "
@@ -198,12 +198,21 @@ class HeatmapJob:
                                         stride=self.config.stride, sigma=self.config.sigma)
         return quantize_heatmaps(maps), conf, xy
 
-    def _process_shard(self, index: int, bar: Any) -> Tuple[ShardRows, List[Dict[str, str]]]:
+    def compute_rows(self, index: int, bar: Any = None, only: Optional[Set[int]] = None
+                     ) -> Tuple[Dict[int, Row], Dict[int, Dict[str, str]]]:
+        """Rows of shard ``index`` by position in the shard's records: ``(rows, skipped)``.
+
+        ``only``: positions wanted (repair); the estimator still sees each batch that holds
+        one of them whole, exactly as the build did, so a recomputed row equals the built one
+        (``--batch-size`` must be the build's), and the other batches are not touched."""
         start, stop = self.plan[index]
         records = self.records[start:stop]
         batch = max(1, int(getattr(self.estimator, "batch_size", 32)))
         batches = [list(range(i, min(i + batch, len(records)))) for i in range(0, len(records), batch)]
-        rows, skipped = ShardRows(), []
+        if only is not None:
+            batches = [b for b in batches if only.intersection(b)]
+        rows: Dict[int, Row] = {}
+        skipped: Dict[int, Dict[str, str]] = {}
         with ThreadPoolExecutor(max_workers=1) as prefetch:
             pending: Optional[Future] = None
             if batches:
@@ -225,7 +234,7 @@ class HeatmapJob:
                         if self.on_error == "fail":
                             raise JobError(f"{self.root / rec.path}: {img} (pass --on-error skip to skip and "
                                            f"record such images)")
-                        skipped.append({"path": rec.path, "reason": img})
+                        skipped[i] = {"path": rec.path, "reason": img}
                         log.warning("skipping %s: %s", self.root / rec.path, img)
                     else:
                         good.append((i, img))
@@ -240,17 +249,20 @@ class HeatmapJob:
                         maps, conf, xy = self._render(kps, img.shape[:2])
                         h, w = self.config.input_size
                         resized = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
-                        rows.images.append(encode_image(resized, self.config))
-                        rows.heatmaps.append(maps)
-                        rows.confidence.append(conf)
-                        rows.keypoints.append(xy)
-                        rows.pid.append(rec.pid)
-                        rows.camid.append(rec.camid)
-                        rows.modality.append(MODALITY_CODES[rec.modality])
-                        rows.record.append(start + i)
-                        rows.path.append(rec.path)
-                bar.update(len(idx))
+                        rows[i] = Row(image=encode_image(resized, self.config), heatmaps=maps, confidence=conf,
+                                      keypoints=xy, pid=rec.pid, camid=rec.camid,
+                                      modality=MODALITY_CODES[rec.modality], record=start + i, path=rec.path)
+                if bar is not None:
+                    bar.update(len(idx))
         return rows, skipped
+
+    def process_shard(self, index: int, bar: Any = None) -> Tuple[ShardRows, List[Dict[str, str]]]:
+        """Every row of shard ``index`` as the build writes it, and the images it skipped."""
+        rows, skipped = self.compute_rows(index, bar)
+        out = ShardRows()
+        for i in sorted(rows):
+            out.append(rows[i])
+        return out, [skipped[i] for i in sorted(skipped)]
 
     def run(self) -> JobResult:
         from tqdm.auto import tqdm
@@ -265,7 +277,7 @@ class HeatmapJob:
                 own += ["cache.json", "manifest.json", "index.json", "skipped.json"]
             for p in remove_stale_temporaries(self.out, own):
                 log.info("removed %s, left by an interrupted run", p)
-            self._check_or_write_cache_json()
+            self.check_or_write_cache_json()
             todo = [s for s in mine if not self._shard_done(s)]
             result.shards_skipped = len(mine) - len(todo)
             if result.shards_skipped:
@@ -276,7 +288,7 @@ class HeatmapJob:
                 with ThreadPoolExecutor(max_workers=1) as writer:
                     writing: Optional[Future] = None
                     for s in todo:
-                        rows, skipped = self._process_shard(s, bar)
+                        rows, skipped = self.process_shard(s, bar)
                         if writing is not None:
                             writing.result()
                         writing = writer.submit(write_shard, self.out / shard_name(s), rows, self.attrs, s, skipped)

@@ -154,7 +154,8 @@ def _check_shard(path: Path, f: h5py.File, attrs: Mapping[str, Any], records: Se
     return held
 
 
-def inspect_cache(root: "str | Path", manifest_path: Optional["str | Path"] = None) -> CacheReport:
+def inspect_cache(root: "str | Path", manifest_path: Optional["str | Path"] = None,
+                  manifest: Optional[Manifest] = None) -> CacheReport:
     """Check the cache at ``root`` against its manifest (default ``root/manifest.json``).
 
     Checks: cache.json, index.json and every shard readable; each shard's attributes equal
@@ -162,6 +163,7 @@ def inspect_cache(root: "str | Path", manifest_path: Optional["str | Path"] = No
     manifest's; every image of the manifest present exactly once (or listed in
     skipped.json); index rows match the shards; no NaN or out-of-range confidence; heatmap
     and image shapes as declared; the manifest's hash equals the one the cache records.
+    ``manifest`` (already loaded) takes the place of ``manifest_path``.
     """
     root = Path(root)
     report = CacheReport()
@@ -176,7 +178,7 @@ def inspect_cache(root: "str | Path", manifest_path: Optional["str | Path"] = No
     if attrs.get("joint_names") != list(JOINT_NAMES):
         problems.append(f"{root / 'cache.json'}: joint names differ from the LIP schema")
     try:
-        manifest = Manifest.load(manifest_path or root / "manifest.json")
+        manifest = manifest or Manifest.load(manifest_path or root / "manifest.json")
     except ManifestError as exc:
         problems.append(str(exc))
         return report
@@ -186,13 +188,16 @@ def inspect_cache(root: "str | Path", manifest_path: Optional["str | Path"] = No
                         f"the manifest given has hash {manifest.hash[:12]}")
     try:
         index = json.loads((root / "index.json").read_text())
+        if not isinstance(index, dict):
+            raise ValueError(f"a {type(index).__name__}, not a mapping")
     except (OSError, ValueError) as exc:
-        problems.append(f"{root / 'index.json'}: missing or unreadable ({exc}): the cache is incomplete")
-        return report
+        problems.append(f"{root / 'index.json'}: missing or unreadable ({exc}): the cache is incomplete or "
+                        f"damaged; `vireid-prep heatmaps --repair` (or the build's command) writes it")
+        index = None
     size = int(attrs.get("shard_size") or 1)
     n_shards = -(-int(attrs["num_records"]) // size) if attrs.get("num_records") else 0
     expected_shards = [shard_name(s) for s in range(n_shards)]
-    if index.get("shards") != expected_shards:
+    if index is not None and index.get("shards") != expected_shards:
         problems.append(f"{root / 'index.json'}: lists {len(index.get('shards', []))} shards, expected {n_shards}")
     seen: List[str] = []
     skipped: List[str] = []
@@ -215,7 +220,7 @@ def inspect_cache(root: "str | Path", manifest_path: Optional["str | Path"] = No
             accounted += [r.path for r in records]
             problems.append(f"{path}: damaged shard (unreadable: {exc}): it holds {len(records)} image(s) of the "
                             f"manifest ({_span(records)}); {REPAIR_HINT}")
-    if index.get("paths") != seen and not report.bad_shards:
+    if index is not None and index.get("paths") != seen and not report.bad_shards:
         problems.append(f"{root / 'index.json'}: entries do not match the shards' rows")
     wanted = [r.path for r in manifest.records]
     have = set(seen) | set(skipped) | set(accounted)
