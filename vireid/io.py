@@ -53,13 +53,23 @@ def write_error(target: PathLike, exc: OSError, what: str = "cannot write") -> W
     return WriteError(f"{target}: {what}: {_reason(exc)}", exc.errno)
 
 
+def previous_path(target: PathLike) -> Path:
+    """Where :func:`atomic_path` with ``keep_previous`` keeps the file it replaced:
+    ``last.pt`` -> ``last.prev.pt``."""
+    target = Path(target)
+    return target.with_name(f"{target.stem}.prev{target.suffix}")
+
+
 @contextmanager
-def atomic_path(target: PathLike, suffix: str = "") -> Iterator[Path]:
+def atomic_path(target: PathLike, suffix: str = "", keep_previous: bool = False) -> Iterator[Path]:
     """Yield a temporary path next to ``target``; on success it is renamed onto ``target``.
 
     For writers that need a path (h5py, torch.save, matplotlib). On an exception the
     temporary file is removed and ``target`` is left untouched; an ``OSError`` (disk full,
-    permission denied) becomes a :class:`WriteError` naming ``target``.
+    permission denied) becomes a :class:`WriteError` naming ``target``. With
+    ``keep_previous`` the file it replaces is kept as :func:`previous_path`, renamed only
+    once the new one is completely written (a crash between the two renames leaves the
+    previous file and no ``target``: readers fall back to it).
     """
     target = Path(target)
     try:
@@ -76,6 +86,8 @@ def atomic_path(target: PathLike, suffix: str = "") -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
+        if keep_previous and target.is_file():
+            os.replace(target, previous_path(target))
         os.replace(tmp_path, target)
     except OSError as exc:
         tmp_path.unlink(missing_ok=True)

@@ -116,8 +116,8 @@ def test_torchrun_two_processes_through_the_cli(cache_dir, tmp_path):  # noqa: F
     assert stdout.count("trained 2 epoch(s), 2 steps") == 1, stdout
     ck = load_checkpoint(out / "last.pt")
     assert ck["world_size"] == 2 and ck["epoch"] == 2 and (out / "best.pt").is_file()
-    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "config.yaml", "last.pt", "log.jsonl", "losses.png",
-                                                     "val.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "config.yaml", "last.prev.pt", "last.pt", "log.jsonl",
+                                                     "losses.png", "val.png"]
 
 
 def test_read_only_run_folder_is_one_line_before_any_work(cache_dir, tmp_path, monkeypatch):  # noqa: F811

@@ -28,6 +28,10 @@ epoch ``e`` gives the same weights as an uninterrupted run (tested on CPU).
 Non-finite guard: a NaN or inf in any named loss stops the run before the update, with
 the loss's name and the step; ``last.pt`` keeps the last good epoch.
 
+Damaged checkpoints: checkpoints are sealed (:mod:`vireid.sealing`) and the epoch before
+``last.pt`` is kept as ``last.prev.pt``; a resume from a truncated or bit-flipped
+``last.pt`` falls back to it and says so (:func:`load_for_resume`).
+
 Multi-process (``torchrun --nproc-per-node N``, see :mod:`vireid.engine.distributed`):
 the model is wrapped in :class:`~torch.nn.parallel.DistributedDataParallel`; the
 sampler gives rank ``r`` its disjoint ``D / N`` identities of every global batch (the
@@ -78,7 +82,7 @@ from vireid.engine.optim import build_optimizer, build_scheduler
 from vireid.engine.plots import plot_losses, plot_validation
 from vireid.engine.runlog import RunLog, read_log, trim_log
 from vireid.evaluation import regdb_metrics
-from vireid.io import PathLike, WriteError, ensure_writable
+from vireid.io import PathLike, WriteError, ensure_writable, previous_path
 from vireid.losses import LossConfig, compute_losses
 from vireid.losses.hetero_center import HeteroCenterTripletLoss
 from vireid.model import ModelConfig, PoseVIReIDNet, load_imagenet_backbone, load_pose_branch_from_lip
@@ -237,17 +241,42 @@ def _check_finite(values: Mapping[str, float], epoch: int, it: int, step: int, l
 
 
 def _resume_path(resume: Union[None, str, PathLike], out: Path) -> Optional[Path]:
+    last = out / "last.pt"
     if resume is None:
-        if (out / "last.pt").is_file():
+        if last.is_file() or previous_path(last).is_file():
             raise TrainError(f"{out} already holds a run (last.pt): continue it with --resume auto, or choose "
                              "another --out")
         return None
     if str(resume) == "auto":
-        return out / "last.pt" if (out / "last.pt").is_file() else None
+        # last.prev.pt alone: a crash between keeping the previous checkpoint and renaming the new one
+        return last if last.is_file() or previous_path(last).is_file() else None
     path = Path(resume)
-    if not path.is_file():
+    if not path.is_file() and not previous_path(path).is_file():
         raise CheckpointError(f"{path}: checkpoint not found (--resume)")
     return path
+
+
+def load_for_resume(path: Path, out: Path) -> Tuple[Dict[str, Any], Path]:
+    """The checkpoint to resume from and its path: ``path``, or when it is missing, truncated or
+    damaged the previous one kept beside it (``last.prev.pt``), saying so. A damaged
+    ``RUN/last.pt`` is set aside as ``RUN/last.damaged.pt`` so that it never becomes the
+    previous checkpoint."""
+    try:
+        return load_checkpoint(path, map_location="cpu"), path
+    except CheckpointError as exc:
+        prev = previous_path(path)
+        if not prev.is_file():
+            raise
+        try:
+            ck = load_checkpoint(prev, map_location="cpu")
+        except CheckpointError as exc2:
+            raise CheckpointError(f"{exc}; the previous checkpoint is no better: {exc2}") from None
+        if path.is_file() and path == out / "last.pt":
+            os.replace(path, out / "last.damaged.pt")
+        logger.warning("%s; resuming from the previous checkpoint %s (epoch %s) instead%s", exc, prev,
+                       ck.get("epoch"), f" (the damaged one is kept as {out / 'last.damaged.pt'})"
+                       if (out / "last.damaged.pt").is_file() and path == out / "last.pt" else "")
+        return ck, prev
 
 
 def _check_resumable(ck: Mapping[str, Any], path: Path, config: TrainConfig, manifest: Manifest,
@@ -439,7 +468,7 @@ def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir:
     val_history: List[Dict[str, float]] = []
     best_map = -1.0
     if resume_from is not None:
-        ck = load_checkpoint(resume_from, map_location="cpu")
+        ck, resume_from = load_for_resume(resume_from, out)
         _check_resumable(ck, resume_from, cfg, manifest, label_map, model_cfg)
         model.load_state_dict(ck["model"])
         optimizer.load_state_dict(ck["optimizer"])
@@ -568,7 +597,7 @@ def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir:
                     "sampler": {**sampler.state_dict(consumed=0), "epoch": epoch + 1},
                     "history": {"val": val_history, "best_mAP": best_map}, "val": val, "losses": means,
                 }
-                save_checkpoint(last, payload)
+                save_checkpoint(last, payload, keep_previous=True)      # last.prev.pt: the fallback
                 if improved:
                     save_checkpoint(best, payload)
                     logger.info("best validation mAP so far: %s", best)
