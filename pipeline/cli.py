@@ -253,6 +253,13 @@ def heatmaps_cmd(dataset: str, root: Path, out: Path, manifest_path: Optional[Pa
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     try:
+        if estimator is None:
+            estimator = "lip" if weights is not None else "blazepose"
+        if device == "cuda" and n > 1:
+            device = f"cuda:{os.environ.get('LOCAL_RANK', k)}"
+        # the estimator first: a missing or damaged --weights / --keypoints stops before the scan
+        est = build_estimator(estimator, root=root, weights=weights, device=device, keypoints=keypoints_path,
+                              batch_size=batch_size, size=estimator_size)
         reuse = out / "manifest.json"
         if manifest_path is not None:
             manifest = Manifest.load(manifest_path)
@@ -264,12 +271,6 @@ def heatmaps_cmd(dataset: str, root: Path, out: Path, manifest_path: Optional[Pa
                             skip_unreadable=on_error == "skip")
         if manifest.dataset != dataset:
             raise click.ClickException(f"the manifest is of dataset {manifest.dataset!r}, not {dataset!r}")
-        if estimator is None:
-            estimator = "lip" if weights is not None else "blazepose"
-        if device == "cuda" and n > 1:
-            device = f"cuda:{os.environ.get('LOCAL_RANK', k)}"
-        est = build_estimator(estimator, root=root, weights=weights, device=device, keypoints=keypoints_path,
-                              batch_size=batch_size, size=estimator_size)
         job = HeatmapJob(manifest, root, out, est, config, jobs=jobs, on_error=on_error, part=(k, n),
                          progress=progress)
         if repair:
@@ -279,7 +280,7 @@ def heatmaps_cmd(dataset: str, root: Path, out: Path, manifest_path: Optional[Pa
         result = job.run()
     except ScanError as exc:
         raise click.ClickException(str(exc)) from None
-    except (EstimatorError, JobError, CacheError) as exc:
+    except (EstimatorError, JobError, CacheError, ManifestError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{out}: {result.images} images in {result.shards_written} new shard(s) "
                f"({result.shards_skipped} already done), {result.images_per_second:.1f} img/s"

@@ -165,7 +165,7 @@ def add_checksums(root: Path) -> Tuple[List[str], List[str]]:
                 rows.append(row)
             write_shard(path, rows, info["attrs"], info["shard_index"], skipped)
             added.append(name)
-        if (root / "index.json").is_file():
+        if added and (root / "index.json").is_file():
             index = json.loads((root / "index.json").read_text())
             write_index(root, index["shards"], scan_skipped)
     return added, had

@@ -191,3 +191,26 @@ def test_test_ids_without_queries_are_counted(tmp_path):
     assert line in res.output and f"{lonely:04d}" in res.output
     doc = json.loads((tmp_path / "ev" / "results.json").read_text())
     assert doc["results"]["All-search"]["ids_without_queries"] == [lonely]
+
+
+@pytest.mark.parametrize("option", ["--checkpoint", "--cache", "--compare"])
+def test_a_path_that_does_not_exist_is_one_line(sysu, tmp_path, option):
+    from tests.fs import one_line
+
+    args = {"--checkpoint": str(sysu / "run" / "last.pt"), "--cache": str(sysu / "cache")}
+    args[option] = str(tmp_path / "nope")
+    res = CliRunner().invoke(cli, [a for kv in args.items() for a in kv] + ["--trials", "1", "--out",
+                                                                            str(tmp_path / "ev"), "--no-progress"])
+    assert res.exit_code == 1, repr(res.exception)
+    assert str(tmp_path / "nope") in one_line(res.output)
+
+
+def test_full_disk_is_one_line_naming_the_file(sysu, tmp_path, monkeypatch):
+    from tests.fs import disk_full, one_line
+
+    disk_full(monkeypatch)
+    res = CliRunner().invoke(cli, ["--checkpoint", str(sysu / "run" / "last.pt"), "--cache", str(sysu / "cache"),
+                                   "--trials", "1", "--out", str(tmp_path / "ev"), "--no-progress"])
+    assert res.exit_code == 1, repr(res.exception)
+    assert one_line(res.output) == f"Error: {tmp_path / 'ev' / 'results.json'}: cannot write: no space left on the device"
+    assert list((tmp_path / "ev").iterdir()) == []

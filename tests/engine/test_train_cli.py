@@ -136,3 +136,25 @@ def test_read_only_run_folder_is_one_line_before_any_work(cache_dir, tmp_path, m
         assert res.exit_code == 1, repr(res.exception)
         line = _one_line(res.output)
         assert str(ro / sub) in line and "not writable" in line
+
+
+def test_missing_config_is_one_line(cache_dir, tmp_path):  # noqa: F811
+    res = CliRunner().invoke(cli, ["--config", str(tmp_path / "nope.yaml"), "--cache", str(cache_dir), "--out",
+                                   str(tmp_path / "run")])
+    assert res.exit_code == 1 and str(tmp_path / "nope.yaml") in _one_line(res.output)
+
+
+def test_full_disk_keeps_the_last_good_checkpoint(cache_dir, tmp_path, monkeypatch):  # noqa: F811
+    """Issue 16: a full disk while epoch 2's last.pt is written: one line naming it, epoch 1's intact."""
+    from tests.fs import disk_full
+
+    out = tmp_path / "run"
+    sets = [a for kv in TINY for a in ("--set", kv)]
+    disk_full(monkeypatch, after=2)                  # config.yaml and epoch 1's last.pt; then last.pt fails
+    res = CliRunner().invoke(cli, _args(cache_dir, out, *sets, "epochs=2", "data.batches_per_epoch=1",
+                                        "data.holdout=null", "--no-progress"))
+    assert res.exit_code == 1, repr(res.exception)
+    assert _one_line(res.output) == f"Error: {out / 'last.pt'}: cannot write: no space left on the device"
+    monkeypatch.undo()
+    assert load_checkpoint(out / "last.pt")["epoch"] == 1
+    assert not list(out.glob(".*tmp*")) and not (out / "last.prev.pt").exists()
