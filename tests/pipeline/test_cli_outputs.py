@@ -195,3 +195,14 @@ def test_full_disk_train_estimator(tmp_path, monkeypatch):
     assert res.exit_code == 1
     assert one_line(res.output) == f"Error: {out}: cannot write: no space left on the device"
     assert list((tmp_path / "runs").iterdir()) == []
+
+
+def test_checksum_and_repair_on_a_read_only_cache(dataset, tmp_path):  # noqa: F811
+    root, manifest = dataset
+    build(root, manifest, tmp_path / "c")
+    for args in (["checksum", str(tmp_path / "c")],
+                 ["heatmaps", "--dataset", "sysu", "--root", str(root), "--out", str(tmp_path / "c"), "--estimator",
+                  "keypoints", "--input-size", "32x16", "--sigma", "2", "--shard-size", "10", "--repair"]):
+        with read_only(tmp_path / "c") as ro:
+            res = CliRunner().invoke(cli, args)
+        _assert_names_folder(res, ro)
