@@ -9,6 +9,14 @@ protocol, plus the full model untrained (random weights) as a reference row.
 
 Writes OUT/<row>/ (each run, resumable: rerunning reuses finished rows), OUT/<row>/eval/
 results.json, OUT/ablation.json and OUT/ablation.md, and prints the table.
+
+With ``--sweep KEY --values V1,V2,...`` it runs the paper's Fig. 5 instead: the base
+configuration (the full model) once per value of one key, everything else fixed, into
+OUT/<key=value>/, OUT/sweep.json, OUT/sweep.md and OUT/sweep.png (validation mAP on the
+held-out identities against the epoch, one line per value):
+
+    python benchmarks/ablation.py --cache demo_out/cache/sysu --out demo_out/sweep \
+        --sweep loss.lambda_pose --values 0,1,5,10 --set epochs=20
 """
 from __future__ import annotations
 
@@ -22,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vireid.engine.ablation import run_ablation  # noqa: E402
 from vireid.engine.evaluate import EvalError, EvalOptions  # noqa: E402
+from vireid.engine.sweep import parse_values, run_sweep  # noqa: E402
 from vireid.engine.trainer import USER_ERRORS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,15 +49,24 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--trials", type=int, default=None, help="SYSU-MM01 gallery trials (default 10)")
     ap.add_argument("--device", default="cpu", help="evaluation device")
     ap.add_argument("--no-untrained", action="store_true", help="skip the untrained reference row")
+    ap.add_argument("--sweep", metavar="KEY", default=None,
+                    help="Fig. 5 instead of Table IV: train the base config once per --values of KEY, e.g. "
+                         "loss.lambda_pose")
+    ap.add_argument("--values", default=None, help="with --sweep: comma-separated values, e.g. 0,1,5,10")
     args = ap.parse_args(argv)
+    if (args.sweep is None) != (args.values is None):
+        ap.error("--sweep and --values go together")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("vireid").setLevel(logging.INFO)
+    options = EvalOptions(mode="all", direction="v2t", trials=args.trials, device=args.device)
     try:
-        result = run_ablation(args.base, args.cache, args.out, overrides=args.sets, configs_dir=args.configs,
-                              options=EvalOptions(mode="all", direction="v2t", trials=args.trials,
-                                                  device=args.device),
-                              untrained_reference=not args.no_untrained)
-    except USER_ERRORS + (EvalError,) as exc:
+        if args.sweep is not None:
+            result = run_sweep(args.base, args.cache, args.out, args.sweep, parse_values(args.values),
+                               overrides=args.sets, options=options, untrained_reference=not args.no_untrained)
+        else:
+            result = run_ablation(args.base, args.cache, args.out, overrides=args.sets, configs_dir=args.configs,
+                                  options=options, untrained_reference=not args.no_untrained)
+    except USER_ERRORS + (EvalError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(result.markdown)

@@ -355,7 +355,8 @@ def train_estimator(root: "str | Path", out: "str | Path", cfg: TrainConfig = Tr
     from tqdm.auto import tqdm
 
     from vireid.data.scan import ScanError, scan
-    from vireid.pose.gccpm import GCCPM, CheckpointMismatchError, file_sha256, load_gccpm_checkpoint
+    from vireid.io import file_sha256
+    from vireid.pose.gccpm import GCCPM, CheckpointMismatchError, load_gccpm_checkpoint
 
     root, out = Path(root), Path(out)
     if not root.is_dir():

@@ -3,8 +3,23 @@
 Layout (bottom-up): ``vireid.pose`` (LIP joint schema, heatmaps, the GCCPM estimator),
 ``vireid.data`` (dataset manifests, protocols, shard format, datasets), ``vireid.model``
 and ``vireid.losses`` (the paper's Fig. 2 and eqs. 1-21), ``vireid.evaluation`` and
-``vireid.engine``, and the CLIs in ``vireid.cli``. The offline stage lives in the sibling
-package ``pipeline`` and imports ``vireid``, never the reverse.
+``vireid.engine``, ``vireid.inference`` (a trained model on your own images), and the
+CLIs in ``vireid.cli``. The offline stage lives in the sibling package ``pipeline`` and
+imports ``vireid``, never the reverse.
+
+``vireid.FeatureExtractor`` is imported on first use, so ``import vireid`` stays cheap
+(no torch) and no package imports another through this one.
 """
+from typing import Any
 
 __version__ = "0.1.0"
+
+__all__ = ["FeatureExtractor", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "FeatureExtractor":
+        from vireid.inference.extractor import FeatureExtractor
+
+        return FeatureExtractor
+    raise AttributeError(f"module 'vireid' has no attribute {name!r}")

@@ -1,4 +1,5 @@
-"""Safe file writes: write to a temporary name beside the target, fsync, then rename.
+"""File helpers: safe writes (to a temporary name beside the target, fsync, then rename)
+and the sha256 of a file.
 
 A killed process leaves either the old file or the new one under the final name, never
 a half-written one; the temporary ``.<name>.tmp-*`` file it may leave is removed by the
@@ -10,6 +11,7 @@ command starts its work.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import tempfile
@@ -150,3 +152,13 @@ def ensure_writable(folder: PathLike, what: str = "output folder") -> Path:
     os.close(fd)
     os.unlink(probe)
     return folder
+
+
+def file_sha256(path: PathLike) -> str:
+    """Hex sha256 of a file's bytes (read in 1 MiB blocks): how weights, checkpoints and
+    images are identified in caches and results."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

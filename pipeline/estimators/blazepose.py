@@ -40,7 +40,6 @@ the centre of the first pixel).
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -48,6 +47,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from pipeline.estimators.base import EstimatorError, PoseEstimator
+from vireid.io import file_sha256
 from vireid.pose import convert
 from vireid.pose.joints import NUM_JOINTS
 
@@ -103,14 +103,6 @@ def pad_square(image: np.ndarray) -> "tuple[np.ndarray, int, int]":
     return canvas, x0, y0
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _import_mediapipe() -> Any:
     try:
         import mediapipe  # optional: the 'blazepose' extra
@@ -151,8 +143,8 @@ class BlazePoseEstimator(PoseEstimator):
                     f"{path} is missing: mediapipe {self.mediapipe_version} does not ship it and this "
                     f"estimator never downloads models (use model_complexity=1, bundled in mediapipe "
                     f"{MEDIAPIPE_VERSION}, or put the file there yourself)")
-        self.weights_sha256 = _sha256(landmark_file)
-        self.detector_sha256 = _sha256(detector_file)
+        self.weights_sha256 = file_sha256(landmark_file)
+        self.detector_sha256 = file_sha256(detector_file)
         self._pose: Optional[Any] = mediapipe.solutions.pose.Pose(
             static_image_mode=True, model_complexity=model_complexity, smooth_landmarks=False,
             enable_segmentation=False, min_detection_confidence=self.min_detection_confidence)

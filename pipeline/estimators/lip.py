@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from pipeline.estimators.base import EstimatorError, PoseEstimator
+from vireid.io import file_sha256
 from vireid.pose import gccpm
 from vireid.pose.heatmaps import decode_heatmaps
 from vireid.pose.joints import NUM_JOINTS
@@ -63,7 +64,7 @@ class LipEstimator(PoseEstimator):
             raise EstimatorError(f"--device {device}: {exc}") from None
         self.size = size
         self.min_peak = min_peak
-        self._sha256 = gccpm.file_sha256(self.weights)
+        self._sha256 = file_sha256(self.weights)
 
     def describe(self) -> Dict[str, Any]:
         return {"estimator": self.name, "weights": str(self.weights), "weights_sha256": self._sha256,

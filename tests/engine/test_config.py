@@ -204,3 +204,20 @@ def test_presets_speed_and_ddp_sections():
     assert paper.speed.amp is False and paper.speed.channels_last == "auto" and paper.speed.compile is False
     assert (paper.ddp.backend, paper.ddp.sync_bn, paper.ddp.gather_hctri) == ("auto", True, True)
     assert load_config(CONFIGS / "sysu_release.yaml").speed.amp == "auto"
+
+
+def test_paper_presets_mark_pose_init_required_and_resolve_it():
+    from vireid.engine.config import REQUIRED, resolve_required
+    for name in ("sysu.yaml", "regdb.yaml", "sysu_release.yaml", "regdb_release.yaml"):
+        cfg = load_config(CONFIGS / name)
+        assert cfg.model.pose_init == REQUIRED
+        with pytest.raises(ConfigError, match=r"model\.pose_init is required"):
+            resolve_required(cfg)
+        given = resolve_required(load_config(CONFIGS / name, ["model.pose_init=/w/lip.pth"]))
+        assert given.model.pose_init == "/w/lip.pth"
+        assert resolve_required(load_config(CONFIGS / name, ["model.pose_init=null"])).model.pose_init is None
+        # Table IV's baseline (no PEB) has nothing to initialise
+        base = resolve_required(load_config(CONFIGS / name, ["model.use_pose_branch=false", "model.use_pose_loss=false",
+                                                            "model.use_hfc=false"]))
+        assert base.model.pose_init is None
+    assert load_config(CONFIGS / "demo.yaml").model.pose_init is None

@@ -13,12 +13,15 @@ with ``ddp.sync_bn`` and ``ddp.gather_hctri`` on (the defaults) both compute the
 and gradients mathematically; on a CPU the global BatchNorm statistics come from
 :class:`vireid.engine.distributed.AllReduceBatchNorm` (torch's SyncBatchNorm is CUDA-only),
 whose float32 arithmetic differs from torch's BatchNorm kernel by ~1e-6 relative, and the
-hetero-center loss's gradient at initialisation amplifies that to ~3e-3 of the gradient (a
-single process running the same BatchNorm formula differs from torch's by the same amount).
-So the step's losses agree within ``rel=1e-5`` and the weights after the step within
-``atol=3e-3`` (the step itself moves the first convolution's weights by up to ~0.8; the
-largest difference measured was 1.4e-3, on 16 of the first convolution's 9408 weights,
-after the synthetic IR levels changed; before, it stayed under 1e-3).
+hetero-center loss's gradient at initialisation amplifies that (a single process running
+the same BatchNorm formula differs from torch's by the same amount). So the step's losses
+agree within ``rel=1e-5`` and the weights after the step within ``atol=1e-2`` (the step
+itself moves the first convolution's weights by up to ~0.8). Measured sensitivity: one
+process whose BatchNorm outputs are multiplied by ``1 + 1e-6 * N(0, 1)`` ends the step with
+weights up to 7.1e-3 away from the unperturbed run (first convolution); the 2-process run
+differed by up to 5.2e-3. Before the stripe features were taken before the LeakyReLU and
+the heads were Xavier-initialised, the same perturbation moved them by 1.6e-3 and the
+2-process run by 1.4e-3 (then ``atol=3e-3``).
 Without sync_bn each rank normalises over its half of the batch; that setting is only
 run here, not compared.
 """
@@ -46,7 +49,7 @@ from vireid.engine.trainer import NonFiniteLossError, train
 WORLD = 2
 #: The global batch: 2 identities x 2 RGB + 2 IR (each rank: 1 identity, 4 images).
 RUN = ["epochs=2", "data.batches_per_epoch=1"]
-ATOL = 3e-3
+ATOL = 1e-2
 
 Job = Tuple[str, List[str], str, Optional[str], Optional[int]]   # name, overrides, out, resume, poison rank
 

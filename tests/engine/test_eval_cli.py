@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -214,3 +215,42 @@ def test_full_disk_is_one_line_naming_the_file(sysu, tmp_path, monkeypatch):
     assert res.exit_code == 1, repr(res.exception)
     assert one_line(res.output) == f"Error: {tmp_path / 'ev' / 'results.json'}: cannot write: no space left on the device"
     assert list((tmp_path / "ev").iterdir()) == []
+
+
+def test_rerank_is_reported_beside_the_plain_results(sysu, tmp_path):
+    """--rerank keeps every plain number and key, adds "reranked" per setting (the metrics of
+    k-reciprocal re-ranked cosine distances, recomputed here for one trial) and table rows."""
+    from vireid.data.manifest import Manifest
+    from vireid.data.shards import HeatmapCache
+    from vireid.engine.checkpoint import build_model_from_checkpoint
+    from vireid.engine.evaluate import sysu_sets
+    from vireid.engine.features import extract_features
+    from vireid.evaluation import sysu_metrics
+    from vireid.evaluation.rerank import RerankConfig, rerank_features
+
+    ck = str(sysu / "run" / "last.pt")
+    base = ["--checkpoint", ck, "--cache", str(sysu / "cache"), "--trials", "2", "--no-progress", "--mode", "all"]
+    assert CliRunner().invoke(cli, [*base, "--out", str(tmp_path / "plain")]).exit_code == 0
+    res = CliRunner().invoke(cli, [*base, "--out", str(tmp_path / "re"), "--rerank", "--k1", "8", "--k2", "3"])
+    assert res.exit_code == 0, res.output
+    plain = json.loads((tmp_path / "plain" / "results.json").read_text())
+    re = json.loads((tmp_path / "re" / "results.json").read_text())
+    assert re["protocol"]["rerank"] == {"k1": 8, "k2": 3, "lambda": 0.3} and "rerank" not in plain["protocol"]
+    block = re["results"]["All-search"]
+    assert block["features"] == plain["results"]["All-search"]["features"]
+    assert set(block) == {"trials", "ids_without_queries", "features", "reranked"}
+    assert set(block["reranked"]) == {"f_ID", "f_ALL"}
+
+    manifest = Manifest.load(sysu / "cache" / "manifest.json")
+    sets = sysu_sets(manifest, "all", "single", trials=[0])
+    cache = HeatmapCache(sysu / "cache")
+    model, _ = build_model_from_checkpoint(ck)
+    query, gallery = sets.query, sets.galleries[0]
+    feats = extract_features(model, cache, [cache.index_of(s.path) for s in query + gallery])["f_all"]
+    d = rerank_features(feats[:len(query)], feats[len(query):], RerankConfig(8, 3, 0.3))
+    direct = sysu_metrics(d, np.array([s.pid for s in query]), np.array([s.pid for s in gallery]),
+                          np.array([s.cam for s in query]), np.array([s.cam for s in gallery]))
+    first = block["reranked"]["f_ALL"]["per_trial"][0]
+    assert first["mAP"] == pytest.approx(direct.mAP, abs=1e-9) and first["R1"] == pytest.approx(direct.cmc[0])
+    md = (tmp_path / "re" / "results.md").read_text()
+    assert "| f_ALL re-ranked |" in md and "| f_ID re-ranked |" in md and "| f_ALL |" in md

@@ -158,3 +158,17 @@ def test_full_disk_keeps_the_last_good_checkpoint(cache_dir, tmp_path, monkeypat
     monkeypatch.undo()
     assert load_checkpoint(out / "last.pt")["epoch"] == 1
     assert not list(out.glob(".*tmp*")) and not (out / "last.prev.pt").exists()
+
+
+    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "config.yaml", "last.pt", "log.jsonl", "losses.png",
+                                                     "val.png"]
+
+
+def test_paper_presets_refuse_to_start_without_pose_init(cache_dir, tmp_path):  # noqa: F811
+    for preset in ("sysu.yaml", "regdb.yaml", "sysu_release.yaml"):
+        res = CliRunner().invoke(cli, ["--config", str(CONFIGS / preset), "--cache", str(cache_dir),
+                                       "--out", str(tmp_path / "run"), "device=cpu"])
+        assert res.exit_code == 1, res.output
+        line = _one_line(res.output)
+        assert "model.pose_init is required" in line and "--set model.pose_init=PATH" in line, line
+        assert not (tmp_path / "run").exists()

@@ -109,3 +109,27 @@ def test_plot_ranking_errors(tmp_path):
         plot_ranking(tmp_path / "r.png", [img.astype(float)], [[img]], np.array([[True]]))
     with pytest.raises(ValueError, match="rows"):
         plot_ranking(tmp_path / "r.png", [img], [[img], [img]], np.array([[True]]))
+
+
+def test_plot_ranking_scores_labels_and_unknown_matches(tmp_path):
+    """With scores / labels each row gains a caption strip; unknown matches are framed grey."""
+    rng = np.random.default_rng(1)
+    queries = [rng.integers(0, 255, (60, 30, 3), dtype=np.uint8)]
+    gallery = [[rng.integers(0, 255, (70, 40, 3), dtype=np.uint8) for _ in range(3)]]
+    mask = np.array([[True, False, False]])
+    known = np.array([[True, True, False]])
+    path = plot_ranking(tmp_path / "r.png", queries, gallery, mask, cell_size=(64, 32), border=3, gap=10,
+                        scores=[[0.91, 0.5, 0.25]], query_labels=["IR id 7"], known_mask=known)
+    image = (mpimg.imread(path)[..., :3] * 255).round().astype(np.uint8)
+    cell_h, cell_w = 64 + 6 + 4 + 16, 32 + 6 + 4
+    assert image.shape == (cell_h + 4, 4 * cell_w + 10 + 4, 3)
+    left = [2 + c * cell_w + (10 if c > 0 else 0) + 2 for c in range(4)]
+    assert [tuple(image[5, x + 1]) for x in left] == [(128, 128, 128), (0, 170, 0), (220, 0, 0), (128, 128, 128)]
+    # the captions put dark text under every cell, nothing under a plain plot
+    strip = image[2 + 2 + 64 + 6: 2 + cell_h - 2]
+    for x in left:
+        assert strip[:, x:x + cell_w - 4].min() < 100
+    with pytest.raises(ValueError, match="scores must have shape"):
+        plot_ranking(tmp_path / "x.png", queries, gallery, mask, scores=[[0.1]])
+    with pytest.raises(ValueError, match="known_mask"):
+        plot_ranking(tmp_path / "x.png", queries, gallery, mask, known_mask=np.ones((1, 2), bool))

@@ -76,3 +76,50 @@ def test_zero_when_equal_and_errors():
         pose_loss(target, target, normalization="median")
     with pytest.raises(ValueError, match="cannot compare"):
         pose_loss(torch.rand(2, 3, 8, 4), target)
+
+
+def _one_joint_maps(b=2, h=8, w=4):
+    """A Gaussian-like map of peak 1 at (3, 1) for joint 5 of every sample, zeros elsewhere."""
+    maps = torch.zeros(b, NUM_JOINTS, h, w)
+    maps[:, 5, 3, 1] = 1.0
+    maps[:, 5, 2, 1] = maps[:, 5, 4, 1] = 0.5
+    return maps
+
+
+@pytest.mark.parametrize("conf", [0.05, 0.3, 0.99])
+def test_merged_target_keeps_peak_one_for_any_confidence_above_the_threshold(conf):
+    maps = _one_joint_maps()
+    weights = torch.zeros(2, NUM_JOINTS)
+    weights[:, 5] = conf
+    merged = merge_joint_heatmaps(maps, weights)
+    assert merged.amax().item() == 1.0                       # not the confidence
+    assert torch.equal(merged[:, 0], maps[:, 5])
+    pred = torch.zeros(2, 1, 8, 4)
+    # hand value: (1 + 0.25 + 0.25) per sample over 2 * 8 * 4 pixels
+    assert pose_loss(pred, maps, weights).item() == pytest.approx(2 * 1.5 / (2 * 8 * 4))
+    # the same loss as a fully confident joint: the confidence is no amplitude
+    assert pose_loss(pred, maps, torch.where(weights > 0, 1.0, 0.0)).item() == pose_loss(pred, maps, weights).item()
+
+
+@pytest.mark.parametrize("channels", [1, NUM_JOINTS])
+def test_confidence_threshold_drops_joints_below_it(channels):
+    maps = _one_joint_maps()
+    maps[:, 9, 6, 2] = 1.0
+    weights = torch.zeros(2, NUM_JOINTS)
+    weights[:, 5] = 0.8
+    weights[:, 9] = 0.3
+    pred = torch.zeros(2, channels, 8, 4)
+    keep_both = pose_loss(pred, maps, weights, min_confidence=0.0)
+    keep_one = pose_loss(pred, maps, weights, min_confidence=0.5)
+    denom = 2 * channels * 8 * 4
+    assert keep_both.item() == pytest.approx(2 * 2.5 / denom)        # joint 5: 1.5, joint 9: 1.0
+    assert keep_one.item() == pytest.approx(2 * 1.5 / denom)
+    with pytest.raises(ValueError, match="min_confidence"):
+        pose_loss(pred, maps, weights, min_confidence=1.0)
+
+
+def test_per_joint_weights_are_a_mask():
+    target, _, g = _data(5)
+    pred = torch.rand(2, NUM_JOINTS, 8, 4, generator=g)
+    conf = torch.rand(2, NUM_JOINTS, generator=g) * 0.9 + 0.05
+    assert pose_loss(pred, target, conf).item() == pytest.approx(pose_loss(pred, target).item(), rel=1e-6)

@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from vireid.pose.gccpm import (GCCPM, CheckpointMismatchError, RefinementStage, RefinementStageBlock,
-                               UShapedContextBlock, decode_crop_maps, file_sha256, load_gccpm_checkpoint,
+                               UShapedContextBlock, decode_crop_maps, load_gccpm_checkpoint,
                                maps_to_cache_grid, num_stages_in, prepare_crop)
+from vireid.io import file_sha256
 from vireid.pose.heatmaps import render_gaussian_heatmaps
 
 

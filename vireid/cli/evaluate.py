@@ -8,6 +8,9 @@ and II), ``cmc.png`` and ``ranking.png`` into ``--out``.
 with the run's seed, nothing loaded: the untrained reference). ``--compare RESULTS``
 divides this evaluation's mAP by that of an earlier ``results.json`` (e.g. the untrained
 one), prints the ratios and records them in ``results.json`` under ``compare``.
+``--rerank`` (``--k1``, ``--k2``, ``--lambda``) adds k-reciprocal re-ranked results beside
+the plain ones: ``results[setting]["reranked"]`` next to ``["features"]`` and the rows
+``f_ID re-ranked`` / ``f_ALL re-ranked`` in ``results.md`` (:mod:`vireid.evaluation.rerank`).
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import click
 import numpy as np
 
 from vireid import __version__
+from vireid.cli.options import CONTEXT, rerank_config, rerank_options
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +46,7 @@ def _ranking_png(path: Path, cache, row_of: Dict[str, int], indices: List[int], 
                  np.array([[gallery[j].pid == sets.query[i].pid for j in row] for i, row in zip(q_rows, order)]))
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.command(context_settings=CONTEXT)
 @click.version_option(__version__, prog_name="vireid-eval")
 @click.option("--checkpoint", required=True, type=click.Path(path_type=Path, dir_okay=False),
               help="A vireid-train checkpoint (RUN/last.pt or RUN/best.pt).")
@@ -61,6 +65,7 @@ def _ranking_png(path: Path, cache, row_of: Dict[str, int], indices: List[int], 
 @click.option("--direction", type=click.Choice(["v2t", "t2v", "both"]), default="both", show_default=True,
               help="RegDB: visible query / thermal gallery (v2t) or the reverse.")
 @click.option("--flip", is_flag=True, help="Average the features of each image and its mirror image.")
+@rerank_options
 @click.option("--untrained", is_flag=True,
               help="Evaluate the checkpoint's network with random weights (seeded with the run's seed, no "
                    "weights loaded): the untrained reference.")
@@ -73,10 +78,13 @@ def _ranking_png(path: Path, cache, row_of: Dict[str, int], indices: List[int], 
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, None))
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def cli(checkpoint: Path, cache_dir: Path, dataset: Optional[str], mode: str, shot: str, trials: Optional[int],
-        trial: Optional[int], direction: str, flip: bool, untrained: bool, compare_path: Optional[Path],
-        out: Optional[Path], device: str, batch_size: int, progress: bool) -> None:
+        trial: Optional[int], direction: str, flip: bool, rerank: bool, k1: int, k2: int, lambda_value: float,
+        untrained: bool, compare_path: Optional[Path], out: Optional[Path], device: str, batch_size: int,
+        progress: bool) -> None:
     """Evaluate a checkpoint with the SYSU-MM01 (10 trials, all/indoor search) or RegDB
-    (visible-to-thermal, thermal-to-visible) protocol, for the paper's f_ID and f_ALL."""
+    (visible-to-thermal, thermal-to-visible) protocol, for the paper's f_ID and f_ALL; with
+    --rerank also after k-reciprocal re-ranking (rows "f_ID re-ranked", "f_ALL re-ranked" in
+    results.md, "reranked" beside "features" in results.json)."""
     from vireid.data.manifest import ManifestError
     from vireid.data.shards import CacheError
     from vireid.engine.checkpoint import CheckpointError, build_model_from_checkpoint, load_checkpoint
@@ -86,7 +94,8 @@ def cli(checkpoint: Path, cache_dir: Path, dataset: Optional[str], mode: str, sh
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     options = EvalOptions(dataset=dataset, mode=mode, shot=shot, trials=trials, trial=trial, direction=direction,
-                          flip=flip, device=device, batch_size=batch_size, progress=progress)
+                          flip=flip, device=device, batch_size=batch_size, progress=progress,
+                          rerank=rerank_config(rerank, k1, k2, lambda_value))
     baseline = None
     try:
         if compare_path is not None:

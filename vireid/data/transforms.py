@@ -114,13 +114,20 @@ def as_three_channels(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def resize_pair(image: np.ndarray, heatmaps: np.ndarray, config: TransformConfig) -> Tuple[np.ndarray, np.ndarray]:
-    """Resize the image to ``input_size`` and the maps to ``heatmap_size`` (bilinear) if they differ."""
+def resize_image(image: np.ndarray, config: TransformConfig) -> np.ndarray:
+    """Resize to ``input_size`` (bilinear, as the heatmap cache resizes its crops) if it differs;
+    an (H, W, 1) image stays one-channel."""
     h, w = config.input_size
     if image.shape[:2] != (h, w):
         image = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
         if image.ndim == 2:
             image = image[:, :, None]
+    return image
+
+
+def resize_pair(image: np.ndarray, heatmaps: np.ndarray, config: TransformConfig) -> Tuple[np.ndarray, np.ndarray]:
+    """Resize the image to ``input_size`` and the maps to ``heatmap_size`` (bilinear) if they differ."""
+    image = resize_image(image, config)
     hm_h, hm_w = config.heatmap_size
     if heatmaps.shape[1:] != (hm_h, hm_w):
         heatmaps = maps_to_float(heatmaps)

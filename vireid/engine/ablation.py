@@ -19,11 +19,11 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
-from vireid.engine.config import ConfigError, load_config
+from vireid.engine.config import ConfigError, load_config, resolve_required
 from vireid.engine.evaluate import EvalOptions, EvalReport, evaluate_model, untrained_model
 from vireid.io import PathLike, atomic_write_text
 
@@ -103,15 +103,42 @@ def ablation_table(rows: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+@dataclass(frozen=True)
+class Row:
+    """One trained-and-evaluated row: its name in the table, its run folder and its overrides."""
+
+    name: str
+    slug: str
+    overrides: Tuple[str, ...] = ()
+
+
+def preset_rows(configs_dir: PathLike, rows: Sequence[Tuple[str, str, str]] = ROWS) -> List[Row]:
+    """Table IV's rows as :class:`Row` s: each preset file's own keys as overrides."""
+    return [Row(name, slug, tuple(row_overrides(Path(configs_dir) / f))) for name, slug, f in rows]
+
+
 def run_ablation(base_config: PathLike, cache_dir: PathLike, out_dir: PathLike, overrides: Sequence[str] = (),
                  configs_dir: Optional[PathLike] = None, rows: Sequence[Tuple[str, str, str]] = ROWS,
                  options: Optional[EvalOptions] = None, untrained_reference: bool = True) -> AblationResult:
+    """Table IV: :func:`run_rows` on the row presets of ``configs_dir`` (default: the base
+    configuration's folder), then ``OUT/ablation.json`` / ``OUT/ablation.md``."""
+    configs = Path(configs_dir) if configs_dir is not None else Path(base_config).parent
+    return run_rows(base_config, cache_dir, out_dir, preset_rows(configs, rows), overrides=overrides,
+                    options=options, untrained_reference=untrained_reference, table_name="ablation")
+
+
+def run_rows(base_config: PathLike, cache_dir: PathLike, out_dir: PathLike, rows: Sequence[Row],
+             overrides: Sequence[str] = (), options: Optional[EvalOptions] = None,
+             untrained_reference: bool = True, table_name: str = "ablation",
+             table: Callable[[Mapping[str, Mapping[str, Any]]], str] = ablation_table) -> AblationResult:
     """Train and evaluate every row of ``rows`` on ``cache_dir`` into ``out_dir``.
 
-    Every row uses ``base_config`` + the row file's own keys + ``overrides`` (same seed,
-    epochs, steps, batch, lr for all rows). A row whose run folder already holds its last
-    epoch is resumed / reused (``--resume auto``). The checkpoint evaluated is ``best.pt``
-    when the base configuration holds identities out for validation, else ``last.pt``.
+    Every row uses ``base_config`` + the row's overrides + ``overrides`` (same seed, epochs,
+    steps, batch, lr for all rows unless a row changes them). A row whose run folder already
+    holds its last epoch is resumed / reused (``--resume auto``). The checkpoint evaluated is
+    ``best.pt`` when the base configuration holds identities out for validation, else
+    ``last.pt``. Writes ``OUT/<table_name>.json`` and ``OUT/<table_name>.md`` (``table``
+    draws it); the untrained reference row uses the last row with a Pose Estimation branch.
 
     Raises the trainer's user errors (:data:`vireid.engine.trainer.USER_ERRORS`) and
     :class:`vireid.engine.evaluate.EvalError`, each naming the file or key at fault.
@@ -122,15 +149,14 @@ def run_ablation(base_config: PathLike, cache_dir: PathLike, out_dir: PathLike, 
 
     base_config = Path(base_config)
     cache_dir, out = Path(cache_dir), Path(out_dir)
-    configs = Path(configs_dir) if configs_dir is not None else base_config.parent
     opt = options or EvalOptions(mode="all", direction="v2t")
     result = AblationResult()
-    configs_used = [(name, slug, load_config(base_config, row_overrides(configs / f) + list(overrides)))
-                    for name, slug, f in rows]                      # every config checked before any training
-    full_ck: Optional[Path] = None
-    for i, (name, slug, cfg) in enumerate(configs_used, 1):
-        run = out / slug
-        logger.info("ablation row %d/%d: %s -> %s", i, len(configs_used), name, run)
+    configs_used = [(row, resolve_required(load_config(base_config, list(row.overrides) + list(overrides))))
+                    for row in rows]                                # every config checked before any training
+    ref_ck: Optional[Path] = None
+    for i, (row_def, cfg) in enumerate(configs_used, 1):
+        run = out / row_def.slug
+        logger.info("row %d/%d: %s -> %s", i, len(configs_used), row_def.name, run)
         t0 = time.perf_counter()
         res = train(cfg, cache_dir, run, resume="auto")
         seconds = time.perf_counter() - t0
@@ -142,25 +168,26 @@ def run_ablation(base_config: PathLike, cache_dir: PathLike, out_dir: PathLike, 
         row = _summary(report)
         row.update(components={k: bool(getattr(cfg.model, k)) for k in ("use_pose_branch", "use_pose_loss",
                                                                           "use_hfc")},
-                   checkpoint=str(ck_path), epoch=ck.get("epoch"), train_seconds=round(seconds, 1),
-                   run=str(run))
-        result.rows[name] = row
-        logger.info("%s: %s mAP %.2f%% (f_ALL)", name, row["setting"], 100 * row["features"]["f_ALL"]["mAP"])
-        if slug == "full":
-            full_ck = ck_path
-    if untrained_reference and full_ck is not None:
-        ck = load_checkpoint(full_ck)
-        report = evaluate_model(untrained_model(ck), ck, cache_dir, opt, checkpoint=full_ck, weights="untrained")
+                   overrides=list(row_def.overrides), checkpoint=str(ck_path), epoch=ck.get("epoch"),
+                   train_seconds=round(seconds, 1), run=str(run))
+        result.rows[row_def.name] = row
+        logger.info("%s: %s mAP %.2f%% (f_ALL)", row_def.name, row["setting"], 100 * row["features"]["f_ALL"]["mAP"])
+        if cfg.model.use_pose_branch:
+            ref_ck = ck_path
+    if untrained_reference and ref_ck is not None:
+        ck = load_checkpoint(ref_ck)
+        report = evaluate_model(untrained_model(ck), ck, cache_dir, opt, checkpoint=ref_ck, weights="untrained")
         row = _summary(report)
         row.update(components={k: bool(ck["model_config"].get(k)) for k in ("use_pose_branch", "use_pose_loss",
                                                                              "use_hfc")},
-                   checkpoint=None, epoch=0, train_seconds=None, run=None)
+                   overrides=[], checkpoint=None, epoch=0, train_seconds=None, run=None)
         result.rows[UNTRAINED_ROW] = row
-    result.markdown = ablation_table(result.rows)
-    result.json_path = write_results_json(out / "ablation.json", {
+    result.markdown = table(result.rows)
+    result.json_path = write_results_json(out / f"{table_name}.json", {
         "base_config": str(base_config), "overrides": list(overrides), "cache": str(cache_dir),
-        "rows": [{"name": name, **row} for name, row in result.rows.items()], "seed": configs_used[0][2].seed if configs_used else None,
+        "rows": [{"name": name, **row} for name, row in result.rows.items()],
+        "seed": configs_used[0][1].seed if configs_used else None,
     })
-    result.md_path = out / "ablation.md"
+    result.md_path = out / f"{table_name}.md"
     atomic_write_text(result.md_path, result.markdown)
     return result

@@ -10,6 +10,7 @@ Layout (every key has the paper's default, Section IV-A)::
     log_every: 10                 # steps between progress-bar / logger updates
     tensorboard: false            # also log every record to RUN/tensorboard (needs vireid[tensorboard])
     val_every: 5                  # epochs between validations (only with data.holdout)
+    grad_every: 50                # steps between per-loss gradient norms on the shared layers (0: off)
     progress: true                # tqdm progress bar
     model: {...}                  # ModelConfig's fields except input_size / num_classes,
                                   # plus pretrained, pose_init, pose_init_stage
@@ -240,6 +241,7 @@ class TrainConfig:
     log_every: int = 10
     tensorboard: bool = False
     val_every: int = 5
+    grad_every: int = 50
     progress: bool = True
     model: ModelSection = field(default_factory=ModelSection)  # type: ignore[valid-type]
     loss: LossSection = field(default_factory=LossSection)  # type: ignore[valid-type]
@@ -536,10 +538,36 @@ def load_config(path: Optional[PathLike] = None, overrides: Sequence[str] = ()) 
     return cfg
 
 
+#: A preset's value for a key the user must set before training (OmegaConf's notation for a
+#: mandatory value): ``model.pose_init`` in the paper presets, whose PEB is pre-trained on LIP.
+REQUIRED = "???"
+
+
+def resolve_required(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with every ``???`` key resolved, or :class:`ConfigError` naming the key to set.
+
+    ``model.pose_init: ???`` (``configs/sysu.yaml``, ``configs/regdb.yaml``): the paper's
+    Pose Estimation branch starts from a LIP-trained pose estimator (Section III-E, Table IV),
+    so training refuses to start without one. A model without the PEB (Table IV's baseline
+    row) has nothing to initialise: the key becomes ``null``.
+    """
+    if cfg.model.pose_init != REQUIRED:
+        return cfg
+    if not cfg.model.use_pose_branch:
+        return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, pose_init=None))
+    raise ConfigError(
+        "model.pose_init is required by this preset (???): the paper's Pose Estimation branch is "
+        "pre-trained on LIP. Give a GCCPM LIP checkpoint with `--set model.pose_init=PATH` (the public "
+        "5-stage checkpoint, or one from `vireid-prep train-estimator`), or `--set model.pose_init=null` "
+        "to train the branch from random weights")
+
+
 def validate(cfg: TrainConfig) -> None:
     """Value checks across sections (raises ``ValueError``); the section classes check their own."""
     if cfg.dataset not in ("sysu", "regdb"):
         raise ValueError(f"dataset must be 'sysu' or 'regdb', got {cfg.dataset!r}")
+    if cfg.grad_every < 0:
+        raise ValueError(f"grad_every must be >= 0 (0: off), got {cfg.grad_every}")
     for name in ("epochs", "log_every", "val_every"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
@@ -584,7 +612,7 @@ def validate(cfg: TrainConfig) -> None:
             raise ValueError(f"speed.{name} must be auto, true or false, got {getattr(sp, name)!r}")
     if cfg.ddp.backend not in DDP_BACKENDS:
         raise ValueError(f"ddp.backend must be one of {', '.join(DDP_BACKENDS)}, got {cfg.ddp.backend!r}")
-    if cfg.model.pose_init is not None and not cfg.model.use_pose_branch:
+    if cfg.model.pose_init not in (None, REQUIRED) and not cfg.model.use_pose_branch:
         raise ValueError("model.pose_init needs model.use_pose_branch: true (it initialises the pose branch)")
     cfg.model_config(num_classes=2)
     cfg.loss_config()

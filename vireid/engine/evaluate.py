@@ -26,7 +26,8 @@ from vireid.data.manifest import Manifest
 from vireid.data.protocol import Sample, regdb_test_lists, sysu_gallery, sysu_query
 from vireid.data.spec import DatasetSpec, load_spec
 from vireid.evaluation import RankMetrics, TrialSummary, aggregate_trials, regdb_metrics, sysu_metrics
-from vireid.io import PathLike
+from vireid.evaluation.rerank import RerankConfig, cosine_distance, k_reciprocal_rerank
+from vireid.io import PathLike, file_sha256
 from vireid.model import PoseVIReIDNet
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,9 @@ class ProtocolResult:
     per_feature: Dict[str, List[RankMetrics]] = field(default_factory=dict)   # feature -> per trial
     summary: Dict[str, TrialSummary] = field(default_factory=dict)
     trials: List[int] = field(default_factory=list)
+    #: the same after k-reciprocal re-ranking (empty without it)
+    reranked: Dict[str, List[RankMetrics]] = field(default_factory=dict)
+    reranked_summary: Dict[str, TrialSummary] = field(default_factory=dict)
 
 
 def _features_of(samples: Sequence[Sample], features: np.ndarray, row_of: Mapping[str, int]) -> np.ndarray:
@@ -106,28 +110,38 @@ def _features_of(samples: Sequence[Sample], features: np.ndarray, row_of: Mappin
 
 
 def evaluate_sets(sets: ProtocolSets, features: Mapping[str, np.ndarray], row_of: Mapping[str, int],
-                  dataset: str) -> ProtocolResult:
-    """Metrics of every feature type (e.g. f_id, f_all) on every trial of ``sets``.
+                  dataset: str, rerank: Optional[RerankConfig] = None) -> ProtocolResult:
+    """Metrics of every feature type (e.g. f_id, f_all) on every trial of ``sets``; with
+    ``rerank`` also after k-reciprocal re-ranking (:mod:`vireid.evaluation.rerank`, cosine
+    distances; the query-query distances computed once for all trials).
 
     ``features[name]`` is (N, D) with row ``row_of[path]`` for each image.
     """
     result = ProtocolResult(sets.name, trials=list(sets.trials))
     q_pids = np.array([s.pid for s in sets.query])
     q_cams = np.array([s.cam for s in sets.query])
+
+    def metrics(distmat: np.ndarray, gallery: Sequence[Sample]) -> RankMetrics:
+        g_pids = np.array([s.pid for s in gallery])
+        if dataset == "sysu":
+            return sysu_metrics(distmat, q_pids, g_pids, q_cams, np.array([s.cam for s in gallery]))
+        return regdb_metrics(distmat, q_pids, g_pids)
+
     for name, feats in features.items():
         qf = _features_of(sets.query, feats, row_of)                       # (Q, D)
-        runs = []
+        q_q = cosine_distance(qf, qf) if rerank is not None else None
+        runs, reranked = [], []
         for gallery in sets.galleries:
             gf = _features_of(gallery, feats, row_of)                      # (G, D)
-            distmat = -(qf @ gf.T)                                         # (Q, G), smaller = closer
-            g_pids = np.array([s.pid for s in gallery])
-            if dataset == "sysu":
-                g_cams = np.array([s.cam for s in gallery])
-                runs.append(sysu_metrics(distmat, q_pids, g_pids, q_cams, g_cams))
-            else:
-                runs.append(regdb_metrics(distmat, q_pids, g_pids))
+            runs.append(metrics(-(qf @ gf.T), gallery))                    # (Q, G), smaller = closer
+            if q_q is not None:
+                d_star = k_reciprocal_rerank(cosine_distance(qf, gf), q_q, cosine_distance(gf, gf), rerank)
+                reranked.append(metrics(d_star, gallery))
         result.per_feature[name] = runs
         result.summary[name] = aggregate_trials(runs)
+        if reranked:
+            result.reranked[name] = reranked
+            result.reranked_summary[name] = aggregate_trials(reranked)
         log.info("%s %s: R1 %.2f mAP %.2f", sets.name, name, 100 * result.summary[name].mean["R1"],
                  100 * result.summary[name].mean["mAP"])
     return result
@@ -137,6 +151,7 @@ def evaluate_sets(sets: ProtocolSets, features: Mapping[str, np.ndarray], row_of
 SETTING_NAMES = {"all": "All-search", "indoor": "Indoor-search", "v2t": "Visible-to-Thermal",
                  "t2v": "Thermal-to-Visible"}
 FEATURE_ROWS = {"f_id": "f_ID", "f_all": "f_ALL"}
+RERANKED_ROW = "{} re-ranked"     # table row of a feature after re-ranking, e.g. "f_ALL re-ranked"
 
 
 class EvalError(ValueError):
@@ -158,6 +173,7 @@ class EvalOptions:
     device: str = "cpu"
     batch_size: int = 64
     progress: bool = False
+    rerank: Optional[RerankConfig] = None  # also report k-reciprocal re-ranked results
 
 
 @dataclass
@@ -248,7 +264,7 @@ def evaluate_model(model: PoseVIReIDNet, ck: Mapping[str, Any], cache_dir: PathL
     ck_info: Dict[str, Any] = {"path": str(checkpoint) if checkpoint is not None else None,
                                "epoch": ck.get("epoch"), "weights": weights}
     if checkpoint is not None and Path(checkpoint).is_file():
-        ck_info["sha256"] = _sha256(Path(checkpoint))
+        ck_info["sha256"] = file_sha256(checkpoint)
     if weights == "untrained":
         ck_info["note"] = ("random initialisation from the checkpoint's model config, seeded with its seed; "
                            "no weights loaded")
@@ -258,11 +274,14 @@ def evaluate_model(model: PoseVIReIDNet, ck: Mapping[str, Any], cache_dir: PathL
         "checkpoint": ck_info, "manifest_hash": manifest.hash, "cache": str(cache_dir),
         "config": ck.get("config"), "code_version": __version__, "results": {},
     }
+    if opt.rerank is not None:
+        payload["protocol"]["rerank"] = opt.rerank.to_json()
+        table.update({RERANKED_ROW.format(FEATURE_ROWS[k]): {} for k in feats})
     curves: Dict[str, Sequence[float]] = {}
     notes: List[str] = []
     test_ids = manifest.splits.get("id_lists", {}).get("test", []) if dataset == "sysu" else []
     for setting, sets in protocol_sets.items():
-        res = evaluate_sets(sets, feats, row_of, dataset)
+        res = evaluate_sets(sets, feats, row_of, dataset, rerank=opt.rerank)
         lonely = sets.ids_without_queries(test_ids)
         if lonely:
             total = len(set(test_ids) | {s.pid for g in sets.galleries for s in g} | {s.pid for s in sets.query})
@@ -270,29 +289,19 @@ def evaluate_model(model: PoseVIReIDNet, ck: Mapping[str, Any], cache_dir: PathL
                          f"gallery only: {', '.join(f'{p:04d}' for p in lonely[:20])}"
                          + (" ..." if len(lonely) > 20 else ""))
             log.info("%s", notes[-1])
-        payload["results"][setting] = {
-            "trials": res.trials,
-            "ids_without_queries": lonely,
-            "features": {FEATURE_ROWS[k]: {"mean": res.summary[k].mean, "std": res.summary[k].std,
-                                           "per_trial": [table_entry(r) for r in res.per_feature[k]]}
-                         for k in feats},
-        }
-        for k in feats:
-            table[FEATURE_ROWS[k]][setting] = res.summary[k].mean
-            curves[f"{FEATURE_ROWS[k]} {setting}"] = res.summary[k].cmc_mean
+        block = payload["results"][setting] = {"trials": res.trials, "ids_without_queries": lonely}
+        for key, per_trial, summary, row in (("features", res.per_feature, res.summary, "{}"),
+                                             ("reranked", res.reranked, res.reranked_summary, RERANKED_ROW)):
+            if not per_trial:
+                continue
+            block[key] = {FEATURE_ROWS[k]: {"mean": summary[k].mean, "std": summary[k].std,
+                                            "per_trial": [table_entry(r) for r in per_trial[k]]} for k in feats}
+            for k in feats:
+                table[row.format(FEATURE_ROWS[k])][setting] = summary[k].mean
+                curves[f"{row.format(FEATURE_ROWS[k])} {setting}"] = summary[k].cmc_mean
     return EvalReport(dataset=dataset, payload=payload, table=table, markdown=markdown_table(table, dataset=dataset),
                       curves=curves, protocol_sets=protocol_sets, features=feats, row_of=row_of, indices=indices,
                       cache=cache, notes=notes)
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def map_ratios(trained: Mapping[str, Any], baseline: Mapping[str, Any]) -> Dict[str, Dict[str, Dict[str, float]]]:

@@ -44,17 +44,37 @@ def _save(fig: Any, path: PathLike) -> Path:
     return path
 
 
+def grad_share_series(records: Sequence[Mapping[str, Any]], block: str = "modality_shared") -> Dict[str, List[float]]:
+    """``{'step': [...], term: [share, ...]}`` of the ``grad`` records on ``block`` (terms with
+    a non-zero share somewhere)."""
+    grads = [r for r in records if r.get("kind") == "grad"]
+    out: Dict[str, List[float]] = {"step": [float(r["step"]) for r in grads]}
+    suffix = "_share"
+    terms = sorted({k[len(block) + 1:-len(suffix)] for r in grads for k in r
+                    if k.startswith(block + "/") and k.endswith(suffix)})
+    for t in terms:
+        vals = [float(r.get(f"{block}/{t}{suffix}", math.nan)) for r in grads]
+        if any(v > 0 for v in vals):
+            out[t] = vals
+    return out
+
+
 def plot_losses(path: PathLike, records: Sequence[Mapping[str, Any]], smooth: int = 0) -> Path:
     """Every named loss against the global step (thin: per step; thick: moving average),
-    log-scaled, with the learning rate underneath."""
+    log-scaled, with the learning rate underneath and, when the log has ``grad`` records,
+    each weighted term's share of the gradient norm on the modality-shared module."""
     series = loss_series(list(records))
     steps = np.asarray(series.pop("step"))
     lr = np.asarray(series.pop("lr"))
     if steps.size == 0:
         raise ValueError("the run log has no step records: nothing to plot")
+    shares = grad_share_series(records)
     window = smooth or max(1, steps.size // 20)
     plt = _pyplot()
-    fig, (ax, ax_lr) = plt.subplots(2, 1, figsize=_SIZE_IN, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    rows = 3 if len(shares) > 1 else 2
+    fig, axes = plt.subplots(rows, 1, figsize=(_SIZE_IN[0], _SIZE_IN[1] * (1.4 if rows == 3 else 1.0)), sharex=True,
+                             gridspec_kw={"height_ratios": [3, 1, 2][:rows]})
+    ax, ax_lr = axes[0], axes[1]
     try:
         for name, values in series.items():
             v = np.asarray(values)
@@ -68,8 +88,17 @@ def plot_losses(path: PathLike, records: Sequence[Mapping[str, Any]], smooth: in
         ax.set_title(f"training losses (moving average over {window} steps)")
         ax_lr.plot(steps, lr, color="black", linewidth=1.0)
         ax_lr.set_ylabel("lr")
-        ax_lr.set_xlabel("step")
         ax_lr.grid(True, alpha=0.3)
+        if rows == 3:
+            ax_g = axes[2]
+            g_steps = shares.pop("step")
+            for name, values in shares.items():
+                ax_g.plot(g_steps, [100.0 * v for v in values], marker="o", markersize=3, label=name)
+            ax_g.set_ylabel("% of grad norm\non layer2")
+            ax_g.set_ylim(0, 100)
+            ax_g.grid(True, alpha=0.3)
+            ax_g.legend(loc="best", fontsize=8, ncol=4)
+        axes[-1].set_xlabel("step")
         fig.tight_layout()
         return _save(fig, path)
     finally:
@@ -100,6 +129,32 @@ def plot_validation(path: PathLike, records: Sequence[Mapping[str, Any]]) -> Pat
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(loc="best")
         ax.set_title("validation on held-out identities (query IR, gallery RGB)")
+        fig.tight_layout()
+        return _save(fig, path)
+    finally:
+        plt.close(fig)
+
+
+def plot_sweep(path: PathLike, curves: Mapping[str, Sequence[Mapping[str, Any]]], title: str) -> Path:
+    """Validation mAP (f_all, %) against the epoch, one line per run (the paper's Fig. 5 form):
+    ``curves`` maps a label to that run's log records."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=_SIZE_IN)
+    try:
+        drawn = 0
+        for label, records in curves.items():
+            val = [r for r in records if r.get("kind") == "val"]
+            if val:
+                ax.plot([int(r["epoch"]) for r in val], [100.0 * float(r.get("mAP", math.nan)) for r in val],
+                        marker="o", markersize=3, label=label)
+                drawn += 1
+        if not drawn:
+            raise ValueError("no run has validation records (train with data.holdout): nothing to plot")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("validation mAP, f_all (%)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="best")
+        ax.set_title(title)
         fig.tight_layout()
         return _save(fig, path)
     finally:

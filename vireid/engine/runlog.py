@@ -6,7 +6,10 @@ Records (``kind``):
   the main parameter group), ``images_per_s``, and every named loss (``id``, ``hctri``,
   ``pose``, ``kd``, ``total`` as the model has them);
 * ``epoch``: ``epoch``, ``step``, the epoch's mean of every loss, ``seconds``;
-* ``val``: ``epoch``, ``step``, ``mAP``, ``R1`` (f_all) and ``f_id_mAP``, ``f_id_R1``.
+* ``val``: ``epoch``, ``step``, ``mAP``, ``R1`` (f_all) and ``f_id_mAP``, ``f_id_R1``;
+* ``grad`` (every ``grad_every`` steps): ``epoch``, ``step``, and per shared block and loss
+  term the gradient norm ``<block>/<term>`` and its share ``<block>/<term>_share`` (see
+  :mod:`vireid.engine.grad_share`).
 
 On resume, :func:`trim_log` drops what was logged after the checkpoint (an interrupted
 epoch), so the log reads as one uninterrupted run.
@@ -14,7 +17,8 @@ epoch), so the log reads as one uninterrupted run.
 Optionally (config key ``tensorboard: true``; needs the ``tensorboard`` package, the
 ``vireid[tensorboard]`` extra) every record also goes to a TensorBoard event file in
 ``RUN/tensorboard/``: step records as ``train/<name>`` (each loss, ``lr``,
-``images_per_s``), epoch means as ``epoch/<name>``, validation as ``val/<name>``, all at
+``images_per_s``), epoch means as ``epoch/<name>``, validation as ``val/<name>``, gradient
+norms and shares as ``grad/<block>/<term>[_share]``, all at
 the global step. A resumed run purges the events after its checkpoint's step, as the
 JSON-lines log is trimmed.
 """
@@ -28,7 +32,7 @@ from typing import Any, Dict, List, Mapping, Optional
 from vireid.io import PathLike, atomic_write_text
 
 
-_TB_PREFIX = {"step": "train", "epoch": "epoch", "val": "val"}
+_TB_PREFIX = {"step": "train", "epoch": "epoch", "val": "val", "grad": "grad"}
 _NOT_SCALARS = {"epoch", "step", "iter"}
 
 

@@ -75,7 +75,9 @@ from vireid.data.shards import CacheError, HeatmapCache
 from vireid.data.transforms import TrainTransform, normalise_batch
 from vireid.engine import distributed as ddp
 from vireid.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from vireid.engine.config import ConfigError, ResolvedSpeed, TrainConfig, resolve_speed, save_config
+from vireid.engine.config import (ConfigError, ResolvedSpeed, TrainConfig, resolve_required, resolve_speed,
+                                  save_config)
+from vireid.engine.grad_share import describe, gradient_norms, shared_blocks, weighted_terms
 from vireid.engine.distributed import DistContext, DistributedError
 from vireid.engine.features import extract_features
 from vireid.engine.optim import build_optimizer, build_scheduler
@@ -90,7 +92,7 @@ from vireid.model import ModelConfig, PoseVIReIDNet, load_imagenet_backbone, loa
 logger = logging.getLogger(__name__)
 
 #: Settings that may differ between a checkpoint and the run resuming it.
-RESUMABLE_KEYS = ("epochs", "device", "progress", "log_every", "val_every", "data.workers",
+RESUMABLE_KEYS = ("epochs", "device", "progress", "log_every", "val_every", "grad_every", "data.workers",
                   "data.val_batch_size", "model.pretrained", "model.pose_init", "model.pose_init_stage",
                   "speed.amp", "speed.channels_last", "speed.pin_memory", "speed.compile",
                   "ddp.backend", "ddp.sync_bn", "ddp.gather_hctri", "ddp.timeout_minutes")
@@ -325,7 +327,7 @@ def train(config: TrainConfig, cache_dir: PathLike, out_dir: PathLike, trial: Op
         if config.dataset != "regdb":
             raise TrainError(f"--trial {trial} applies to RegDB only (dataset is {config.dataset})")
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, trial=int(trial)))
-    cfg = config
+    cfg = resolve_required(config)
     if "test" in cfg.data.splits:
         raise TrainError("data.splits contains 'test': the test identities are never trained on")
     ensure_writable(out, "run folder (--out)")               # before any work: WriteError names it
@@ -463,6 +465,7 @@ def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir:
     scheduler = build_scheduler(optimizer, cfg.optim)
     scaler = torch.amp.GradScaler(device.type, enabled=speed.grad_scaler)
     loss_cfg = cfg.loss_config()
+    blocks = shared_blocks(model)                                     # measured every cfg.grad_every steps
 
     start_epoch, global_step = 0, 0
     val_history: List[Dict[str, float]] = []
@@ -544,6 +547,11 @@ def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir:
                     if ctx.enabled and cfg.ddp.gather_hctri:
                         losses = _with_global_hctri(losses, output, labels, modality, loss_cfg)
                 global_step += 1
+                if cfg.grad_every and global_step % cfg.grad_every == 0:
+                    grads = gradient_norms(weighted_terms(losses, loss_cfg), blocks)   # extra backward per term
+                    log.write("grad", epoch=epoch + 1, step=global_step, **grads)
+                    logger.info("step %d, gradient-norm share on the modality-shared module: %s", global_step,
+                                describe(grads))
                 values = _step_values(losses)                         # the same on every rank
                 lr = optimizer.param_groups[-1]["lr"]
                 if not all(np.isfinite(v) for v in values.values()):

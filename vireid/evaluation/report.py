@@ -39,6 +39,7 @@ SETTINGS: Mapping[str, Tuple[str, str]] = {
 TABLE_METRICS: Tuple[str, ...] = ("R1", "R10", "R20", "mAP", "mINP")
 
 _FIGURE_SIZE_IN = (6.0, 4.5)
+_CAPTION = 16  # pixels of text under each ranking cell (scores, query labels)
 _FIGURE_DPI = 100
 
 
@@ -210,6 +211,12 @@ def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
 
 
+def _caption(canvas: np.ndarray, text: str, left: int, baseline: int) -> None:
+    import cv2
+
+    cv2.putText(canvas, text, (left, baseline), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+
+
 def plot_ranking(
     path: PathLike,
     query_images: Sequence[np.ndarray],
@@ -218,6 +225,9 @@ def plot_ranking(
     cell_size: Tuple[int, int] = (128, 64),
     border: int = 4,
     gap: int = 16,
+    scores: Optional[Any] = None,
+    query_labels: Optional[Sequence[str]] = None,
+    known_mask: Optional[Any] = None,
 ) -> Path:
     """Ranking list PNG: one row per query, the query then its top-k gallery images,
     correct ones framed green and wrong ones red (the query is framed grey).
@@ -225,6 +235,10 @@ def plot_ranking(
     Every image (HxWx3 uint8 RGB) is resized to ``cell_size`` (height, width). The
     PNG is ``n * (h + 2*border + 4)`` pixels high (plus 4) and
     ``(k + 1) * (w + 2*border + 4) + gap`` wide (plus 4), white background.
+
+    Optional: ``scores`` (n, k) printed under the gallery images and ``query_labels``
+    under the queries (each row then ``_CAPTION`` pixels higher); ``known_mask`` (n, k)
+    boolean, False where correctness is unknown (no identity): framed grey.
 
     Raises:
         ValueError: inconsistent numbers of rows / columns, a mask that does not
@@ -244,26 +258,38 @@ def plot_ranking(
     mask = np.asarray(correct_mask)
     if mask.shape != (n, k) or mask.dtype != bool:
         raise ValueError(f"correct_mask must be a boolean array of shape {(n, k)}, got {mask.dtype} {mask.shape}")
+    known = np.ones((n, k), bool) if known_mask is None else np.asarray(known_mask)
+    if known.shape != (n, k) or known.dtype != bool:
+        raise ValueError(f"known_mask must be a boolean array of shape {(n, k)}, got {known.dtype} {known.shape}")
+    if scores is not None and np.shape(scores) != (n, k):
+        raise ValueError(f"scores must have shape {(n, k)}, got {np.shape(scores)}")
+    if query_labels is not None and len(query_labels) != n:
+        raise ValueError(f"query_labels has {len(query_labels)} labels for {n} queries")
     h, w = (int(v) for v in cell_size)
     if h < 1 or w < 1 or border < 0 or gap < 0:
         raise ValueError(f"cell_size, border and gap must be positive, got {cell_size}, {border}, {gap}")
     pad = 2  # white margin around each framed cell
-    cell_h, cell_w = h + 2 * border + 2 * pad, w + 2 * border + 2 * pad
+    caption = _CAPTION if scores is not None or query_labels is not None else 0
+    cell_h, cell_w = h + 2 * border + 2 * pad + caption, w + 2 * border + 2 * pad
     canvas = np.full((n * cell_h + 2 * pad, (k + 1) * cell_w + gap + 2 * pad, 3), 255, np.uint8)
     colours = {None: (128, 128, 128), True: (0, 170, 0), False: (220, 0, 0)}
     for i in range(n):
-        row_images = [(_check_image(query_images[i], f"query_images[{i}]"), None)]
+        row_images = [(_check_image(query_images[i], f"query_images[{i}]"), None,
+                       None if query_labels is None else str(query_labels[i]))]
         row_images += [
-            (_check_image(img, f"gallery_images_topk[{i}][{j}]"), bool(mask[i, j]))
+            (_check_image(img, f"gallery_images_topk[{i}][{j}]"), bool(mask[i, j]) if known[i, j] else None,
+             None if scores is None else f"{float(scores[i][j]):.3f}")
             for j, img in enumerate(gallery_images_topk[i])
         ]
-        for j, (img, correct) in enumerate(row_images):
+        for j, (img, correct, text) in enumerate(row_images):
             top = pad + i * cell_h + pad
             left = pad + j * cell_w + (gap if j > 0 else 0) + pad
             canvas[top : top + h + 2 * border, left : left + w + 2 * border] = colours[correct]
             canvas[top + border : top + border + h, left + border : left + border + w] = _resize(
                 img, h, w
             )
+            if text:
+                _caption(canvas, text, left, top + h + 2 * border + caption - 4)
     plt = _pyplot()
     path = Path(path)
     with atomic_path(path, suffix=".png") as tmp:

@@ -9,7 +9,7 @@
 from .hetero_center import HeteroCenterTripletLoss, modality_centers
 from .identity import identity_loss
 from .kd import kd_loss
-from .pose import merge_joint_heatmaps, pose_loss
+from .pose import joint_mask, merge_joint_heatmaps, pose_loss
 from .total import JointLoss, LossConfig, compute_losses
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "compute_losses",
     "identity_loss",
     "kd_loss",
+    "joint_mask",
     "merge_joint_heatmaps",
     "modality_centers",
     "pose_loss",

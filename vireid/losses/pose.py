@@ -13,18 +13,24 @@ Normalisation (``normalization``):
   lambda = 5 would swamp the identity loss; we read the sum in eq. 16 as notation.
 * ``'sum'``: eq. 16 literally — summed over channels and pixels, divided by the batch size.
 
-Joint weights: targets are given per joint, ``[B, J, H, W]`` with ``J = NUM_JOINTS`` (16),
-with ``joint_weights`` ``[B, J]`` in [0, 1] (0 = joint missing / not detected).
+Joint confidences: targets are given per joint, ``[B, J, H, W]`` with ``J = NUM_JOINTS``
+(16), each joint's map a Gaussian of peak 1 as cached, with ``joint_weights`` ``[B, J]``: the
+estimator's confidences in [0, 1] (0 = joint missing / not detected). A confidence is used
+as a threshold, never as an amplitude: a joint counts, at full strength, when its
+confidence is above ``min_confidence`` (default 0: every joint the estimator reported), and
+not at all otherwise. Scaling the maps by the confidence instead would make a target's
+peak the confidence and its energy fall with the confidence's square, teaching the branch
+to predict faint blobs wherever the estimator was unsure.
 
-* Per-joint mode (the network predicts J maps): each joint's squared error is multiplied by
-  its weight, so a zero-weight joint does not count at all.
+* Per-joint mode (the network predicts J maps): each joint's squared error counts when the
+  joint is kept (weight 1), and not at all otherwise.
 * Merged mode (the network predicts 1 map; default, eq. 16 and the release): the target is
-  ``max_j (w_j * H_j)`` — a zero-weight joint is dropped from the merged map (its target
-  region reads as background, like any other pixel without a joint). A sample whose weights
-  are all 0 (no pose at all) is left out entirely (weight 0).
+  the max over the kept joints' maps, so its peaks stay 1 — a dropped joint's region reads
+  as background, like any other pixel without a joint. A sample with no kept joint (no
+  pose at all) is left out entirely.
 
 Targets that are already merged (``[B, 1, H, W]``) are accepted with ``joint_weights``
-``None`` or ``[B]`` / ``[B, 1]`` (per-sample weights).
+``None`` or ``[B]`` / ``[B, 1]`` (per-sample weights, used as given).
 """
 from __future__ import annotations
 
@@ -36,8 +42,17 @@ from torch import Tensor
 _NORMALIZATIONS = ("mean", "sum")
 
 
-def merge_joint_heatmaps(heatmaps: Tensor, joint_weights: Optional[Tensor] = None) -> Tensor:
-    """Merge ``[B, J, H, W]`` joint maps into ``[B, 1, H, W]`` by a max over weighted joints."""
+def joint_mask(joint_weights: Tensor, min_confidence: float = 0.0) -> Tensor:
+    """``[B, J]`` confidences -> ``[B, J]`` 0/1 mask (same dtype): 1 where above ``min_confidence``."""
+    if not 0.0 <= min_confidence < 1.0:
+        raise ValueError(f"min_confidence must be in [0, 1), got {min_confidence}")
+    return (joint_weights > min_confidence).to(joint_weights.dtype)
+
+
+def merge_joint_heatmaps(heatmaps: Tensor, joint_weights: Optional[Tensor] = None,
+                         min_confidence: float = 0.0) -> Tensor:
+    """Merge ``[B, J, H, W]`` joint maps into ``[B, 1, H, W]`` by a max over the joints whose
+    confidence is above ``min_confidence`` (all joints when ``joint_weights`` is None)."""
     if heatmaps.dim() != 4:
         raise ValueError(f"heatmaps must be [B, J, H, W], got {tuple(heatmaps.shape)}")
     if joint_weights is not None:
@@ -45,7 +60,7 @@ def merge_joint_heatmaps(heatmaps: Tensor, joint_weights: Optional[Tensor] = Non
             raise ValueError(
                 f"joint_weights {tuple(joint_weights.shape)} must be {tuple(heatmaps.shape[:2])}"
             )
-        heatmaps = heatmaps * joint_weights[:, :, None, None].to(heatmaps.dtype)
+        heatmaps = heatmaps * joint_mask(joint_weights, min_confidence)[:, :, None, None].to(heatmaps.dtype)
     return heatmaps.amax(dim=1, keepdim=True)
 
 
@@ -54,15 +69,18 @@ def pose_loss(
     target: Tensor,
     joint_weights: Optional[Tensor] = None,
     normalization: str = "mean",
+    min_confidence: float = 0.0,
 ) -> Tensor:
-    """Weighted pixel-wise squared error between predicted and target heatmaps (eq. 16).
+    """Pixel-wise squared error between predicted and target heatmaps (eq. 16).
 
     Args:
         pred: ``[B, C, H, W]`` predicted heatmaps, ``C`` = 1 (merged) or J (per joint).
         target: ``[B, J, H, W]`` per-joint targets, or ``[B, 1, H, W]`` merged targets.
-        joint_weights: ``[B, J]`` per-joint weights for per-joint targets; for merged
-            targets ``[B]`` or ``[B, 1]`` per-sample weights. ``None`` = all ones.
+        joint_weights: ``[B, J]`` per-joint confidences for per-joint targets (a joint is
+            kept when above ``min_confidence``); for merged targets ``[B]`` or ``[B, 1]``
+            per-sample weights. ``None`` = all kept.
         normalization: ``'mean'`` (divide by B*C*H*W) or ``'sum'`` (divide by B).
+        min_confidence: confidence threshold of a kept joint (see the module docstring).
     """
     if normalization not in _NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {_NORMALIZATIONS}, got {normalization!r}")
@@ -83,16 +101,16 @@ def pose_loss(
         elif c == 1 and joint_weights.shape in ((b,), (b, 1)):
             weights = joint_weights.reshape(b, 1).to(pred.dtype)
         elif joint_weights.shape == (b, c):
-            weights = joint_weights.to(pred.dtype)
+            weights = joint_mask(joint_weights, min_confidence).to(pred.dtype)
         else:
             raise ValueError(f"joint_weights {tuple(joint_weights.shape)} must be [{b}, {c}]")
     elif c == 1:
         # Merged prediction, per-joint targets: merge, weight each sample by "has any joint".
-        target = merge_joint_heatmaps(target, joint_weights)
+        target = merge_joint_heatmaps(target, joint_weights, min_confidence)
         if joint_weights is None:
             weights = pred.new_ones(b, 1)
         else:
-            weights = (joint_weights > 0).any(dim=1, keepdim=True).to(pred.dtype)
+            weights = joint_mask(joint_weights, min_confidence).amax(dim=1, keepdim=True).to(pred.dtype)
     else:
         raise ValueError(f"cannot compare {c} predicted maps with {j} target maps")
     sq = (pred - target) ** 2 * weights[:, :, None, None]  # [B, C, H, W]

@@ -36,7 +36,11 @@ class LossConfig:
         margin: hetero-center triplet margin rho (paper 0.3).
         hctri_reduction: ``'mean'`` over the 2D centers (reference implementation, default)
             or ``'sum'`` (eq. 19 literally) — see :mod:`vireid.losses.hetero_center`.
-        pose_normalization: ``'mean'`` (default, MSE) or ``'sum'`` (eq. 16 literally).
+        pose_normalization: ``'mean'`` (default, MSE, the release's reading) or ``'sum'``
+            (eq. 16 literally: ``H * W`` times larger; see :mod:`vireid.losses.pose`).
+        pose_min_confidence: a cached joint supervises the pose branch, at full strength,
+            when the estimator's confidence is above this (default 0: every joint it
+            reported); the confidence is never an amplitude.
         kd_temperature: softmax temperature of the KD loss (eq. 15 as written: 1).
         detach_teacher: stop gradients into PCB_T (default False: it learns from KD).
         label_smoothing: identity-loss label smoothing (paper: none).
@@ -48,6 +52,7 @@ class LossConfig:
     margin: float = 0.3
     hctri_reduction: str = "mean"
     pose_normalization: str = "mean"
+    pose_min_confidence: float = 0.0
     kd_temperature: float = 1.0
     detach_teacher: bool = False
     label_smoothing: float = 0.0
@@ -56,6 +61,8 @@ class LossConfig:
         for name in ("beta", "lambda_pose", "gamma", "margin", "label_smoothing"):
             if getattr(self, name) < 0:
                 raise ValueError(f"LossConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.pose_min_confidence < 1.0:
+            raise ValueError(f"LossConfig.pose_min_confidence must be in [0, 1), got {self.pose_min_confidence}")
         if self.kd_temperature <= 0:
             raise ValueError(f"LossConfig.kd_temperature must be > 0, got {self.kd_temperature}")
         if self.hctri_reduction not in ("mean", "sum"):
@@ -110,7 +117,8 @@ def compute_losses(
     if outputs.heatmaps is not None:
         if target_heatmaps is None:
             raise ValueError("the model predicts heatmaps (pose loss on) but no target heatmaps were given")
-        losses["pose"] = pose_loss(outputs.heatmaps, target_heatmaps, joint_weights, cfg.pose_normalization)
+        losses["pose"] = pose_loss(outputs.heatmaps, target_heatmaps, joint_weights, cfg.pose_normalization,
+                                    cfg.pose_min_confidence)
         total = total + cfg.lambda_pose * losses["pose"]
     if outputs.teacher_logits is not None:
         losses["kd"] = sum(

@@ -7,6 +7,8 @@ from typing import Dict, Optional, Tuple
 
 from vireid.pose.joints import NUM_JOINTS
 
+from .init import INIT_SCHEMES
+
 #: Backbone names accepted by :class:`ModelConfig` (torchvision ResNets).
 BACKBONES: Tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 
@@ -67,6 +69,9 @@ class ModelConfig:
             (``None`` = the modality-shared module's output channels: 512 for ResNet-50,
             as in the release).
         teacher_dim: embedding dimension of PCB_T (release: 1024).
+        init: initialisation of every layer outside the backbone-derived modules:
+            ``'xavier'`` (Section IV-A, default) or ``'default'`` (vireid's earlier Kaiming /
+            N(0, 0.001) / PyTorch defaults); see :mod:`vireid.model.init`.
     """
 
     backbone: str = "resnet50"
@@ -86,6 +91,7 @@ class ModelConfig:
     refine_channels: int = 128
     block6_mid_channels: Optional[int] = None
     teacher_dim: int = 1024
+    init: str = "xavier"
 
     def __post_init__(self) -> None:
         self.input_size = tuple(int(s) for s in self.input_size)  # type: ignore[assignment]
@@ -97,6 +103,8 @@ class ModelConfig:
             raise ValueError(f"input_size must be (H, W) with positive sizes, got {self.input_size}")
         if self.last_stride not in (1, 2):
             raise ValueError(f"last_stride must be 1 or 2, got {self.last_stride}")
+        if self.init not in INIT_SCHEMES:
+            raise ValueError(f"init must be one of {INIT_SCHEMES}, got {self.init!r}")
         if self.heatmap_channels not in (1, NUM_JOINTS):
             raise ValueError(
                 f"heatmap_channels must be 1 (merged) or {NUM_JOINTS} (one per LIP joint), "

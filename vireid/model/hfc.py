@@ -15,25 +15,24 @@ class HierarchicalFeatureConstraint(nn.Module):
     The text does not say whether the ReID features are taken before or after the pose mask
     (eq. 9); as in the release, the unmasked layer4 output ``F_id2`` is used, so the
     teacher's view of the ReID branch is independent of the mask it is compared against.
-    FC: Linear(C_reid + C_pose -> 1024) + BatchNorm1d (release), then the classifier.
+    FC: Linear(C_reid + C_pose -> 1024) + BatchNorm1d, then LeakyReLU(0.1) and the
+    classifier (the release's teacher head; ``leaky_slope``).
 
     ``forward(reid_features [B, C4, h, w], pose_features [B, C4, h, w]) -> logits [B, N]``.
     The KD loss (:func:`vireid.losses.kd_loss`) turns them into soft targets.
     """
 
-    def __init__(self, reid_channels: int, pose_channels: int, num_classes: int, embed_dim: int = 1024) -> None:
+    def __init__(self, reid_channels: int, pose_channels: int, num_classes: int, embed_dim: int = 1024,
+                 leaky_slope: float = 0.1) -> None:
         super().__init__()
         if min(reid_channels, pose_channels, num_classes, embed_dim) < 1:
             raise ValueError("HierarchicalFeatureConstraint: all sizes must be >= 1")
         self.embed = nn.Sequential(
             nn.Linear(reid_channels + pose_channels, embed_dim),
             nn.BatchNorm1d(embed_dim),
+            nn.LeakyReLU(leaky_slope, inplace=True),
         )
         self.classifier = nn.Linear(embed_dim, num_classes)
-        nn.init.kaiming_normal_(self.embed[0].weight, mode="fan_out")
-        nn.init.zeros_(self.embed[0].bias)
-        nn.init.normal_(self.classifier.weight, std=0.001)
-        nn.init.zeros_(self.classifier.bias)
 
     def forward(self, reid_features: Tensor, pose_features: Tensor) -> Tensor:
         if reid_features.shape[-2:] != pose_features.shape[-2:]:

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from .backbone import build_resnet
 from .config import ModelConfig
 from .hfc import HierarchicalFeatureConstraint
+from .init import init_weights
 from .modality_shared import ModalitySharedModule
 from .modality_specific import ModalitySpecificModule
 from .pcb import PCBHead, concat_normalized
@@ -81,7 +82,9 @@ class PoseVIReIDNet(nn.Module):
             self.pose_pcb = PCBHead(c4, cfg.num_classes, cfg.num_stripes, cfg.stripe_dim, cfg.leaky_slope)
         self.reid_pcb = PCBHead(c4, cfg.num_classes, cfg.num_stripes, cfg.stripe_dim, cfg.leaky_slope)
         if cfg.use_hfc:
-            self.hfc = HierarchicalFeatureConstraint(c4, c4, cfg.num_classes, cfg.teacher_dim)
+            self.hfc = HierarchicalFeatureConstraint(c4, c4, cfg.num_classes, cfg.teacher_dim, cfg.leaky_slope)
+        # everything outside the backbone-derived modules (Section IV-A: Xavier by default)
+        init_weights(cfg.init, [self.pose_branch, self.pose_pcb, self.reid_pcb, self.hfc])
         logger.info(
             "PoseVIReIDNet(%s): PEB=%s pose loss=%s HFC=%s, %d parameters, heatmaps %s at input %s",
             cfg.backbone, cfg.use_pose_branch, cfg.use_pose_loss, cfg.use_hfc,

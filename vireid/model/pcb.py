@@ -9,17 +9,18 @@ from torch import Tensor, nn
 
 
 class PCBOutput(NamedTuple):
-    embeddings: Tensor  # [B, P, E]: f_i of eq. 11, one per stripe
+    embeddings: Tensor  # [B, P, E]: f_i of eq. 11 (FC + BN output, before the activation)
     logits: Tensor  # [B, P, num_classes]
 
 
 class StripeHead(nn.Module):
-    """One "PCB model" of Fig. 2: FC (C -> E) + BatchNorm1d + LeakyReLU, then a classifier.
+    """One "PCB model" of Fig. 2: FC (C -> E) + BatchNorm1d, then LeakyReLU + a classifier.
 
-    The FC reduces 2048-dim stripe vectors to 512-dim (Section III-C); BN and LeakyReLU(0.1)
-    follow the release. The embedding (after the activation) is the fine-grained part
-    feature f_i of eq. 11: the classifier, the hetero-center triplet loss and the test
-    features all use it.
+    The FC reduces 2048-dim stripe vectors to 512-dim (Section III-C); BN follows the
+    release. The FC + BN output is the fine-grained part feature f_i of eq. 11: the
+    hetero-center triplet loss (eqs. 18-20) and the test features (eqs. 12-13) use it. The
+    LeakyReLU(0.1) sits on the classifier's path only, as in the release (which also
+    L2-normalises the pre-activation output for testing): ``logits = W * LeakyReLU(f_i)``.
     """
 
     def __init__(self, in_channels: int, embed_dim: int, num_classes: int, leaky_slope: float = 0.1) -> None:
@@ -27,17 +28,13 @@ class StripeHead(nn.Module):
         self.embed = nn.Sequential(
             nn.Linear(in_channels, embed_dim),
             nn.BatchNorm1d(embed_dim),
-            nn.LeakyReLU(leaky_slope, inplace=True),
         )
+        self.activation = nn.LeakyReLU(leaky_slope)  # not in place: the embedding is returned
         self.classifier = nn.Linear(embed_dim, num_classes)
-        nn.init.kaiming_normal_(self.embed[0].weight, mode="fan_out")
-        nn.init.zeros_(self.embed[0].bias)
-        nn.init.normal_(self.classifier.weight, std=0.001)
-        nn.init.zeros_(self.classifier.bias)
 
     def forward(self, x: Tensor) -> PCBOutput:
-        emb = self.embed(x)  # [B, C] -> [B, E]
-        return PCBOutput(emb, self.classifier(emb))
+        emb = self.embed(x)  # [B, C] -> [B, E], f_i of eq. 11
+        return PCBOutput(emb, self.classifier(self.activation(emb)))
 
 
 def stripe_pool(features: Tensor, num_stripes: int) -> Tensor:
@@ -46,8 +43,19 @@ def stripe_pool(features: Tensor, num_stripes: int) -> Tensor:
         raise ValueError(
             f"feature maps of height {features.shape[-2]} cannot be split into {num_stripes} stripes"
         )
+    if features.shape[-2] % num_stripes and torch.onnx.is_in_onnx_export():
+        # ONNX has no adaptive pooling with overlapping bins: the same bins as slices
+        return stripe_pool_sliced(features, num_stripes)
     pooled = F.adaptive_avg_pool2d(features, (num_stripes, 1))  # [B, C, P, 1]
     return pooled.flatten(2).transpose(1, 2)  # [B, P, C]
+
+
+def stripe_pool_sliced(features: Tensor, num_stripes: int) -> Tensor:
+    """:func:`stripe_pool` by explicit slices: stripe i averages rows ``floor(i H / P)`` to
+    ``ceil((i + 1) H / P)`` (exclusive), adaptive average pooling's bins."""
+    h = int(features.shape[-2])
+    bins = [((i * h) // num_stripes, -((-(i + 1) * h) // num_stripes)) for i in range(num_stripes)]
+    return torch.stack([features[:, :, lo:hi].mean(dim=(2, 3)) for lo, hi in bins], 1)  # [B, P, C]
 
 
 class PCBHead(nn.Module):

@@ -15,7 +15,6 @@ stride 8. Input: BGR, ``(pixel - 128) / 256``.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from dataclasses import dataclass
@@ -188,15 +187,6 @@ class GCCPM(nn.Module):
 # ---------------------------------------------------------------- checkpoints
 class CheckpointMismatchError(ValueError):
     """A checkpoint does not fit the network; the message lists every difference."""
-
-
-def file_sha256(path: "str | Path") -> str:
-    """Hex sha256 of a file's bytes (recorded by the heatmap cache with the weights it used)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 _STAGE_KEY = re.compile(r"^refinement_stages\.(\d+)\.")
