@@ -32,8 +32,14 @@ item (the 0-worker case). OpenCV and torch are limited to one thread everywhere.
     python benchmarks/bench_data_pipeline.py [--ids 16] [--rgb-source-size 400x200] [--cpu-normalise]
         [--ir-source-size 288x144] [--cache-format raw|jpeg] [--batches 8]
 
+Row checks: the cache child also reads the same items through a reader with the per-row
+checksum checks off (``HeatmapCache(check_rows=False)``), alternating checked and unchecked
+passes (best of ``--check-rounds`` each, so a busy machine's drift hits both alike), for the
+dataset (what a worker serves) and for the bare ``read_arrays``.
+
 Targets (on the one-process speed, i.e. per worker): cache >= 3x (a); cache within 1.5x
-of (b), i.e. >= 0.67x, at a tenth of (b)'s memory, printed as PASS / FAIL lines. (b)'s
+of (b), i.e. >= 0.67x, at a tenth of (b)'s memory; the row checks cost at most 5% of the
+cache's samples/s; printed as PASS / FAIL lines. (b)'s
 memory grows with the data set and the cache's does not, so the memory target is checked
 at full SYSU-MM01 size (34,167 images): (b)'s measured bytes per image times 34,167
 against the cache's measured peak. The ratio at this run's few hundred images is printed
@@ -137,7 +143,38 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
 
 
-def child(mode: str, work: Path, batches: int) -> Dict[str, Any]:
+def _best_pass(fn, keys, rounds: int) -> float:
+    best = float("inf")
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for k in keys:
+            fn(k)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def row_check_cost(work: Path, train: List[int], keys, rounds: int) -> Dict[str, float]:
+    """Samples/s of the dataset and us per ``read_arrays``, with the row checks and without,
+    measured in alternating passes over the same items."""
+    transform = TrainTransform(TransformConfig(), device_normalise=DEVICE_NORMALISE)
+    sets = {on: CacheDataset(HeatmapCache(work / "cache", check_rows=on), train, transform=transform, seed=SEED)
+            for on in (True, False)}
+    rows = [int(sets[True].indices[k[0]]) for k in keys]
+    for ds in sets.values():
+        ds[keys[0]]                                                # opens the shards
+    best: Dict[str, float] = {}
+    for _ in range(rounds):
+        for on, ds in sets.items():
+            t = _best_pass(ds.__getitem__, keys, 1)
+            best[f"dataset_{on}"] = min(best.get(f"dataset_{on}", t), t)
+            t = _best_pass(lambda i, c=ds.cache: c.read_arrays(i, quantized=True), rows, 1)
+            best[f"reader_{on}"] = min(best.get(f"reader_{on}", t), t)
+    return {"checked_sps": len(keys) / best["dataset_True"], "unchecked_sps": len(keys) / best["dataset_False"],
+            "checked_read_us": best["reader_True"] / len(rows) * 1e6,
+            "unchecked_read_us": best["reader_False"] / len(rows) * 1e6}
+
+
+def child(mode: str, work: Path, batches: int, check_rounds: int = 5) -> Dict[str, Any]:
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
     cache = HeatmapCache(work / "cache")
@@ -171,6 +208,7 @@ def child(mode: str, work: Path, batches: int) -> Dict[str, Any]:
             for i in rows:
                 fn(i)
             out[name] = (time.perf_counter() - t0) / len(rows) * 1e6
+        out["checks"] = row_check_cost(work, train, keys, check_rounds)
     for workers in (0, 2):
         sampler.set_epoch(1)
         loader = DataLoader(ds, batch_sampler=sampler, num_workers=workers, worker_init_fn=_worker_init if workers else None)
@@ -227,10 +265,11 @@ def prepare(work: Path, ids: int, rgb_size, ir_size, cache_format: str) -> Dict[
     return {"n_train": len(train), "ram_bytes_per_image": ram_bytes / len(train)}
 
 
-def run_child(mode: str, work: Path, batches: int, cpu_normalise: bool) -> Dict[str, Any]:
+def run_child(mode: str, work: Path, batches: int, cpu_normalise: bool, check_rounds: int) -> Dict[str, Any]:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO),
                VIREID_BENCH_CPU_NORMALISE="1" if cpu_normalise else "0")
-    res = subprocess.run([sys.executable, __file__, "--child", mode, "--work", str(work), "--batches", str(batches)],
+    res = subprocess.run([sys.executable, __file__, "--child", mode, "--work", str(work), "--batches", str(batches),
+                          "--check-rounds", str(check_rounds)],
                          env=env, capture_output=True, text=True, check=False)
     if res.returncode:
         raise RuntimeError(f"child {mode} failed:\n{res.stderr}")
@@ -246,18 +285,21 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=8, help="batches of 64 per measured pass")
     ap.add_argument("--cpu-normalise", action="store_true",
                     help="normalise and erase in the worker (float32 out) instead of on the device")
+    ap.add_argument("--check-rounds", type=int, default=5,
+                    help="alternating checked / unchecked passes for the row-check cost (best of each)")
     ap.add_argument("--child", choices=("cache", "files", "ram"))
     ap.add_argument("--work")
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, Path(args.work), args.batches)))
+        print(json.dumps(child(args.child, Path(args.work), args.batches, args.check_rounds)))
         return
     logging.basicConfig(level=logging.WARNING)
     sizes = [tuple(int(v) for v in a.lower().split("x")) for a in (args.rgb_source_size, args.ir_source_size)]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         info = prepare(work, args.ids, sizes[0], sizes[1], args.cache_format)
-        results = {m: run_child(m, work, args.batches, args.cpu_normalise) for m in ("cache", "files", "ram")}
+        results = {m: run_child(m, work, args.batches, args.cpu_normalise, args.check_rounds)
+                   for m in ("cache", "files", "ram")}
     n_train = info["n_train"]
     mib = 2 ** 20
     print(f"{results['cache']['samples']} samples per pass, batch 64 (8 ids x 4 RGB x 4 IR), 1 thread per process; "
@@ -282,7 +324,14 @@ def main() -> None:
     mem_full = c_peak / b_full
     print(f"memory cache/(b)  : RSS {mem_here:.2f}, traced {c['traced_peak'] / b['traced_peak']:.2f} at this run's "
           f"{n_train} images; at SYSU-MM01 size {c_peak / mib:.0f} MiB / {b_full / 2**30:.1f} GiB = {mem_full:.4f}")
-    checks = [("cache >= 3x (a) files, per worker", ra, ra >= 3.0),
+    ck = c["checks"]
+    cost = 1.0 - ck["checked_sps"] / ck["unchecked_sps"]
+    print(f"row checks (xxh3) : dataset {ck['checked_sps']:.0f} s/s checked, {ck['unchecked_sps']:.0f} s/s unchecked "
+          f"(ratio {ck['checked_sps'] / ck['unchecked_sps']:.3f}, cost {cost:.1%}); read_arrays alone "
+          f"{ck['checked_read_us']:.0f} us checked, {ck['unchecked_read_us']:.0f} us unchecked "
+          f"(ratio {ck['unchecked_read_us'] / ck['checked_read_us']:.3f})")
+    checks = [("row checks cost <= 5% of the cache's samples/s", cost, cost <= 0.05),
+              ("cache >= 3x (a) files, per worker", ra, ra >= 3.0),
               ("cache within 1.5x of (b) RAM (>= 0.67x), per worker", rb, rb >= 1 / 1.5),
               ("cache memory <= 0.1x (b)'s at SYSU-MM01 size", mem_full, mem_full <= 0.1)]
     for name, value, ok in checks:

@@ -1,7 +1,9 @@
 """``vireid-prep``: the offline stage (manifests, synthetic data, pose heatmap cache).
 
 Every sub-command turns a user's mistake (wrong root, unknown dataset, corrupt file)
-into a one-line or listed error and a non-zero exit code, never a traceback.
+into a one-line or listed error and a non-zero exit code, never a traceback. Commands
+that write check their output folder before any work, and a failed write (disk full,
+permission) is one line naming the file, with every earlier file left as it was.
 """
 from __future__ import annotations
 
@@ -16,9 +18,8 @@ import click
 from vireid import __version__
 from vireid.data.manifest import ManifestError
 from vireid.data.spec import DATASETS, SpecError
+from pipeline.cli_util import MAX_LISTED, one_line_write_errors, writable
 from vireid.io import atomic_write_text
-
-MAX_LISTED = 50
 
 
 def _setup_logging(verbose: int) -> None:
@@ -56,6 +57,7 @@ def cli(verbose: int) -> None:
 @click.option("--jobs", default=2, show_default=True, type=click.IntRange(1, None),
               help="Parallel workers decoding images.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+@one_line_write_errors
 def manifest_cmd(dataset: str, root: Path, out: Path, allow_partial: bool, jobs: int, progress: bool) -> None:
     """Scan a dataset root into a manifest and check it against the declared layout.
 
@@ -66,6 +68,7 @@ def manifest_cmd(dataset: str, root: Path, out: Path, allow_partial: bool, jobs:
     """
     from vireid.data.scan import ScanError, scan
 
+    writable(out.parent)
     try:
         manifest = scan(dataset, root, allow_partial=allow_partial, jobs=jobs, progress=progress)
     except ScanError as exc:
@@ -103,6 +106,7 @@ def manifest_cmd(dataset: str, root: Path, out: Path, allow_partial: bool, jobs:
 @click.option("--images-per-camera", default=None, type=click.IntRange(1, None),
               help="Images per identity and camera (RegDB: per modality). Default depends on the layout.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+@one_line_write_errors
 def synth_cmd(layout: str, out: Path, ids: int, seed: int, images_per_camera: Optional[int], progress: bool) -> None:
     """Write a small synthetic data set in exactly a real dataset's layout.
 
@@ -113,11 +117,16 @@ def synth_cmd(layout: str, out: Path, ids: int, seed: int, images_per_camera: Op
     """
     from pipeline.synth import synthesize
 
+    # the set is built in a staging folder beside OUT and renamed into place
+    writable(out.parent, f"the folder of --out {out}")
     try:
         summary = synthesize(layout, out, ids=ids, seed=seed, images_per_camera=images_per_camera,
                              progress=progress)
     except (ValueError, FileExistsError) as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"{out}: cannot write the data set ({exc.strerror or exc}); nothing was "
+                                   "written under that name") from None
     click.echo(f"{out}: {summary}")
 
 
@@ -181,20 +190,27 @@ def _parse_part(value: Optional[str]) -> Tuple[int, int]:
 @click.option("--shard-size", default=1024, show_default=True, type=click.IntRange(1, None),
               help="Images per HDF5 shard.")
 @click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
-              help="Unreadable image: stop with its path, or skip it and list it in OUT/skipped.json.")
+              help="Unreadable image (also one found while scanning --root): stop with its path, or skip it "
+                   "and list it in OUT/skipped.json. An image changed since the manifest always stops.")
 @click.option("--part", default=None,
               help="K/N: this process writes shards s with s %% N == K (several processes or GPUs; "
                    "default from torchrun's RANK/WORLD_SIZE, else 0/1).")
+@click.option("--repair", is_flag=True,
+              help="Check the cache at OUT (as `verify`) and recompute only its damaged or missing rows and "
+                   "shards, each rewritten atomically; shards without row checksums get them, from their "
+                   "stored rows. Give the build's arguments (same --batch-size), then it ends with `verify`.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+@one_line_write_errors
 def heatmaps_cmd(dataset: str, root: Path, out: Path, manifest_path: Optional[Path], allow_partial: bool,
                  estimator: Optional[str], weights: Optional[Path], keypoints_path: Optional[Path], device: str,
                  estimator_size: Optional[int], batch_size: Optional[int], jobs: int, input_size: Tuple[int, int],
-                 stride: int, sigma: float,
-                 image_format: str, shard_size: int, on_error: str, part: Optional[str], progress: bool) -> None:
+                 stride: int, sigma: float, image_format: str, shard_size: int, on_error: str, part: Optional[str],
+                 repair: bool, progress: bool) -> None:
     """Run a pose estimator over every image and cache heatmaps in HDF5 shards.
 
     Resumable: rerun the same command after an interruption and finished shards are kept.
-    A second process on the same cache (and part) is refused.
+    A second process on the same cache (and part) is refused. Every row carries checksums
+    (`verify` checks them); --repair recomputes what they find damaged.
     """
     from pipeline.estimators import EstimatorError, build_estimator
     from pipeline.heatmaps import HeatmapJob, JobError
@@ -205,12 +221,20 @@ def heatmaps_cmd(dataset: str, root: Path, out: Path, manifest_path: Optional[Pa
     k, n = _parse_part(part)
     if not root.is_dir():
         raise click.ClickException(f"--root {root}: not a directory")
+    writable(out, "cache folder (--out)")
     try:
         config = CacheConfig(input_size=input_size, stride=stride, sigma=sigma, image_format=image_format,
                              shard_size=shard_size)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     try:
+        if estimator is None:
+            estimator = "lip" if weights is not None else "blazepose"
+        if device == "cuda" and n > 1:
+            device = f"cuda:{os.environ.get('LOCAL_RANK', k)}"
+        # the estimator first: a missing or damaged --weights / --keypoints stops before the scan
+        est = build_estimator(estimator, root=root, weights=weights, device=device, keypoints=keypoints_path,
+                              batch_size=batch_size, size=estimator_size)
         reuse = out / "manifest.json"
         if manifest_path is not None:
             manifest = Manifest.load(manifest_path)
@@ -218,21 +242,21 @@ def heatmaps_cmd(dataset: str, root: Path, out: Path, manifest_path: Optional[Pa
             manifest = Manifest.load(reuse)
             click.echo(f"using {reuse} (delete it to rescan {root})", err=True)
         else:
-            manifest = scan(dataset, root, allow_partial=allow_partial, jobs=jobs, progress=progress)
+            manifest = scan(dataset, root, allow_partial=allow_partial, jobs=jobs, progress=progress,
+                            skip_unreadable=on_error == "skip")
         if manifest.dataset != dataset:
             raise click.ClickException(f"the manifest is of dataset {manifest.dataset!r}, not {dataset!r}")
-        if estimator is None:
-            estimator = "lip" if weights is not None else "blazepose"
-        if device == "cuda" and n > 1:
-            device = f"cuda:{os.environ.get('LOCAL_RANK', k)}"
-        est = build_estimator(estimator, root=root, weights=weights, device=device, keypoints=keypoints_path,
-                              batch_size=batch_size, size=estimator_size)
         job = HeatmapJob(manifest, root, out, est, config, jobs=jobs, on_error=on_error, part=(k, n),
                          progress=progress)
+        if repair:
+            from pipeline.cli_cache import report_repair
+            from pipeline.repair import repair_cache
+
+            return report_repair(out, repair_cache(job))
         result = job.run()
     except ScanError as exc:
         raise click.ClickException(str(exc)) from None
-    except (EstimatorError, JobError, CacheError) as exc:
+    except (EstimatorError, JobError, CacheError, ManifestError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{out}: {result.images} images in {result.shards_written} new shard(s) "
                f"({result.shards_skipped} already done), {result.images_per_second:.1f} img/s"
@@ -241,77 +265,10 @@ def heatmaps_cmd(dataset: str, root: Path, out: Path, manifest_path: Optional[Pa
         click.echo(f"{out}: shards of other parts are still missing; index.json is written when all exist", err=True)
 
 
-@cli.command("verify")
-@click.argument("cache", type=click.Path(path_type=Path, file_okay=False))
-@click.option("--manifest", "manifest_path", type=click.Path(path_type=Path, dir_okay=False),
-              help="Check against this manifest (default: CACHE/manifest.json).")
-def verify_cmd(cache: Path, manifest_path: Optional[Path]) -> None:
-    """Check a cache: shards readable, counts and index match the manifest, no NaN, attributes consistent.
-
-    Exits with status 1 and the list of problems if any.
-    """
-    from pipeline.verify import verify_cache
-
-    problems = verify_cache(cache, manifest_path)
-    if problems:
-        click.echo(f"{cache}: {len(problems)} problem(s):", err=True)
-        for p in problems:
-            click.echo(f"  {p}", err=True)
-        sys.exit(1)
-    click.echo(f"{cache}: OK")
-
-
-@cli.command("show")
-@click.argument("cache", type=click.Path(path_type=Path, file_okay=False))
-@click.option("--ids", default=None, help="Comma-separated identities to draw (default: the first few).")
-@click.option("--per-id", default=4, show_default=True, type=click.IntRange(1, None), help="Images per identity.")
-@click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False), help="Folder for the PNGs.")
-def show_cmd(cache: Path, ids: Optional[str], per_id: int, out: Path) -> None:
-    """Write PNGs of cached crops with their heatmaps and skeleton overlaid, for a person to look at.
-
-    One PNG per identity: each column is one image (crop with skeleton above, heatmaps below).
-    """
-    import cv2
-    import numpy as np
-
-    from vireid.data.shards import CacheError, HeatmapCache
-    from vireid.io import atomic_path
-    from vireid.pose.draw import draw_skeleton, overlay_heatmaps
-
-    try:
-        c = HeatmapCache(cache)
-        entry_pids = c.metadata()["pid"]          # identities only: no heatmap or image read
-    except CacheError as exc:
-        raise click.ClickException(str(exc)) from None
-    pids = sorted({int(p) for p in entry_pids})
-    if ids:
-        try:
-            wanted = [int(v) for v in ids.split(",")]
-        except ValueError:
-            raise click.BadParameter(f"--ids {ids!r}: expected comma-separated integers") from None
-        unknown = [p for p in wanted if p not in pids]
-        if unknown:
-            raise click.ClickException(f"identities {unknown} are not in {cache}")
-    else:
-        wanted = pids[:4]
-    out.mkdir(parents=True, exist_ok=True)
-    for pid in wanted:
-        cols = []
-        for i in np.flatnonzero(entry_pids == pid)[:per_id]:
-            full = c.get(int(i))
-            top = draw_skeleton(full["image"], full["keypoints"], full["confidence"])
-            bottom = overlay_heatmaps(full["image"], full["heatmaps"])
-            cols.append(np.concatenate([top, bottom], axis=0))
-        sheet = np.concatenate(cols, axis=1)
-        target = out / f"id{pid:04d}.png"
-        with atomic_path(target, suffix=".png") as tmp:
-            if not cv2.imwrite(str(tmp), sheet):
-                raise click.ClickException(f"cannot write {target}")
-        click.echo(str(target))
-
-
+from pipeline.cli_cache import register as _register_cache_commands  # noqa: E402
 from pipeline.train_estimator import register as _register_train_estimator  # noqa: E402
 
+_register_cache_commands(cli)
 _register_train_estimator(cli)
 
 

@@ -12,7 +12,12 @@ The job is resumable and safe:
   splits the shards between processes or GPUs (shard ``s`` belongs to part ``s % n``),
   one writer per shard; whichever part finishes last writes ``index.json``;
 * an unreadable image stops the job with its path (``on_error="fail"``) or is skipped and
-  listed with the reason in ``skipped.json`` (``on_error="skip"``): never a silent hole.
+  listed with the reason in ``skipped.json`` (``on_error="skip"``): never a silent hole;
+  the images the scan left out (``manifest.skipped``) are listed there too;
+* every image's bytes are checked against the manifest's sha1 as they are read: a file
+  changed after the manifest was made stops the job with its path (whatever ``on_error``);
+* under its lock a run first removes the temporary files a killed writer of its own
+  shards left behind.
 
 Geometry: each crop is resized to the cache's ``input_size`` (288x144 by default, the
 training input, ignoring the crop's aspect ratio as the SYSU/RegDB baselines do); the
@@ -23,6 +28,7 @@ peak 1 and ``sigma`` input pixels on the stride-``stride`` grid (72x36).
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -31,7 +37,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 import cv2
 import numpy as np
@@ -40,10 +46,10 @@ from joblib import Parallel, delayed
 from pipeline.estimators.base import PoseEstimator
 from vireid.data.images import load_image
 from vireid.data.manifest import Manifest, Record
-from vireid.data.shards import (CacheConfig, CacheError, MODALITY_CODES, ShardRows, cache_attributes,
-                                compare_attributes, encode_image, quantize_heatmaps, read_shard_attrs,
-                                shard_name, write_index, write_shard)
-from vireid.io import atomic_write_json
+from vireid.data.shard_writer import Row, ShardRows, read_shard_attrs, write_index, write_shard
+from vireid.data.shards import (CacheConfig, CacheError, MODALITY_CODES, cache_attributes, compare_attributes,
+                                encode_image, quantize_heatmaps, shard_name)
+from vireid.io import atomic_write_json, remove_stale_temporaries
 from vireid.pose.heatmaps import render_gaussian_heatmaps
 from vireid.pose.joints import NUM_JOINTS
 
@@ -91,10 +97,25 @@ def cache_lock(root: Path, part: Tuple[int, int]) -> Iterator[None]:
         fh.close()
 
 
-def read_image(path: Path) -> "np.ndarray | str":
-    """BGR uint8 image, or the reason it cannot be used."""
+@dataclass(frozen=True)
+class Changed:
+    """An image whose bytes are not those the manifest recorded."""
+
+    sha1: str
+
+
+def read_image(path: Path, sha1: Optional[str] = None) -> "np.ndarray | str | Changed":
+    """BGR uint8 image, the reason it cannot be used, or :class:`Changed` when its bytes'
+    sha1 is not ``sha1`` (hashing costs a few percent of the decode)."""
     loaded = load_image(path)
-    return loaded if isinstance(loaded, str) else loaded[0]
+    if isinstance(loaded, str):
+        return loaded
+    image, data = loaded
+    if sha1 is not None:
+        have = hashlib.sha1(data).hexdigest()
+        if have != sha1:
+            return Changed(have)
+    return image
 
 
 def scale_keypoints(kps: np.ndarray, src_hw: Tuple[int, int], dst_hw: Tuple[int, int]) -> np.ndarray:
@@ -110,12 +131,11 @@ def shard_plan(num_records: int, shard_size: int) -> List[Tuple[int, int]]:
     return [(s, min(s + shard_size, num_records)) for s in range(0, num_records, shard_size)]
 
 
-def _decode_batch(root: Path, records: Sequence[Record], jobs: int) -> List["np.ndarray | str"]:
-    paths = [root / r.path for r in records]
+def _decode_batch(root: Path, records: Sequence[Record], jobs: int) -> List["np.ndarray | str | Changed"]:
     if jobs <= 1:
-        return [read_image(p) for p in paths]
+        return [read_image(root / r.path, r.sha1) for r in records]
     # OpenCV decodes without the GIL: threads parallelise it without pickling images.
-    return Parallel(n_jobs=jobs, prefer="threads")(delayed(read_image)(p) for p in paths)
+    return Parallel(n_jobs=jobs, prefer="threads")(delayed(read_image)(root / r.path, r.sha1) for r in records)
 
 
 class HeatmapJob:
@@ -138,7 +158,7 @@ class HeatmapJob:
         self.plan = shard_plan(len(self.records), config.shard_size)
 
     # ------------------------------------------------------------------ set-up
-    def _check_or_write_cache_json(self) -> None:
+    def check_or_write_cache_json(self) -> None:
         path = self.out / "cache.json"
         if path.is_file():
             existing = json.loads(path.read_text())
@@ -159,7 +179,7 @@ class HeatmapJob:
         try:
             info = read_shard_attrs(path)
         except (OSError, KeyError, ValueError) as exc:
-            raise CacheError(f"{path}: unreadable shard ({exc}); delete it and rerun") from exc
+            raise CacheError(f"{path}: unreadable shard ({exc}); rerun with --repair to rebuild it") from exc
         start, stop = self.plan[index]
         if info["attrs"] != self.attrs or info["rows"] + len(info["skipped"]) != stop - start:
             raise CacheError(f"{path}: shard does not belong to this cache (other attributes or size); "
@@ -178,12 +198,21 @@ class HeatmapJob:
                                         stride=self.config.stride, sigma=self.config.sigma)
         return quantize_heatmaps(maps), conf, xy
 
-    def _process_shard(self, index: int, bar: Any) -> Tuple[ShardRows, List[Dict[str, str]]]:
+    def compute_rows(self, index: int, bar: Any = None, only: Optional[Set[int]] = None
+                     ) -> Tuple[Dict[int, Row], Dict[int, Dict[str, str]]]:
+        """Rows of shard ``index`` by position in the shard's records: ``(rows, skipped)``.
+
+        ``only``: positions wanted (repair); the estimator still sees each batch that holds
+        one of them whole, exactly as the build did, so a recomputed row equals the built one
+        (``--batch-size`` must be the build's), and the other batches are not touched."""
         start, stop = self.plan[index]
         records = self.records[start:stop]
         batch = max(1, int(getattr(self.estimator, "batch_size", 32)))
         batches = [list(range(i, min(i + batch, len(records)))) for i in range(0, len(records), batch)]
-        rows, skipped = ShardRows(), []
+        if only is not None:
+            batches = [b for b in batches if only.intersection(b)]
+        rows: Dict[int, Row] = {}
+        skipped: Dict[int, Dict[str, str]] = {}
         with ThreadPoolExecutor(max_workers=1) as prefetch:
             pending: Optional[Future] = None
             if batches:
@@ -194,12 +223,18 @@ class HeatmapJob:
                     pending = prefetch.submit(_decode_batch, self.root, [records[i] for i in batches[b + 1]], self.jobs)
                 good = []
                 for i, img in zip(idx, decoded):
+                    if isinstance(img, Changed):
+                        rec = records[i]
+                        raise JobError(f"{self.root / rec.path}: content differs from the manifest (sha1 "
+                                       f"{img.sha1[:12]}, the manifest has {rec.sha1[:12]}): the file changed after "
+                                       f"the manifest was made; make a new manifest (`vireid-prep manifest`) and "
+                                       f"cache")
                     if isinstance(img, str):
                         rec = records[i]
                         if self.on_error == "fail":
                             raise JobError(f"{self.root / rec.path}: {img} (pass --on-error skip to skip and "
                                            f"record such images)")
-                        skipped.append({"path": rec.path, "reason": img})
+                        skipped[i] = {"path": rec.path, "reason": img}
                         log.warning("skipping %s: %s", self.root / rec.path, img)
                     else:
                         good.append((i, img))
@@ -214,17 +249,20 @@ class HeatmapJob:
                         maps, conf, xy = self._render(kps, img.shape[:2])
                         h, w = self.config.input_size
                         resized = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
-                        rows.images.append(encode_image(resized, self.config))
-                        rows.heatmaps.append(maps)
-                        rows.confidence.append(conf)
-                        rows.keypoints.append(xy)
-                        rows.pid.append(rec.pid)
-                        rows.camid.append(rec.camid)
-                        rows.modality.append(MODALITY_CODES[rec.modality])
-                        rows.record.append(start + i)
-                        rows.path.append(rec.path)
-                bar.update(len(idx))
+                        rows[i] = Row(image=encode_image(resized, self.config), heatmaps=maps, confidence=conf,
+                                      keypoints=xy, pid=rec.pid, camid=rec.camid,
+                                      modality=MODALITY_CODES[rec.modality], record=start + i, path=rec.path)
+                if bar is not None:
+                    bar.update(len(idx))
         return rows, skipped
+
+    def process_shard(self, index: int, bar: Any = None) -> Tuple[ShardRows, List[Dict[str, str]]]:
+        """Every row of shard ``index`` as the build writes it, and the images it skipped."""
+        rows, skipped = self.compute_rows(index, bar)
+        out = ShardRows()
+        for i in sorted(rows):
+            out.append(rows[i])
+        return out, [skipped[i] for i in sorted(skipped)]
 
     def run(self) -> JobResult:
         from tqdm.auto import tqdm
@@ -234,7 +272,12 @@ class HeatmapJob:
         mine = [s for s in range(len(self.plan)) if s % n == k]
         t0 = time.perf_counter()
         with cache_lock(self.out, self.part):
-            self._check_or_write_cache_json()
+            own = [shard_name(s) for s in mine]
+            if n == 1:
+                own += ["cache.json", "manifest.json", "index.json", "skipped.json"]
+            for p in remove_stale_temporaries(self.out, own):
+                log.info("removed %s, left by an interrupted run", p)
+            self.check_or_write_cache_json()
             todo = [s for s in mine if not self._shard_done(s)]
             result.shards_skipped = len(mine) - len(todo)
             if result.shards_skipped:
@@ -245,7 +288,7 @@ class HeatmapJob:
                 with ThreadPoolExecutor(max_workers=1) as writer:
                     writing: Optional[Future] = None
                     for s in todo:
-                        rows, skipped = self._process_shard(s, bar)
+                        rows, skipped = self.process_shard(s, bar)
                         if writing is not None:
                             writing.result()
                         writing = writer.submit(write_shard, self.out / shard_name(s), rows, self.attrs, s, skipped)
@@ -259,9 +302,12 @@ class HeatmapJob:
                         writing.result()
             finally:
                 bar.close()
+        if k == 0 and self.manifest.skipped:           # left out by the scan: counted once, by part 0
+            result.images_skipped += len(self.manifest.skipped)
+            result.skipped = list(self.manifest.skipped) + result.skipped
         result.seconds = time.perf_counter() - t0
         shards = [shard_name(s) for s in range(len(self.plan))]
         if all((self.out / s).is_file() for s in shards):
-            write_index(self.out, shards)
+            write_index(self.out, shards, self.manifest.skipped)
             result.complete = True
         return result

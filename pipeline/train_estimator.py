@@ -49,9 +49,10 @@ import numpy as np
 
 from pipeline.lip_data import (STRIDE, AugmentConfig, LipDataError, LipTrainSet, LipValSet, TargetConfig,
                                split_records, transform_points)
-from vireid.io import atomic_path, atomic_write_json
+from vireid.io import WriteError, atomic_write_json, ensure_writable, previous_path
 from vireid.pose.heatmaps import decode_heatmaps
 from vireid.pose.joints import JOINT_INDEX, NUM_JOINTS
+from vireid.sealing import DamagedFileError, torch_load, torch_save
 
 if TYPE_CHECKING:   # torch is imported where it is used, so `vireid-prep --help` stays quick
     import torch
@@ -297,12 +298,10 @@ def state_path(out: Path) -> Path:
 def save_weights(model: nn.Module, out: Path, input_size: int) -> None:
     """Write ``{'state_dict': ..., 'input_size': side}`` atomically: the public GCCPM layout
     (float32, CPU tensors) plus the square input side it was trained at, which the ``lip``
-    estimator of ``vireid-prep heatmaps`` runs it at by default."""
-    import torch
-
+    estimator of ``vireid-prep heatmaps`` runs it at by default. Sealed (:mod:`vireid.sealing`):
+    ``--weights`` refuses a truncated or bit-flipped copy."""
     sd = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    with atomic_path(out, suffix=".pt") as tmp:
-        torch.save({"state_dict": sd, "input_size": int(input_size)}, tmp)
+    torch_save({"state_dict": sd, "input_size": int(input_size)}, out)
 
 
 def _config_json(cfg: TrainConfig) -> Dict[str, Any]:
@@ -364,6 +363,10 @@ def train_estimator(root: "str | Path", out: "str | Path", cfg: TrainConfig = Tr
         raise TrainEstimatorError(f"--root {root}: not a directory (expected the LIP root holding "
                                   f"TrainVal_images/ and TrainVal_pose_annotations/)")
     try:
+        ensure_writable(out.parent, "output folder (--out)")
+    except WriteError as exc:
+        raise TrainEstimatorError(str(exc)) from None
+    try:
         manifest = scan("lip", root, allow_partial=allow_partial, jobs=max(1, workers), progress=progress)
     except ScanError as exc:
         raise TrainEstimatorError(f"--root {root} is not a usable LIP data set:\n{exc}") from None
@@ -391,7 +394,7 @@ def train_estimator(root: "str | Path", out: "str | Path", cfg: TrainConfig = Tr
     start_epoch = 0
     initial: Optional[PCKh] = None
     spath = state_path(out)
-    if resume and spath.is_file():
+    if resume and (spath.is_file() or previous_path(spath).is_file()):
         start_epoch, history, initial = _load_state(spath, model, optimizer, scheduler, cfg, dev)
         log.info("resuming %s after epoch %d", out, start_epoch)
     elif resume:
@@ -468,14 +471,11 @@ def train_estimator(root: "str | Path", out: "str | Path", cfg: TrainConfig = Tr
 
 def _save_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, cfg: TrainConfig,
                 epoch: int, history: List[Dict[str, Any]], initial: Optional[PCKh]) -> None:
-    import torch
-
     state = {"epoch": epoch, "config": json.loads(json.dumps(_config_json(cfg))), "history": history,
              "initial_val": initial.to_json() if initial else None,
              "state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
              "scheduler": scheduler.state_dict()}
-    with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(state, tmp)
+    torch_save(state, path, keep_previous=True)        # OUT-stem.state.prev.pt: the fallback of --resume
 
 
 #: config fields that may change on --resume (the rest must match the interrupted run)
@@ -484,13 +484,25 @@ _RESUMABLE = {"epochs"}
 
 def _load_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, cfg: TrainConfig,
                 dev: torch.device) -> Tuple[int, List[Dict[str, Any]], Optional[PCKh]]:
-    import torch
+    def read(p: Path) -> Dict[str, Any]:
+        try:
+            state = torch_load(p, "training state", map_location=dev, weights_only=True)
+            state["config"]
+            return state
+        except (DamagedFileError, KeyError, TypeError) as exc:
+            raise TrainEstimatorError(f"--resume: {exc}" if isinstance(exc, DamagedFileError) else
+                                      f"--resume: {p} is not a training state of train-estimator") from None
 
     try:
-        state = torch.load(path, map_location=dev, weights_only=True)
-        saved = state["config"]
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's
-        raise TrainEstimatorError(f"--resume: {path} is not a readable training state ({exc})") from None
+        state = read(path)
+    except TrainEstimatorError as exc:
+        prev = previous_path(path)
+        if not prev.is_file():
+            raise
+        state = read(prev)
+        log.warning("%s; resuming from the previous state %s (epoch %s) instead", str(exc)[len("--resume: "):],
+                    prev, state.get("epoch"))
+    saved = state["config"]
     now = json.loads(json.dumps(_config_json(cfg)))
     diff = sorted(k for k in now if k not in _RESUMABLE and now[k] != saved.get(k))
     if diff:
@@ -569,7 +581,7 @@ def register(cli: Any) -> None:
         try:
             result = train_estimator(root, out, cfg, init=init, resume=resume, device=device, workers=workers,
                                      allow_partial=allow_partial, progress=progress)
-        except (TrainEstimatorError, LipDataError) as exc:
+        except (TrainEstimatorError, LipDataError, WriteError) as exc:
             raise click.ClickException(str(exc)) from None
         last = result.epochs[-1] if result.epochs else {}
         before = f"{result.initial_pckh.average:.2f}" if result.initial_pckh else "n/a"

@@ -153,3 +153,17 @@ def test_lip_malformed_csv_line_named(tmp_path):
     with pytest.raises(ScanError) as ei:
         scan("lip", tmp_path, spec=spec)
     assert f"{csv}:2: malformed-line: expected 49 comma-separated fields, got 47" in str(ei.value)
+
+
+def test_skip_unreadable_leaves_the_image_out_and_lists_it(tmp_path):
+    """RegDB: the left-out image also leaves the trial tables (no 'unknown-image' error)."""
+    spec = make_regdb(tmp_path / "r")
+    bad = "Thermal/2/male_front_t_00201_2.bmp"
+    (tmp_path / "r" / bad).write_bytes(b"")
+    with pytest.raises(ScanError, match="zero-byte"):
+        scan("regdb", tmp_path / "r", spec=spec, allow_partial=True)
+    m = scan("regdb", tmp_path / "r", spec=spec, allow_partial=True, skip_unreadable=True)
+    assert m.skipped == [{"path": bad, "reason": "zero-byte file"}]
+    assert bad not in m.by_path()
+    listed = [row[0] for table in m.splits.values() for rows in table.values() for row in rows]
+    assert bad not in listed and len(listed) > 0

@@ -78,9 +78,9 @@ def _worker(rank: int, ports: Sequence[int], cache: str, jobs: Sequence[Job], re
     real_save = trainer_mod.save_checkpoint
     real_losses = trainer_mod.compute_losses
 
-    def counting_save(path, payload):
+    def counting_save(path, payload, **kwargs):
         saves.append(Path(path).name)
-        real_save(path, payload)
+        real_save(path, payload, **kwargs)
     trainer_mod.save_checkpoint = counting_save
     results: Dict[str, Any] = {}
     for (name, overrides, out, resume, poison), port in zip(jobs, ports):

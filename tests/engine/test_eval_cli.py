@@ -151,6 +151,72 @@ def test_compare_refuses_another_protocol(sysu, tmp_path):
     assert res.exit_code == 1 and "bad.json: not a readable results.json" in res.output
 
 
+def test_read_only_out_is_one_line_before_evaluating(sysu, tmp_path, monkeypatch):
+    """Drill (issue 21): with a read-only --out, vireid-eval computed the whole evaluation and
+    then died with a PermissionError traceback, its results lost."""
+    import vireid.engine.evaluate
+    from tests.fs import one_line, read_only
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("evaluated although --out is not writable")
+
+    monkeypatch.setattr(vireid.engine.evaluate, "evaluate_model", refuse)
+    with read_only(tmp_path / "ro") as ro:
+        res = CliRunner().invoke(cli, ["--checkpoint", str(sysu / "run" / "last.pt"), "--cache", str(sysu / "cache"),
+                                       "--trials", "1", "--out", str(ro / "ev"), "--no-progress"])
+    assert res.exit_code == 1, repr(res.exception)
+    line = one_line(res.output)
+    assert str(ro / "ev") in line and "not writable" in line
+
+
+def test_test_ids_without_queries_are_counted(tmp_path):
+    """Drill (issue 21): a test identity with no IR image was evaluated as gallery-only without a word."""
+    import shutil
+
+    from vireid.data.manifest import Manifest
+
+    root = tmp_path / "SYSU"
+    synthesize("sysu", root, ids=8, seed=1, images_per_camera=1)
+    test_ids = sorted(scan("sysu", root).splits["id_lists"]["test"])
+    lonely = test_ids[0]
+    for cam in ("cam3", "cam6"):                                   # SYSU-MM01's IR (query) cameras
+        shutil.rmtree(root / cam / f"{lonely:04d}", ignore_errors=True)
+    manifest = scan("sysu", root, allow_partial=True)
+    HeatmapJob(manifest, root, tmp_path / "cache", KeypointFileEstimator(root / SIDE_FILE),
+               CacheConfig(input_size=HW, stride=4, sigma=3.0, shard_size=64)).run()
+    _checkpoint(tmp_path / "last.pt", Manifest.load(tmp_path / "cache" / "manifest.json"), "sysu")
+    res = CliRunner().invoke(cli, ["--checkpoint", str(tmp_path / "last.pt"), "--cache", str(tmp_path / "cache"),
+                                   "--trials", "1", "--mode", "all", "--out", str(tmp_path / "ev"), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    line = f"All-search: 1 of {len(test_ids)} test identities have no query image"
+    assert line in res.output and f"{lonely:04d}" in res.output
+    doc = json.loads((tmp_path / "ev" / "results.json").read_text())
+    assert doc["results"]["All-search"]["ids_without_queries"] == [lonely]
+
+
+@pytest.mark.parametrize("option", ["--checkpoint", "--cache", "--compare"])
+def test_a_path_that_does_not_exist_is_one_line(sysu, tmp_path, option):
+    from tests.fs import one_line
+
+    args = {"--checkpoint": str(sysu / "run" / "last.pt"), "--cache": str(sysu / "cache")}
+    args[option] = str(tmp_path / "nope")
+    res = CliRunner().invoke(cli, [a for kv in args.items() for a in kv] + ["--trials", "1", "--out",
+                                                                            str(tmp_path / "ev"), "--no-progress"])
+    assert res.exit_code == 1, repr(res.exception)
+    assert str(tmp_path / "nope") in one_line(res.output)
+
+
+def test_full_disk_is_one_line_naming_the_file(sysu, tmp_path, monkeypatch):
+    from tests.fs import disk_full, one_line
+
+    disk_full(monkeypatch)
+    res = CliRunner().invoke(cli, ["--checkpoint", str(sysu / "run" / "last.pt"), "--cache", str(sysu / "cache"),
+                                   "--trials", "1", "--out", str(tmp_path / "ev"), "--no-progress"])
+    assert res.exit_code == 1, repr(res.exception)
+    assert one_line(res.output) == f"Error: {tmp_path / 'ev' / 'results.json'}: cannot write: no space left on the device"
+    assert list((tmp_path / "ev").iterdir()) == []
+
+
 def test_rerank_is_reported_beside_the_plain_results(sysu, tmp_path):
     """--rerank keeps every plain number and key, adds "reranked" per setting (the metrics of
     k-reciprocal re-ranked cosine distances, recomputed here for one trial) and table rows."""
@@ -172,7 +238,8 @@ def test_rerank_is_reported_beside_the_plain_results(sysu, tmp_path):
     assert re["protocol"]["rerank"] == {"k1": 8, "k2": 3, "lambda": 0.3} and "rerank" not in plain["protocol"]
     block = re["results"]["All-search"]
     assert block["features"] == plain["results"]["All-search"]["features"]
-    assert set(block) == {"trials", "features", "reranked"} and set(block["reranked"]) == {"f_ID", "f_ALL"}
+    assert set(block) == {"trials", "ids_without_queries", "features", "reranked"}
+    assert set(block["reranked"]) == {"f_ID", "f_ALL"}
 
     manifest = Manifest.load(sysu / "cache" / "manifest.json")
     sets = sysu_sets(manifest, "all", "single", trials=[0])

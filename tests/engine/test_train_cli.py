@@ -107,6 +107,50 @@ def test_torchrun_two_processes_through_the_cli(cache_dir, tmp_path):  # noqa: F
     assert stdout.count("trained 2 epoch(s), 2 steps") == 1, stdout
     ck = load_checkpoint(out / "last.pt")
     assert ck["world_size"] == 2 and ck["epoch"] == 2 and (out / "best.pt").is_file()
+    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "config.yaml", "last.prev.pt", "last.pt", "log.jsonl",
+                                                     "losses.png", "val.png"]
+
+
+def test_read_only_run_folder_is_one_line_before_any_work(cache_dir, tmp_path, monkeypatch):  # noqa: F811
+    """Drill (issue 21): with a read-only --out, vireid-train died with a PermissionError traceback."""
+    import vireid.engine.trainer as trainer_mod
+    from tests.fs import read_only
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("training started although the run folder is not writable")
+
+    monkeypatch.setattr(trainer_mod, "_train", refuse)
+    sets = [a for kv in TINY for a in ("--set", kv)]
+    for sub in ("", "run"):
+        with read_only(tmp_path / "ro") as ro:
+            res = CliRunner().invoke(cli, _args(cache_dir, ro / sub, *sets, "epochs=1", "--no-progress"))
+        assert res.exit_code == 1, repr(res.exception)
+        line = _one_line(res.output)
+        assert str(ro / sub) in line and "not writable" in line
+
+
+def test_missing_config_is_one_line(cache_dir, tmp_path):  # noqa: F811
+    res = CliRunner().invoke(cli, ["--config", str(tmp_path / "nope.yaml"), "--cache", str(cache_dir), "--out",
+                                   str(tmp_path / "run")])
+    assert res.exit_code == 1 and str(tmp_path / "nope.yaml") in _one_line(res.output)
+
+
+def test_full_disk_keeps_the_last_good_checkpoint(cache_dir, tmp_path, monkeypatch):  # noqa: F811
+    """Issue 16: a full disk while epoch 2's last.pt is written: one line naming it, epoch 1's intact."""
+    from tests.fs import disk_full
+
+    out = tmp_path / "run"
+    sets = [a for kv in TINY for a in ("--set", kv)]
+    disk_full(monkeypatch, after=2)                  # config.yaml and epoch 1's last.pt; then last.pt fails
+    res = CliRunner().invoke(cli, _args(cache_dir, out, *sets, "epochs=2", "data.batches_per_epoch=1",
+                                        "data.holdout=null", "--no-progress"))
+    assert res.exit_code == 1, repr(res.exception)
+    assert _one_line(res.output) == f"Error: {out / 'last.pt'}: cannot write: no space left on the device"
+    monkeypatch.undo()
+    assert load_checkpoint(out / "last.pt")["epoch"] == 1
+    assert not list(out.glob(".*tmp*")) and not (out / "last.prev.pt").exists()
+
+
     assert sorted(p.name for p in out.iterdir()) == ["best.pt", "config.yaml", "last.pt", "log.jsonl", "losses.png",
                                                      "val.png"]
 

@@ -225,8 +225,8 @@ def test_verify_reports_problems(dataset, tmp_path):
     build(root, manifest, tmp_path / "c")
     (tmp_path / "c" / "shard-00002.h5").unlink()
     problems = verify_cache(tmp_path / "c")
-    assert any("shard-00002.h5: unreadable shard" in p for p in problems)
-    assert any("absent from the cache" in p for p in problems)
+    assert any("shard-00002.h5: shard missing: it should hold 10 image(s)" in p for p in problems)
+    assert not any("absent from the cache" in p for p in problems)        # named with their shard
     res = CliRunner().invoke(cli, ["verify", str(tmp_path / "c")])
     assert res.exit_code == 1 and "shard-00002.h5" in res.output
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import click
 import numpy as np
@@ -88,9 +88,9 @@ def cli(checkpoint: Path, cache_dir: Path, dataset: Optional[str], mode: str, sh
     from vireid.data.manifest import ManifestError
     from vireid.data.shards import CacheError
     from vireid.engine.checkpoint import CheckpointError, build_model_from_checkpoint, load_checkpoint
-    from vireid.engine.evaluate import EvalError, EvalOptions, evaluate_model, map_ratios, ratio_table, untrained_model
-    from vireid.evaluation.report import plot_cmc, read_results_json, write_results_json
-    from vireid.io import atomic_write_text
+    from vireid.engine.evaluate import EvalError, EvalOptions, evaluate_model, map_ratios, untrained_model
+    from vireid.evaluation.report import read_results_json
+    from vireid.io import WriteError, ensure_writable
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     options = EvalOptions(dataset=dataset, mode=mode, shot=shot, trials=trials, trial=trial, direction=direction,
@@ -110,6 +110,9 @@ def cli(checkpoint: Path, cache_dir: Path, dataset: Optional[str], mode: str, sh
             model = untrained_model(ck)
         else:
             model, ck = build_model_from_checkpoint(checkpoint)
+        ds = dataset or ck.get("dataset") or _cache_dataset(cache_dir)
+        out = out or checkpoint.parent / (f"eval-{ds}" + ("-untrained" if untrained else ""))
+        ensure_writable(out)                     # before the evaluation, whose results would be lost
         report = evaluate_model(model, ck, cache_dir, options, checkpoint=checkpoint,
                                 weights="untrained" if untrained else "trained")
         ratios = None
@@ -121,12 +124,33 @@ def cli(checkpoint: Path, cache_dir: Path, dataset: Optional[str], mode: str, sh
             report.payload["compare"] = {"results": str(compare_path),
                                          "baseline_weights": baseline.get("checkpoint", {}).get("weights"),
                                          "mAP_ratio": ratios}
-    except (CheckpointError, CacheError, ManifestError, EvalError) as exc:
+    except (CheckpointError, CacheError, ManifestError, EvalError, WriteError) as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        _write_outputs(report, out, ck, untrained, compare_path, ratios, baseline, shot)
+    except WriteError as exc:
         raise click.ClickException(str(exc)) from None
 
+
+def _cache_dataset(cache_dir: Path) -> str:
+    """The dataset of a cache's manifest (for the default --out), without loading the cache."""
+    from vireid.data.manifest import Manifest
+
+    return Manifest.load(cache_dir / "manifest.json", verify_hash=False).dataset
+
+
+def _write_outputs(report: Any, out: Path, ck: Dict[str, Any], untrained: bool, compare_path: Optional[Path],
+                   ratios: Optional[Dict[str, Any]], baseline: Optional[Dict[str, Any]], shot: str) -> None:
+    """results.json first (the numbers), then results.md and the pictures; prints the table."""
+    from vireid.engine.evaluate import ratio_table
+    from vireid.evaluation.report import plot_cmc, write_results_json
+    from vireid.io import atomic_write_text, write_error
+
     ds = report.dataset
-    out = out or checkpoint.parent / (f"eval-{ds}" + ("-untrained" if untrained else ""))
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(out, exc, "cannot create the folder") from None
     md = report.markdown
     if untrained:
         md = ("Untrained reference: the network of the checkpoint with random weights (seed "
@@ -138,6 +162,8 @@ def cli(checkpoint: Path, cache_dir: Path, dataset: Optional[str], mode: str, sh
              title=f"{ds.upper()} CMC ({shot} shot)" if ds == "sysu" else "RegDB CMC")
     first = next(iter(report.protocol_sets.values()))
     _ranking_png(out / "ranking.png", report.cache, report.row_of, report.indices, first, report.features["f_all"])
+    for note in report.notes:
+        click.echo(f"note: {note}", err=True)
     click.echo(md)
     if ratios is not None:
         base = baseline.get("checkpoint", {}).get("weights") or "baseline"

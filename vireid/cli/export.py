@@ -39,15 +39,16 @@ onnx extra (pip install 'vireid[onnx]'), its check onnxruntime.
 def cli(checkpoint: Path, fmt: str, out: Path, check: bool) -> None:
     from vireid.engine.checkpoint import CheckpointError, build_model_from_checkpoint
     from vireid.inference.export import ExportError, check_export, export_model
-    from vireid.io import file_sha256
+    from vireid.io import WriteError, ensure_writable, file_sha256
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        ensure_writable(out.parent)
         model, _ = build_model_from_checkpoint(checkpoint)
         export_model(model.eval(), out, fmt, checkpoint_sha256=file_sha256(checkpoint))
         unchecked = check and fmt == "onnx" and importlib.util.find_spec("onnxruntime") is None
         worst = check_export(model, out, fmt) if check and not unchecked else None
-    except (CheckpointError, ExportError) as exc:
+    except (CheckpointError, ExportError, WriteError) as exc:
         raise click.ClickException(str(exc)) from None
     h, w = model.config.input_size
     dims = model.feature_dim

@@ -63,6 +63,7 @@ def cli(checkpoint: Path, images_dir: Optional[Path], manifest_path: Optional[Pa
     from vireid.inference.extractor import ExtractorError, FeatureExtractor
     from vireid.inference.featurefile import ExtractionJob, FeatureFileError
     from vireid.inference.sources import folder_items, manifest_items
+    from vireid.io import WriteError, ensure_writable
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if (images_dir is None) == (manifest_path is None):
@@ -70,6 +71,7 @@ def cli(checkpoint: Path, images_dir: Optional[Path], manifest_path: Optional[Pa
     if images_dir is not None and (root or split or cameras):
         raise click.UsageError("--root, --split and --camera apply to --manifest only")
     try:
+        ensure_writable(out.parent)                   # before any image is read
         if images_dir is not None:
             items, names, meta = folder_items(images_dir, modality)
         else:
@@ -78,7 +80,7 @@ def cli(checkpoint: Path, images_dir: Optional[Path], manifest_path: Optional[Pa
         meta["code_version"] = __version__
         job = ExtractionJob(extractor, items, names, out, meta, chunk_size=chunk_size, overwrite=overwrite)
         result = job.run(progress=progress, restart=restart)
-    except (CheckpointError, ExtractorError, FeatureFileError, ManifestError) as exc:
+    except (CheckpointError, ExtractorError, FeatureFileError, ManifestError, WriteError) as exc:
         raise click.ClickException(str(exc)) from None
     from vireid.inference.featurefile import FeatureFile
 

@@ -80,7 +80,10 @@ def cli(config_path: Optional[Path], checkpoints: Optional[str], cache_dir: Path
     if sets and config_path is None:
         raise click.UsageError("--set changes the training configuration: it needs --config")
     trial_list = _trial_list(trials)
+    from vireid.io import ensure_writable
+
     try:
+        ensure_writable(out_dir)                      # before any trial is trained or evaluated
         config = None
         if config_path is not None:
             extra = list(sets) + ([f"device={device}"] if device else []) + \

@@ -53,10 +53,11 @@ def cli(queries: Tuple[Path, ...], gallery: Path, checkpoint: Optional[Path], qu
     from vireid.inference.featurefile import FeatureFile, FeatureFileError, check_origin
     from vireid.inference.search import ranking_json, ranking_png, rank_gallery
     from vireid.inference.sources import folder_items
-    from vireid.io import atomic_write_json
+    from vireid.io import WriteError, atomic_write_json, ensure_writable, write_error
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        ensure_writable(out)                          # before the queries are ranked
         feats = FeatureFile.load(gallery)
         paths = []
         for q in queries:
@@ -79,13 +80,19 @@ def cli(queries: Tuple[Path, ...], gallery: Path, checkpoint: Optional[Path], qu
         ranking = rank_gallery(q_feats, feats.features, top_k, config)
         doc = ranking_json([str(p) for p in paths], q_mods, pids, feats, ranking, config)
         images = [load_bgr(it) for it in items]
-    except (CheckpointError, ExtractorError, FeatureFileError) as exc:
+    except (CheckpointError, ExtractorError, FeatureFileError, WriteError) as exc:
         raise click.ClickException(str(exc)) from None
     except ValueError as exc:                          # e.g. a re-ranking too large for memory
         raise click.ClickException(f"{gallery}: {exc}") from None
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "topk.json", doc)
-    ranking_png(out / "ranking.png", images, q_mods, pids, feats, ranking)
+    try:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise write_error(out, exc, "cannot create the folder") from None
+        atomic_write_json(out / "topk.json", doc)
+        ranking_png(out / "ranking.png", images, q_mods, pids, feats, ranking)
+    except WriteError as exc:
+        raise click.ClickException(str(exc)) from None
     score = "distance" if config is not None else "similarity"
     for q in doc["queries"]:
         click.echo(f"{q['query']} ({q['modality'].upper()}{'' if q['pid'] is None else ', id %d' % q['pid']}):")

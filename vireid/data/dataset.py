@@ -42,6 +42,18 @@ Item = Union[int, Tuple[int, int, int]]
 HOLDOUTS = (None, "val", "fraction")
 
 
+def unwrap_worker_error(exc: CacheError) -> CacheError:
+    """A :class:`CacheError` raised in a DataLoader worker reaches the main process re-raised
+    with the worker's whole traceback in its message; this returns the same error with the
+    original one-line message (an error from the main process is returned as it is)."""
+    text = str(exc)
+    if "Original Traceback" not in text:
+        return exc
+    last = [ln for ln in text.strip().splitlines() if ln.strip()][-1].strip()
+    name = f"{type(exc).__module__}.{type(exc).__qualname__}: "
+    return type(exc)(last[len(name):] if last.startswith(name) else last)
+
+
 def make_label_map(pids: Sequence[int]) -> Dict[int, int]:
     """Contiguous training labels: sorted distinct identities -> 0..C-1."""
     return {int(p): i for i, p in enumerate(sorted({int(p) for p in pids}))}
@@ -93,6 +105,7 @@ class CacheDataset(Dataset):
         self.seed = int(seed)
         self.epoch = 0
         meta = self.cache.metadata()
+        self.cache.check_metadata(self.indices)             # DamagedRowError names a damaged row
         self.pids = meta["pid"][self.indices]               # (N,) per dataset position
         self.camids = meta["camid"][self.indices]
         self.modalities = meta["modality"][self.indices]    # 0 RGB, 1 IR

@@ -65,6 +65,9 @@ class Manifest:
     spec_hash: str = ""
     partial: bool = False
     warnings: List[str] = field(default_factory=list)
+    #: images of the root left out because they could not be read (``{"path", "reason"}``);
+    #: not records, so not in the hash
+    skipped: List[Dict[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.records = sorted(self.records, key=lambda r: r.path)
@@ -122,6 +125,7 @@ class Manifest:
             "spec_hash": self.spec_hash,
             "partial": self.partial,
             "warnings": self.warnings,
+            "skipped": self.skipped,
             "counts": self.counts(),
             "splits": self.splits,
             "records": [r.to_json() for r in self.records],
@@ -148,7 +152,7 @@ class Manifest:
             raise ManifestError(f"{path}: malformed record: {exc}") from exc
         manifest = Manifest(dataset=doc["dataset"], root=doc["root"], records=records, splits=doc.get("splits", {}),
                             spec_hash=doc.get("spec_hash", ""), partial=bool(doc.get("partial", False)),
-                            warnings=list(doc.get("warnings", [])))
+                            warnings=list(doc.get("warnings", [])), skipped=list(doc.get("skipped", [])))
         if verify_hash and manifest.hash != doc.get("hash"):
             raise ManifestError(f"{path}: content hash {manifest.hash[:12]} differs from the recorded "
                                 f"{str(doc.get('hash'))[:12]}: the file was edited; rescan the dataset")

@@ -6,7 +6,10 @@ with the path (and line) at fault: missing or extra folders, unreadable or zero-
 images, ids listed without images, malformed list lines, counts that differ from the
 declared ones. With ``allow_partial=True`` a partial or custom copy is accepted: count
 and coverage problems become warnings recorded in the manifest (never silently);
-corrupt images and malformed lists stay errors.
+corrupt images and malformed lists stay errors, unless ``skip_unreadable=True``
+(``vireid-prep heatmaps --on-error skip``): an unreadable or zero-byte image is then left
+out and listed with its reason in ``manifest.skipped`` (and so in the cache's
+``skipped.json``).
 """
 from __future__ import annotations
 
@@ -56,9 +59,11 @@ class ScanError(Exception):
 class _Collector:
     """Gathers problems; ``soft`` ones become warnings under ``allow_partial``."""
 
-    def __init__(self, allow_partial: bool):
+    def __init__(self, allow_partial: bool, skip_unreadable: bool = False):
         self.allow_partial = allow_partial
+        self.skip_unreadable = skip_unreadable
         self.problems: List[Problem] = []
+        self.skipped: List[Dict[str, str]] = []     # unreadable images left out (skip_unreadable)
 
     def hard(self, kind: str, path: object, detail: str, line: Optional[int] = None) -> None:
         self.problems.append(Problem(kind, str(path), detail, line, fatal=True))
@@ -126,7 +131,11 @@ def _records_from_images(root: Path, found: List[Tuple[str, dict]], col: _Collec
     records = []
     for (rel, fields), info in zip(found, infos):
         if isinstance(info, str):
-            col.hard("corrupt-image", root / rel, info)
+            if col.skip_unreadable:
+                col.skipped.append({"path": rel, "reason": info})
+                col.note("skipped-image", root / rel, f"{info}: left out (--on-error skip)")
+            else:
+                col.hard("corrupt-image", root / rel, info)
             continue
         h, w, nbytes, sha1 = info
         records.append(Record(path=rel, height=h, width=w, nbytes=nbytes, sha1=sha1, **fields))
@@ -240,7 +249,8 @@ def scan_sysu(root: Path, spec: DatasetSpec, col: _Collector, jobs: int, progres
     return Manifest(dataset=spec.name, root=str(root), records=records,
                     splits={"id_lists": {k: sorted(v) for k, v in lists.items()},
                             "training_splits": sorted(train_splits)},
-                    spec_hash=spec.content_hash, partial=col.allow_partial, warnings=col.warnings)
+                    spec_hash=spec.content_hash, partial=col.allow_partial, warnings=col.warnings,
+                    skipped=col.skipped)
 
 
 # --------------------------------------------------------------------------- RegDB
@@ -323,6 +333,8 @@ def scan_regdb(root: Path, spec: DatasetSpec, col: _Collector, jobs: int, progre
                 rows = []
                 for img, label, lineno in entries:
                     rec = by_path.get(img)
+                    if rec is None and any(d["path"] == img for d in col.skipped):
+                        continue                      # unreadable, left out: listed in manifest.skipped
                     if rec is None:
                         col.hard("unknown-image", path, f"{img} is not an image of the dataset", lineno)
                         continue
@@ -350,7 +362,8 @@ def scan_regdb(root: Path, spec: DatasetSpec, col: _Collector, jobs: int, progre
         splits[f"trial:{trial}"] = table
     col.raise_if_fatal(root)
     return Manifest(dataset=spec.name, root=str(root), records=records, splits=splits,
-                    spec_hash=spec.content_hash, partial=col.allow_partial, warnings=col.warnings)
+                    spec_hash=spec.content_hash, partial=col.allow_partial, warnings=col.warnings,
+                    skipped=col.skipped)
 
 
 # --------------------------------------------------------------------------- LIP
@@ -427,7 +440,8 @@ def scan_lip(root: Path, spec: DatasetSpec, col: _Collector, jobs: int, progress
         _check_count(col, root, f"{split} images", counts.get(split, 0), want)
     col.raise_if_fatal(root)
     return Manifest(dataset=spec.name, root=str(root), records=records, splits={},
-                    spec_hash=spec.content_hash, partial=col.allow_partial, warnings=col.warnings)
+                    spec_hash=spec.content_hash, partial=col.allow_partial, warnings=col.warnings,
+                    skipped=col.skipped)
 
 
 # --------------------------------------------------------------------------- entry point
@@ -460,12 +474,13 @@ def expected_sizes(root: Path, spec: DatasetSpec) -> DatasetSpec:
 
 
 def scan(dataset: str, root: "str | Path", *, allow_partial: bool = False, jobs: int = 1,
-         progress: bool = False, spec: Optional[DatasetSpec] = None) -> Manifest:
+         progress: bool = False, spec: Optional[DatasetSpec] = None, skip_unreadable: bool = False) -> Manifest:
     """Scan ``root`` as ``dataset`` (sysu|regdb|lip) into a manifest.
 
     Raises :class:`ScanError` listing every problem; with ``allow_partial`` count and
     coverage problems are kept as ``manifest.warnings`` instead. ``spec`` overrides the
-    declared specification (tests; custom copies).
+    declared specification (tests; custom copies). ``skip_unreadable`` leaves unreadable
+    images out and lists them in ``manifest.skipped`` instead of failing.
     """
     if dataset not in _SCANNERS:
         raise ValueError(f"unknown dataset {dataset!r}: choose one of {', '.join(_SCANNERS)}")
@@ -473,7 +488,7 @@ def scan(dataset: str, root: "str | Path", *, allow_partial: bool = False, jobs:
     if not root.is_dir():
         raise ScanError(root, [Problem("missing-root", str(root), "dataset root is not a directory")])
     spec = expected_sizes(root, spec or load_spec(dataset))
-    col = _Collector(allow_partial)
+    col = _Collector(allow_partial, skip_unreadable)
     manifest = _SCANNERS[dataset](root, spec, col, jobs, progress)
     for w in manifest.warnings:
         log.warning("%s", w)

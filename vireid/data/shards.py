@@ -24,7 +24,14 @@ pid, camid     (N,) int32 / int16      identity and camera number of the manifes
 modality       (N,) uint8              0 RGB, 1 IR
 record         (N,) int64              index of the record in the manifest
 path           (N,) vlen str           the record's relative path
+checksum       (N, 3) uint64           XXH3-64 of the row's image, heatmaps and metadata
+                                       (:mod:`vireid.data.rowsums`; attribute
+                                       ``row_checksum``; absent in shards written before)
 =============  ======================  ==============================================
+
+Shards are written by :mod:`vireid.data.shard_writer`. Readers check every row they read
+against its checksums (:class:`HeatmapCache`, ``check_rows``); a damaged row raises
+:class:`DamagedRowError` naming the shard, the row and its source image.
 
 Layouts. ``raw``: ``image`` and ``heatmaps`` are contiguous and uncompressed, so a row
 is one byte range of the file and :class:`HeatmapCache` reads it with a single
@@ -44,7 +51,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -53,7 +60,8 @@ import h5py
 import numpy as np
 
 from vireid import __version__
-from vireid.io import PathLike, atomic_path, atomic_write_json
+from vireid.data import rowsums
+from vireid.io import PathLike
 from vireid.pose.joints import FLIP_PAIRS, JOINT_NAMES, NUM_JOINTS
 
 CACHE_FORMAT = "vireid-heatmap-cache/1"
@@ -66,6 +74,11 @@ _META_KEYS = ("confidence", "keypoints", "pid", "camid", "modality")
 
 class CacheError(RuntimeError):
     """A cache is missing, incomplete, corrupt or incompatible; the message says which."""
+
+
+class DamagedRowError(CacheError):
+    """A row's bytes differ from its checksum or cannot be read; the message names the
+    shard, the row and the source image."""
 
 
 @dataclass(frozen=True)
@@ -156,65 +169,6 @@ def decode_image(stored: np.ndarray, image_format: str) -> np.ndarray:
     return image
 
 
-@dataclass
-class ShardRows:
-    """The rows of one shard, in order (built by the heatmap job)."""
-
-    images: List[np.ndarray] = field(default_factory=list)   # encoded (see encode_image)
-    heatmaps: List[np.ndarray] = field(default_factory=list)  # (16, Hm, Wm) uint8
-    confidence: List[np.ndarray] = field(default_factory=list)
-    keypoints: List[np.ndarray] = field(default_factory=list)
-    pid: List[int] = field(default_factory=list)
-    camid: List[int] = field(default_factory=list)
-    modality: List[int] = field(default_factory=list)
-    record: List[int] = field(default_factory=list)
-    path: List[str] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.path)
-
-
-def write_shard(target: PathLike, rows: ShardRows, attrs: Mapping[str, Any], shard_index: int,
-                skipped: Sequence[Mapping[str, str]] = ()) -> None:
-    """Write one shard atomically: a killed writer never leaves a file under ``target``."""
-    n = len(rows)
-    config_hw = tuple(attrs["input_size"])
-    hm_hw = tuple(attrs["heatmap_size"])
-    with atomic_path(target, suffix=".h5") as tmp:
-        with h5py.File(tmp, "w", track_order=True) as f:
-            hm_empty = np.zeros((0, NUM_JOINTS, *hm_hw), np.uint8)
-            if attrs["image_format"] == "raw":
-                # uncompressed and contiguous: a row is one byte range of the file, read by
-                # HeatmapCache with a single pread (no HDF5 chunk lookup or filter pipeline)
-                ds = f.create_dataset("image", shape=(n, *config_hw, 3), dtype=np.uint8)
-                if n:
-                    ds[...] = np.stack(rows.images)
-                f.create_dataset("heatmaps", data=np.stack(rows.heatmaps) if n else hm_empty)
-            else:
-                ds = f.create_dataset("image", shape=(n,), dtype=h5py.vlen_dtype(np.uint8), chunks=(max(1, min(n, 64)),))
-                for i, buf in enumerate(rows.images):
-                    ds[i] = buf
-                f.create_dataset("heatmaps", data=np.stack(rows.heatmaps) if n else hm_empty,
-                                 chunks=(1, NUM_JOINTS, *hm_hw), compression="gzip", compression_opts=4, shuffle=True)
-            f.create_dataset("confidence", data=np.asarray(rows.confidence, np.float32).reshape(n, NUM_JOINTS))
-            f.create_dataset("keypoints", data=np.asarray(rows.keypoints, np.float32).reshape(n, NUM_JOINTS, 2))
-            f.create_dataset("pid", data=np.asarray(rows.pid, np.int32))
-            f.create_dataset("camid", data=np.asarray(rows.camid, np.int16))
-            f.create_dataset("modality", data=np.asarray(rows.modality, np.uint8))
-            f.create_dataset("record", data=np.asarray(rows.record, np.int64))
-            f.create_dataset("path", data=np.asarray(rows.path, dtype=object), dtype=h5py.string_dtype())
-            f.attrs["vireid_cache"] = json.dumps(dict(attrs), sort_keys=True)
-            f.attrs["shard_index"] = shard_index
-            f.attrs["rows"] = n
-            f.attrs["skipped"] = json.dumps(list(skipped))
-
-
-def read_shard_attrs(path: PathLike) -> Dict[str, Any]:
-    with h5py.File(path, "r") as f:
-        return {"attrs": json.loads(f.attrs["vireid_cache"]), "shard_index": int(f.attrs["shard_index"]),
-                "rows": int(f.attrs["rows"]), "skipped": json.loads(f.attrs["skipped"])}
-
-
 def compare_attributes(actual: Mapping[str, Any], expected: Mapping[str, Any],
                        keys: Optional[Sequence[str]] = None) -> List[str]:
     """Differences as ``key: cache has A, expected B`` lines (empty when compatible)."""
@@ -249,9 +203,16 @@ def _direct_layout(ds: h5py.Dataset) -> Optional[_Direct]:
 
 
 class HeatmapCache:
-    """Random access to a complete cache; safe to use from DataLoader worker processes."""
+    """Random access to a complete cache; safe to use from DataLoader worker processes.
 
-    def __init__(self, root: PathLike):
+    With ``check_rows`` (the default) every row read is checked against the shard's row
+    checksums (:mod:`vireid.data.rowsums`): the image and heatmaps as they are read, the
+    metadata of a shard's rows when the shard is opened. A damaged row raises
+    :class:`DamagedRowError` naming the shard, the row and the source image. Shards written
+    before the checksums are read unchecked (:attr:`unchecked_shards` counts them).
+    """
+
+    def __init__(self, root: PathLike, check_rows: bool = True):
         self.root = Path(root)
         index_path = self.root / "index.json"
         if not (self.root / "cache.json").is_file():
@@ -259,32 +220,42 @@ class HeatmapCache:
         if not index_path.is_file():
             raise CacheError(f"{self.root}: cache is incomplete (no index.json): rerun `vireid-prep heatmaps` "
                              f"with the same arguments to finish it")
-        self.attrs: Dict[str, Any] = json.loads((self.root / "cache.json").read_text())
-        index = json.loads(index_path.read_text())
-        self.shards: List[str] = list(index["shards"])
-        self.paths: List[str] = list(index["paths"])
-        self.locations: List[Tuple[int, int]] = [tuple(x) for x in index["locations"]]   # (shard, row)
+        try:
+            self.attrs: Dict[str, Any] = json.loads((self.root / "cache.json").read_text())
+            index = json.loads(index_path.read_text())
+            self.shards: List[str] = list(index["shards"])
+            self.paths: List[str] = list(index["paths"])
+            self.locations: List[Tuple[int, int]] = [tuple(x) for x in index["locations"]]   # (shard, row)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise CacheError(f"{self.root}: cache.json or index.json is damaged ({exc}): `vireid-prep heatmaps "
+                             f"--repair` rewrites them") from None
+        #: the row hash every shard carries (None: a cache written before row checksums, or mixed)
+        self.row_checksum: Optional[str] = index.get("row_checksum")
+        self.check_rows = check_rows
         self._row_of = {p: i for i, p in enumerate(self.paths)}
         for name in self.shards:
             if not (self.root / name).is_file():
                 raise CacheError(f"{self.root / name}: shard listed in index.json is missing")
+        self._reset()
+        self._pid = os.getpid()
+        self.unchecked_shards: set = set()
+
+    def _reset(self) -> None:
         self._files: Dict[int, h5py.File] = {}
         self._meta: Dict[int, Dict[str, np.ndarray]] = {}
         self._large: Dict[int, Tuple[h5py.Dataset, h5py.Dataset]] = {}
         self._direct: Dict[int, Tuple[Optional[_Direct], Optional[_Direct]]] = {}
+        self._sums: Dict[int, Optional[np.ndarray]] = {}      # (N, 3) uint64 row checksums
+        self._bad_meta: Dict[int, Dict[int, str]] = {}        # rows whose metadata fail their checksum
         self._fds: Dict[int, int] = {}
-        self._pid = os.getpid()
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getstate__(self) -> Dict[str, Any]:
         state = dict(self.__dict__)
-        state["_files"] = {}
-        state["_meta"] = {}
-        state["_large"] = {}
-        state["_direct"] = {}
-        state["_fds"] = {}
+        for key in ("_files", "_meta", "_large", "_direct", "_sums", "_bad_meta", "_fds"):
+            state[key] = {}
         return state
 
     def check(self, expected: Mapping[str, Any]) -> None:
@@ -296,10 +267,7 @@ class HeatmapCache:
     def _file(self, shard: int) -> h5py.File:
         if os.getpid() != self._pid:            # forked into a worker: never share handles
             self._close_fds()                   # this process's copies of the parent's descriptors
-            self._files = {}
-            self._meta = {}
-            self._large = {}
-            self._direct = {}
+            self._reset()
             self._pid = os.getpid()
         f = self._files.get(shard)
         if f is None:
@@ -311,27 +279,70 @@ class HeatmapCache:
                 # large datasets stay open (a name lookup per access costs ~1.6x per item)
                 self._meta[shard] = {k: f[k][()] for k in _META_KEYS}
                 self._large[shard] = (f["image"], f["heatmaps"])
+                self._open_checksums(shard, f)
                 direct = (_direct_layout(f["image"]), _direct_layout(f["heatmaps"]))
                 if direct != (None, None):
                     self._fds[shard] = os.open(path, os.O_RDONLY)
                 self._direct[shard] = direct
-            except (OSError, KeyError) as exc:
-                raise CacheError(f"{path}: cannot open shard: {exc}") from exc
+            except Exception as exc:  # noqa: BLE001 - whatever a damaged file makes h5py raise
+                raise CacheError(f"{path}: cannot open shard (damaged?): {exc}; `vireid-prep verify {self.root}` "
+                                 f"names what it holds, `vireid-prep heatmaps --repair` rebuilds it") from None
             self._files[shard] = f
         return f
 
+    def _open_checksums(self, shard: int, f: h5py.File) -> None:
+        """Read a shard's row checksums and check every row's metadata against them."""
+        if not self.check_rows or rowsums.DATASET not in f:
+            self._sums[shard] = None
+            if rowsums.DATASET not in f:
+                self.unchecked_shards.add(shard)
+            return
+        meta = self._meta[shard]
+        n = len(meta["pid"])
+        sums = f[rowsums.DATASET][()]
+        paths = list(f["path"].asstr()[()])
+        record = f["record"][()]
+        if sums.shape != (n, 3) or len(paths) != n or len(record) != n:
+            self._sums[shard] = np.zeros((n, 3), np.uint64)
+            self._bad_meta[shard] = {r: "the shard's checksums are damaged" for r in range(n)}
+            return
+        got = rowsums.metadata_digests(meta["confidence"], meta["keypoints"], meta["pid"], meta["camid"],
+                                       meta["modality"], record, paths)
+        self._sums[shard] = sums
+        self._bad_meta[shard] = {int(r): "checksum mismatch (metadata)"
+                                 for r in np.flatnonzero(got != sums[:, rowsums.METADATA])}
+
+    def _damaged(self, shard: int, row: int, what: str) -> DamagedRowError:
+        source = next((self.paths[i] for i, loc in enumerate(self.locations) if loc == (shard, row)), "?")
+        return DamagedRowError(f"{self.root / self.shards[shard]}: row {row} ({source}) is damaged: {what}; "
+                               f"`vireid-prep verify {self.root}` lists every damaged row and `vireid-prep "
+                               f"heatmaps --repair` recomputes them")
+
     def _read_row(self, shard: int, which: int, row: int) -> np.ndarray:
         """Row ``row`` of the image (0) or heatmaps (1) dataset: one ``preadv`` into a new
-        array for contiguous uncompressed datasets (raw caches), else through h5py."""
+        array for contiguous uncompressed datasets (raw caches), else through h5py; checked
+        against the row's checksum."""
         layout = self._direct[shard][which]
         if layout is None:
-            return self._large[shard][which][row]
-        out = np.empty(layout.row_shape, np.uint8)
-        got = os.preadv(self._fds[shard], [out], layout.offset + row * layout.row_bytes)
-        if got != layout.row_bytes:
-            raise CacheError(f"{self.root / self.shards[shard]}: shard is truncated (row {row} of "
-                             f"{'image' if which == 0 else 'heatmaps'} is past the end of the file)")
+            try:
+                out = np.asarray(self._large[shard][which][row])
+            except Exception as exc:  # noqa: BLE001 - whatever a damaged chunk makes h5py raise
+                raise self._damaged(shard, row, f"its {rowsums.FIELDS[which]} cannot be read ({exc})") from None
+        else:
+            out = np.empty(layout.row_shape, np.uint8)
+            got = os.preadv(self._fds[shard], [out], layout.offset + row * layout.row_bytes)
+            if got != layout.row_bytes:
+                raise CacheError(f"{self.root / self.shards[shard]}: shard is truncated (row {row} of "
+                                 f"{'image' if which == 0 else 'heatmaps'} is past the end of the file)")
+        sums = self._sums.get(shard)
+        if sums is not None and rowsums.digest(out) != int(sums[row, which]):
+            raise self._damaged(shard, row, f"checksum mismatch ({rowsums.FIELDS[which]})")
         return out
+
+    def _check_meta(self, shard: int, row: int) -> None:
+        what = self._bad_meta.get(shard, {}).get(row)
+        if what is not None:
+            raise self._damaged(shard, row, what)
 
     def index_of(self, path: str) -> int:
         try:
@@ -342,7 +353,7 @@ class HeatmapCache:
     def metadata(self) -> Dict[str, np.ndarray]:
         """``pid``, ``camid``, ``modality`` (int64, (N,)) and ``confidence`` (float32, (N, 16))
         of every entry in index order, without reading any image: what samplers and
-        datasets need up front."""
+        datasets need up front. Use :meth:`check_metadata` on the entries you will use."""
         shard_of = np.asarray([loc[0] for loc in self.locations], dtype=np.int64)
         row_of = np.asarray([loc[1] for loc in self.locations], dtype=np.int64)
         out = {k: np.zeros(len(self), np.int64) for k in ("pid", "camid", "modality")}
@@ -354,12 +365,40 @@ class HeatmapCache:
                 out[k][sel] = self._meta[shard][k][row_of[sel]]
         return out
 
+    def check_metadata(self, indices: Sequence[int]) -> None:
+        """Raise :class:`DamagedRowError` for the first of ``indices`` whose metadata (identity,
+        camera, modality, confidence, keypoints, path) fail their checksum."""
+        bad = [int(i) for i in indices if self.locations[int(i)][1] in self._bad_meta_of(self.locations[int(i)][0])]
+        if bad:
+            shard, row = self.locations[bad[0]]
+            more = f" ({len(bad) - 1} more such row(s))" if len(bad) > 1 else ""
+            raise self._damaged(shard, row, f"{self._bad_meta[shard][row]}{more}")
+
+    def _bad_meta_of(self, shard: int) -> Dict[int, str]:
+        self._file(shard)
+        return self._bad_meta.get(shard, {})
+
+    def damaged_rows(self, indices: Sequence[int]) -> List[Tuple[int, str]]:
+        """``(index, message)`` of every entry of ``indices`` that fails its checks: reads each
+        one (a full pass over them)."""
+        out = []
+        for i in indices:
+            try:
+                shard, row = self.locations[int(i)]
+                self._file(shard)
+                self._check_meta(shard, row)
+                self.read_arrays(int(i), quantized=True)
+            except DamagedRowError as exc:
+                out.append((int(i), str(exc)))
+        return out
+
     def read_arrays(self, i: int, quantized: bool = False) -> Tuple[np.ndarray, np.ndarray]:
         """Entry ``i``'s two large fields only: image (H, W, 3) uint8 BGR, heatmaps (16, Hm, Wm)
         float32, or as stored (uint8, value = round(255 * h)) with ``quantized=True`` (the
         training hot path; the rest comes from :meth:`metadata`)."""
         shard, row = self.locations[i]
         self._file(shard)
+        self._check_meta(shard, row)
         image = self._read_row(shard, 0, row)
         heatmaps = self._read_row(shard, 1, row)
         image = decode_image(image, self.attrs["image_format"])
@@ -369,10 +408,11 @@ class HeatmapCache:
         """Entry ``i``: image (H, W, 3) uint8 BGR, heatmaps (16, Hm, Wm) float32, confidence (16,),
         keypoints (16, 2), pid, camid, modality, path."""
         shard, row = self.locations[i]
-        f = self._file(shard)
+        self._file(shard)
+        self._check_meta(shard, row)
         meta = self._meta[shard]
         out: Dict[str, Any] = {
-            "heatmaps": dequantize_heatmaps(f["heatmaps"][row]),
+            "heatmaps": dequantize_heatmaps(self._read_row(shard, 1, row)),
             "confidence": meta["confidence"][row].copy(),
             "keypoints": meta["keypoints"][row].copy(),
             "pid": int(meta["pid"][row]),
@@ -381,7 +421,7 @@ class HeatmapCache:
             "path": self.paths[i],
         }
         if with_image:
-            out["image"] = decode_image(f["image"][row], self.attrs["image_format"])
+            out["image"] = decode_image(self._read_row(shard, 0, row), self.attrs["image_format"])
         return out
 
     def _close_fds(self) -> None:
@@ -396,26 +436,4 @@ class HeatmapCache:
         self._close_fds()
         for f in self._files.values():
             f.close()
-        self._files = {}
-        self._meta = {}
-        self._large = {}
-        self._direct = {}
-
-
-def write_index(root: PathLike, shards: Sequence[str]) -> Dict[str, Any]:
-    """Build ``index.json`` from the shards on disk (atomically); returns it."""
-    root = Path(root)
-    paths: List[str] = []
-    locations: List[List[int]] = []
-    skipped: List[Dict[str, str]] = []
-    for s, name in enumerate(shards):
-        with h5py.File(root / name, "r") as f:
-            for r, p in enumerate(f["path"].asstr()[()]):
-                paths.append(p)
-                locations.append([s, r])
-            skipped.extend(json.loads(f.attrs["skipped"]))
-    index = {"format": CACHE_FORMAT, "shards": list(shards), "paths": paths, "locations": locations,
-             "count": len(paths), "skipped": len(skipped)}
-    atomic_write_json(root / "skipped.json", skipped)
-    atomic_write_json(root / "index.json", index, indent=None)
-    return index
+        self._reset()

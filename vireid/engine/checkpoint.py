@@ -1,7 +1,9 @@
 """Checkpoints of the joint model: one format for training (``last.pt``, ``best.pt``) and
 evaluation.
 
-A checkpoint is a ``torch.save``d dict, written atomically (temporary file, then rename):
+A checkpoint is a ``torch.save``d dict, written atomically (temporary file, then rename)
+and sealed with the SHA-256 of its bytes (:mod:`vireid.sealing`), so a truncated or
+bit-flipped file is refused with one line naming it:
 
 =================  ============================================================
 key                content
@@ -24,10 +26,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Dict, Mapping, Tuple
 
-import torch
-
-from vireid.io import PathLike, atomic_path
+from vireid.io import PathLike
 from vireid.model import ModelConfig, PoseVIReIDNet
+from vireid.sealing import DamagedFileError, torch_load, torch_save
 
 CHECKPOINT_FORMAT = "vireid-checkpoint/1"
 
@@ -36,22 +37,22 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable, of another format, or does not fit."""
 
 
-def save_checkpoint(path: PathLike, payload: Mapping[str, Any]) -> None:
-    """Write ``payload`` (plus the format tag) atomically: a crash never leaves half a file."""
+def save_checkpoint(path: PathLike, payload: Mapping[str, Any], keep_previous: bool = False) -> None:
+    """Write ``payload`` (plus the format tag) atomically and sealed: a crash never leaves
+    half a file. ``keep_previous``: the checkpoint replaced stays as ``<stem>.prev.pt``."""
     data = dict(payload)
     data["format"] = CHECKPOINT_FORMAT
-    with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(data, tmp)
+    torch_save(data, path, keep_previous=keep_previous)
 
 
 def load_checkpoint(path: PathLike, map_location: Any = "cpu") -> Dict[str, Any]:
+    """A checkpoint, its seal checked; :class:`CheckpointError` (one line naming the file)
+    when it is missing, truncated, damaged or not a vireid-train checkpoint."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
     try:
-        data = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure is the user's file
-        raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from None
+        data = torch_load(path, map_location=map_location, weights_only=False)
+    except DamagedFileError as exc:
+        raise CheckpointError(str(exc)) from None
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not a {CHECKPOINT_FORMAT} file (a vireid-train checkpoint)")
     for key in ("model", "model_config"):

@@ -117,6 +117,10 @@ class DataConfig:
     identities, keep the last epoch: the paper's protocol), ``val`` (SYSU: the val split's
     identities) or ``fraction`` (``holdout_fraction`` of the training identities) held out
     for validation, which then selects ``best.pt``. ``trial``: the RegDB trial (1-10).
+    ``damaged_rows``: a cache row that fails its checksum ``stop``s the run naming it (the
+    default), or with ``skip`` every training and held-out row is checked before training
+    (one read of each) and the damaged ones are left out, each logged (warning and a
+    ``damaged`` record in ``log.jsonl``); a row damaged later still stops the run.
     """
 
     input_size: Tuple[int, int] = (288, 144)
@@ -133,6 +137,7 @@ class DataConfig:
     holdout_fraction: float = 0.1
     trial: int = 1
     val_batch_size: int = 64
+    damaged_rows: str = "stop"
 
     def transform_config(self) -> TransformConfig:
         return TransformConfig(input_size=tuple(self.input_size), stride=self.stride, pad=self.pad,
@@ -595,6 +600,8 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError(f"data.holdout must be null, 'val' or 'fraction', got {d.holdout!r}")
     if not 1 <= d.trial <= 10:
         raise ValueError(f"data.trial must be a RegDB trial 1..10, got {d.trial}")
+    if d.damaged_rows not in ("stop", "skip"):
+        raise ValueError(f"data.damaged_rows must be 'stop' or 'skip', got {d.damaged_rows!r}")
     d.transform_config()
     d.sampler_config()
     sp = cfg.speed

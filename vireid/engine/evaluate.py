@@ -42,6 +42,12 @@ class ProtocolSets:
     galleries: List[List[Sample]]
     trials: List[int]
 
+    def ids_without_queries(self, test_ids: Sequence[int] = ()) -> List[int]:
+        """Identities of the protocol (``test_ids`` and every gallery's) with no query image:
+        they can only be matched against, never searched for."""
+        ids = set(int(p) for p in test_ids) | {s.pid for g in self.galleries for s in g}
+        return sorted(ids - {s.pid for s in self.query})
+
     def paths(self) -> List[str]:
         """Every image the protocol needs features of (query first, each once)."""
         seen: Dict[str, None] = {}
@@ -184,6 +190,7 @@ class EvalReport:
     row_of: Dict[str, int]
     indices: List[int]
     cache: Any                                          # the HeatmapCache read (for pictures)
+    notes: List[str] = field(default_factory=list)      # what the reader should know (ids without queries)
 
 
 def untrained_model(ck: Mapping[str, Any]) -> PoseVIReIDNet:
@@ -271,9 +278,18 @@ def evaluate_model(model: PoseVIReIDNet, ck: Mapping[str, Any], cache_dir: PathL
         payload["protocol"]["rerank"] = opt.rerank.to_json()
         table.update({RERANKED_ROW.format(FEATURE_ROWS[k]): {} for k in feats})
     curves: Dict[str, Sequence[float]] = {}
+    notes: List[str] = []
+    test_ids = manifest.splits.get("id_lists", {}).get("test", []) if dataset == "sysu" else []
     for setting, sets in protocol_sets.items():
         res = evaluate_sets(sets, feats, row_of, dataset, rerank=opt.rerank)
-        block = payload["results"][setting] = {"trials": res.trials}
+        lonely = sets.ids_without_queries(test_ids)
+        if lonely:
+            total = len(set(test_ids) | {s.pid for g in sets.galleries for s in g} | {s.pid for s in sets.query})
+            notes.append(f"{setting}: {len(lonely)} of {total} test identities have no query image and are in the "
+                         f"gallery only: {', '.join(f'{p:04d}' for p in lonely[:20])}"
+                         + (" ..." if len(lonely) > 20 else ""))
+            log.info("%s", notes[-1])
+        block = payload["results"][setting] = {"trials": res.trials, "ids_without_queries": lonely}
         for key, per_trial, summary, row in (("features", res.per_feature, res.summary, "{}"),
                                              ("reranked", res.reranked, res.reranked_summary, RERANKED_ROW)):
             if not per_trial:
@@ -285,7 +301,7 @@ def evaluate_model(model: PoseVIReIDNet, ck: Mapping[str, Any], cache_dir: PathL
                 curves[f"{row.format(FEATURE_ROWS[k])} {setting}"] = summary[k].cmc_mean
     return EvalReport(dataset=dataset, payload=payload, table=table, markdown=markdown_table(table, dataset=dataset),
                       curves=curves, protocol_sets=protocol_sets, features=feats, row_of=row_of, indices=indices,
-                      cache=cache)
+                      cache=cache, notes=notes)
 
 
 def map_ratios(trained: Mapping[str, Any], baseline: Mapping[str, Any]) -> Dict[str, Dict[str, Dict[str, float]]]:

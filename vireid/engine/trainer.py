@@ -28,6 +28,10 @@ epoch ``e`` gives the same weights as an uninterrupted run (tested on CPU).
 Non-finite guard: a NaN or inf in any named loss stops the run before the update, with
 the loss's name and the step; ``last.pt`` keeps the last good epoch.
 
+Damaged checkpoints: checkpoints are sealed (:mod:`vireid.sealing`) and the epoch before
+``last.pt`` is kept as ``last.prev.pt``; a resume from a truncated or bit-flipped
+``last.pt`` falls back to it and says so (:func:`load_for_resume`).
+
 Multi-process (``torchrun --nproc-per-node N``, see :mod:`vireid.engine.distributed`):
 the model is wrapped in :class:`~torch.nn.parallel.DistributedDataParallel`; the
 sampler gives rank ``r`` its disjoint ``D / N`` identities of every global batch (the
@@ -64,7 +68,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from vireid import __version__
-from vireid.data.dataset import CacheDataset, make_label_map, training_indices
+from vireid.data.dataset import CacheDataset, make_label_map, training_indices, unwrap_worker_error
 from vireid.data.manifest import Manifest, ManifestError
 from vireid.data.sampler import CrossModalitySampler, SamplerError
 from vireid.data.shards import CacheError, HeatmapCache
@@ -81,7 +85,7 @@ from vireid.engine.plots import plot_losses, plot_validation
 from vireid.engine.runlog import RunLog, read_log, trim_log
 from vireid.engine.steptimer import NULL_TIMER, StepTimer
 from vireid.evaluation import regdb_metrics
-from vireid.io import PathLike
+from vireid.io import PathLike, WriteError, ensure_writable, previous_path
 from vireid.losses import LossConfig, compute_losses
 from vireid.losses.hetero_center import HeteroCenterTripletLoss
 from vireid.model import ModelConfig, PoseVIReIDNet, load_imagenet_backbone, load_pose_branch_from_lip
@@ -106,7 +110,7 @@ class NonFiniteLossError(TrainError):
 
 #: Everything a command line should report as one line rather than a traceback.
 USER_ERRORS = (TrainError, ConfigError, CacheError, ManifestError, CheckpointError, SamplerError,
-               DistributedError)
+               DistributedError, WriteError)
 
 
 @dataclass
@@ -240,17 +244,42 @@ def _check_finite(values: Mapping[str, float], epoch: int, it: int, step: int, l
 
 
 def _resume_path(resume: Union[None, str, PathLike], out: Path) -> Optional[Path]:
+    last = out / "last.pt"
     if resume is None:
-        if (out / "last.pt").is_file():
+        if last.is_file() or previous_path(last).is_file():
             raise TrainError(f"{out} already holds a run (last.pt): continue it with --resume auto, or choose "
                              "another --out")
         return None
     if str(resume) == "auto":
-        return out / "last.pt" if (out / "last.pt").is_file() else None
+        # last.prev.pt alone: a crash between keeping the previous checkpoint and renaming the new one
+        return last if last.is_file() or previous_path(last).is_file() else None
     path = Path(resume)
-    if not path.is_file():
+    if not path.is_file() and not previous_path(path).is_file():
         raise CheckpointError(f"{path}: checkpoint not found (--resume)")
     return path
+
+
+def load_for_resume(path: Path, out: Path) -> Tuple[Dict[str, Any], Path]:
+    """The checkpoint to resume from and its path: ``path``, or when it is missing, truncated or
+    damaged the previous one kept beside it (``last.prev.pt``), saying so. A damaged
+    ``RUN/last.pt`` is set aside as ``RUN/last.damaged.pt`` so that it never becomes the
+    previous checkpoint."""
+    try:
+        return load_checkpoint(path, map_location="cpu"), path
+    except CheckpointError as exc:
+        prev = previous_path(path)
+        if not prev.is_file():
+            raise
+        try:
+            ck = load_checkpoint(prev, map_location="cpu")
+        except CheckpointError as exc2:
+            raise CheckpointError(f"{exc}; the previous checkpoint is no better: {exc2}") from None
+        if path.is_file() and path == out / "last.pt":
+            os.replace(path, out / "last.damaged.pt")
+        logger.warning("%s; resuming from the previous checkpoint %s (epoch %s) instead%s", exc, prev,
+                       ck.get("epoch"), f" (the damaged one is kept as {out / 'last.damaged.pt'})"
+                       if (out / "last.damaged.pt").is_file() and path == out / "last.pt" else "")
+        return ck, prev
 
 
 def _check_resumable(ck: Mapping[str, Any], path: Path, config: TrainConfig, manifest: Manifest,
@@ -304,10 +333,13 @@ def train(config: TrainConfig, cache_dir: PathLike, out_dir: PathLike, trial: Op
     cfg = resolve_required(config)
     if "test" in cfg.data.splits:
         raise TrainError("data.splits contains 'test': the test identities are never trained on")
+    ensure_writable(out, "run folder (--out)")               # before any work: WriteError names it
     cache, manifest = _open_data(cache_dir)
     device, ctx = _setup_process(cfg)
     try:
         return _train(cfg, cache, manifest, cache_dir, out, resume, device, ctx, timer or NULL_TIMER)
+    except CacheError as exc:                 # a damaged row, maybe met in a DataLoader worker
+        raise unwrap_worker_error(exc) from None
     finally:
         ddp.teardown(ctx)
 
@@ -391,6 +423,9 @@ def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir:
         raise TrainError(f"{cache_dir}: {exc}") from None
     except ValueError as exc:
         raise TrainError(f"{cache_dir}: {exc}") from None
+    damaged: List[Tuple[int, str]] = []
+    if cfg.data.damaged_rows == "skip":
+        train_idx, val_idx, damaged = _without_damaged(cache, train_idx, val_idx)
     meta = cache.metadata()
     label_map = make_label_map(meta["pid"][np.asarray(train_idx)].tolist())
     model_cfg = cfg.model_config(num_classes=len(label_map))
@@ -440,7 +475,7 @@ def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir:
     val_history: List[Dict[str, float]] = []
     best_map = -1.0
     if resume_from is not None:
-        ck = load_checkpoint(resume_from, map_location="cpu")
+        ck, resume_from = load_for_resume(resume_from, out)
         _check_resumable(ck, resume_from, cfg, manifest, label_map, model_cfg)
         model.load_state_dict(ck["model"])
         optimizer.load_state_dict(ck["optimizer"])
@@ -484,6 +519,8 @@ def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir:
     }
     tb_dir = out / "tensorboard" if cfg.tensorboard else None
     log: Any = RunLog(out / "log.jsonl", tensorboard=tb_dir, resume_step=global_step) if ctx.is_main else _NoLog()
+    for i, message in damaged:
+        log.write("damaged", step=global_step, path=cache.paths[i], message=message)
     epochs_done = start_epoch
     batch_images = sampler.batch_size * ctx.world_size                # the global batch
     show_bar = cfg.progress and ctx.is_main
@@ -581,7 +618,7 @@ def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir:
                     "sampler": {**sampler.state_dict(consumed=0), "epoch": epoch + 1},
                     "history": {"val": val_history, "best_mAP": best_map}, "val": val, "losses": means,
                 }
-                save_checkpoint(last, payload)
+                save_checkpoint(last, payload, keep_previous=True)      # last.prev.pt: the fallback
                 if improved:
                     save_checkpoint(best, payload)
                     logger.info("best validation mAP so far: %s", best)
@@ -606,6 +643,19 @@ def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir:
     return TrainResult(run_dir=out, last=last, best=best if best.is_file() else None,
                        epochs_done=epochs_done, global_step=global_step,
                        losses_png=losses_png, val_png=val_png, val_history=val_history)
+
+
+def _without_damaged(cache: HeatmapCache, train_idx: Sequence[int],
+                     val_idx: Sequence[int]) -> Tuple[List[int], List[int], List[Tuple[int, str]]]:
+    """``data.damaged_rows: skip``: read every training and held-out row once and leave out
+    those that fail their checksums, saying which."""
+    damaged = cache.damaged_rows(sorted(set(train_idx) | set(val_idx)))
+    bad = {i for i, _ in damaged}
+    for _, message in damaged:
+        logger.warning("left out (data.damaged_rows=skip): %s", message)
+    if damaged:
+        logger.warning("%d damaged row(s) left out of %d", len(damaged), len(set(train_idx) | set(val_idx)))
+    return [i for i in train_idx if i not in bad], [i for i in val_idx if i not in bad], damaged
 
 
 def _initialise(model: PoseVIReIDNet, cfg: TrainConfig) -> None:

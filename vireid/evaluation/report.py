@@ -7,13 +7,13 @@ import dataclasses
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from vireid.evaluation.metrics import RankMetrics, TrialSummary
+from vireid.io import atomic_path, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -67,22 +67,11 @@ def write_results_json(path: PathLike, payload: Mapping[str, Any]) -> Path:
         TypeError: a value that has no JSON form.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         text = json.dumps(payload, indent=2, sort_keys=True, default=_to_jsonable, allow_nan=False)
     except ValueError as err:
         raise ValueError(f"payload for {path} holds a NaN or infinite number: {err}") from None
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(path, text + "\n")
     logger.info("wrote %s", path)
     return path
 
@@ -202,8 +191,8 @@ def plot_cmc(
             ax.set_title(title)
         fig.tight_layout()
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, format="png", dpi=_FIGURE_DPI)
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, format="png", dpi=_FIGURE_DPI)
     finally:
         plt.close(fig)
     return path
@@ -303,6 +292,6 @@ def plot_ranking(
                 _caption(canvas, text, left, top + h + 2 * border + caption - 4)
     plt = _pyplot()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    plt.imsave(path, canvas, format="png")
+    with atomic_path(path, suffix=".png") as tmp:
+        plt.imsave(tmp, canvas, format="png")
     return path

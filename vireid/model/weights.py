@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from vireid.pose.joints import NUM_JOINTS
+from vireid.sealing import torch_load
 
 from .network import PoseVIReIDNet
 
@@ -53,7 +54,7 @@ def _unwrap(obj: object, source: str) -> Dict[str, Tensor]:
 def _load_file(path: Path, what: str) -> Dict[str, Tensor]:
     if not path.is_file():
         raise FileNotFoundError(f"{what} not found: {path}")
-    return _unwrap(torch.load(path, map_location="cpu", weights_only=True), str(path))
+    return _unwrap(torch_load(path, what, map_location="cpu", weights_only=True), str(path))
 
 
 def load_imagenet_backbone(model: PoseVIReIDNet, path: Optional[PathLike] = None) -> Dict[str, int]:

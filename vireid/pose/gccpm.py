@@ -233,13 +233,15 @@ def read_gccpm_checkpoint(path: "str | Path", num_refinement_stages: Optional[in
     """:func:`load_gccpm_checkpoint`, and the file's other top-level entries (``{}`` for a
     bare state dict): ``vireid-prep train-estimator`` records ``input_size``, the square
     side the weights were trained at."""
+    from vireid.sealing import DamagedFileError, torch_load
+
     path = Path(path)
     if not path.is_file():
         raise CheckpointMismatchError(f"{path}: checkpoint not found")
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure is the user's file
-        raise CheckpointMismatchError(f"{path}: not a readable PyTorch checkpoint ({exc})") from None
+        obj = torch_load(path, "PyTorch checkpoint", map_location=map_location, weights_only=True)
+    except DamagedFileError as exc:
+        raise CheckpointMismatchError(str(exc)) from None
     sd = extract_state_dict(obj, str(path))
     stages = num_stages_in(sd) if num_refinement_stages is None else num_refinement_stages
     model = GCCPM(num_refinement_stages=stages)
