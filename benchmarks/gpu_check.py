@@ -112,8 +112,10 @@ class Plan:
 
     def overrides(self, **extra: Any) -> List[str]:
         """configs/sysu.yaml overrides of a training check (``extra``: dotted keys, '__' for '.')."""
-        base = ["model.pretrained=null", "progress=false", "log_every=100000", f"device={self.device}",
-                f"data.workers={max(self.workers)}"] + self.model
+        # random weights: no ImageNet backbone, no LIP checkpoint for the pose branch (the paper preset
+        # requires model.pose_init to be given; null is its documented choice for a random start)
+        base = ["model.pretrained=null", "model.pose_init=null", "progress=false", "log_every=100000",
+                f"device={self.device}", f"data.workers={max(self.workers)}"] + self.model
         return base + [f"{k.replace('__', '.')}={_yaml(v)}" for k, v in extra.items()]
 
 

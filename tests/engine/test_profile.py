@@ -53,7 +53,17 @@ def test_marks_enclose_the_work_of_their_phase(cache_dir, tmp_path, monkeypatch)
     assert len(timer.steps) == 3 and timer.images == [8, 8, 8]
 
 
-def test_phases_and_loss_terms_get_their_own_time(cache_dir, monkeypatch):  # noqa: F811
+@pytest.fixture
+def one_thread():
+    """One torch thread: on a busy 2-core machine two threads ran 2.5-4x slower than one (and a
+    loss term took 0.67 s instead of 0.01 s), which would blur the timings compared below."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_phases_and_loss_terms_get_their_own_time(cache_dir, monkeypatch, one_thread):  # noqa: F811
     """Slow the data and the pose loss down by known amounts: the data wait and the pose term
     show them, the other terms do not (where each phase's work happens: the test above)."""
     real_item = CacheDataset.__getitem__

@@ -118,7 +118,7 @@ class ProfileReport:
                  "also cuDNN autotuning, compiling)",
                  "| phase | ms per step | share of the step |", "|:---|---:|---:|"]
         names = {"forward": "forward (network + losses)", "optimizer": "optimizer step",
-                 "other": "other (loss values, checks, logging)"}
+                 "other": "other (loss values, checks, logging, grad_every norms)"}
         for p in PHASES:
             lines.append(f"| {names.get(p, p)} | {1e3 * means[p]:.2f} | {100 * means[p] / step:.1f}% |")
         lines.append(f"| step | {1e3 * step:.2f} | 100% |")

@@ -22,7 +22,8 @@ from typing import Any, Dict, List, Optional
 import torch
 
 #: The phases in the order of a step (``other``: the loss values' all-reduce / finiteness
-#: check and the logging, two marks of a step).
+#: check, the logging and, every ``grad_every`` steps, the per-term gradient norms; two marks
+#: of a step).
 PHASES = ("data wait", "to device", "forward", "backward", "optimizer", "other")
 
 
