@@ -151,10 +151,6 @@ def test_full_disk_keeps_the_last_good_checkpoint(cache_dir, tmp_path, monkeypat
     assert not list(out.glob(".*tmp*")) and not (out / "last.prev.pt").exists()
 
 
-    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "config.yaml", "last.pt", "log.jsonl", "losses.png",
-                                                     "val.png"]
-
-
 def test_paper_presets_refuse_to_start_without_pose_init(cache_dir, tmp_path):  # noqa: F811
     for preset in ("sysu.yaml", "regdb.yaml", "sysu_release.yaml"):
         res = CliRunner().invoke(cli, ["--config", str(CONFIGS / preset), "--cache", str(cache_dir),
