@@ -105,9 +105,14 @@ def manifest_cmd(dataset: str, root: Path, out: Path, allow_partial: bool, jobs:
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed: the same seed writes the same bytes.")
 @click.option("--images-per-camera", default=None, type=click.IntRange(1, None),
               help="Images per identity and camera (RegDB: per modality). Default depends on the layout.")
+@click.option("--ir-levels", type=click.Choice(["dye", "random"]), default="dye", show_default=True,
+              help="SYSU/RegDB garments' infrared grey levels: 'dye' follows each colour by one fixed map "
+                   "(a shortcut a network can learn), 'random' is drawn per identity independently of the "
+                   "colours, so only build, pose, pattern and carried items are shared across modalities.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 @one_line_write_errors
-def synth_cmd(layout: str, out: Path, ids: int, seed: int, images_per_camera: Optional[int], progress: bool) -> None:
+def synth_cmd(layout: str, out: Path, ids: int, seed: int, images_per_camera: Optional[int], ir_levels: str,
+              progress: bool) -> None:
     """Write a small synthetic data set in exactly a real dataset's layout.
 
     Each identity is a rendered person with stable traits (build, clothing colours and
@@ -121,7 +126,7 @@ def synth_cmd(layout: str, out: Path, ids: int, seed: int, images_per_camera: Op
     writable(out.parent, f"the folder of --out {out}")
     try:
         summary = synthesize(layout, out, ids=ids, seed=seed, images_per_camera=images_per_camera,
-                             progress=progress)
+                             progress=progress, ir_levels=ir_levels)
     except (ValueError, FileExistsError) as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:

@@ -27,6 +27,7 @@ from pipeline.synth.randomness import check_seed
 from pipeline.synth.regdb import write_regdb
 from pipeline.synth.summary import SynthSummary, Written
 from pipeline.synth.sysu import write_sysu
+from pipeline.synth.traits import IR_LEVELS
 from vireid.data.scan import SYNTH_MARKER
 
 __all__ = ["synthesize", "SynthSummary", "SYNTH_VERSION", "LAYOUTS", "DEFAULT_IMAGES_PER_CAMERA"]
@@ -55,7 +56,8 @@ def _check_args(layout: str, ids: int, images_per_camera: Optional[int],
 
 
 def synthesize(layout: str, out: Path, ids: int, seed: int, images_per_camera: Optional[int] = None,
-               image_size: Optional[Tuple[int, int]] = None, progress: bool = False) -> SynthSummary:
+               image_size: Optional[Tuple[int, int]] = None, progress: bool = False,
+               ir_levels: str = "dye") -> SynthSummary:
     """Write a synthetic ``layout`` ('sysu' | 'regdb' | 'lip') data set to ``out``.
 
     ``ids`` is the number of identities (LIP: distinct people); ``images_per_camera``
@@ -71,17 +73,22 @@ def synthesize(layout: str, out: Path, ids: int, seed: int, images_per_camera: O
     out = Path(out)
     seed = check_seed(seed)
     _check_args(layout, ids, images_per_camera, image_size)
+    if ir_levels not in IR_LEVELS:
+        raise ValueError(f"ir_levels must be one of {', '.join(IR_LEVELS)}, got {ir_levels!r}")
+    if layout == "lip" and ir_levels != "dye":
+        raise ValueError("LIP has no infrared images: ir_levels applies to the sysu and regdb layouts")
+    extra = {"ir_levels": ir_levels} if layout != "lip" else {}
     check_target(out, layout)
     per_cam = int(images_per_camera or DEFAULT_IMAGES_PER_CAMERA[layout])
     size = (int(image_size[0]), int(image_size[1])) if image_size is not None else None
     start = time.perf_counter()
     staging = staging_dir(out)
     try:
-        written = LAYOUTS[layout](staging, int(ids), seed, per_cam, size, progress)
+        written = LAYOUTS[layout](staging, int(ids), seed, per_cam, size, progress, **extra)
         marker = {
             "generator": "vireid-synth", "version": SYNTH_VERSION, "layout": layout, "seed": seed,
             "ids": int(ids), "images_per_camera": per_cam, "image_size": list(written.image_size),
-            "images": written.images, "splits": written.splits, "expected": written.expected,
+            "images": written.images, "splits": written.splits, "expected": written.expected, **extra,
         }
         write_file(staging / SYNTH_MARKER, json.dumps(marker, indent=2, sort_keys=True) + "\n")
         publish(staging, out)

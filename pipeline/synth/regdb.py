@@ -41,7 +41,7 @@ def trial_split(seed: int, trial: int, ids: List[int]) -> Dict[str, List[int]]:
 
 def write_regdb(root: Path, ids: int, seed: int, images_per_camera: Optional[int] = None,
                 image_size: Optional[Tuple[int, int]] = None, progress: bool = False,
-                spec: Optional[DatasetSpec] = None) -> Written:
+                spec: Optional[DatasetSpec] = None, ir_levels: str = "dye") -> Written:
     """Write a synthetic RegDB tree under ``root``."""
     spec = spec or load_spec(LAYOUT)
     if ids < 2 or ids % 2:
@@ -52,7 +52,7 @@ def write_regdb(root: Path, ids: int, seed: int, images_per_camera: Optional[int
     pids = list(range(1, ids + 1))
     cams = list(spec.cameras)
     styles = {c.name: sample_scene_style(R.rng_for(seed, LAYOUT, R.SCENE, c.index), indoor=False) for c in cams}
-    traits = [sample_traits(R.rng_for(seed, LAYOUT, R.TRAITS, k)) for k in range(ids)]
+    traits = [sample_traits(R.rng_for(seed, LAYOUT, R.TRAITS, k), ir_levels) for k in range(ids)]
 
     files: Dict[str, Dict[int, List[str]]] = {c.name: {} for c in cams}
     keypoints: Dict[str, np.ndarray] = {}

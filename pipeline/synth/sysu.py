@@ -72,7 +72,7 @@ def cameras_of_identity(rng: np.random.Generator, cameras: Sequence[Camera]) -> 
 
 def write_sysu(root: Path, ids: int, seed: int, images_per_camera: Optional[int] = None,
                image_size: Optional[Tuple[int, int]] = None, progress: bool = False,
-               spec: Optional[DatasetSpec] = None) -> Written:
+               spec: Optional[DatasetSpec] = None, ir_levels: str = "dye") -> Written:
     """Write a synthetic SYSU-MM01 tree under ``root``."""
     spec = spec or load_spec(LAYOUT)
     per_cam = images_per_camera or DEFAULT_IMAGES_PER_CAMERA
@@ -92,7 +92,7 @@ def write_sysu(root: Path, ids: int, seed: int, images_per_camera: Optional[int]
     for k, pid in enumerate(numbers):
         cams = cameras_of_identity(R.rng_for(seed, LAYOUT, R.COVERAGE, k), spec.cameras)
         plan.extend((k, pid, cam, i) for cam in cams for i in range(1, per_cam + 1))
-    traits = [sample_traits(R.rng_for(seed, LAYOUT, R.TRAITS, k)) for k in range(ids)]
+    traits = [sample_traits(R.rng_for(seed, LAYOUT, R.TRAITS, k), ir_levels) for k in range(ids)]
 
     keypoints: Dict[str, np.ndarray] = {}
     counts = {"rgb": 0, "ir": 0}

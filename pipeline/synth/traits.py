@@ -9,10 +9,15 @@ a grey histogram cannot match an RGB image to an IR one), but a network can lear
 in its modality-specific stem, as it must on the real data. Shape, build, clothing
 pattern and carried objects carry over as well. Skin and hair keep their own levels
 (skin is bright under NIR light).
+
+With ``ir_levels='random'`` (``vireid-prep synth --ir-levels random``) the garments' levels
+are drawn per identity independently of their colours: no colour -> level map exists to
+learn, and only geometry, pattern and carried items are shared across modalities.
 """
 from __future__ import annotations
 
 import colorsys
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Tuple
@@ -129,8 +134,25 @@ def _contrasting(rng: np.random.Generator, base: Colour) -> Colour:
     return other
 
 
-def sample_traits(rng: np.random.Generator) -> Traits:
-    """Draw one identity's appearance."""
+#: ``ir_levels`` modes of :func:`sample_traits`
+IR_LEVELS = ("dye", "random")
+
+
+def sample_traits(rng: np.random.Generator, ir_levels: str = "dye") -> Traits:
+    """Draw one identity's appearance.
+
+    ``ir_levels`` sets the garments' infrared grey levels:
+
+    * ``'dye'`` (default): :func:`nir_level` of each garment's colour, one fixed function for
+      every identity -- a network can learn the colour -> level map as a cross-modality
+      shortcut, which real infrared does not offer;
+    * ``'random'``: per identity and garment, drawn uniformly in [0.05, 0.95] independently
+      of its colour, so that what RGB and IR images of one identity share is geometry
+      (build, pose), garment pattern and carried items only. Drawn after every other trait,
+      so the same seed gives the same person (colours, build, bag) in both modes.
+    """
+    if ir_levels not in IR_LEVELS:
+        raise ValueError(f"ir_levels must be one of {', '.join(IR_LEVELS)}, got {ir_levels!r}")
     female = bool(rng.random() < 0.45)
     build = Build(
         head_r=rng.uniform(0.058, 0.072),
@@ -153,7 +175,7 @@ def sample_traits(rng: np.random.Generator) -> Traits:
     top_ir, top2_ir = _garment_ir(rng, top), _garment_ir(rng, top2)
     if abs(top2_ir - top_ir) < 0.15:   # the pattern stays visible in infrared
         top2_ir = float(np.clip(top_ir + (0.2 if top_ir < 0.5 else -0.2), 0.05, 0.95))
-    return Traits(
+    traits = Traits(
         build=build, female=female, skin=skin_colour(rng), hair=hair_colour(rng),
         hair_long=bool(rng.random() < (0.6 if female else 0.08)),
         top=top, top2=top2, pattern=pattern,
@@ -166,3 +188,15 @@ def sample_traits(rng: np.random.Generator) -> Traits:
         top_ir=top_ir, top2_ir=top2_ir,
         bottom_ir=_garment_ir(rng, bottom), shoes_ir=_garment_ir(rng, shoes), bag_ir=_garment_ir(rng, bag_colour),
     )
+    if ir_levels == "random":
+        traits = _random_ir(rng, traits)
+    return traits
+
+
+def _random_ir(rng: np.random.Generator, traits: Traits) -> Traits:
+    """``traits`` with garment infrared levels independent of the garments' colours."""
+    top_ir, top2_ir, bottom_ir, shoes_ir, bag_ir = (float(v) for v in rng.uniform(0.05, 0.95, size=5))
+    if abs(top2_ir - top_ir) < 0.15:   # the pattern stays visible in infrared
+        top2_ir = float(np.clip(top_ir + (0.2 if top_ir < 0.5 else -0.2), 0.05, 0.95))
+    return dataclasses.replace(traits, top_ir=top_ir, top2_ir=top2_ir, bottom_ir=bottom_ir,
+                               shoes_ir=shoes_ir, bag_ir=bag_ir)

@@ -361,3 +361,33 @@ def test_infrared_levels_follow_the_dye_not_the_luminance() -> None:
     assert nir_level((0.5, 0.5, 0.5)) > 0.75
     assert nir_level((0.9, 0.9, 0.9)) < 0.25 and nir_level((0.0, 0.0, 0.0)) < 0.25
     assert abs(nir_level((0.0, 0.0, 0.9)) - nir_level((0.9, 0.0, 0.0))) > 0.3     # red vs blue
+
+
+def test_random_infrared_levels_are_independent_of_the_dye_and_keep_the_person() -> None:
+    """ir_levels='random': same person (colours, build, bag), garment levels unrelated to nir_level."""
+    dye = [sample_traits(rng_for(1, "sysu", 1, k)) for k in range(400)]
+    rnd = [sample_traits(rng_for(1, "sysu", 1, k), "random") for k in range(400)]
+    for a, b in zip(dye, rnd):
+        assert (a.top, a.top2, a.bottom, a.build, a.bag, a.pattern, a.skin_ir) == \
+               (b.top, b.top2, b.bottom, b.build, b.bag, b.pattern, b.skin_ir)
+    for garment in ("top", "bottom", "bag"):
+        got = np.array([getattr(t, garment + "_ir") for t in rnd])
+        want = np.array([nir_level(getattr(t, garment if garment != "bag" else "bag_colour")) for t in rnd])
+        assert abs(np.corrcoef(got, want)[0, 1]) < 0.15, garment       # dye mode: > 0.9 (test above)
+        assert got.min() >= 0.05 and got.max() <= 0.95 and np.std(got) > 0.2
+    assert min(abs(t.top2_ir - t.top_ir) for t in rnd) >= 0.15 - 1e-9
+    with pytest.raises(ValueError, match="ir_levels"):
+        sample_traits(rng_for(1, "sysu", 1, 0), "thermal")
+
+
+def test_synth_ir_levels_random_changes_only_the_infrared_images(tmp_path: Path) -> None:
+    a = synthesize("regdb", tmp_path / "a", ids=2, seed=3, images_per_camera=1)
+    b = synthesize("regdb", tmp_path / "b", ids=2, seed=3, images_per_camera=1, ir_levels="random")
+    fa, fb = _files(tmp_path / "a"), _files(tmp_path / "b")
+    assert a.images == b.images and sorted(fa) == sorted(fb)
+    assert json.loads(fb[SYNTH_MARKER])["ir_levels"] == "random"
+    assert json.loads(fa[SYNTH_MARKER])["ir_levels"] == "dye"
+    changed = {k for k in fa if fa[k] != fb[k] and k != SYNTH_MARKER}
+    assert changed and all("Thermal" in k for k in changed), changed
+    with pytest.raises(ValueError, match="no infrared"):
+        synthesize("lip", tmp_path / "c", ids=2, seed=0, ir_levels="random")
