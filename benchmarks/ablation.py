@@ -17,6 +17,10 @@ held-out identities against the epoch, one line per value):
 
     python benchmarks/ablation.py --cache demo_out/cache/sysu --out demo_out/sweep \
         --sweep loss.lambda_pose --values 0,1,5,10 --set epochs=20
+
+With ``--seeds 3`` (or ``--seeds 0,1,2``) every row is trained once per seed into
+OUT/seed<S>/ and OUT/ablation_seeds.json / .md give mean +- sample std of R1 / mAP for f_ID
+and f_ALL, and how far each row's f_ALL mAP lies from the baseline's in pooled sd.
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ from typing import List, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vireid.engine.ablation import run_ablation  # noqa: E402
+from vireid.engine.ablation_seeds import parse_seeds, run_ablation_seeds  # noqa: E402
 from vireid.engine.evaluate import EvalError, EvalOptions  # noqa: E402
 from vireid.engine.sweep import parse_values, run_sweep  # noqa: E402
 from vireid.engine.trainer import USER_ERRORS  # noqa: E402
@@ -53,14 +58,26 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help="Fig. 5 instead of Table IV: train the base config once per --values of KEY, e.g. "
                          "loss.lambda_pose")
     ap.add_argument("--values", default=None, help="with --sweep: comma-separated values, e.g. 0,1,5,10")
+    ap.add_argument("--seeds", default=None,
+                    help="Table IV with error bars: a count (3: seeds 0, 1, 2) or a list (0,5,7) of seeds")
     args = ap.parse_args(argv)
     if (args.sweep is None) != (args.values is None):
         ap.error("--sweep and --values go together")
+    if args.seeds is not None and args.sweep is not None:
+        ap.error("--seeds applies to the Table IV rows, not to --sweep")
+    try:
+        seeds = parse_seeds(args.seeds) if args.seeds is not None else None
+    except ValueError as exc:
+        ap.error(str(exc))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("vireid").setLevel(logging.INFO)
     options = EvalOptions(mode="all", direction="v2t", trials=args.trials, device=args.device)
     try:
-        if args.sweep is not None:
+        if seeds is not None:
+            result = run_ablation_seeds(args.base, args.cache, args.out, seeds, overrides=args.sets,
+                                        configs_dir=args.configs, options=options,
+                                        untrained_reference=not args.no_untrained)
+        elif args.sweep is not None:
             result = run_sweep(args.base, args.cache, args.out, args.sweep, parse_values(args.values),
                                overrides=args.sets, options=options, untrained_reference=not args.no_untrained)
         else:

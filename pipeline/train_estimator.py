@@ -51,7 +51,8 @@ from pipeline.lip_data import (STRIDE, AugmentConfig, LipDataError, LipTrainSet,
                                split_records, transform_points)
 from vireid.io import WriteError, atomic_write_json, ensure_writable, previous_path
 from vireid.pose.heatmaps import decode_heatmaps
-from vireid.pose.joints import JOINT_INDEX, NUM_JOINTS
+from vireid.pose.joints import NUM_JOINTS
+from vireid.pose.pckh import PCKh, pckh
 from vireid.sealing import DamagedFileError, torch_load, torch_save
 
 if TYPE_CHECKING:   # torch is imported where it is used, so `vireid-prep --help` stays quick
@@ -64,12 +65,6 @@ if TYPE_CHECKING:   # torch is imported where it is used, so `vireid-prep --help
 log = logging.getLogger(__name__)
 
 LOG_FORMAT = "vireid-train-estimator/1"
-#: joints in LIP's/GCCPM's "Avg." PCKh: all but B_Pelvis and B_Spine
-AVERAGE_JOINTS: Tuple[int, ...] = tuple(range(0, 6)) + tuple(range(8, 16))
-#: "U.Body": B_Neck .. L_Wrist
-UPPER_BODY_JOINTS: Tuple[int, ...] = tuple(range(8, 16))
-
-
 class TrainEstimatorError(ValueError):
     """A user's mistake (bad root, option, checkpoint or resume state), with the file or option at fault."""
 
@@ -107,64 +102,6 @@ class TrainConfig:
     def targets(self) -> TargetConfig:
         return TargetConfig(input_size=self.input_size, sigma=self.sigma, occluded=self.occluded,
                             missing=self.missing)
-
-
-# ---------------------------------------------------------------- PCKh
-@dataclass(frozen=True)
-class PCKh:
-    """PCKh in percent. ``per_joint`` (16,) is NaN for a joint never evaluable."""
-
-    per_joint: np.ndarray
-    upper_body: float
-    average: float
-    images: int           # images with a head size (the others are not evaluated)
-    joints: int           # (image, joint) pairs counted in ``average``
-
-    def to_json(self) -> Dict[str, Any]:
-        def num(v: float) -> Optional[float]:
-            return None if not math.isfinite(v) else round(float(v), 4)
-        return {"average": num(self.average), "upper_body": num(self.upper_body),
-                "per_joint": [num(v) for v in self.per_joint], "images": self.images, "joints": self.joints}
-
-
-def head_sizes(gt: np.ndarray) -> np.ndarray:
-    """LIP head size per image: distance B_Neck - B_Head; 0 when either is not annotated."""
-    gt = np.asarray(gt, np.float64)
-    d = np.linalg.norm(gt[:, JOINT_INDEX["B_Head"], :2] - gt[:, JOINT_INDEX["B_Neck"], :2], axis=1)
-    return np.where(np.isfinite(d), d, 0.0)
-
-
-def pckh(gt: np.ndarray, pred: np.ndarray, threshold: float = 0.5) -> PCKh:
-    """PCKh@``threshold`` as LIP's evaluation (GCCPM's ``calc_pckh``) computes it.
-
-    ``gt`` (N, 16, >=2) annotated keypoints, NaN for joints not annotated; ``pred``
-    (N, 16, 2) predictions, NaN for a joint not predicted (counted wrong). A joint is
-    correct when its distance to the annotation is at most ``threshold`` times the
-    image's head size (:func:`head_sizes`). Images without a head size (neck or head
-    not annotated, or both at one point) and joints not annotated are left out;
-    occluded joints are evaluated like visible ones (the annotation's flag is unused).
-    ``average`` pools every evaluated (image, joint) pair of all joints except
-    B_Pelvis and B_Spine (LIP's "Avg."), ``upper_body`` those of B_Neck..L_Wrist.
-    """
-    gt = np.asarray(gt, np.float64)[..., :2]
-    pred = np.asarray(pred, np.float64)[..., :2]
-    if gt.shape != pred.shape or gt.ndim != 3 or gt.shape[1] != NUM_JOINTS:
-        raise ValueError(f"expected gt and pred of shape (N, {NUM_JOINTS}, 2), got {gt.shape} and {pred.shape}")
-    head = head_sizes(gt)
-    valid = (head > 0)[:, None] & np.isfinite(gt).all(axis=2)
-    dist = np.linalg.norm(gt - pred, axis=2)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        correct = np.nan_to_num(dist, nan=np.inf) <= threshold * head[:, None]
-
-    def rate(cols: Sequence[int]) -> Tuple[float, int]:
-        v = valid[:, list(cols)]
-        n = int(v.sum())
-        return (100.0 * float(correct[:, list(cols)][v].mean()) if n else float("nan")), n
-
-    per_joint = np.array([rate([j])[0] for j in range(NUM_JOINTS)])
-    average, n_avg = rate(AVERAGE_JOINTS)
-    upper, _ = rate(UPPER_BODY_JOINTS)
-    return PCKh(per_joint=per_joint, upper_body=upper, average=average, images=int((head > 0).sum()), joints=n_avg)
 
 
 # ---------------------------------------------------------------- loss and optimiser

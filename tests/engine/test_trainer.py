@@ -135,6 +135,15 @@ def test_holdout_validation_selects_best(cache_dir, tmp_path):
     assert best["val"]["mAP"] == max(v["mAP"] for v in vals)
     assert best["model_config"]["num_classes"] == 5                          # the val identity is held out
     assert (tmp_path / "run" / "val.png").is_file()
+    assert not any("pckh_rgb" in v for v in vals)                  # one merged map: no joints to score
+
+
+def test_validation_reports_the_pose_branch_pckh_per_modality(cache_dir, tmp_path):
+    cfg = tiny_config("epochs=1", "data.batches_per_epoch=1", "data.holdout=val", "val_every=1",
+                      "model.heatmap_channels=16")
+    train(cfg, cache_dir, tmp_path / "run")
+    (val,) = [r for r in read_log(tmp_path / "run" / "log.jsonl") if r["kind"] == "val"]
+    assert 0 <= val["pckh_rgb"] <= 1 and 0 <= val["pckh_ir"] <= 1
 
 
 def test_cache_and_config_mismatch_are_clear_errors(cache_dir, tmp_path):

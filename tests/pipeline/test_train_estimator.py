@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from pipeline.lip_data import (AugmentConfig, AugmentParams, LipTrainSet, TargetConfig, apply_augment,
                                augment_matrix, build_targets, sample_params, transform_points)
 from pipeline.synth import synthesize
-from pipeline.train_estimator import (TrainConfig, TrainEstimatorError, gccpm_param_groups, head_sizes,
-                                      heatmap_loss, log_path, pckh, register, state_path, train_estimator)
+from pipeline.train_estimator import (TrainConfig, TrainEstimatorError, gccpm_param_groups, heatmap_loss,
+                                      log_path, register, state_path, train_estimator)
 from vireid.data.manifest import Record
 from vireid.pose.gccpm import GCCPM, load_gccpm_checkpoint
 from vireid.pose.joints import JOINT_INDEX, NUM_JOINTS
@@ -153,39 +153,6 @@ def test_train_set_item(tmp_path):
     a = ds2[0]["maps"]
     ds2.set_epoch(1)
     np.testing.assert_array_equal(a, ds2[0]["maps"])
-
-
-# ---------------------------------------------------------------- PCKh
-def test_pckh_hand_case():
-    neck, head = JOINT_INDEX["B_Neck"], JOINT_INDEX["B_Head"]
-    gt = np.full((3, NUM_JOINTS, 3), NAN)
-    pred = np.full((3, NUM_JOINTS, 2), 0.0)
-    # image 0: head size 10 -> threshold 5
-    gt[0, neck, :2], gt[0, head, :2] = (0, 0), (0, 10)
-    pred[0, neck], pred[0, head] = (0, 0), (3, 14)                # distances 0 and 5 (= threshold: correct)
-    gt[0, 0, :2], pred[0, 0] = (10, 10), (13, 14)                 # 5 -> correct
-    gt[0, 1, :2], pred[0, 1] = (20, 20), (20, 26)                 # 6 -> wrong
-    gt[0, 6, :2], pred[0, 6] = (5, 5), (50, 50)                   # pelvis: per joint only, not in "Avg."
-    gt[0, 12, :2], pred[0, 12] = (30, 30), (NAN, NAN)             # not predicted -> wrong
-    # image 1: no head annotated -> not evaluated at all
-    gt[1, neck, :2], gt[1, 0, :2] = (0, 0), (1, 1)
-    # image 2: neck and head at one point -> head size 0 -> not evaluated
-    gt[2, neck, :2], gt[2, head, :2], gt[2, 0, :2] = (4, 4), (4, 4), (4, 4)
-    pred[2, 0] = (4, 4)
-    np.testing.assert_allclose(head_sizes(gt), [10, 0, 0])
-    r = pckh(gt, pred)
-    assert r.images == 1 and r.joints == 5                        # joints 0, 1, 8, 9, 12
-    assert r.average == pytest.approx(100 * 3 / 5)                # 0, 8, 9 correct
-    assert r.upper_body == pytest.approx(100 * 2 / 3)             # 8, 9 correct, 12 wrong
-    assert r.per_joint[0] == 100 and r.per_joint[1] == 0 and r.per_joint[6] == 0 and r.per_joint[12] == 0
-    assert np.isnan(r.per_joint[2])
-    assert r.to_json()["per_joint"][2] is None
-    assert pckh(gt, pred, threshold=0.6).average == pytest.approx(100 * 4 / 5)
-
-
-def test_pckh_shape_error():
-    with pytest.raises(ValueError, match="shape"):
-        pckh(np.zeros((2, 15, 2)), np.zeros((2, 15, 2)))
 
 
 # ---------------------------------------------------------------- loss and optimiser

@@ -106,20 +106,24 @@ def plot_losses(path: PathLike, records: Sequence[Mapping[str, Any]], smooth: in
 
 
 def plot_validation(path: PathLike, records: Sequence[Mapping[str, Any]]) -> Path:
-    """Validation mAP and Rank-1 (f_all and f_id, in %) against the epoch."""
+    """Validation mAP and Rank-1 (f_all and f_id, in %) against the epoch, and the pose
+    branch's PCKh@0.5 on RGB and IR images (dotted) when the log has it."""
     val = [r for r in records if r.get("kind") == "val"]
     if not val:
         raise ValueError("the run log has no validation records: nothing to plot")
     epochs = [int(r["epoch"]) for r in val]
     curves: Dict[str, List[float]] = {}
-    for key, label in (("mAP", "mAP f_all"), ("R1", "R1 f_all"), ("f_id_mAP", "mAP f_id"), ("f_id_R1", "R1 f_id")):
+    for key, label in (("mAP", "mAP f_all"), ("R1", "R1 f_all"), ("f_id_mAP", "mAP f_id"), ("f_id_R1", "R1 f_id"),
+                       ("pckh_rgb", "pose PCKh RGB"), ("pckh_ir", "pose PCKh IR")):
+        if key.startswith("pckh") and not any(key in r for r in val):
+            continue
         curves[label] = [100.0 * float(r.get(key, math.nan)) for r in val]
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=_SIZE_IN)
     try:
         for label, values in curves.items():
             ax.plot(epochs, values, marker="o", markersize=3, label=label,
-                    linestyle="-" if "f_all" in label else "--")
+                    linestyle=":" if "PCKh" in label else "-" if "f_all" in label else "--")
         ax.set_xlabel("epoch")
         ax.set_ylabel("%")
         ax.set_ylim(0, 100)

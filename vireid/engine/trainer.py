@@ -85,6 +85,7 @@ from vireid.engine.plots import plot_losses, plot_validation
 from vireid.engine.runlog import RunLog, read_log, trim_log
 from vireid.engine.steptimer import NULL_TIMER, StepTimer
 from vireid.evaluation import regdb_metrics
+from vireid.evaluation.pose_accuracy import branch_pckh
 from vireid.io import PathLike, WriteError, ensure_writable, previous_path
 from vireid.losses import LossConfig, compute_losses
 from vireid.losses.hetero_center import HeteroCenterTripletLoss
@@ -215,8 +216,10 @@ def _validation_split(cache: HeatmapCache, val_indices: Sequence[int]) -> Tuple[
 
 @torch.no_grad()
 def validate(model: PoseVIReIDNet, cache: HeatmapCache, query: Sequence[int], gallery: Sequence[int],
-             device: torch.device, batch_size: int = 64) -> Dict[str, float]:
-    """mAP / Rank-1 of IR queries against the RGB gallery (fractions), for f_all and f_id."""
+             device: torch.device, batch_size: int = 64, min_confidence: float = 0.0) -> Dict[str, float]:
+    """mAP / Rank-1 of IR queries against the RGB gallery (fractions), for f_all and f_id; with a
+    pose branch that predicts joint maps, also its PCKh@0.5 against the cached targets on the
+    RGB and the IR images (``pckh_rgb``, ``pckh_ir``, fractions; :mod:`vireid.evaluation.pose_accuracy`)."""
     indices = list(query) + list(gallery)
     feats = extract_features(model, cache, indices, batch_size=batch_size, device=str(device))
     pids = cache.metadata()["pid"][np.asarray(indices)]
@@ -228,6 +231,9 @@ def validate(model: PoseVIReIDNet, cache: HeatmapCache, query: Sequence[int], ga
         m = regdb_metrics(distmat, pids[:nq], pids[nq:])
         out[f"{prefix}mAP"] = float(m.mAP)
         out[f"{prefix}R1"] = float(m.rank(1))
+    for name, score in branch_pckh(model, cache, indices, device, batch_size, min_confidence).items():
+        if score.average == score.average:                           # NaN: no joint could be scored
+            out[f"pckh_{name}"] = score.average / 100.0
     return out
 
 
@@ -598,12 +604,15 @@ def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir:
             val = None
             if val_query and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs):
                 if ctx.is_main:                                       # rank 0 validates, everyone gets its result
-                    val = validate(model, cache, val_query, val_gallery, device, cfg.data.val_batch_size)
+                    val = validate(model, cache, val_query, val_gallery, device, cfg.data.val_batch_size,
+                                   cfg.loss.pose_min_confidence)
                 val = ddp.broadcast_object(val)
                 val_history.append({"epoch": epoch + 1, **val})
                 log.write("val", epoch=epoch + 1, step=global_step, **val)
-                logger.info("validation after epoch %d: mAP %.2f%%, R1 %.2f%% (f_all)", epoch + 1,
-                            100 * val["mAP"], 100 * val["R1"])
+                logger.info("validation after epoch %d: mAP %.2f%%, R1 %.2f%% (f_all)%s", epoch + 1,
+                            100 * val["mAP"], 100 * val["R1"],
+                            "".join(f", pose branch PCKh@0.5 {m.upper()} {100 * val[f'pckh_{m}']:.1f}%"
+                                    for m in ("rgb", "ir") if f"pckh_{m}" in val))
             improved = val is not None and val["mAP"] > best_map
             if improved:
                 best_map = val["mAP"]

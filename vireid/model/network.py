@@ -152,6 +152,14 @@ class PoseVIReIDNet(nn.Module):
             heatmaps=pose_out.heatmaps if (pose_out is not None and self.config.use_pose_loss) else None,
         )
 
+    def predict_heatmaps(self, images: Tensor, modality: Tensor) -> Tensor:
+        """The Pose Estimation branch's heatmaps Ĥ ``[B, 1|16, H/4, W/4]`` (eq. 4) for a batch,
+        in either mode (validation scores them against the cached targets)."""
+        if self.pose_branch is None:
+            raise ValueError("this model has no Pose Estimation branch (model.use_pose_branch: false)")
+        f_s = self.modality_shared(self.modality_specific(images, modality))  # [B, C2, H/8, W/8]
+        return self.pose_branch(f_s).heatmaps
+
     # ------------------------------------------------------------ reporting
     def parameter_counts(self) -> Dict[str, int]:
         """Parameters per block of Fig. 2 (absent blocks omitted) and ``'total'``."""
