@@ -4,7 +4,7 @@ multi shot, 10 trials) and RegDB (one trial, visible-to-thermal or thermal-to-vi
 Features are compared by inner product of the L2-normalised stripe embeddings (the
 paper's release): ``distance = -q . g``, so that smaller is closer as the metrics
 expect. Query and gallery lists come from :mod:`vireid.data.protocol` with the cameras
-declared in ``data_manifests/<dataset>.yaml``.
+declared in ``vireid/data/manifests/<dataset>.yaml``.
 
 :func:`evaluate_model` runs a protocol end to end on a network rebuilt from a checkpoint
 (``vireid-eval``, the ablation runner); :func:`untrained_model` gives the same network
