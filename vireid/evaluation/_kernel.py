@@ -335,18 +335,9 @@ class RankSums(NamedTuple):
     dedup_hits: np.ndarray  # the same for the identity-de-duplicated rank (zeros unless deduplicate)
 
 
-def rank_sums(
-    distmat: np.ndarray,
-    q_pids: np.ndarray,
-    g_pids: np.ndarray,
-    q_camids: Optional[np.ndarray],
-    g_camids: Optional[np.ndarray],
-    pairs: List[Tuple[int, int]],
-    max_rank: int,
-    deduplicate_cmc: bool,
-    chunk_size: Optional[int],
-    workers: Optional[int],
-) -> RankSums:
+def rank_sums(distmat: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray, q_camids: Optional[np.ndarray],
+              g_camids: Optional[np.ndarray], pairs: List[Tuple[int, int]], max_rank: int,
+              deduplicate_cmc: bool, chunk_size: Optional[int], workers: Optional[int]) -> RankSums:
     """AP, INP and CMC hit sums of a validated distance matrix (finiteness checked here,
     chunk by chunk); the arguments are those of :func:`vireid.evaluation.metrics.rank_metrics`."""
     num_q = distmat.shape[0]
