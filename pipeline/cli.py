@@ -45,7 +45,7 @@ def cli(verbose: int) -> None:
 
 @cli.command("manifest")
 @click.option("--dataset", required=True, type=click.Choice(DATASETS),
-              help="Which dataset layout to expect (declared in data_manifests/<dataset>.yaml).")
+              help="Which dataset layout to expect (declared in vireid/data/manifests/<dataset>.yaml).")
 @click.option("--root", required=True, type=click.Path(path_type=Path),
               help="Dataset root: the folder holding cam1..cam6 and exp/ (SYSU-MM01), Visible/, Thermal/ "
                    "and idx/ (RegDB), or TrainVal_images/ and TrainVal_pose_annotations/ (LIP).")

@@ -26,3 +26,17 @@ def test_permissions_follow_the_umask(tmp_path):
     finally:
         os.umask(umask)
     assert (tmp_path / "b.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_file_sha256_whole_file_and_prefix(tmp_path):
+    import hashlib
+
+    from vireid.io import file_sha256
+
+    path = tmp_path / "b.bin"
+    data = bytes(range(256)) * 9000                     # 2.2 MiB: more than one read block
+    path.write_bytes(data)
+    assert file_sha256(path) == hashlib.sha256(data).hexdigest()
+    assert file_sha256(path, (1 << 20) + 7) == hashlib.sha256(data[:(1 << 20) + 7]).hexdigest()
+    assert file_sha256(path, 0) == hashlib.sha256(b"").hexdigest()
+    assert file_sha256(path, len(data) + 100) == file_sha256(path)   # a short file: what is there

@@ -17,7 +17,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, List, Union
+from typing import Any, Iterable, Iterator, List, Optional, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -154,11 +154,17 @@ def ensure_writable(folder: PathLike, what: str = "output folder") -> Path:
     return folder
 
 
-def file_sha256(path: PathLike) -> str:
+def file_sha256(path: PathLike, nbytes: Optional[int] = None) -> str:
     """Hex sha256 of a file's bytes (read in 1 MiB blocks): how weights, checkpoints and
-    images are identified in caches and results."""
+    images are identified in caches and results. ``nbytes``: only the first ``nbytes``
+    (fewer if the file is shorter; :mod:`vireid.sealing` hashes what precedes its seal)."""
     h = hashlib.sha256()
+    left = 0 if nbytes is None else int(nbytes)
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
+        while nbytes is None or left > 0:
+            block = fh.read(1 << 20 if nbytes is None else min(1 << 20, left))
+            if not block:
+                break
             h.update(block)
+            left -= len(block)
     return h.hexdigest()

@@ -15,16 +15,14 @@ fully written, so a resume can fall back to it.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import zipfile
 from pathlib import Path
 from typing import Any, Optional
 
-from vireid.io import PathLike, WriteError, atomic_path
+from vireid.io import PathLike, WriteError, atomic_path, file_sha256
 
 SEAL = ".vireid-seal"
-_BLOCK = 1 << 20
 
 
 class DamagedFileError(ValueError):
@@ -36,26 +34,13 @@ def _first_line(exc: BaseException) -> str:
     return text.split(". ")[0].rstrip(".")
 
 
-def _sha256(path: Path, nbytes: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        left = nbytes
-        while left > 0:
-            block = fh.read(min(_BLOCK, left))
-            if not block:
-                break
-            h.update(block)
-            left -= len(block)
-    return h.hexdigest()
-
-
 def seal(path: PathLike) -> None:
     """Append the seal record to a zip-format PyTorch file."""
     path = Path(path)
     with zipfile.ZipFile(path) as z:
         prefix = z.namelist()[0].split("/")[0]
         start = z.start_dir                          # where the central directory begins: the seal goes there
-    doc = {"algorithm": "sha256", "bytes": start, "digest": _sha256(path, start)}
+    doc = {"algorithm": "sha256", "bytes": start, "digest": file_sha256(path, start)}
     with zipfile.ZipFile(path, "a") as z:
         z.writestr(f"{prefix}/{SEAL}", json.dumps(doc, sort_keys=True))
 
@@ -82,7 +67,7 @@ def check_seal(path: PathLike, what: str = "checkpoint") -> Optional[bool]:
                                    f"{_first_line(exc)})") from None
     if start != info.header_offset or doc.get("algorithm") != "sha256":
         raise DamagedFileError(f"{path}: damaged {what} (its checksum record does not fit the file)")
-    if _sha256(path, start) != doc.get("digest"):
+    if file_sha256(path, start) != doc.get("digest"):
         raise DamagedFileError(f"{path}: damaged {what}: its bytes differ from the checksum written with it "
                                f"(a changed byte on disk or in a copy)")
     return True

@@ -1,5 +1,6 @@
 """Test-set selection: SYSU-MM01 query/gallery against the golden sampling of the
-reference data_manager.py, multi-shot, and RegDB idx lists."""
+reference data_manager.py, multi-shot, and RegDB test lists; cameras and trials from the
+dataset specifications."""
 from __future__ import annotations
 
 import json
@@ -7,17 +8,10 @@ import random
 
 import pytest
 
-from vireid.data.protocol import (
-    REGDB_TRIALS,
-    SYSU_GALLERY_CAMERAS,
-    Sample,
-    normalise_sysu_ids,
-    parse_idx_lines,
-    regdb_test_lists,
-    sysu_gallery,
-    sysu_query,
-    sysu_trials,
-)
+from vireid.data.protocol import Sample, normalise_sysu_ids, regdb_test_lists, sysu_gallery, sysu_query
+from vireid.data.spec import load_spec
+
+SYSU = load_spec("sysu").evaluation
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +35,11 @@ def test_sysu_query_matches_golden(sampling, mode):
 @pytest.mark.parametrize("mode", ["all", "indoor"])
 def test_sysu_single_shot_gallery_matches_golden_every_trial(sampling, mode):
     expected = sampling["gallery"][mode]
-    assert sorted(expected, key=int) == [str(t) for t in sysu_trials()]  # trials 0..9
-    for trial in sysu_trials():
+    assert sorted(expected, key=int) == [str(t) for t in SYSU.trials]  # trials 0..9
+    for trial in SYSU.trials:
         gallery = sysu_gallery(sampling["layout"], sampling["test_ids"], mode, trial)
         assert [s.path for s in gallery] == expected[str(trial)], f"mode {mode} trial {trial}"
-        assert {s.cam for s in gallery} <= {int(c[3:]) for c in SYSU_GALLERY_CAMERAS[mode]}
+        assert {s.cam for s in gallery} <= {int(c[3:]) for c in SYSU.gallery_cameras[mode]}
 
 
 @pytest.mark.shared
@@ -111,7 +105,7 @@ def test_gallery_does_not_touch_global_random_state():
 
 
 def test_trials_differ():
-    galleries = {tuple(s.path for s in sysu_gallery(LAYOUT, [1, 2], "all", t)) for t in sysu_trials()}
+    galleries = {tuple(s.path for s in sysu_gallery(LAYOUT, [1, 2], "all", t)) for t in SYSU.trials}
     assert len(galleries) > 1
 
 
@@ -155,27 +149,21 @@ def test_id_and_layout_errors():
 
 
 # ----------------------------------------------------------------------- RegDB
-VISIBLE = ["Visible/1/a.bmp 0\n", "Visible/2/b.bmp 1\n", "\n"]
-THERMAL = ["Thermal/1/a.bmp 0", "Thermal/2/b.bmp 1"]
+# one trial's test lists as the scanner stores them in the manifest
+TABLE = {"test:visible": [["Visible/1/a.bmp", 0], ["Visible/2/b.bmp", 1]],
+         "test:thermal": [["Thermal/1/a.bmp", 0], ["Thermal/2/b.bmp", 1]]}
 
 
 def test_regdb_directions():
-    query, gallery = regdb_test_lists(VISIBLE, THERMAL, "v2t")
+    query, gallery = regdb_test_lists(TABLE, "v2t")
     assert query == [Sample("Visible/1/a.bmp", 0, 1), Sample("Visible/2/b.bmp", 1, 1)]
     assert gallery == [Sample("Thermal/1/a.bmp", 0, 2), Sample("Thermal/2/b.bmp", 1, 2)]
-    t_query, t_gallery = regdb_test_lists(VISIBLE, THERMAL, "t2v")
+    t_query, t_gallery = regdb_test_lists(TABLE, "t2v")
     assert t_query == gallery and t_gallery == query
-    assert REGDB_TRIALS == tuple(range(1, 11))
 
 
-def test_regdb_malformed_lines_name_file_and_line():
-    with pytest.raises(ValueError, match=r"test_visible_1\.txt:2: expected 'path label'"):
-        parse_idx_lines(["a.bmp 0", "b.bmp"], source="idx/test_visible_1.txt")
-    with pytest.raises(ValueError, match=r"t\.txt:1: label 'x'"):
-        parse_idx_lines(["a.bmp x"], source="t.txt")
-    with pytest.raises(ValueError, match="no record"):
-        parse_idx_lines(["", "  "], source="t.txt")
-    with pytest.raises(ValueError, match=r"thermal_3\.txt:2"):
-        regdb_test_lists(VISIBLE, ["a 1", "b 2 3"], "v2t", thermal_source="thermal_3.txt")
-    with pytest.raises(ValueError, match="direction"):
-        regdb_test_lists(VISIBLE, THERMAL, "v2v")
+def test_regdb_errors():
+    with pytest.raises(ValueError, match="direction must be one of"):
+        regdb_test_lists(TABLE, "v2v")
+    with pytest.raises(ValueError, match="no test:thermal index list"):
+        regdb_test_lists({"test:visible": TABLE["test:visible"]}, "v2t")

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from vireid.data.transforms import (EvalTransform, TrainTransform, TransformConfig, shift_maps)
+from tests.data.reference_transforms import flip_pair, shift_maps
+from vireid.data.transforms import EvalTransform, TrainTransform, TransformConfig
 from vireid.pose.heatmaps import cell_centres, render_gaussian_heatmaps
 from vireid.pose.joints import JOINT_INDEX, NUM_JOINTS, flip_permutation
 
@@ -160,7 +161,7 @@ def test_bad_inputs_are_named():
 
 def _reference_train(sample, cfg, rng):
     """The paper's steps one by one with the plain step functions (what TrainTransform fuses)."""
-    from vireid.data.transforms import erase_box, flip_pair, normalise, shift_image
+    from vireid.data.transforms import erase_box, normalise, shift_image
     image = np.asarray(sample["image"])
     maps = np.asarray(sample["heatmaps"], np.float32)
     if maps.dtype != np.float32 or np.asarray(sample["heatmaps"]).dtype == np.uint8:
@@ -200,7 +201,7 @@ def test_fused_train_transform_equals_the_steps_one_by_one(quantised):
 
 @pytest.mark.parametrize("flip", [False, True])
 def test_flip_shift_maps_matches_shift_then_flip_at_every_offset(flip):
-    from vireid.data.transforms import flip_pair, flip_shift_maps
+    from vireid.data.transforms import flip_shift_maps
     maps = np.random.default_rng(0).random((NUM_JOINTS, 8, 5), dtype=np.float32)
     weights = np.ones(NUM_JOINTS, np.float32)
     for dy in np.arange(-9, 9.01, 0.25):

@@ -69,10 +69,10 @@ def make_regdb(root: Path, ids: int = 4, per_id: int = 2, trials: int = 2) -> Da
                 lines = [f"{folder}/{pid}/male_front_{letter}_{pid:03d}{k:02d}_{pid}.bmp {label}"
                          for label, pid in enumerate(pids) for k in range(per_id)]
                 (root / "idx" / f"{split}_{word}_{trial}.txt").write_text("\n".join(lines) + "\n")
-    protocol = dict(spec.protocol, trials=trials)
+    evaluation = dataclasses.replace(spec.evaluation, trials=tuple(range(1, trials + 1)))
     expected = {"identities": ids, "images_per_identity": {"rgb": per_id, "ir": per_id},
                 "ids_per_split": {"train": ids // 2, "test": ids - ids // 2}}
-    return dataclasses.replace(spec, expected=expected, protocol=protocol)
+    return dataclasses.replace(spec, expected=expected, evaluation=evaluation)
 
 
 def make_lip(root: Path, n_train: int = 3, n_val: int = 2) -> DatasetSpec:

@@ -4,13 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from vireid.pose.gccpm import (GCCPM, CheckpointMismatchError, RefinementStage, RefinementStageBlock,
                                UShapedContextBlock, decode_crop_maps, load_gccpm_checkpoint,
-                               maps_to_cache_grid, num_stages_in, prepare_crop)
+                               num_stages_in, prepare_crop)
 from vireid.io import file_sha256
-from vireid.pose.heatmaps import render_gaussian_heatmaps
 
 
 @pytest.fixture(scope="module")
@@ -169,34 +167,3 @@ def test_map_crop_coordinate_round_trip():
     pts = np.random.default_rng(0).uniform([0, 0], [143, 287], (10, 2))
     np.testing.assert_allclose(tr.map_to_crop(tr.crop_to_map(pts)), pts, atol=1e-9)
     np.testing.assert_allclose(tr.to_crop(tr.to_network(pts)), pts, atol=1e-9)
-
-
-def test_cache_grid_is_cut_and_bilinear_resize():
-    rng = np.random.default_rng(0)
-    _, tr = prepare_crop(np.zeros((288, 144, 3), np.uint8), 256)
-    maps = rng.uniform(0, 1, (17, 32, 32)).astype(np.float32)
-    grid = maps_to_cache_grid(maps, tr)
-    assert grid.shape == (17, 72, 36) and grid.dtype == np.float32
-    region = torch.from_numpy(maps[None, :, :, 8:24])              # the crop's 32x16 columns
-    ref = F.interpolate(region, size=(72, 36), mode="bilinear", align_corners=False)[0].numpy()
-    np.testing.assert_allclose(grid, ref, atol=1e-5)
-    raw = maps_to_cache_grid(maps * 3 - 1, tr, clip=False)
-    assert raw.min() < 0 and raw.max() > 1
-    assert maps_to_cache_grid(maps * 3 - 1, tr).min() == 0.0      # clipped by default
-    with pytest.raises(ValueError, match="do not come from"):
-        maps_to_cache_grid(maps[:, :16], tr)
-
-
-def test_cache_grid_peak_lands_on_the_right_cell():
-    """A Gaussian around a crop position, rendered at stride 8 on the network input, peaks
-    after resampling on the stride-4 cache cell holding the same position of the 288x144 crop."""
-    for crop_hw in ((288, 144), (300, 120)):                       # 2:1, and a narrower crop (unaligned pad)
-        _, tr = prepare_crop(np.zeros((*crop_hw, 3), np.uint8), 256)
-        joint_crop = np.array([0.55 * crop_hw[1], 0.4 * crop_hw[0]])
-        net = tr.to_network(joint_crop)
-        maps = render_gaussian_heatmaps(net[None], np.ones(1), (32, 32), stride=8, sigma=7.0)
-        grid = maps_to_cache_grid(maps, tr)
-        # the same joint in a 288x144 resize of the crop, on the stride-4 grid
-        jx, jy = (joint_crop + 0.5) * np.array([144 / crop_hw[1], 288 / crop_hw[0]]) - 0.5
-        r, c = np.unravel_index(grid[0].argmax(), grid[0].shape)
-        assert abs(c * 4 + 1.5 - jx) <= 4 and abs(r * 4 + 1.5 - jy) <= 4, (crop_hw, r, c, jx, jy)

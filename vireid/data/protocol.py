@@ -3,26 +3,29 @@
 Works on a plain in-memory description of the dataset so that it needs no file
 system: a SYSU-MM01 ``layout`` maps a camera folder name (``"cam1"`` ...
 ``"cam6"``) to a mapping from 4-digit identity folder (``"0023"``) to the file
-names in it. The caller lists the folders; this module only selects.
+names in it. The caller lists the folders; this module only selects. The cameras,
+trials and multi-shot size are those of the dataset's specification
+(``vireid/data/manifests/<dataset>.yaml``, read by :mod:`vireid.data.spec`); a caller
+may pass its own.
 
 SYSU-MM01 (as the public Cross-Modal-Re-ID-baseline ``data_manager.py`` does,
 reproduced on ``shared/golden/sysu_sampling_*.json``):
 
-* query: every image of the IR cameras (3 and 6) of the test identities, for
-  both search modes; identities in sorted order, for each identity the cameras
-  in order, files sorted;
-* gallery, single shot, trial ``t`` (0-based, trials 0..9): ``random.seed(t)``,
-  then for each identity in sorted order and each RGB camera in order
-  (all-search: 1, 2, 4, 5; indoor-search: 1, 2) that has the identity, one
-  ``random.choice`` over its sorted files;
+* query: every image of the query (IR) cameras of the test identities, for both
+  search modes; identities in sorted order, for each identity the cameras in
+  order, files sorted;
+* gallery, single shot, trial ``t`` (the seed): ``random.seed(t)``, then for each
+  identity in sorted order and each gallery (RGB) camera of the search mode in
+  order that has the identity, one ``random.choice`` over its sorted files;
 * gallery, multi shot (our choice; the reference code has none): same seeding
-  and order, ``random.sample(files, min(10, len(files)))`` over the sorted files,
-  kept in the order ``random.sample`` returns them.
+  and order, ``random.sample(files, min(multi_shot, len(files)))`` over the sorted
+  files, kept in the order ``random.sample`` returns them.
 
-RegDB: the ``idx/test_visible_{trial}.txt`` / ``test_thermal_{trial}.txt`` lists
-(lines ``relative/path label``, trials 1..10) give the query and gallery: visible
-query / thermal gallery for ``"v2t"`` and the reverse for ``"t2v"``. Visible
-images get camera 1 and thermal ones camera 2 (as the reference evaluation does).
+RegDB: the test lists of one trial (``idx/test_visible_{trial}.txt`` /
+``test_thermal_{trial}.txt``, parsed by the scanner into the manifest) give the query
+and gallery of each direction (``"v2t"``: visible query, thermal gallery); each image
+gets its camera's number from the specification (visible 1, thermal 2, as the reference
+evaluation does).
 """
 from __future__ import annotations
 
@@ -30,20 +33,13 @@ import random
 import re
 from typing import Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
+from vireid.data.spec import DatasetSpec, EvalProtocol, load_spec
+
 __all__ = [
     "Sample",
-    "SYSU_QUERY_CAMERAS",
-    "SYSU_GALLERY_CAMERAS",
-    "SYSU_NUM_TRIALS",
-    "SYSU_MULTI_SHOT",
-    "REGDB_TRIALS",
-    "REGDB_VISIBLE_CAMERA",
-    "REGDB_THERMAL_CAMERA",
     "normalise_sysu_ids",
-    "sysu_trials",
     "sysu_query",
     "sysu_gallery",
-    "parse_idx_lines",
     "regdb_test_lists",
 ]
 
@@ -58,22 +54,6 @@ class Sample(NamedTuple):
     pid: int
     cam: int
 
-
-#: IR query cameras of SYSU-MM01 (both search modes).
-SYSU_QUERY_CAMERAS: Tuple[str, ...] = ("cam3", "cam6")
-#: RGB gallery cameras per search mode.
-SYSU_GALLERY_CAMERAS: Mapping[str, Tuple[str, ...]] = {
-    "all": ("cam1", "cam2", "cam4", "cam5"),
-    "indoor": ("cam1", "cam2"),
-}
-#: Number of gallery trials; trial numbers are 0..SYSU_NUM_TRIALS-1 (random.seed(trial)).
-SYSU_NUM_TRIALS = 10
-#: Images per identity and camera in the multi-shot gallery.
-SYSU_MULTI_SHOT = 10
-#: RegDB trial numbers (the idx files are numbered 1..10).
-REGDB_TRIALS: Tuple[int, ...] = tuple(range(1, 11))
-REGDB_VISIBLE_CAMERA = 1
-REGDB_THERMAL_CAMERA = 2
 
 _CAMERA_RE = re.compile(r"^cam(\d+)$")
 
@@ -116,25 +96,27 @@ def _files(layout: Layout, cam: str, pid: str) -> Optional[List[str]]:
     return sorted(cam_ids[pid])
 
 
-def sysu_trials(num_trials: int = SYSU_NUM_TRIALS) -> range:
-    """The SYSU-MM01 trial numbers (seeds): ``range(num_trials)``."""
-    if int(num_trials) != num_trials or num_trials < 1:
-        raise ValueError(f"num_trials must be a positive integer, got {num_trials!r}")
-    return range(int(num_trials))
+def _sysu() -> EvalProtocol:
+    """SYSU-MM01's protocol as its specification declares it."""
+    protocol = load_spec("sysu").evaluation
+    assert protocol is not None  # parse_spec: sysu.yaml has a protocol section
+    return protocol
 
 
 def sysu_query(
     layout: Layout,
     test_ids: IdList,
     mode: str = "all",
-    query_cameras: Sequence[str] = SYSU_QUERY_CAMERAS,
+    query_cameras: Optional[Sequence[str]] = None,
 ) -> List[Sample]:
     """Query list of SYSU-MM01: every image of the IR cameras for the test identities.
 
     ``mode`` ('all' or 'indoor') does not change the query set; it is checked so that
-    a typo fails here rather than later.
+    a typo fails here rather than later. ``query_cameras``: default, the specification's.
     """
-    _check_mode(mode, SYSU_GALLERY_CAMERAS)
+    _check_mode(mode, _sysu().gallery_cameras)
+    if query_cameras is None:
+        query_cameras = _sysu().query_cameras
     ids = normalise_sysu_ids(test_ids)
     samples = []
     for pid in ids:
@@ -161,7 +143,7 @@ def sysu_gallery(
     trial: int = 0,
     shot: str = "single",
     gallery_cameras: Optional[Mapping[str, Sequence[str]]] = None,
-    num_shots: int = SYSU_MULTI_SHOT,
+    num_shots: Optional[int] = None,
 ) -> List[Sample]:
     """Gallery list of SYSU-MM01 for one trial (see the module docstring).
 
@@ -171,15 +153,16 @@ def sysu_gallery(
         mode: a key of ``gallery_cameras`` ('all' or 'indoor' by default).
         trial: the seed, 0-based (0..9 in the literature).
         shot: 'single' (one image per identity and camera) or 'multi' (up to
-            ``num_shots``).
-        gallery_cameras: mode -> RGB cameras in order (default
-            :data:`SYSU_GALLERY_CAMERAS`; a dataset manifest may pass its own).
+            ``num_shots``; default the specification's ``shots.multi``).
+        gallery_cameras: mode -> RGB cameras in order (default: the specification's).
 
     Raises:
         ValueError: unknown mode or shot, a negative trial, an empty identity folder,
             or an empty gallery.
     """
-    cameras = SYSU_GALLERY_CAMERAS if gallery_cameras is None else gallery_cameras
+    cameras = _sysu().gallery_cameras if gallery_cameras is None else gallery_cameras
+    if num_shots is None:
+        num_shots = _sysu().multi_shot
     _check_mode(mode, cameras)
     if shot not in ("single", "multi"):
         raise ValueError(f"shot must be 'single' or 'multi', got {shot!r}")
@@ -208,55 +191,32 @@ def sysu_gallery(
     return samples
 
 
-def parse_idx_lines(lines: Iterable[str], source: str = "<lines>") -> List[Tuple[str, int]]:
-    """Parse RegDB idx lines ``relative/path label`` into (path, label) pairs.
-
-    Blank lines are ignored (they hold no record); any other line must have exactly
-    two whitespace-separated fields, the second an integer.
-
-    Raises:
-        ValueError: naming ``source`` and the 1-based line number of a malformed line.
-    """
-    records = []
-    for number, line in enumerate(lines, start=1):
-        fields = line.split()
-        if not fields:
-            continue
-        if len(fields) != 2:
-            raise ValueError(
-                f"{source}:{number}: expected 'path label', got {line.rstrip()!r}"
-            )
-        try:
-            label = int(fields[1])
-        except ValueError:
-            raise ValueError(
-                f"{source}:{number}: label {fields[1]!r} is not an integer"
-            ) from None
-        records.append((fields[0], label))
-    if not records:
-        raise ValueError(f"{source}: no record")
-    return records
-
-
 def regdb_test_lists(
-    idx_lines_visible: Iterable[str],
-    idx_lines_thermal: Iterable[str],
+    table: Mapping[str, Sequence[Sequence[Union[str, int]]]],
     direction: str = "v2t",
-    visible_source: str = "<visible>",
-    thermal_source: str = "<thermal>",
+    spec: Optional[DatasetSpec] = None,
 ) -> Tuple[List[Sample], List[Sample]]:
-    """(query, gallery) of one RegDB trial from its two idx files' lines.
+    """(query, gallery) of one RegDB trial.
 
-    ``direction`` 'v2t': visible query, thermal gallery; 't2v': the reverse.
+    Args:
+        table: the trial's index lists as the manifest holds them (``splits["trial:N"]``):
+            ``"test:<idx_name>"`` -> ``[path, label]`` records, as the scanner parsed them
+            from ``idx/test_<idx_name>_N.txt``.
+        direction: a key of the specification's ``protocol.directions`` ('v2t': visible
+            query, thermal gallery; 't2v': the reverse).
+        spec: the RegDB specification (default: ``load_spec("regdb")``).
     """
-    if direction not in ("v2t", "t2v"):
-        raise ValueError(f"direction must be 'v2t' or 't2v', got {direction!r}")
-    visible = [
-        Sample(path, label, REGDB_VISIBLE_CAMERA)
-        for path, label in parse_idx_lines(idx_lines_visible, visible_source)
-    ]
-    thermal = [
-        Sample(path, label, REGDB_THERMAL_CAMERA)
-        for path, label in parse_idx_lines(idx_lines_thermal, thermal_source)
-    ]
-    return (visible, thermal) if direction == "v2t" else (thermal, visible)
+    spec = spec or load_spec("regdb")
+    directions = spec.evaluation.directions if spec.evaluation is not None else {}
+    if direction not in directions:
+        raise ValueError(f"direction must be one of {sorted(directions)}, got {direction!r}")
+
+    def samples(camera_name: str) -> List[Sample]:
+        cam = spec.camera(camera_name)
+        key = f"test:{cam.idx_name}"
+        if key not in table:
+            raise ValueError(f"the trial has no {key} index list (lists: {sorted(table)})")
+        return [Sample(str(path), int(label), cam.index) for path, label in table[key]]
+
+    query_camera, gallery_camera = directions[direction]
+    return samples(query_camera), samples(gallery_camera)

@@ -1,7 +1,7 @@
 """Scanners: a dataset root on disk -> a :class:`~vireid.data.manifest.Manifest`.
 
 Each scanner checks the root against the dataset's declared layout and sizes
-(``data_manifests/<name>.yaml``) and collects *every* problem before failing, each
+(``vireid/data/manifests/<name>.yaml``) and collects *every* problem before failing, each
 with the path (and line) at fault: missing or extra folders, unreadable or zero-byte
 images, ids listed without images, malformed list lines, counts that differ from the
 declared ones. With ``allow_partial=True`` a partial or custom copy is accepted: count
@@ -227,7 +227,7 @@ def scan_sysu(root: Path, spec: DatasetSpec, col: _Collector, jobs: int, progres
         if missing:
             col.soft("id-without-images", root / layout["id_lists"][split],
                      f"{len(missing)} listed id(s) have no image: {missing[:10]}{' ...' if len(missing) > 10 else ''}")
-    query_cams = set(spec.protocol.get("query_cameras", []))
+    query_cams = set(spec.evaluation.query_cameras if spec.evaluation is not None else ())
     test_ids = set(lists.get("test", []))
     queried = {r.pid for r in records if r.camera in query_cams and r.pid in test_ids}
     if test_ids and not queried:
@@ -255,7 +255,10 @@ def scan_sysu(root: Path, spec: DatasetSpec, col: _Collector, jobs: int, progres
 
 # --------------------------------------------------------------------------- RegDB
 def read_idx_file(path: Path, col: _Collector) -> List[Tuple[str, int, int]]:
-    """RegDB ``idx/*.txt``: lines ``relative/path label`` -> ``(path, label, line number)``."""
+    """RegDB ``idx/*.txt``: lines ``relative/path label`` -> ``(path, label, line number)``.
+
+    The one parser of the format: the manifest keeps its records (``splits["trial:N"]``),
+    and the test protocol (:func:`vireid.data.protocol.regdb_test_lists`) reads them there."""
     if not path.is_file():
         col.hard("missing-file", path, "RegDB index file not found")
         return []
@@ -318,9 +321,7 @@ def scan_regdb(root: Path, spec: DatasetSpec, col: _Collector, jobs: int, progre
 
     # per-trial index files
     splits: Dict[str, Dict[str, List[List[object]]]] = {}
-    proto = spec.protocol
-    first = int(proto.get("first_trial", 1))
-    for trial in range(first, first + int(proto.get("trials", 10))):
+    for trial in spec.evaluation.trials if spec.evaluation is not None else ():
         table: Dict[str, List[List[object]]] = {}
         ids_of: Dict[str, Dict[str, set]] = {}
         for split in layout["idx_splits"]:

@@ -1,4 +1,4 @@
-"""Writing heatmap cache shards (format: :mod:`vireid.data.shards`), and reading a whole
+"""Writing heatmap cache shards (format: :mod:`vireid.data.cache_format`), and reading a whole
 shard's rows back as they are stored (to repair a shard or add checksums to it).
 
 A shard is written in one go, atomically (:func:`vireid.io.atomic_path`), with the
@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 from vireid.data import rowsums
-from vireid.data.shards import CACHE_FORMAT
+from vireid.data.cache_format import CACHE_FORMAT
 from vireid.io import PathLike, atomic_path, atomic_write_json
 from vireid.pose.joints import NUM_JOINTS
 
@@ -25,7 +25,7 @@ from vireid.pose.joints import NUM_JOINTS
 class Row:
     """One image's row as stored."""
 
-    image: np.ndarray            # encoded (see vireid.data.shards.encode_image)
+    image: np.ndarray            # encoded (see vireid.data.cache_format.encode_image)
     heatmaps: np.ndarray         # (16, Hm, Wm) uint8
     confidence: np.ndarray       # (16,) float32
     keypoints: np.ndarray        # (16, 2) float32

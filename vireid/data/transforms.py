@@ -150,39 +150,6 @@ def shift_image(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
     return out
 
 
-def _shift_int(maps: np.ndarray, n: int, axis: int) -> np.ndarray:
-    """``out[i] = maps[i - n]`` along ``axis`` (zeros where ``i - n`` is outside)."""
-    if n == 0:
-        return maps
-    out = np.zeros_like(maps)
-    size = maps.shape[axis]
-    if abs(n) >= size:
-        return out
-    src = [slice(None)] * maps.ndim
-    dst = [slice(None)] * maps.ndim
-    src[axis], dst[axis] = (slice(0, size - n), slice(n, size)) if n > 0 else (slice(-n, size), slice(0, size + n))
-    out[tuple(dst)] = maps[tuple(src)]
-    return out
-
-
-def shift_maps(maps: np.ndarray, dy: float, dx: float) -> np.ndarray:
-    """Move (J, H, W) maps by (dy, dx) cells, fractional parts by linear interpolation."""
-    for shift, axis in ((dy, 1), (dx, 2)):
-        n = math.floor(shift)
-        f = shift - n
-        moved = _shift_int(maps, n, axis)
-        if f > 1e-9:
-            moved = moved * np.float32(1.0 - f) + _shift_int(maps, n + 1, axis) * np.float32(f)
-        maps = moved
-    return maps
-
-
-def flip_pair(image: np.ndarray, heatmaps: np.ndarray, weights: np.ndarray
-              ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mirror image and maps; swap left/right joint channels and confidences."""
-    return image[:, ::-1], heatmaps[_FLIP, :, ::-1], weights[_FLIP]
-
-
 def to_planar_rgb(image_bgr: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 BGR -> (3, H, W) uint8 RGB (planar copies, no arithmetic: ~20x faster
     than converting the interleaved image)."""
@@ -302,8 +269,9 @@ def _shift_flat(maps: np.ndarray, taps: Sequence[Tuple[int, float]], axis: int, 
 
 
 def flip_shift_maps(maps: np.ndarray, dy: float, dx: float, flip: bool) -> np.ndarray:
-    """``shift_maps`` by (dy, dx) cells then (if ``flip``) mirror with the left/right channels
-    swapped, on float32 or quantised uint8 maps (scaled by 1/255), as float32 (J, H, W).
+    """Shift by (dy, dx) cells (fractional parts blended linearly) then (if ``flip``) mirror
+    with the left/right channels swapped, on float32 or quantised uint8 maps (scaled by
+    1/255), as float32 (J, H, W).
 
     Mirroring first and shifting by (dy, -dx) gives the same maps (the blend weights of a
     fractional shift mirror with it). Mirror and channel swap act on the compact input;
@@ -417,7 +385,8 @@ class TrainTransform:
             dy, dx = cfg.pad - oy, cfg.pad - ox                   # content shift in pixels
         flip = bool(rng.random() < cfg.flip_p)
         # shift then flip, done as flip then shift (see flip_shift_image / flip_shift_maps):
-        # the same result as shift_image/shift_maps followed by flip_pair, with fewer copies
+        # the same result as shifting, then mirroring, each separately, with fewer copies
+        # (tests/data/reference_transforms.py holds that step-by-step version)
         image = flip_shift_image(image, dy, dx, flip)
         heatmaps = flip_shift_maps(heatmaps, dy / cfg.stride, dx / cfg.stride, flip)
         if flip:

@@ -42,8 +42,6 @@ from torch import Tensor, nn
 
 logger = logging.getLogger(__name__)
 
-ENV_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
-
 
 class DistributedError(RuntimeError):
     """The torchrun environment or the process-group settings are unusable; the message

@@ -4,7 +4,7 @@ multi shot, 10 trials) and RegDB (one trial, visible-to-thermal or thermal-to-vi
 Features are compared by inner product of the L2-normalised stripe embeddings (the
 paper's release): ``distance = -q . g``, so that smaller is closer as the metrics
 expect. Query and gallery lists come from :mod:`vireid.data.protocol` with the cameras
-declared in ``data_manifests/<dataset>.yaml``.
+declared in ``vireid/data/manifests/<dataset>.yaml``.
 
 :func:`evaluate_model` runs a protocol end to end on a network rebuilt from a checkpoint
 (``vireid-eval``, the ablation runner); :func:`untrained_model` gives the same network
@@ -78,16 +78,15 @@ def sysu_sets(manifest: Manifest, mode: str = "all", shot: str = "single",
     return ProtocolSets(f"sysu/{mode}/{shot}", query, galleries, trials)
 
 
-def regdb_sets(manifest: Manifest, trial: int, direction: str = "v2t") -> ProtocolSets:
-    """RegDB query and gallery of one trial (each trial has its own trained model)."""
+def regdb_sets(manifest: Manifest, trial: int, direction: str = "v2t",
+               spec: DatasetSpec | None = None) -> ProtocolSets:
+    """RegDB query and gallery of one trial (each trial has its own trained model), from the
+    index lists the scanner parsed into the manifest."""
     table = manifest.splits.get(f"trial:{trial}")
     if table is None:
         raise ValueError(f"the manifest has no RegDB trial {trial} (trials: "
                          f"{sorted(k for k in manifest.splits if k.startswith('trial:'))})")
-    lines = {k: [f"{p} {label}" for p, label in v] for k, v in table.items()}
-    query, gallery = regdb_test_lists(lines["test:visible"], lines["test:thermal"], direction,
-                                      visible_source=f"idx/test_visible_{trial}.txt",
-                                      thermal_source=f"idx/test_thermal_{trial}.txt")
+    query, gallery = regdb_test_lists(table, direction, spec)
     return ProtocolSets(f"regdb/trial{trial}/{direction}", query, [gallery], [trial])
 
 

@@ -5,21 +5,21 @@ the metrics; :mod:`vireid.evaluation.report` the writers (imported on demand, as
 they load matplotlib).
 """
 from vireid.evaluation.metrics import (
-    SYSU_EXCLUDED_CAMERA_PAIRS,
     RankMetrics,
     TrialSummary,
     aggregate_trials,
     rank_metrics,
     regdb_metrics,
+    sysu_excluded_camera_pairs,
     sysu_metrics,
 )
 
 __all__ = [
-    "SYSU_EXCLUDED_CAMERA_PAIRS",
     "RankMetrics",
     "TrialSummary",
     "aggregate_trials",
     "rank_metrics",
     "regdb_metrics",
+    "sysu_excluded_camera_pairs",
     "sysu_metrics",
 ]

@@ -26,10 +26,10 @@ from typing import Iterable, Optional, Tuple
 import numpy as np
 
 from vireid.evaluation.metrics import (
-    SYSU_EXCLUDED_CAMERA_PAIRS,
     RankMetrics,
     _effective_max_rank,
     _validate,
+    sysu_excluded_camera_pairs,
 )
 
 __all__ = ["sysu_metrics_loop", "regdb_metrics_loop", "rank_metrics_loop"]
@@ -126,9 +126,11 @@ def sysu_metrics_loop(
     q_camids: np.ndarray,
     g_camids: np.ndarray,
     max_rank: int = 20,
-    excluded_camera_pairs: Iterable[Tuple[int, int]] = SYSU_EXCLUDED_CAMERA_PAIRS,
+    excluded_camera_pairs: Optional[Iterable[Tuple[int, int]]] = None,
 ) -> RankMetrics:
     """Loop version of :func:`vireid.evaluation.metrics.sysu_metrics`."""
+    if excluded_camera_pairs is None:
+        excluded_camera_pairs = sysu_excluded_camera_pairs()
     return rank_metrics_loop(
         distmat, q_pids, g_pids, q_camids, g_camids, max_rank, excluded_camera_pairs, True
     )
