@@ -18,7 +18,7 @@ def _data(seed=0, b=2, h=8, w=4):
 
 
 @pytest.mark.parametrize("channels", [1, NUM_JOINTS])
-@pytest.mark.parametrize("norm", ["mean", "sum"])
+@pytest.mark.parametrize("norm", ["mean", "sum", "relative"])
 def test_zero_weight_joint_is_ignored(channels, norm):
     target, weights, g = _data()
     pred = torch.rand(2, channels, 8, 4, generator=g)
@@ -123,3 +123,28 @@ def test_per_joint_weights_are_a_mask():
     pred = torch.rand(2, NUM_JOINTS, 8, 4, generator=g)
     conf = torch.rand(2, NUM_JOINTS, generator=g) * 0.9 + 0.05
     assert pose_loss(pred, target, conf).item() == pytest.approx(pose_loss(pred, target).item(), rel=1e-6)
+
+
+def test_relative_normalization_by_hand():
+    """'relative': each image's squared error over its target energy, averaged over images."""
+    target = torch.zeros(2, 1, 2, 2)
+    target[0, 0, 0, 0] = 1.0                         # energy 1
+    target[1, 0] = torch.tensor([[1.0, 1.0], [0.0, 0.0]])   # energy 2
+    pred = torch.zeros(2, 1, 2, 2)
+    pred[0, 0, 1, 1] = 1.0                           # image 0 error: 1 (missed) + 1 (false) = 2 -> 2/1
+    pred[1, 0, 0, 0] = 0.5                           # image 1 error: 0.25 + 1 = 1.25 -> 1.25/2
+    assert pose_loss(pred, target, normalization="relative").item() == pytest.approx((2.0 + 0.625) / 2)
+    # an all-zero prediction scores 1, a perfect one 0, at any resolution or width of the maps
+    for size in ((8, 4), (32, 16)):
+        t = torch.rand(3, NUM_JOINTS, *size)
+        assert pose_loss(torch.zeros_like(t), t, normalization="relative").item() == pytest.approx(1.0, rel=1e-6)
+        assert pose_loss(t, t, normalization="relative").item() == 0.0
+    # an image with no kept joint is left out; a batch with none gives 0 with a gradient
+    w = torch.zeros(2, NUM_JOINTS)
+    w[0] = 1.0
+    t, p = torch.rand(2, NUM_JOINTS, 4, 4), torch.rand(2, NUM_JOINTS, 4, 4, requires_grad=True)
+    only0 = pose_loss(p[:1], t[:1], normalization="relative")
+    assert pose_loss(p, t, w, "relative").item() == pytest.approx(only0.item(), rel=1e-6)
+    none = pose_loss(p, t, torch.zeros(2, NUM_JOINTS), "relative")
+    none.backward()
+    assert none.item() == 0.0 and p.grad is not None and float(p.grad.abs().sum()) == 0.0

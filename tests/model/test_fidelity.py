@@ -116,3 +116,21 @@ def test_xavier_init_counts_and_resets_batchnorm():
     assert torch.equal(seq[1].weight, torch.ones(4)) and not seq[1].bias.any()
 
 
+
+
+@pytest.mark.parametrize("scheme", ["xavier", "default"])
+def test_small_heatmap_head_init_starts_the_output_conv_near_zero(scheme):
+    torch.manual_seed(0)
+    small = PoseVIReIDNet(small_config("full", init=scheme, heatmap_channels=16, heatmap_head_init="small"))
+    out = small.pose_branch.refinement.heatmaps[-1][0]
+    assert 0.0007 < out.weight.std().item() < 0.0013 and not out.bias.detach().any()
+    hidden = small.pose_branch.refinement.heatmaps[0][0]           # the layer before keeps the scheme
+    assert hidden.weight.std().item() > 0.01
+    torch.manual_seed(0)
+    plain = PoseVIReIDNet(small_config("full", init=scheme, heatmap_channels=16))
+    assert plain.pose_branch.refinement.heatmaps[-1][0].weight.std().item() > 0.01
+    images, modality, _ = mixed_batch()
+    small.eval()
+    assert small.predict_heatmaps(images, modality).abs().max().item() < 0.1   # near-zero maps at the start
+    with pytest.raises(ValueError, match="heatmap_head_init must be one of"):
+        small_config("full", heatmap_head_init="zeros")

@@ -12,6 +12,14 @@ Normalisation (``normalization``):
   pixels, eq. 16 as written would be ``H * W`` (2592 at 72x36) times larger, which with
   lambda = 5 would swamp the identity loss; we read the sum in eq. 16 as notation.
 * ``'sum'``: eq. 16 literally — summed over channels and pixels, divided by the batch size.
+* ``'relative'``: eq. 16's per-image sum divided by that image's target energy
+  ``sum_{x,y} H_i(x, y)^2`` (over the kept joints' maps), then averaged over the images
+  that have a target: a relative squared error, 1 for an all-zero prediction and 0 for a
+  perfect one, whatever the heatmap resolution, the number of maps or the Gaussian's
+  width. ``'mean'`` divides by every pixel, nearly all of them background, so the term is
+  tiny and predicting zeros is nearly optimal; ``'sum'`` grows with the resolution.
+  Measured on the demo (``benchmarks/pose_share.py``, README "Which reading of eq. 16"):
+  see the README for the gradient shares that chose it for the demo preset.
 
 Joint confidences: targets are given per joint, ``[B, J, H, W]`` with ``J = NUM_JOINTS``
 (16), each joint's map a Gaussian of peak 1 as cached, with ``joint_weights`` ``[B, J]``: the
@@ -39,7 +47,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-_NORMALIZATIONS = ("mean", "sum")
+_NORMALIZATIONS = ("mean", "sum", "relative")
 
 
 def joint_mask(joint_weights: Tensor, min_confidence: float = 0.0) -> Tensor:
@@ -79,7 +87,8 @@ def pose_loss(
         joint_weights: ``[B, J]`` per-joint confidences for per-joint targets (a joint is
             kept when above ``min_confidence``); for merged targets ``[B]`` or ``[B, 1]``
             per-sample weights. ``None`` = all kept.
-        normalization: ``'mean'`` (divide by B*C*H*W) or ``'sum'`` (divide by B).
+        normalization: ``'mean'`` (divide by B*C*H*W), ``'sum'`` (divide by B) or
+            ``'relative'`` (each image's error over its target energy, averaged).
         min_confidence: confidence threshold of a kept joint (see the module docstring).
     """
     if normalization not in _NORMALIZATIONS:
@@ -114,5 +123,12 @@ def pose_loss(
     else:
         raise ValueError(f"cannot compare {c} predicted maps with {j} target maps")
     sq = (pred - target) ** 2 * weights[:, :, None, None]  # [B, C, H, W]
+    if normalization == "relative":
+        energy = (target ** 2 * weights[:, :, None, None]).sum(dim=(1, 2, 3))  # [B]
+        has = energy > 0
+        if not bool(has.any()):
+            return sq.sum() * 0.0                                 # no target in the batch: no signal
+        per_image = sq.sum(dim=(1, 2, 3))[has] / energy[has]      # [B'] relative squared error
+        return per_image.mean()
     denom = b * c * h * w if normalization == "mean" else b
     return sq.sum() / denom

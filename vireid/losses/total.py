@@ -35,8 +35,9 @@ class LossConfig:
         margin: hetero-center triplet margin rho (paper 0.3).
         hctri_reduction: ``'mean'`` over the 2D centers (reference implementation, default)
             or ``'sum'`` (eq. 19 literally) — see :mod:`vireid.losses.hetero_center`.
-        pose_normalization: ``'mean'`` (default, MSE, the release's reading) or ``'sum'``
-            (eq. 16 literally: ``H * W`` times larger; see :mod:`vireid.losses.pose`).
+        pose_normalization: ``'mean'`` (default, MSE, the release's reading), ``'sum'``
+            (eq. 16 literally: ``H * W`` times larger) or ``'relative'`` (each image's
+            squared error over its target energy); see :mod:`vireid.losses.pose`.
         pose_min_confidence: a cached joint supervises the pose branch, at full strength,
             when the estimator's confidence is above this (default 0: every joint it
             reported); the confidence is never an amplitude.
@@ -66,9 +67,10 @@ class LossConfig:
             raise ValueError(f"LossConfig.kd_temperature must be > 0, got {self.kd_temperature}")
         if self.hctri_reduction not in ("mean", "sum"):
             raise ValueError(f"LossConfig.hctri_reduction must be 'mean' or 'sum', got {self.hctri_reduction!r}")
-        if self.pose_normalization not in ("mean", "sum"):
+        if self.pose_normalization not in ("mean", "sum", "relative"):
             raise ValueError(
-                f"LossConfig.pose_normalization must be 'mean' or 'sum', got {self.pose_normalization!r}"
+                "LossConfig.pose_normalization must be 'mean', 'sum' or 'relative', "
+                f"got {self.pose_normalization!r}"
             )
 
     @classmethod

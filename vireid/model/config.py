@@ -7,7 +7,7 @@ from typing import Dict, Optional, Tuple
 
 from vireid.pose.joints import NUM_JOINTS
 
-from .init import INIT_SCHEMES
+from .init import HEATMAP_HEAD_INITS, INIT_SCHEMES
 
 #: Backbone names accepted by :class:`ModelConfig` (torchvision ResNets).
 BACKBONES: Tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
@@ -72,6 +72,12 @@ class ModelConfig:
         init: initialisation of every layer outside the backbone-derived modules:
             ``'xavier'`` (Section IV-A, default) or ``'default'`` (vireid's earlier Kaiming /
             N(0, 0.001) / PyTorch defaults); see :mod:`vireid.model.init`.
+        heatmap_head_init: the Refinement Module's last conv (the one that outputs Ĥ):
+            ``'scheme'`` (as ``init``, default) or ``'small'`` (N(0, 0.001) weights, zero
+            bias: mmpose's heatmap heads), so that a branch trained from scratch starts by
+            predicting near-zero maps. Measured (README "Which reading of eq. 16"): with 16
+            joint maps trained from scratch, the head's hidden ReLU layer died within 15
+            steps under either scheme, and the pose gradient became exactly 0.
     """
 
     backbone: str = "resnet50"
@@ -92,6 +98,7 @@ class ModelConfig:
     block6_mid_channels: Optional[int] = None
     teacher_dim: int = 1024
     init: str = "xavier"
+    heatmap_head_init: str = "scheme"
 
     def __post_init__(self) -> None:
         self.input_size = tuple(int(s) for s in self.input_size)  # type: ignore[assignment]
@@ -105,6 +112,8 @@ class ModelConfig:
             raise ValueError(f"last_stride must be 1 or 2, got {self.last_stride}")
         if self.init not in INIT_SCHEMES:
             raise ValueError(f"init must be one of {INIT_SCHEMES}, got {self.init!r}")
+        if self.heatmap_head_init not in HEATMAP_HEAD_INITS:
+            raise ValueError(f"heatmap_head_init must be one of {HEATMAP_HEAD_INITS}, got {self.heatmap_head_init!r}")
         if self.heatmap_channels not in (1, NUM_JOINTS):
             raise ValueError(
                 f"heatmap_channels must be 1 (merged) or {NUM_JOINTS} (one per LIP joint), "

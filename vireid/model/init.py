@@ -27,6 +27,8 @@ from torch import nn
 
 #: Accepted values of ``ModelConfig.init``.
 INIT_SCHEMES = ("xavier", "default")
+#: Accepted values of ``ModelConfig.heatmap_head_init``.
+HEATMAP_HEAD_INITS = ("scheme", "small")
 
 _WEIGHTED = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
@@ -77,3 +79,11 @@ def init_weights(scheme: str, new_modules: Iterable[nn.Module]) -> None:
         xavier_init(modules)
     else:
         default_head_init(modules)
+
+
+def small_init(layer: nn.Module, std: float = 0.001) -> None:
+    """N(0, ``std``) weights and a zero bias (mmpose's heatmap heads): an output layer that
+    starts near zero, so its first gradients do not push the layer before it to zero."""
+    nn.init.normal_(layer.weight, std=std)
+    if getattr(layer, "bias", None) is not None:
+        nn.init.zeros_(layer.bias)
