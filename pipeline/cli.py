@@ -268,6 +268,11 @@ def heatmaps_cmd(dataset: str, root: Path, out: Path, manifest_path: Optional[Pa
                + (f", {result.images_skipped} skipped (listed in {out / 'skipped.json'})" if result.images_skipped else ""))
     if not result.complete:
         click.echo(f"{out}: shards of other parts are still missing; index.json is written when all exist", err=True)
+        return
+    from vireid.data.coverage import describe_coverage, joint_coverage
+    from vireid.data.shards import HeatmapCache
+
+    click.echo(f"{out}: {describe_coverage(joint_coverage(HeatmapCache(out).metadata()))}")
 
 
 from pipeline.cli_cache import register as _register_cache_commands  # noqa: E402

@@ -239,6 +239,11 @@ def test_cli_heatmaps_verify_show(dataset, tmp_path):
                                    "--shard-size", "16", "--no-progress", "--allow-partial"])
     assert res.exit_code == 0, res.output
     assert "52 images in 4 new shard(s)" in res.output
+    # the share of confident joints per modality (exact keypoints: every joint inside the crop)
+    from vireid.data.coverage import describe_coverage, joint_coverage
+    from vireid.data.shards import HeatmapCache
+    line = describe_coverage(joint_coverage(HeatmapCache(out).metadata()))
+    assert f"{out}: {line}" in res.output and line.startswith("joints with confidence > 0: RGB ")
     assert CliRunner().invoke(cli, ["verify", str(out)]).output.strip().endswith("OK")
     res = CliRunner().invoke(cli, ["show", str(out), "--ids", "2,7", "--per-id", "3", "--out", str(tmp_path / "png")])
     assert res.exit_code == 0, res.output
