@@ -30,9 +30,9 @@ def _cache(root: Path, layout: str, out: Path, **kw):
     return manifest
 
 
-def _checkpoint(path: Path, manifest, dataset: str, trial=None, input_size=HW):
+def _checkpoint(path: Path, manifest, dataset: str, trial=None, input_size=HW, **model_kw):
     torch.manual_seed(0)
-    cfg = ModelConfig(backbone="resnet18", input_size=input_size, num_classes=4)
+    cfg = ModelConfig(backbone="resnet18", input_size=input_size, num_classes=4, **model_kw)
     model = PoseVIReIDNet(cfg)
     import dataclasses
     save_checkpoint(path, {"model": model.state_dict(), "model_config": dataclasses.asdict(cfg), "config": {},
@@ -47,6 +47,22 @@ def sysu(tmp_path_factory):
     return tmp
 
 
+def test_joint_map_models_report_pose_branch_pckh_and_draw_the_pose_picture(sysu):
+    manifest = scan("sysu", sysu / "SYSU")
+    _checkpoint(sysu / "run16" / "last.pt", manifest, "sysu", heatmap_channels=16)
+    out = sysu / "ev16"
+    res = CliRunner().invoke(cli, ["--checkpoint", str(sysu / "run16" / "last.pt"), "--cache", str(sysu / "cache"),
+                                   "--trials", "1", "--mode", "all", "--out", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    pose = json.loads((out / "results.json").read_text())["pose_branch"]["pckh@0.5"]
+    assert set(pose) == {"RGB", "IR"} and all(0 <= v["average"] <= 100 for v in pose.values())
+    assert f"PCKh@0.5 against the cached targets on the test images: RGB {pose['RGB']['average']:.1f}%" in res.output
+    png = cv2.imread(str(out / "pose.png"))
+    # 2 test ids with both modalities at most 4: one row each = (label 18 + 2 x 96*2 + gap 6) px;
+    # 4 columns of 48*2 px
+    assert png is not None and png.shape[1] == 4 * 2 * HW[1] and png.shape[0] % (18 + 4 * HW[0] + 6) == 0
+
+
 def test_sysu_outputs(sysu):
     out = sysu / "ev"
     res = CliRunner().invoke(cli, ["--checkpoint", str(sysu / "run" / "last.pt"), "--cache", str(sysu / "cache"),
@@ -58,6 +74,7 @@ def test_sysu_outputs(sysu):
     assert allr["trials"] == [0, 1] and set(allr["features"]) == {"f_ID", "f_ALL"}
     assert len(allr["features"]["f_ID"]["per_trial"]) == 2
     assert 0 <= allr["features"]["f_ALL"]["mean"]["mAP"] <= 1
+    assert "pose_branch" not in doc and not (out / "pose.png").exists()    # one merged map: no joints
     assert doc["manifest_hash"] and len(doc["checkpoint"]["sha256"]) == 64
     md = (out / "results.md").read_text()
     assert md.startswith("| Method | All-search R1") and "| f_ID |" in md and "| f_ALL |" in md

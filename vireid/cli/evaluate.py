@@ -115,6 +115,7 @@ def cli(checkpoint: Path, cache_dir: Path, dataset: Optional[str], mode: str, sh
         ensure_writable(out)                     # before the evaluation, whose results would be lost
         report = evaluate_model(model, ck, cache_dir, options, checkpoint=checkpoint,
                                 weights="untrained" if untrained else "trained")
+        pose_png = _pose_branch_outputs(model, report, out, device, batch_size)
         ratios = None
         if baseline is not None:
             try:
@@ -127,9 +128,27 @@ def cli(checkpoint: Path, cache_dir: Path, dataset: Optional[str], mode: str, sh
     except (CheckpointError, CacheError, ManifestError, EvalError, WriteError) as exc:
         raise click.ClickException(str(exc)) from None
     try:
-        _write_outputs(report, out, ck, untrained, compare_path, ratios, baseline, shot)
+        _write_outputs(report, out, ck, untrained, compare_path, ratios, baseline, shot, pose_png)
     except WriteError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _pose_branch_outputs(model: Any, report: Any, out: Path, device: str, batch_size: int) -> Optional[np.ndarray]:
+    """With a pose branch that predicts joint maps: its PCKh@0.5 against the cached targets on
+    the test images, per modality, into ``report.payload['pose_branch']``, and the picture of
+    target vs predicted skeletons (returned, written with the other pictures)."""
+    import torch
+
+    from vireid.evaluation.pose_accuracy import branch_pckh, scores_joints
+    from vireid.evaluation.pose_figure import pairs_per_identity, pose_figure
+
+    if not scores_joints(model):
+        return None
+    dev = torch.device(device)
+    scores = branch_pckh(model, report.cache, report.indices, dev, batch_size)
+    report.payload["pose_branch"] = {"pckh@0.5": {m.upper(): s.to_json() for m, s in scores.items()}}
+    pairs = pairs_per_identity(report.cache, report.indices)
+    return pose_figure(model, report.cache, pairs, dev) if pairs else None
 
 
 def _cache_dataset(cache_dir: Path) -> str:
@@ -140,7 +159,8 @@ def _cache_dataset(cache_dir: Path) -> str:
 
 
 def _write_outputs(report: Any, out: Path, ck: Dict[str, Any], untrained: bool, compare_path: Optional[Path],
-                   ratios: Optional[Dict[str, Any]], baseline: Optional[Dict[str, Any]], shot: str) -> None:
+                   ratios: Optional[Dict[str, Any]], baseline: Optional[Dict[str, Any]], shot: str,
+                   pose_png: Optional[np.ndarray] = None) -> None:
     """results.json first (the numbers), then results.md and the pictures; prints the table."""
     from vireid.engine.evaluate import ratio_table
     from vireid.evaluation.report import plot_cmc, write_results_json
@@ -162,9 +182,24 @@ def _write_outputs(report: Any, out: Path, ck: Dict[str, Any], untrained: bool, 
              title=f"{ds.upper()} CMC ({shot} shot)" if ds == "sysu" else "RegDB CMC")
     first = next(iter(report.protocol_sets.values()))
     _ranking_png(out / "ranking.png", report.cache, report.row_of, report.indices, first, report.features["f_all"])
+    pictures = [out / "cmc.png", out / "ranking.png"]
+    if pose_png is not None:
+        import cv2
+
+        from vireid.io import WriteError, atomic_path
+
+        with atomic_path(out / "pose.png", suffix=".png") as tmp:
+            if not cv2.imwrite(str(tmp), pose_png):
+                raise WriteError(f"{out / 'pose.png'}: cannot write the picture")
+        pictures.append(out / "pose.png")
     for note in report.notes:
         click.echo(f"note: {note}", err=True)
     click.echo(md)
+    pose = report.payload.get("pose_branch")
+    if pose:
+        click.echo("Pose Estimation branch, PCKh@0.5 against the cached targets on the test images: " +
+                   ", ".join(f"{m} {v['average']:.1f}%" if v["average"] is not None else f"{m} -"
+                             for m, v in pose["pckh@0.5"].items()))
     if ratios is not None:
         base = baseline.get("checkpoint", {}).get("weights") or "baseline"
         click.echo(f"mAP against {compare_path} ({base}):\n" + ratio_table(ratios, baseline_name=base))
@@ -172,8 +207,8 @@ def _write_outputs(report: Any, out: Path, ck: Dict[str, Any], untrained: bool, 
         if known:
             low = min(known)
             click.echo(f"lowest mAP ratio: {low[0]:.2f}x ({low[1]}, {low[2]})")
-    click.echo(f"results: {out / 'results.json'}, {out / 'results.md'}; pictures: {out / 'cmc.png'}, "
-               f"{out / 'ranking.png'}")
+    click.echo(f"results: {out / 'results.json'}, {out / 'results.md'}; pictures: "
+               + ", ".join(str(p) for p in pictures))
 
 
 def main(argv: Optional[list] = None) -> None:
