@@ -1,7 +1,7 @@
 """Synthetic RegDB: ``Visible/<id>/*.bmp``, ``Thermal/<id>/*.bmp``, ``idx/{split}_{modality}_{trial}.txt``.
 
 Folder names, modality words and the idx file pattern come from
-``data_manifests/regdb.yaml``. As in the real set, the visible and thermal images of
+``vireid/data/manifests/regdb.yaml``. As in the real set, the visible and thermal images of
 one identity are simultaneous pairs (same pose, the two cameras slightly offset), file
 names read ``<male|female>_<front|back>_<v|t>_<5-digit frame>_<id>.bmp``, and each
 trial splits the identities at random into disjoint halves; an idx line is
@@ -78,9 +78,7 @@ def write_regdb(root: Path, ids: int, seed: int, images_per_camera: Optional[int
             counts[cam.modality] += 1
         frame += 1
 
-    proto = spec.protocol
-    first = int(proto.get("first_trial", 1))
-    for trial in range(first, first + int(proto.get("trials", 10))):
+    for trial in spec.evaluation.trials:
         split = trial_split(seed, trial, pids)
         for split_name in spec.layout["idx_splits"]:
             members = split[split_name]

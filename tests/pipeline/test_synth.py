@@ -182,8 +182,8 @@ def test_regdb_layout_and_names(regdb: Path) -> None:
 
 
 def test_regdb_idx_files(regdb: Path) -> None:
-    proto = REGDB.protocol
-    trials = range(proto["first_trial"], proto["first_trial"] + proto["trials"])
+    trials = REGDB.evaluation.trials
+    assert tuple(trials) == tuple(range(1, 11))
     line_re = re.compile(r"^(\S+)/(\d+)/(\S+\.bmp) (\d+)$")
     splits_seen = set()
     for trial in trials:

@@ -74,7 +74,6 @@ class DatasetSpec:
     cameras: Tuple[Camera, ...]
     layout: Mapping[str, Any]
     expected: Mapping[str, Any]
-    protocol: Mapping[str, Any]        # the raw YAML section; code reads ``evaluation``
     source: Path
     raw: Mapping[str, Any] = field(repr=False, default_factory=dict)
     evaluation: Optional[EvalProtocol] = None   # the typed protocol (None: LIP has none)
@@ -178,7 +177,7 @@ def parse_spec(doc: Mapping[str, Any], source: Path) -> DatasetSpec:
     return DatasetSpec(
         name=str(name), full_name=str(doc.get("full_name", name)), image_ext=str(doc.get("image_ext", ".jpg")),
         cameras=tuple(cameras), layout=layout, expected=doc.get("expected") or {},
-        protocol=protocol or {}, source=source, raw=dict(doc),
+        source=source, raw=dict(doc),
         evaluation=None if protocol is None else parse_protocol(protocol, tuple(cameras), source),
     )
 

@@ -63,16 +63,15 @@ def sysu_sets(manifest: Manifest, mode: str = "all", shot: str = "single",
               trials: Sequence[int] | None = None, spec: DatasetSpec | None = None) -> ProtocolSets:
     """SYSU-MM01 query and per-trial galleries over the manifest's test identities."""
     spec = spec or load_spec("sysu")
-    proto = spec.protocol
+    proto = spec.evaluation
     test_ids = manifest.splits.get("id_lists", {}).get("test")
     if not test_ids:
         raise ValueError("the manifest has no SYSU-MM01 test id list (exp/test_id.txt)")
-    first = int(proto.get("first_trial", 0))
-    trials = list(trials) if trials is not None else list(range(first, first + int(proto.get("trials", 10))))
+    trials = list(trials) if trials is not None else list(proto.trials)
     layout = manifest.layout()
-    gallery_cameras = {m: list(c) for m, c in proto["gallery_cameras"].items()}
-    query = sysu_query(layout, test_ids, mode, query_cameras=proto["query_cameras"])
-    num_shots = int(proto.get("shots", {}).get("multi", 10))
+    gallery_cameras = {m: list(c) for m, c in proto.gallery_cameras.items()}
+    query = sysu_query(layout, test_ids, mode, query_cameras=list(proto.query_cameras))
+    num_shots = int(proto.multi_shot or 10)
     galleries = [sysu_gallery(layout, test_ids, mode, trial=t, shot=shot, gallery_cameras=gallery_cameras,
                               num_shots=num_shots) for t in trials]
     return ProtocolSets(f"sysu/{mode}/{shot}", query, galleries, trials)
