@@ -1,17 +1,12 @@
 """vireid.evaluation.pose_accuracy: the pose branch's PCKh per modality on cache entries."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
-from pipeline.estimators.keypoints import SIDE_FILE, KeypointFileEstimator
-from pipeline.heatmaps import HeatmapJob
-from pipeline.synth import synthesize
-from vireid.data.scan import scan
-from vireid.data.shards import CacheConfig, HeatmapCache
+from tests.engine.test_trainer import cache_dir  # noqa: F401 - module-scoped fixture
+from vireid.data.shards import HeatmapCache
 from vireid.evaluation.pose_accuracy import branch_pckh
 from vireid.model import ModelConfig, PoseVIReIDNet
 
@@ -19,13 +14,8 @@ HW = (96, 48)
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> HeatmapCache:
-    tmp = tmp_path_factory.mktemp("pose_acc")
-    synthesize("sysu", tmp / "SYSU", ids=4, seed=2, images_per_camera=1)
-    manifest = scan("sysu", tmp / "SYSU")
-    HeatmapJob(manifest, tmp / "SYSU", tmp / "cache", KeypointFileEstimator(tmp / "SYSU" / SIDE_FILE),
-               CacheConfig(input_size=HW, stride=4, sigma=3.0, shard_size=16)).run()
-    return HeatmapCache(tmp / "cache")
+def cache(cache_dir) -> HeatmapCache:  # noqa: F811 - the trainer tests' tiny SYSU cache (96x48, 8 ids)
+    return HeatmapCache(cache_dir)
 
 
 def _model(channels: int) -> PoseVIReIDNet:
