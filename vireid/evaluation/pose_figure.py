@@ -18,7 +18,7 @@ from vireid.pose.draw import draw_skeleton, overlay_heatmaps
 from vireid.pose.heatmaps import decode_heatmaps
 
 SCALE = 2                      # crops are small (128x64): drawn twice as large
-COLUMNS = ("RGB target", "RGB predicted", "IR target", "IR predicted")
+COLUMNS = ("RGB target", "RGB predicted", "IR target", "IR predicted")  # cell titles: "id P: <column>"
 
 
 def pairs_per_identity(cache: HeatmapCache, indices: Sequence[int], limit: int = 4) -> List[Tuple[int, int, int]]:
@@ -62,7 +62,10 @@ def _cell(image: np.ndarray, maps: np.ndarray, stride: float, confidence: np.nda
 
 def _label(cell: np.ndarray, text: str) -> np.ndarray:
     bar = np.full((18, cell.shape[1], 3), 255, np.uint8)
-    cv2.putText(bar, text, (3, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    scale = 0.4
+    while scale > 0.25 and cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] > cell.shape[1] - 6:
+        scale -= 0.05                                    # long titles shrink to fit the cell
+    cv2.putText(bar, text, (3, 13), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
     return np.concatenate([bar, cell], axis=0)
 
 
