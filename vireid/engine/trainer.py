@@ -15,7 +15,7 @@ prediction (when the pose loss is on), missing shards, identities without images
 one modality, fewer identities than a batch needs, a resume checkpoint of another run.
 
 Selection: without a hold-out the last epoch is kept (the paper's protocol). With one,
-validation (query IR vs gallery RGB images of the held-out identities, all of them,
+validation (:mod:`vireid.engine.validation`) (query IR vs gallery RGB images of the held-out identities, all of them,
 ranked by the f_all / f_id features with the RegDB-style metrics of
 :mod:`vireid.evaluation`) runs every ``val_every`` epochs and picks ``best.pt`` by mAP.
 The test split is never trained on or selected with.
@@ -30,7 +30,7 @@ the loss's name and the step; ``last.pt`` keeps the last good epoch.
 
 Damaged checkpoints: checkpoints are sealed (:mod:`vireid.sealing`) and the epoch before
 ``last.pt`` is kept as ``last.prev.pt``; a resume from a truncated or bit-flipped
-``last.pt`` falls back to it and says so (:func:`load_for_resume`).
+``last.pt`` falls back to it and says so (:func:`vireid.engine.run_state.load_for_resume`).
 
 Multi-process (``torchrun --nproc-per-node N``, see :mod:`vireid.engine.distributed`):
 the model is wrapped in :class:`~torch.nn.parallel.DistributedDataParallel`; the
@@ -56,7 +56,6 @@ import dataclasses
 import inspect
 import logging
 import os
-import random
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -74,39 +73,27 @@ from vireid.data.sampler import CrossModalitySampler, SamplerError
 from vireid.data.shards import CacheError, HeatmapCache
 from vireid.data.transforms import TrainTransform, normalise_batch
 from vireid.engine import distributed as ddp
-from vireid.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from vireid.engine.checkpoint import CheckpointError, save_checkpoint
 from vireid.engine.config import (ConfigError, ResolvedSpeed, TrainConfig, resolve_required, resolve_speed,
                                   save_config)
 from vireid.engine.grad_share import describe, gradient_norms, shared_blocks, weighted_terms
 from vireid.engine.distributed import DistContext, DistributedError
-from vireid.engine.features import extract_features
+from vireid.engine.errors import NonFiniteLossError, TrainError
+from vireid.engine.run_state import (check_resumable, load_for_resume, resume_path, rng_state, seed_everything,
+                                     set_rng_state)
+from vireid.engine.validation import validate, validation_split
 from vireid.engine.optim import build_optimizer, build_scheduler
 from vireid.engine.plots import plot_losses, plot_validation
 from vireid.engine.runlog import RunLog, read_log, trim_log
 from vireid.engine.steptimer import NULL_TIMER, StepTimer
-from vireid.evaluation import regdb_metrics
-from vireid.evaluation.pose_accuracy import branch_pckh
-from vireid.io import PathLike, WriteError, ensure_writable, previous_path
+from vireid.io import PathLike, WriteError, ensure_writable
 from vireid.losses import LossConfig, compute_losses
 from vireid.losses.hetero_center import HeteroCenterTripletLoss
 from vireid.model import ModelConfig, PoseVIReIDNet, load_imagenet_backbone, load_pose_branch_from_lip
 
 logger = logging.getLogger(__name__)
 
-#: Settings that may differ between a checkpoint and the run resuming it.
-RESUMABLE_KEYS = ("epochs", "device", "progress", "log_every", "val_every", "grad_every", "data.workers",
-                  "data.val_batch_size", "model.pretrained", "model.pose_init", "model.pose_init_stage",
-                  "speed.amp", "speed.channels_last", "speed.pin_memory", "speed.compile",
-                  "ddp.backend", "ddp.sync_bn", "ddp.gather_hctri", "ddp.timeout_minutes")
 
-
-class TrainError(RuntimeError):
-    """A user's problem found by the trainer (data, configuration or resume mismatch); the
-    message names the file or key at fault."""
-
-
-class NonFiniteLossError(TrainError):
-    """A loss became NaN or inf; the message names the loss and the step."""
 
 
 #: Everything a command line should report as one line rather than a traceback.
@@ -136,37 +123,6 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise TrainError(f"device {name!r} asked for but CUDA is not available here; use --device cpu")
     return device
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % (2 ** 32))
-    torch.manual_seed(seed)
-
-
-def rng_state() -> Dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: Mapping[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"].cpu() if torch.is_tensor(state["torch"]) else state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _flatten(d: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
-    out: Dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, Mapping):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = list(v) if isinstance(v, tuple) else v
-    return out
 
 
 def check_cache(cache: HeatmapCache, manifest: Manifest, config: TrainConfig, model_config: ModelConfig) -> None:
@@ -203,40 +159,6 @@ def _open_data(cache_dir: Path) -> Tuple[HeatmapCache, Manifest]:
     return cache, manifest
 
 
-def _validation_split(cache: HeatmapCache, val_indices: Sequence[int]) -> Tuple[List[int], List[int]]:
-    """Held-out images of identities seen in both modalities: (query IR, gallery RGB) cache indices."""
-    meta = cache.metadata()
-    idx = np.asarray(list(val_indices), dtype=np.int64)
-    pids, mods = meta["pid"][idx], meta["modality"][idx]
-    both = set(pids[mods == 0].tolist()) & set(pids[mods == 1].tolist())
-    query = [int(i) for i, p, m in zip(idx, pids, mods) if m == 1 and p in both]
-    gallery = [int(i) for i, p, m in zip(idx, pids, mods) if m == 0 and p in both]
-    return query, gallery
-
-
-@torch.no_grad()
-def validate(model: PoseVIReIDNet, cache: HeatmapCache, query: Sequence[int], gallery: Sequence[int],
-             device: torch.device, batch_size: int = 64, min_confidence: float = 0.0) -> Dict[str, float]:
-    """mAP / Rank-1 of IR queries against the RGB gallery (fractions), for f_all and f_id; with a
-    pose branch that predicts joint maps, also its PCKh@0.5 against the cached targets on the
-    RGB and the IR images (``pckh_rgb``, ``pckh_ir``, fractions; :mod:`vireid.evaluation.pose_accuracy`)."""
-    indices = list(query) + list(gallery)
-    feats = extract_features(model, cache, indices, batch_size=batch_size, device=str(device))
-    pids = cache.metadata()["pid"][np.asarray(indices)]
-    nq = len(query)
-    out: Dict[str, float] = {}
-    for name, prefix in (("f_all", ""), ("f_id", "f_id_")):
-        f = feats[name]                                              # (Q + G, D)
-        distmat = -(f[:nq] @ f[nq:].T)                                # (Q, G), smaller = closer
-        m = regdb_metrics(distmat, pids[:nq], pids[nq:])
-        out[f"{prefix}mAP"] = float(m.mAP)
-        out[f"{prefix}R1"] = float(m.rank(1))
-    for name, score in branch_pckh(model, cache, indices, device, batch_size, min_confidence).items():
-        if score.average == score.average:                           # NaN: no joint could be scored
-            out[f"pckh_{name}"] = score.average / 100.0
-    return out
-
-
 def _check_finite(values: Mapping[str, float], epoch: int, it: int, step: int, last: Path,
                   epochs_done: int) -> None:
     """Raise :class:`NonFiniteLossError` for the first NaN / inf of ``values`` (the step's loss
@@ -247,69 +169,6 @@ def _check_finite(values: Mapping[str, float], epoch: int, it: int, step: int, l
                     else "no checkpoint was written yet")
             raise NonFiniteLossError(f"loss {name!r} is {v} at epoch {epoch}, step {it} of the epoch (global step "
                                      f"{step}): training stopped before the update; {kept}")
-
-
-def _resume_path(resume: Union[None, str, PathLike], out: Path) -> Optional[Path]:
-    last = out / "last.pt"
-    if resume is None:
-        if last.is_file() or previous_path(last).is_file():
-            raise TrainError(f"{out} already holds a run (last.pt): continue it with --resume auto, or choose "
-                             "another --out")
-        return None
-    if str(resume) == "auto":
-        # last.prev.pt alone: a crash between keeping the previous checkpoint and renaming the new one
-        return last if last.is_file() or previous_path(last).is_file() else None
-    path = Path(resume)
-    if not path.is_file() and not previous_path(path).is_file():
-        raise CheckpointError(f"{path}: checkpoint not found (--resume)")
-    return path
-
-
-def load_for_resume(path: Path, out: Path) -> Tuple[Dict[str, Any], Path]:
-    """The checkpoint to resume from and its path: ``path``, or when it is missing, truncated or
-    damaged the previous one kept beside it (``last.prev.pt``), saying so. A damaged
-    ``RUN/last.pt`` is set aside as ``RUN/last.damaged.pt`` so that it never becomes the
-    previous checkpoint."""
-    try:
-        return load_checkpoint(path, map_location="cpu"), path
-    except CheckpointError as exc:
-        prev = previous_path(path)
-        if not prev.is_file():
-            raise
-        try:
-            ck = load_checkpoint(prev, map_location="cpu")
-        except CheckpointError as exc2:
-            raise CheckpointError(f"{exc}; the previous checkpoint is no better: {exc2}") from None
-        if path.is_file() and path == out / "last.pt":
-            os.replace(path, out / "last.damaged.pt")
-        logger.warning("%s; resuming from the previous checkpoint %s (epoch %s) instead%s", exc, prev,
-                       ck.get("epoch"), f" (the damaged one is kept as {out / 'last.damaged.pt'})"
-                       if (out / "last.damaged.pt").is_file() and path == out / "last.pt" else "")
-        return ck, prev
-
-
-def _check_resumable(ck: Mapping[str, Any], path: Path, config: TrainConfig, manifest: Manifest,
-                     label_map: Mapping[int, int], model_config: ModelConfig) -> None:
-    if ck.get("manifest_hash") != manifest.hash:
-        raise TrainError(f"{path} was trained on manifest {str(ck.get('manifest_hash'))[:12]}, the cache holds "
-                         f"{manifest.hash[:12]}: not the same data; start a new run")
-    if {int(k): int(v) for k, v in dict(ck.get("label_map", {})).items()} != dict(label_map):
-        raise TrainError(f"{path}: its training identities differ from this configuration's (data.splits, "
-                         "data.holdout or the RegDB trial changed)")
-    for key in ("optimizer", "scheduler", "rng", "sampler", "epoch", "config"):
-        if key not in ck:
-            raise TrainError(f"{path} has no {key!r}: not a resumable vireid-train checkpoint (best.pt?)")
-    saved = _flatten(ck["config"])
-    now = _flatten(config.to_dict())
-    diffs = [f"{k}: {saved.get(k)!r} in the checkpoint, {now.get(k)!r} now" for k in sorted(set(saved) | set(now))
-             if k not in RESUMABLE_KEYS and saved.get(k) != now.get(k)]
-    if diffs:
-        raise TrainError(f"{path} was trained with other settings ({'; '.join(diffs[:6])}); a resume may change "
-                         f"only {', '.join(RESUMABLE_KEYS)}")
-    saved_model = {k: list(v) if isinstance(v, tuple) else v for k, v in ck["model_config"].items()}
-    now_model = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(model_config).items()}
-    if saved_model != now_model:
-        raise TrainError(f"{path}: its model config differs from this run's")
 
 
 # ----------------------------------------------------------------------------- training
@@ -455,13 +314,13 @@ def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir:
     val_query: List[int] = []
     val_gallery: List[int] = []
     if cfg.data.holdout is not None:
-        val_query, val_gallery = _validation_split(cache, val_idx)
+        val_query, val_gallery = validation_split(cache, val_idx)
         if not val_query or not val_gallery:
             raise TrainError(f"{cache_dir}: the held-out identities (data.holdout={cfg.data.holdout}) have no "
                              "identity with both RGB and IR images: nothing to validate on")
 
     # ---- model, optimiser
-    resume_from = _resume_path(resume, out)
+    resume_from = resume_path(resume, out)
     torch.manual_seed(cfg.seed)
     model = PoseVIReIDNet(model_cfg)
     if resume_from is None:
@@ -482,7 +341,7 @@ def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir:
     best_map = -1.0
     if resume_from is not None:
         ck, resume_from = load_for_resume(resume_from, out)
-        _check_resumable(ck, resume_from, cfg, manifest, label_map, model_cfg)
+        check_resumable(ck, resume_from, cfg, manifest, label_map, model_cfg)
         model.load_state_dict(ck["model"])
         optimizer.load_state_dict(ck["optimizer"])
         scheduler.load_state_dict(ck["scheduler"])

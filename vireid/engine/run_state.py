@@ -1,0 +1,130 @@
+"""What makes a run resumable: the seeds and RNG states, which checkpoint a resume reads
+(falling back to ``last.prev.pt`` when ``last.pt`` is damaged), and the check that a
+checkpoint belongs to this run (same data, identities, model and settings, but for
+:data:`RESUMABLE_KEYS`)."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import random
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
+
+import numpy as np
+import torch
+
+from vireid.data.manifest import Manifest
+from vireid.engine.checkpoint import CheckpointError, load_checkpoint
+from vireid.engine.config import TrainConfig
+from vireid.engine.errors import TrainError
+from vireid.io import PathLike, previous_path
+from vireid.model import ModelConfig
+
+logger = logging.getLogger(__name__)
+
+#: Settings that may differ between a checkpoint and the run resuming it.
+RESUMABLE_KEYS = ("epochs", "device", "progress", "log_every", "val_every", "grad_every", "data.workers",
+                  "data.val_batch_size", "model.pretrained", "model.pose_init", "model.pose_init_stage",
+                  "speed.amp", "speed.channels_last", "speed.pin_memory", "speed.compile",
+                  "ddp.backend", "ddp.sync_bn", "ddp.gather_hctri", "ddp.timeout_minutes")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators."""
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    torch.manual_seed(seed)
+
+
+def rng_state() -> Dict[str, Any]:
+    """This process's RNG states (Python, NumPy, torch, CUDA when used), for ``last.pt``."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    """Restore what :func:`rng_state` saved."""
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"].cpu() if torch.is_tensor(state["torch"]) else state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def flatten_config(d: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping):
+            out.update(flatten_config(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def resume_path(resume: Union[None, str, PathLike], out: Path) -> Optional[Path]:
+    """The checkpoint ``--resume`` names (``auto``: ``RUN/last.pt`` if there is one), or None
+    for a new run; a new run into a folder that holds one is refused."""
+    last = out / "last.pt"
+    if resume is None:
+        if last.is_file() or previous_path(last).is_file():
+            raise TrainError(f"{out} already holds a run (last.pt): continue it with --resume auto, or choose "
+                             "another --out")
+        return None
+    if str(resume) == "auto":
+        # last.prev.pt alone: a crash between keeping the previous checkpoint and renaming the new one
+        return last if last.is_file() or previous_path(last).is_file() else None
+    path = Path(resume)
+    if not path.is_file() and not previous_path(path).is_file():
+        raise CheckpointError(f"{path}: checkpoint not found (--resume)")
+    return path
+
+
+def load_for_resume(path: Path, out: Path) -> Tuple[Dict[str, Any], Path]:
+    """The checkpoint to resume from and its path: ``path``, or when it is missing, truncated or
+    damaged the previous one kept beside it (``last.prev.pt``), saying so. A damaged
+    ``RUN/last.pt`` is set aside as ``RUN/last.damaged.pt`` so that it never becomes the
+    previous checkpoint."""
+    try:
+        return load_checkpoint(path, map_location="cpu"), path
+    except CheckpointError as exc:
+        prev = previous_path(path)
+        if not prev.is_file():
+            raise
+        try:
+            ck = load_checkpoint(prev, map_location="cpu")
+        except CheckpointError as exc2:
+            raise CheckpointError(f"{exc}; the previous checkpoint is no better: {exc2}") from None
+        if path.is_file() and path == out / "last.pt":
+            os.replace(path, out / "last.damaged.pt")
+        logger.warning("%s; resuming from the previous checkpoint %s (epoch %s) instead%s", exc, prev,
+                       ck.get("epoch"), f" (the damaged one is kept as {out / 'last.damaged.pt'})"
+                       if (out / "last.damaged.pt").is_file() and path == out / "last.pt" else "")
+        return ck, prev
+
+
+def check_resumable(ck: Mapping[str, Any], path: Path, config: TrainConfig, manifest: Manifest,
+                     label_map: Mapping[int, int], model_config: ModelConfig) -> None:
+    """Raise :class:`TrainError` unless ``ck`` is a resumable checkpoint of this very run."""
+    if ck.get("manifest_hash") != manifest.hash:
+        raise TrainError(f"{path} was trained on manifest {str(ck.get('manifest_hash'))[:12]}, the cache holds "
+                         f"{manifest.hash[:12]}: not the same data; start a new run")
+    if {int(k): int(v) for k, v in dict(ck.get("label_map", {})).items()} != dict(label_map):
+        raise TrainError(f"{path}: its training identities differ from this configuration's (data.splits, "
+                         "data.holdout or the RegDB trial changed)")
+    for key in ("optimizer", "scheduler", "rng", "sampler", "epoch", "config"):
+        if key not in ck:
+            raise TrainError(f"{path} has no {key!r}: not a resumable vireid-train checkpoint (best.pt?)")
+    saved = flatten_config(ck["config"])
+    now = flatten_config(config.to_dict())
+    diffs = [f"{k}: {saved.get(k)!r} in the checkpoint, {now.get(k)!r} now" for k in sorted(set(saved) | set(now))
+             if k not in RESUMABLE_KEYS and saved.get(k) != now.get(k)]
+    if diffs:
+        raise TrainError(f"{path} was trained with other settings ({'; '.join(diffs[:6])}); a resume may change "
+                         f"only {', '.join(RESUMABLE_KEYS)}")
+    saved_model = {k: list(v) if isinstance(v, tuple) else v for k, v in ck["model_config"].items()}
+    now_model = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(model_config).items()}
+    if saved_model != now_model:
+        raise TrainError(f"{path}: its model config differs from this run's")

@@ -1,0 +1,49 @@
+"""Validation during training on held-out identities (``data.holdout``): IR queries against
+the RGB gallery, mAP / Rank-1 of f_all and f_id with the RegDB-style metrics, and the pose
+branch's PCKh on RGB and IR images when it predicts joint maps."""
+from __future__ import annotations
+
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from vireid.data.shards import HeatmapCache
+from vireid.engine.features import extract_features
+from vireid.evaluation import regdb_metrics
+from vireid.evaluation.pose_accuracy import branch_pckh
+from vireid.model import PoseVIReIDNet
+
+
+def validation_split(cache: HeatmapCache, val_indices: Sequence[int]) -> Tuple[List[int], List[int]]:
+    """Held-out images of identities seen in both modalities: (query IR, gallery RGB) cache indices."""
+    meta = cache.metadata()
+    idx = np.asarray(list(val_indices), dtype=np.int64)
+    pids, mods = meta["pid"][idx], meta["modality"][idx]
+    both = set(pids[mods == 0].tolist()) & set(pids[mods == 1].tolist())
+    query = [int(i) for i, p, m in zip(idx, pids, mods) if m == 1 and p in both]
+    gallery = [int(i) for i, p, m in zip(idx, pids, mods) if m == 0 and p in both]
+    return query, gallery
+
+
+@torch.no_grad()
+def validate(model: PoseVIReIDNet, cache: HeatmapCache, query: Sequence[int], gallery: Sequence[int],
+             device: torch.device, batch_size: int = 64, min_confidence: float = 0.0) -> Dict[str, float]:
+    """mAP / Rank-1 of IR queries against the RGB gallery (fractions), for f_all and f_id; with a
+    pose branch that predicts joint maps, also its PCKh@0.5 against the cached targets on the
+    RGB and the IR images (``pckh_rgb``, ``pckh_ir``, fractions; :mod:`vireid.evaluation.pose_accuracy`)."""
+    indices = list(query) + list(gallery)
+    feats = extract_features(model, cache, indices, batch_size=batch_size, device=str(device))
+    pids = cache.metadata()["pid"][np.asarray(indices)]
+    nq = len(query)
+    out: Dict[str, float] = {}
+    for name, prefix in (("f_all", ""), ("f_id", "f_id_")):
+        f = feats[name]                                              # (Q + G, D)
+        distmat = -(f[:nq] @ f[nq:].T)                                # (Q, G), smaller = closer
+        m = regdb_metrics(distmat, pids[:nq], pids[nq:])
+        out[f"{prefix}mAP"] = float(m.mAP)
+        out[f"{prefix}R1"] = float(m.rank(1))
+    for name, score in branch_pckh(model, cache, indices, device, batch_size, min_confidence).items():
+        if score.average == score.average:                           # NaN: no joint could be scored
+            out[f"pckh_{name}"] = score.average / 100.0
+    return out
