@@ -38,7 +38,8 @@ from vireid.data.sampler import CrossModalitySampler, SamplerConfig  # noqa: E40
 from vireid.data.scan import scan  # noqa: E402
 from vireid.data.shards import CacheConfig, HeatmapCache  # noqa: E402
 from vireid.data.transforms import TrainTransform, TransformConfig, normalise_batch  # noqa: E402
-from vireid.engine.config import TrainConfig, load_config, resolve_speed  # noqa: E402
+from vireid.engine.config import TrainConfig, load_config  # noqa: E402
+from vireid.engine.speed import resolve_speed  # noqa: E402
 from vireid.engine.optim import build_optimizer  # noqa: E402
 from vireid.losses import compute_losses  # noqa: E402
 from vireid.model import PoseVIReIDNet  # noqa: E402

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -44,7 +45,14 @@ def test_demo_learns_and_reports(tmp_path):
     summary = res.stdout.split("== demo finished", 1)[1]
     assert "| f_ID |" in summary and "| f_ALL |" in summary and "All-search R20" in summary
     assert "| All-search | f_ALL |" in summary and "lowest mAP ratio" in summary and "pictures:" in summary
-    for picture in ("run/losses.png", "run/val.png", "eval/cmc.png", "eval/ranking.png",
+    # the pose task at work (issue 15): the cache's share of confident joints per modality,
+    # the loss terms' gradient shares, the pose branch's PCKh per modality in validation and test
+    assert re.search(r"joints with confidence > 0: RGB [\d.]+%, IR [\d.]+%", res.stdout)
+    assert re.search(r"gradient-norm share on the modality-shared module: id \d+%, hctri \d+%, pose \d+%",
+                     res.stdout + res.stderr)
+    assert re.search(r"pose branch PCKh@0.5 RGB [\d.]+%, pose branch PCKh@0.5 IR [\d.]+%", res.stdout + res.stderr)
+    assert re.search(r"PCKh@0.5 against the cached targets on the test images: RGB [\d.]+%, IR [\d.]+%", summary)
+    for picture in ("run/losses.png", "run/val.png", "eval/cmc.png", "eval/ranking.png", "eval/pose.png",
                     "eval-untrained/ranking.png"):
         assert (out / picture).stat().st_size > 0, picture
     assert any((out / "pictures" / "heatmaps").glob("*.png"))

@@ -7,8 +7,8 @@ import pytest
 
 import torch
 
-from vireid.engine.config import (ConfigError, ResolvedSpeed, SpeedConfig, TrainConfig, config_from_dict,
-                                  load_config, resolve_speed, save_config)
+from vireid.engine.config import ConfigError, SpeedConfig, TrainConfig, config_from_dict, load_config, save_config
+from vireid.engine.speed import ResolvedSpeed, resolve_speed
 from vireid.engine.optim import lr_factor
 from vireid.losses import LossConfig
 from vireid.model import ModelConfig
@@ -155,12 +155,12 @@ def test_speed_switches_auto_is_on_for_cuda_and_off_for_cpu(monkeypatch):
     assert resolve_speed(auto, "cpu") == ResolvedSpeed(amp_dtype=None, channels_last=False, pin_memory=False,
                                                        compile=False)
     # CUDA is only named here (resolution needs no GPU): bf16 where supported, else fp16 + GradScaler
-    monkeypatch.setattr("vireid.engine.config._cuda_bf16_supported", lambda: True)
+    monkeypatch.setattr("vireid.engine.speed._cuda_bf16_supported", lambda: True)
     cuda = resolve_speed(auto, "cuda:1")
     assert (cuda.amp_dtype, cuda.channels_last, cuda.pin_memory, cuda.non_blocking, cuda.compile) == (
         torch.bfloat16, True, True, True, False)
     assert not cuda.grad_scaler
-    monkeypatch.setattr("vireid.engine.config._cuda_bf16_supported", lambda: False)
+    monkeypatch.setattr("vireid.engine.speed._cuda_bf16_supported", lambda: False)
     old_gpu = resolve_speed(auto, "cuda")
     assert old_gpu.amp_dtype == torch.float16 and old_gpu.grad_scaler
     # explicit values hold on any device; YAML on / off are booleans
@@ -175,19 +175,19 @@ def test_speed_switches_auto_is_on_for_cuda_and_off_for_cpu(monkeypatch):
 
 def test_bf16_native_follows_the_hardware(monkeypatch):
     native = load_config(None, ["speed.amp=bf16-native"]).speed
-    monkeypatch.setattr("vireid.engine.config._cpu_bf16_native", lambda: True)
+    monkeypatch.setattr("vireid.engine.speed._cpu_bf16_native", lambda: True)
     assert resolve_speed(native, "cpu").amp_dtype == torch.bfloat16
-    monkeypatch.setattr("vireid.engine.config._cpu_bf16_native", lambda: False)
+    monkeypatch.setattr("vireid.engine.speed._cpu_bf16_native", lambda: False)
     assert resolve_speed(native, "cpu").amp_dtype is None  # emulated bf16 would be slower than float32
-    monkeypatch.setattr("vireid.engine.config._cuda_bf16_supported", lambda: True)
+    monkeypatch.setattr("vireid.engine.speed._cuda_bf16_supported", lambda: True)
     assert resolve_speed(native, "cuda").amp_dtype == torch.bfloat16
-    monkeypatch.setattr("vireid.engine.config._cuda_bf16_supported", lambda: False)
+    monkeypatch.setattr("vireid.engine.speed._cuda_bf16_supported", lambda: False)
     assert resolve_speed(native, "cuda").amp_dtype is None  # never fp16: no GradScaler surprise
     assert load_config(CONFIGS / "demo.yaml").speed.amp == "bf16-native"
 
 
 def test_cpu_bf16_probe_agrees_with_the_kernel_cpu_flags():
-    from vireid.engine.config import _cpu_bf16_native
+    from vireid.engine.speed import _cpu_bf16_native
 
     cpuinfo = Path("/proc/cpuinfo")
     if not cpuinfo.exists():

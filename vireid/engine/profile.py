@@ -28,7 +28,8 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
-from vireid.engine.config import TrainConfig, resolve_speed
+from vireid.engine.config import TrainConfig
+from vireid.engine.speed import resolve_speed
 from vireid.engine.steptimer import PHASES, ProfileStop, StepTimer
 from vireid.io import PathLike
 from vireid.losses import loss_terms

@@ -46,7 +46,7 @@ rank's RNG state; resume works under DDP as in one process (also with another nu
 processes, then up to floating-point summation order). Multi-node runs need the cache
 and the run folder on a filesystem shared by all nodes.
 
-Speed switches (``speed:``, :func:`vireid.engine.config.resolve_speed`): autocast in
+Speed switches (``speed:``, :func:`vireid.engine.speed.resolve_speed`): autocast in
 bf16 / fp16 (fp16 with a GradScaler, saved in the checkpoint's ``scaler`` slot),
 channels-last, pinned memory with non-blocking copies, optional :func:`torch.compile`.
 """
@@ -74,18 +74,18 @@ from vireid.data.shards import CacheError, HeatmapCache
 from vireid.data.transforms import TrainTransform, normalise_batch
 from vireid.engine import distributed as ddp
 from vireid.engine.checkpoint import CheckpointError, save_checkpoint
-from vireid.engine.config import (ConfigError, ResolvedSpeed, TrainConfig, resolve_required, resolve_speed,
-                                  save_config)
-from vireid.engine.grad_share import describe, gradient_norms, shared_blocks, weighted_terms
+from vireid.engine.config import ConfigError, TrainConfig, resolve_required, save_config
 from vireid.engine.distributed import DistContext, DistributedError
 from vireid.engine.errors import NonFiniteLossError, TrainError
-from vireid.engine.run_state import (check_resumable, load_for_resume, resume_path, rng_state, seed_everything,
-                                     set_rng_state)
-from vireid.engine.validation import validate, validation_split
+from vireid.engine.grad_share import describe, gradient_norms, shared_blocks, weighted_terms
 from vireid.engine.optim import build_optimizer, build_scheduler
 from vireid.engine.plots import plot_losses, plot_validation
+from vireid.engine.run_state import (check_resumable, load_for_resume, resume_path, rng_state, seed_everything,
+                                     set_rng_state)
 from vireid.engine.runlog import RunLog, read_log, trim_log
+from vireid.engine.speed import ResolvedSpeed, resolve_speed
 from vireid.engine.steptimer import NULL_TIMER, StepTimer
+from vireid.engine.validation import validate, validation_split
 from vireid.io import PathLike, WriteError, ensure_writable
 from vireid.losses import LossConfig, compute_losses
 from vireid.losses.hetero_center import HeteroCenterTripletLoss
