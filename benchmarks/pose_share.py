@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vireid.engine.config import load_config  # noqa: E402
-from vireid.engine.grad_share import TERM_WEIGHTS  # noqa: E402
+from vireid.losses.total import TERMS  # noqa: E402
 from vireid.engine.runlog import read_log  # noqa: E402
 from vireid.engine.trainer import USER_ERRORS, train  # noqa: E402
 from vireid.io import atomic_write_text  # noqa: E402
@@ -58,7 +58,7 @@ def summarise(records: Sequence[Dict[str, Any]], skip: int = 0) -> Dict[str, Any
     steps = [r for r in records if r.get("kind") == "step"]
     out: Dict[str, Any] = {"measured_steps": [int(r["step"]) for r in grads]}
     for block in BLOCKS:
-        for term in TERM_WEIGHTS:
+        for term in TERMS:
             vals = [float(r[f"{block}/{term}_share"]) for r in grads if f"{block}/{term}_share" in r]
             out[f"{block}/{term}"] = sum(vals) / len(vals) if vals else None
     pose = [float(r["pose"]) for r in steps if "pose" in r]
@@ -73,7 +73,7 @@ def table(rows: Dict[str, Dict[str, Any]], lam: float) -> str:
     def pct(v: Optional[float]) -> str:
         return "-" if v is None else f"{100 * v:.0f}%"
 
-    terms = list(TERM_WEIGHTS)
+    terms = list(TERMS)
     head = (["reading"] + [f"layer2 {t}" for t in terms] + [f"Conv1 {t}" for t in terms]
             + ["L_pose first -> last", "finite"])
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join([":---"] + ["---:"] * (len(head) - 1)) + "|"]

@@ -24,8 +24,8 @@ from typing import Dict, List, Mapping
 import torch
 from torch import Tensor, nn
 
-#: loss term -> the LossConfig attribute weighting it in eq. 21 (``id`` has weight 1)
-TERM_WEIGHTS = {"id": None, "hctri": "beta", "pose": "lambda_pose", "kd": "gamma"}
+from vireid.losses.total import TERMS, LossConfig, term_weights
+
 
 
 def shared_blocks(model: nn.Module) -> Dict[str, List[nn.Parameter]]:
@@ -37,26 +37,22 @@ def shared_blocks(model: nn.Module) -> Dict[str, List[nn.Parameter]]:
     return blocks
 
 
-def weighted_terms(losses: Mapping[str, Tensor], loss_cfg: object) -> Dict[str, Tensor]:
+def weighted_terms(losses: Mapping[str, Tensor], loss_cfg: LossConfig) -> Dict[str, Tensor]:
     """Each present term of eq. 21 times its weight (``total`` excluded)."""
-    out: Dict[str, Tensor] = {}
-    for name, attr in TERM_WEIGHTS.items():
-        if name in losses:
-            w = 1.0 if attr is None else float(getattr(loss_cfg, attr))
-            out[name] = losses[name] * w
-    return out
+    weights = term_weights(loss_cfg)
+    return {name: losses[name] * weights[name] for name in TERMS if name in losses}
 
 
 def gradient_norms(terms: Mapping[str, Tensor], blocks: Mapping[str, List[nn.Parameter]]) -> Dict[str, float]:
     """``{'<block>/<term>': norm, '<block>/<term>_share': norm / sum of the block's norms}``.
 
-    Every term of :data:`TERM_WEIGHTS` is reported (0 when absent or not reaching the block);
+    Every term of :data:`TERMS` is reported (0 when absent or not reaching the block);
     the graph is kept for the training step's own backward pass.
     """
     out: Dict[str, float] = {}
     for block, params in blocks.items():
         norms: Dict[str, float] = {}
-        for name in TERM_WEIGHTS:
+        for name in TERMS:
             term = terms.get(name)
             if term is None or not term.requires_grad or float(term.detach()) == 0.0:
                 norms[name] = 0.0
@@ -74,5 +70,5 @@ def gradient_norms(terms: Mapping[str, Tensor], blocks: Mapping[str, List[nn.Par
 def describe(values: Mapping[str, float], block: str = "modality_shared") -> str:
     """One line: each term's share of the gradient norm on ``block``, e.g. ``id 61%, pose 30%``."""
     parts = [f"{name} {100 * values[f'{block}/{name}_share']:.0f}%"
-             for name in TERM_WEIGHTS if f"{block}/{name}_share" in values and values[f"{block}/{name}"] > 0]
+             for name in TERMS if f"{block}/{name}_share" in values and values[f"{block}/{name}"] > 0]
     return ", ".join(parts) or "no gradient"

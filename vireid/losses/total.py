@@ -82,6 +82,16 @@ class LossConfig:
         return cls(**{"lambda_pose": weights[dataset], **overrides})  # type: ignore[arg-type]
 
 
+#: The terms of eq. 21, in the order of the total.
+TERMS = ("id", "hctri", "pose", "kd")
+
+
+def term_weights(config: Optional[LossConfig] = None) -> Dict[str, float]:
+    """Eq. 21's weight of each term: ``{'id': 1, 'hctri': beta, 'pose': lambda, 'kd': gamma}``."""
+    cfg = config or LossConfig()
+    return {"id": 1.0, "hctri": float(cfg.beta), "pose": float(cfg.lambda_pose), "kd": float(cfg.gamma)}
+
+
 def loss_terms(
     outputs: "object",
     labels: Tensor,
@@ -97,21 +107,22 @@ def loss_terms(
     for :func:`compute_losses`; a term the model switched off is absent.
     """
     cfg = config or LossConfig()
+    weight = term_weights(cfg)
     hctri = HeteroCenterTripletLoss(cfg.margin, cfg.hctri_reduction)
     branches = [(outputs.id_logits, outputs.id_embeddings)]
     if outputs.pose_logits is not None:
         branches.append((outputs.pose_logits, outputs.pose_embeddings))
     terms: Dict[str, Tuple[float, Callable[[], Tensor]]] = {
-        "id": (1.0, lambda: sum(identity_loss(lg, labels, cfg.label_smoothing) for lg, _ in branches)),
-        "hctri": (cfg.beta, lambda: sum(hctri(emb, labels, modality) for _, emb in branches)),
+        "id": (weight["id"], lambda: sum(identity_loss(lg, labels, cfg.label_smoothing) for lg, _ in branches)),
+        "hctri": (weight["hctri"], lambda: sum(hctri(emb, labels, modality) for _, emb in branches)),
     }
     if outputs.heatmaps is not None:
         if target_heatmaps is None:
             raise ValueError("the model predicts heatmaps (pose loss on) but no target heatmaps were given")
-        terms["pose"] = (cfg.lambda_pose, lambda: pose_loss(outputs.heatmaps, target_heatmaps, joint_weights,
+        terms["pose"] = (weight["pose"], lambda: pose_loss(outputs.heatmaps, target_heatmaps, joint_weights,
                                                             cfg.pose_normalization, cfg.pose_min_confidence))
     if outputs.teacher_logits is not None:
-        terms["kd"] = (cfg.gamma, lambda: sum(kd_loss(outputs.teacher_logits, lg, cfg.kd_temperature,
+        terms["kd"] = (weight["kd"], lambda: sum(kd_loss(outputs.teacher_logits, lg, cfg.kd_temperature,
                                                       cfg.detach_teacher) for lg, _ in branches))
     return terms
 
