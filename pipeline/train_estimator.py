@@ -16,7 +16,7 @@ Recipe (GCCPM's ``train.py``; data side in :mod:`pipeline.lip_data`):
   over the stages; here each joint channel is multiplied by its weight (0 for an
   occluded or missing joint by default; see :mod:`pipeline.lip_data`);
 * Adam, base lr 4e-5, weight decay 5e-4, batch 32, 100 epochs, with GCCPM's parameter
-  groups (:func:`gccpm_param_groups`: refinement-stage convolutions at 4x the lr and
+  groups (:func:`pipeline.estimator_optim.gccpm_param_groups`: refinement-stage convolutions at 4x the lr and
   their biases at 8x, other biases at 2x, no weight decay on biases, BatchNorm and
   depthwise weights); ``ReduceLROnPlateau(factor=0.1, patience=5, threshold=1e-2)``
   on ``100 - val PCKh`` after each epoch;
@@ -43,12 +43,13 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from pipeline.lip_data import (STRIDE, AugmentConfig, LipDataError, LipTrainSet, LipValSet, TargetConfig,
                                split_records, transform_points)
+from pipeline.estimator_optim import build_optimizer, heatmap_loss
 from vireid.io import WriteError, atomic_write_json, ensure_writable, previous_path
 from vireid.pose.heatmaps import decode_heatmaps
 from vireid.pose.joints import NUM_JOINTS
@@ -57,7 +58,7 @@ from vireid.sealing import DamagedFileError, torch_load, torch_save
 
 if TYPE_CHECKING:   # torch is imported where it is used, so `vireid-prep --help` stays quick
     import torch
-    from torch import Tensor, nn
+    from torch import nn
     from torch.utils.data import DataLoader
 
     from vireid.pose.gccpm import GCCPM
@@ -102,95 +103,6 @@ class TrainConfig:
     def targets(self) -> TargetConfig:
         return TargetConfig(input_size=self.input_size, sigma=self.sigma, occluded=self.occluded,
                             missing=self.missing)
-
-
-# ---------------------------------------------------------------- loss and optimiser
-def heatmap_loss(stages: Sequence[Tensor], target: Tensor, weights: Tensor) -> Tuple[Tensor, List[float]]:
-    """Intermediate supervision: sum over stages of GCCPM's ``l2_loss`` with channel weights.
-
-    Each stage ``(N, 17, h, w)``: ``sum(weights[n, c] * (stage - target)^2) / 2 / N``.
-    Returns the total and each stage's value.
-    """
-    n = target.shape[0]
-    w = weights[:, :, None, None]
-    per_stage = [((s - target) ** 2 * w).sum() / 2.0 / n for s in stages]
-    total = per_stage[0]
-    for s in per_stage[1:]:
-        total = total + s
-    return total, [float(s.detach()) for s in per_stage]
-
-
-def _params(module: nn.Module, kind: str, name: str) -> List[nn.Parameter]:
-    """Parameters called ``name`` of ``module``'s sub-modules of ``kind``: 'conv' (ordinary
-    Conv2d), 'dw' (depthwise Conv2d) or 'bn' (BatchNorm2d)."""
-    from torch import nn
-
-    out = []
-    for m in module.modules():
-        if kind == "conv":
-            ok = isinstance(m, nn.Conv2d) and m.groups == 1
-        elif kind == "dw":
-            ok = isinstance(m, nn.Conv2d) and m.groups == m.in_channels == m.out_channels and m.groups > 1
-        else:
-            ok = isinstance(m, nn.BatchNorm2d)
-        if ok and getattr(m, name, None) is not None:
-            out.append(getattr(m, name))
-    return out
-
-
-def gccpm_param_groups(model: GCCPM, lr: float) -> List[Dict[str, Any]]:
-    """GCCPM's Adam parameter groups (``train.py``): (parameters, lr multiplier, weight decay or not).
-
-    ============================  ======  ============
-    parameters                    lr      weight decay
-    ============================  ======  ============
-    backbone conv weights         1x      yes
-    backbone depthwise / BN w.    1x      no
-    backbone BN biases            2x      no
-    cpm, initial conv weights     1x      yes
-    cpm, initial conv biases      2x      no
-    initial BN weights            1x      no
-    initial BN biases             2x      no
-    refinement conv weights       4x      yes
-    refinement conv biases        8x      no
-    refinement BN weights         1x      no
-    refinement BN biases          2x      no
-    ============================  ======  ============
-
-    As in GCCPM's ``train.py``, the cpm block's BatchNorm parameters are in no group,
-    so they keep their initial (or ``--init``) values (its list of groups omits them;
-    their running statistics are still updated).
-    """
-    spec = [
-        (model.model, "conv", "weight", 1, True), (model.model, "dw", "weight", 1, False),
-        (model.model, "bn", "weight", 1, False), (model.model, "bn", "bias", 2, False),
-        (model.cpm, "conv", "weight", 1, True), (model.cpm, "conv", "bias", 2, False),
-        (model.cpm, "dw", "weight", 1, False),
-        (model.initial_stage, "conv", "weight", 1, True), (model.initial_stage, "conv", "bias", 2, False),
-        (model.initial_stage, "bn", "weight", 1, False), (model.initial_stage, "bn", "bias", 2, False),
-        (model.refinement_stages, "conv", "weight", 4, True), (model.refinement_stages, "conv", "bias", 8, False),
-        (model.refinement_stages, "bn", "weight", 1, False), (model.refinement_stages, "bn", "bias", 2, False),
-    ]
-    groups = []
-    for module, kind, name, mult, decay in spec:
-        params = _params(module, kind, name)
-        if params:
-            group: Dict[str, Any] = {"params": params, "lr": lr * mult}
-            if not decay:
-                group["weight_decay"] = 0.0
-            groups.append(group)
-    return groups
-
-
-def build_optimizer(model: GCCPM, cfg: TrainConfig) -> Tuple[torch.optim.Adam, Any]:
-    """Adam over :func:`gccpm_param_groups` and GCCPM's plateau scheduler."""
-    import torch
-
-    opt = torch.optim.Adam(gccpm_param_groups(model, cfg.lr), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.plateau_factor,
-                                                       patience=cfg.plateau_patience,
-                                                       threshold=cfg.plateau_threshold)
-    return opt, sched
 
 
 # ---------------------------------------------------------------- validation

@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from pipeline.lip_data import (AugmentConfig, AugmentParams, LipTrainSet, TargetConfig, apply_augment,
                                augment_matrix, build_targets, sample_params, transform_points)
 from pipeline.synth import synthesize
-from pipeline.train_estimator import (TrainConfig, TrainEstimatorError, gccpm_param_groups, heatmap_loss,
-                                      log_path, register, state_path, train_estimator)
+from pipeline.estimator_optim import gccpm_param_groups, heatmap_loss
+from pipeline.train_estimator import TrainConfig, TrainEstimatorError, log_path, register, state_path, train_estimator
 from vireid.data.manifest import Record
 from vireid.pose.gccpm import GCCPM, load_gccpm_checkpoint
 from vireid.pose.joints import JOINT_INDEX, NUM_JOINTS
