@@ -3,7 +3,7 @@ full model, trained with the same seed and budget (one base configuration; the r
 ``configs/ablation_*.yaml`` switch only the components), each evaluated with the test
 protocol, plus the full model untrained (random weights) as a reference row.
 
-    python benchmarks/ablation.py --cache demo_out/cache/sysu --out demo_out/ablation            # demo budget
+    python benchmarks/ablation.py --cache demo_out/cache/sysu-keypoints --out demo_out/ablation            # demo budget
     python benchmarks/ablation.py --base configs/sysu.yaml --cache cache/sysu --out runs/ablation \\
         --set device=cuda --set model.pose_init=lip_gccpm.pth                                      # the paper's
 
@@ -15,7 +15,7 @@ configuration (the full model) once per value of one key, everything else fixed,
 OUT/<key=value>/, OUT/sweep.json, OUT/sweep.md and OUT/sweep.png (validation mAP on the
 held-out identities against the epoch, one line per value):
 
-    python benchmarks/ablation.py --cache demo_out/cache/sysu --out demo_out/sweep \
+    python benchmarks/ablation.py --cache demo_out/cache/sysu-keypoints --out demo_out/sweep \
         --sweep loss.lambda_pose --values 0,1,5,10 --set epochs=20
 
 With ``--seeds 3`` (or ``--seeds 0,1,2``) every row is trained once per seed into

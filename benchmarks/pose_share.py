@@ -8,7 +8,7 @@ module (layer2) and on the pose branch's Conv1 (``vireid.engine.grad_share``). T
 gives the mean share of each term over the measured steps, the pose term's weighted value
 (lambda * L_pose) and whether the run stayed finite.
 
-    python benchmarks/pose_share.py --cache demo_out/cache/sysu --out /tmp/pose_share
+    python benchmarks/pose_share.py --cache demo_out/cache/sysu-keypoints --out /tmp/pose_share
     python benchmarks/pose_share.py --cache ... --out ... --reading "sum16=loss.pose_normalization=sum,model.heatmap_channels=16"
 
 Writes OUT/<reading>/ (each run) and OUT/pose_share.json / .md, and prints the table.
