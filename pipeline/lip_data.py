@@ -52,14 +52,12 @@ import numpy as np
 
 from vireid.data.images import load_image
 from vireid.data.manifest import Record
-from vireid.pose.gccpm import check_input_side
+from vireid.pose.gccpm import PAD_VALUE, STRIDE, check_input_side, normalise_input
 from vireid.pose.heatmaps import background_map, render_gaussian_heatmaps
 from vireid.pose.joints import NUM_JOINTS, flip_keypoints
 
 log = logging.getLogger(__name__)
 
-STRIDE = 8                 # GCCPM's output stride
-PAD_VALUE = 128            # grey padding: 0 after (pixel - 128) / 256
 BASE_SIZE = 256            # GCCPM's input size, where sigma is 7 pixels
 BASE_SIGMA = 7.0
 OCCLUDED_POLICIES = ("ignore", "train")
@@ -221,9 +219,6 @@ def apply_augment(image: np.ndarray, keypoints: np.ndarray, params: AugmentParam
     return out, kp
 
 
-def normalise(image: np.ndarray) -> np.ndarray:
-    """HxWx3 uint8 BGR -> 3xHxW float32 ``(pixel - 128) / 256`` (GCCPM's input)."""
-    return ((image.astype(np.float32) - 128.0) / 256.0).transpose(2, 0, 1).copy()
 
 
 # ---------------------------------------------------------------- targets
@@ -286,7 +281,7 @@ class LipTrainSet:
         params = sample_params(rng, image.shape[0], image.shape[1], self.augment)
         img, kp = apply_augment(image, self.keypoints[index], params, self.targets.input_size)
         maps, weights = build_targets(kp, self.targets)
-        return {"image": normalise(img), "maps": maps, "weights": weights}
+        return {"image": normalise_input(img), "maps": maps, "weights": weights}
 
 
 class LipValSet:
@@ -311,7 +306,7 @@ class LipValSet:
         img = cv2.warpAffine(image, m, (self.input_size, self.input_size), flags=cv2.INTER_LINEAR,
                              borderMode=cv2.BORDER_CONSTANT, borderValue=(PAD_VALUE,) * 3)
         inverse = cv2.invertAffineTransform(m)
-        return {"image": normalise(img), "inverse": inverse.astype(np.float64),
+        return {"image": normalise_input(img), "inverse": inverse.astype(np.float64),
                 "keypoints": self.keypoints[index]}
 
 

@@ -167,3 +167,29 @@ def test_map_crop_coordinate_round_trip():
     pts = np.random.default_rng(0).uniform([0, 0], [143, 287], (10, 2))
     np.testing.assert_allclose(tr.map_to_crop(tr.crop_to_map(pts)), pts, atol=1e-9)
     np.testing.assert_allclose(tr.to_crop(tr.to_network(pts)), pts, atol=1e-9)
+
+
+def test_training_targets_and_inference_decoding_share_one_geometry_and_normalisation():
+    """The estimator is trained as it is run: lip_data's targets decode (gccpm.decode_crop_maps)
+    back to the keypoints within a quarter of a stride-8 cell, and both sides normalise the
+    input with the one gccpm.normalise_input."""
+    import numpy as np
+
+    from pipeline.lip_data import TargetConfig, build_targets
+    from vireid.pose import gccpm
+    from vireid.pose.joints import NUM_JOINTS
+
+    size = 128
+    rng = np.random.default_rng(0)
+    kp = np.zeros((NUM_JOINTS, 3))
+    kp[:, :2] = rng.uniform(12, size - 12, size=(NUM_JOINTS, 2))
+    maps, _ = build_targets(kp, TargetConfig(input_size=size))               # (17, 16, 16)
+    image = rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)       # square: no padding
+    tensor, transform = gccpm.prepare_crop(image, size)
+    np.testing.assert_array_equal(tensor[0].numpy(), gccpm.normalise_input(image))
+    xy, score = gccpm.decode_crop_maps(maps[:NUM_JOINTS], transform)
+    # per axis within a quarter cell; a peak sampled at most half a cell off its centre on each axis
+    assert np.abs(xy - kp[:, :2]).max() <= gccpm.STRIDE / 4 + 1e-6 and (score > 0.26).all()
+    narrow = rng.integers(0, 256, size=(size, size // 2, 3), dtype=np.uint8)  # 2:1 crop: grey padding -> 0
+    t, tr = gccpm.prepare_crop(narrow, size)
+    assert tr.pad_left == size // 4 and not t[0, :, :, : size // 4].any()

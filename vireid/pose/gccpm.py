@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 NUM_HEATMAPS = 17   # 16 LIP joints + background
 STRIDE = 8
+#: grey of the padding and of masked regions: 0 after :func:`normalise_input`
+PAD_VALUE = 128
 
 
 def conv(in_ch: int, out_ch: int, kernel_size: int = 3, padding: int = 1, bn: bool = True, dilation: int = 1,
@@ -321,11 +323,18 @@ def prepare_crop(image_bgr: np.ndarray, size: int = 256) -> Tuple[Tensor, CropTr
     new_w = min(size, max(1, int(round(w * scale))))
     resized = cv2.resize(image_bgr, (new_w, size), interpolation=cv2.INTER_LINEAR)
     pad_left = (size - new_w) // 2
-    canvas = np.zeros((size, size, 3), np.float32)
-    canvas[:, pad_left:pad_left + new_w] = (resized.astype(np.float32) - 128.0) / 256.0
+    canvas = np.full((size, size, 3), PAD_VALUE, np.uint8)
+    canvas[:, pad_left:pad_left + new_w] = resized
     # padding is zero after normalisation, as in the golden input
-    tensor = torch.from_numpy(canvas.transpose(2, 0, 1)).unsqueeze(0)
+    tensor = torch.from_numpy(normalise_input(canvas)).unsqueeze(0)
     return tensor, CropTransform((h, w), new_w / w, size / h, pad_left, new_w, size)
+
+
+def normalise_input(image: np.ndarray) -> np.ndarray:
+    """GCCPM's input normalisation, the one used for inference (:func:`prepare_crop`) and for
+    training (``vireid-prep train-estimator``): HxWx3 uint8 BGR -> 3xHxW float32
+    ``(pixel - 128) / 256``."""
+    return ((image.astype(np.float32) - 128.0) / 256.0).transpose(2, 0, 1).copy()
 
 
 def decode_crop_maps(maps: np.ndarray, transform: CropTransform) -> Tuple[np.ndarray, np.ndarray]:
