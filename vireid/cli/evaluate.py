@@ -115,7 +115,7 @@ def cli(checkpoint: Path, cache_dir: Path, dataset: Optional[str], mode: str, sh
         ensure_writable(out)                     # before the evaluation, whose results would be lost
         report = evaluate_model(model, ck, cache_dir, options, checkpoint=checkpoint,
                                 weights="untrained" if untrained else "trained")
-        pose_png = _pose_branch_outputs(model, report, out, device, batch_size)
+        pose_png = _pose_branch_outputs(model, report, device, batch_size)
         ratios = None
         if baseline is not None:
             try:
@@ -133,7 +133,7 @@ def cli(checkpoint: Path, cache_dir: Path, dataset: Optional[str], mode: str, sh
         raise click.ClickException(str(exc)) from None
 
 
-def _pose_branch_outputs(model: Any, report: Any, out: Path, device: str, batch_size: int) -> Optional[np.ndarray]:
+def _pose_branch_outputs(model: Any, report: Any, device: str, batch_size: int) -> Optional[np.ndarray]:
     """With a pose branch that predicts joint maps: its PCKh@0.5 against the cached targets on
     the test images, per modality, into ``report.payload['pose_branch']``, and the picture of
     target vs predicted skeletons (returned, written with the other pictures)."""

@@ -72,6 +72,13 @@ def _check_sizes(cache: HeatmapCache, config: TransformConfig) -> None:
                          f"(stride {cache.attrs.get('stride')} in the cache, {config.stride} configured)")
 
 
+def eval_transform(cache: HeatmapCache) -> EvalTransform:
+    """The deterministic transform at the cache's own input size and stride (test features,
+    validation, pictures)."""
+    attrs = cache.attrs
+    return EvalTransform(TransformConfig(input_size=tuple(attrs["input_size"]), stride=int(attrs["stride"])))
+
+
 class CacheDataset(Dataset):
     """Entries ``indices`` of a heatmap cache as training samples.
 
@@ -96,8 +103,7 @@ class CacheDataset(Dataset):
         if bad.size:
             raise IndexError(f"indices {bad[:10].tolist()} are outside the cache's {n} entries")
         if transform is None:
-            attrs = self.cache.attrs
-            transform = EvalTransform(TransformConfig(input_size=tuple(attrs["input_size"]), stride=int(attrs["stride"])))
+            transform = eval_transform(self.cache)
         config = getattr(transform, "config", None)
         if isinstance(config, TransformConfig):
             _check_sizes(self.cache, config)

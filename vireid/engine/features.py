@@ -10,9 +10,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from vireid.data.dataset import CacheDataset
+from vireid.data.dataset import CacheDataset, eval_transform
 from vireid.data.shards import HeatmapCache
-from vireid.data.transforms import EvalTransform, TransformConfig
 from vireid.model import PoseVIReIDNet
 
 log = logging.getLogger(__name__)
@@ -38,10 +37,8 @@ def extract_features(model: PoseVIReIDNet, cache: HeatmapCache, indices: Sequenc
     (``flip``: see :func:`forward_features`)."""
     from tqdm.auto import tqdm
 
-    attrs = cache.attrs
-    tcfg = TransformConfig(input_size=tuple(attrs["input_size"]), stride=int(attrs["stride"]))
     # every test image needs a label; identities are only reported, never learned here
-    ds = CacheDataset(cache, indices=list(indices), transform=EvalTransform(tcfg), label_map=None)
+    ds = CacheDataset(cache, indices=list(indices), transform=eval_transform(cache), label_map=None)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers)
     model.eval().to(device)
     chunks: Dict[str, list] = {}

@@ -17,9 +17,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from vireid.data.dataset import CacheDataset
+from vireid.data.dataset import CacheDataset, eval_transform
 from vireid.data.shards import HeatmapCache
-from vireid.data.transforms import EvalTransform, TransformConfig
 from vireid.model import PoseVIReIDNet
 from vireid.pose.joints import NUM_JOINTS
 from vireid.pose.pckh import PCKh, heatmap_pckh
@@ -41,10 +40,8 @@ def branch_pckh(model: PoseVIReIDNet, cache: HeatmapCache, indices: Sequence[int
     (a modality without images is left out); ``{}`` when the model does not predict joint maps."""
     if not scores_joints(model) or not len(indices):
         return {}
-    attrs = cache.attrs
-    stride = float(attrs["stride"])
-    tcfg = TransformConfig(input_size=tuple(attrs["input_size"]), stride=int(attrs["stride"]))
-    ds = CacheDataset(cache, indices=list(indices), transform=EvalTransform(tcfg), label_map=None)
+    stride = float(cache.attrs["stride"])
+    ds = CacheDataset(cache, indices=list(indices), transform=eval_transform(cache), label_map=None)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0)
     was_training = model.training
     model.eval()

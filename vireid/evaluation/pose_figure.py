@@ -5,14 +5,16 @@ should find the joints in infrared as it does in colour).
 """
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 import cv2
 import numpy as np
 import torch
 
+from vireid.data.dataset import eval_transform
 from vireid.data.shards import HeatmapCache
-from vireid.data.transforms import EvalTransform, TransformConfig
+from vireid.data.transforms import EvalTransform
+from vireid.evaluation.pose_accuracy import scores_joints
 from vireid.model import PoseVIReIDNet
 from vireid.pose.draw import draw_skeleton, overlay_heatmaps
 from vireid.pose.heatmaps import decode_heatmaps
@@ -34,12 +36,10 @@ def pairs_per_identity(cache: HeatmapCache, indices: Sequence[int], limit: int =
 
 
 @torch.no_grad()
-def _predict(model: PoseVIReIDNet, cache: HeatmapCache, index: int, device: torch.device) -> np.ndarray:
-    attrs = cache.attrs
-    tcfg = TransformConfig(input_size=tuple(attrs["input_size"]), stride=int(attrs["stride"]))
-    entry = cache.get(index)
-    sample = EvalTransform(tcfg)({"image": entry["image"], "heatmaps": entry["heatmaps"],
-                                  "confidence": entry["confidence"]})
+def _predict(model: PoseVIReIDNet, transform: EvalTransform, entry: Dict[str, Any],
+             device: torch.device) -> np.ndarray:
+    """The branch's heatmaps ``[C, H/4, W/4]`` for one cache entry (``HeatmapCache.get``)."""
+    sample = transform(entry)
     images = sample["image"][None].to(device)                                     # [1, 3, H, W]
     modality = torch.tensor([entry["modality"]], device=device)
     was_training = model.training
@@ -75,18 +75,19 @@ def pose_figure(model: PoseVIReIDNet, cache: HeatmapCache, pairs: Sequence[Tuple
     predicted, each a skeleton over the crop above the heatmaps over the crop. The target is
     the cache's maps (joints with confidence > 0); the prediction is the branch's maps, every
     joint drawn at its map's peak. Returns a BGR uint8 image."""
-    if model.pose_branch is None or model.config.heatmap_channels != 16:
+    if not scores_joints(model):
         raise ValueError("the pose picture needs a Pose Estimation branch that predicts one map per joint "
                          "(model.heatmap_channels: 16)")
     if not pairs:
         raise ValueError("no identity has images in both modalities")
     stride = float(cache.attrs["stride"])
+    transform = eval_transform(cache)
     rows = []
     for pid, rgb, ir in pairs:
         cells = []
         for index in (rgb, ir):
             entry = cache.get(index)
-            pred = _predict(model, cache, index, device)
+            pred = _predict(model, transform, entry, device)
             cells.append(_cell(entry["image"], entry["heatmaps"], stride, entry["confidence"]))
             cells.append(_cell(entry["image"], np.clip(pred, 0.0, 1.0), stride, np.ones(len(pred))))
         row = np.concatenate([_label(c, f"id {pid}: {name}") for c, name in zip(cells, COLUMNS)], axis=1)
