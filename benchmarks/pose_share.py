@@ -105,21 +105,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     lam = None
     for name, overrides in readings.items():
         slug = "".join(c if c.isalnum() else "_" for c in name)
-        base = load_config(args.base, list(args.sets))
-        per_epoch = base.data.batches_per_epoch
-        epochs = max(1, math.ceil(args.steps / per_epoch))
-        sets = list(overrides) + list(args.sets) + [f"epochs={epochs}", f"grad_every={args.grad_every}",
-                                                    f"val_every={epochs + 1}", "log_every=1"]
+        reading = list(overrides) + list(args.sets)
+        epochs = max(1, math.ceil(args.steps / load_config(args.base, reading).data.batches_per_epoch))
+        sets = reading + [f"epochs={epochs}", f"grad_every={args.grad_every}", f"val_every={epochs + 1}",
+                          "log_every=1"]
         cfg = load_config(args.base, sets)
         lam = cfg.loss.lambda_pose
+        rows[name] = {"overrides": sets}
         try:
             train(cfg, args.cache, args.out / slug, resume="auto")
-        except USER_ERRORS as exc:
+        except USER_ERRORS as exc:                     # a diverged reading is a finding: keep its records
             print(f"error: {name}: {exc}", file=sys.stderr)
-            rows[name] = {**summarise(read_log(args.out / slug / "log.jsonl"), args.skip), "error": str(exc)}
-            continue
-        rows[name] = summarise(read_log(args.out / slug / "log.jsonl"), args.skip)
-        rows[name]["overrides"] = sets
+            rows[name]["error"] = str(exc)
+        rows[name].update(summarise(read_log(args.out / slug / "log.jsonl"), args.skip))
     md = table(rows, lam if lam is not None else float("nan"))
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "pose_share.md", md)

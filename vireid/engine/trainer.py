@@ -15,8 +15,8 @@ prediction (when the pose loss is on), missing shards, identities without images
 one modality, fewer identities than a batch needs, a resume checkpoint of another run.
 
 Selection: without a hold-out the last epoch is kept (the paper's protocol). With one,
-validation (:mod:`vireid.engine.validation`) (query IR vs gallery RGB images of the held-out identities, all of them,
-ranked by the f_all / f_id features with the RegDB-style metrics of
+validation (:mod:`vireid.engine.validation`: query IR vs gallery RGB images of the held-out
+identities, all of them, ranked by the f_all / f_id features with the RegDB-style metrics of
 :mod:`vireid.evaluation`) runs every ``val_every`` epochs and picks ``best.pt`` by mAP.
 The test split is never trained on or selected with.
 
@@ -92,9 +92,6 @@ from vireid.losses.hetero_center import HeteroCenterTripletLoss
 from vireid.model import ModelConfig, PoseVIReIDNet, load_imagenet_backbone, load_pose_branch_from_lip
 
 logger = logging.getLogger(__name__)
-
-
-
 
 #: Everything a command line should report as one line rather than a traceback.
 USER_ERRORS = (TrainError, ConfigError, CacheError, ManifestError, CheckpointError, SamplerError,
