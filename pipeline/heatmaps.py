@@ -50,7 +50,6 @@ from vireid.data.shard_writer import Row, ShardRows, read_shard_attrs, write_ind
 from vireid.data.shards import (CacheConfig, CacheError, MODALITY_CODES, cache_attributes, compare_attributes,
                                 encode_image, quantize_heatmaps, shard_name)
 from vireid.io import atomic_write_json, remove_stale_temporaries
-from vireid.pose.heatmaps import render_gaussian_heatmaps
 from vireid.pose.joints import NUM_JOINTS
 
 log = logging.getLogger(__name__)
@@ -194,8 +193,7 @@ class HeatmapJob:
         missing = (conf <= 0) | ~np.isfinite(xy).all(axis=1)
         xy[missing] = np.nan
         conf[missing] = 0.0
-        maps = render_gaussian_heatmaps(xy, (~missing).astype(np.float32), self.config.heatmap_size,
-                                        stride=self.config.stride, sigma=self.config.sigma)
+        maps, _ = self.config.codec.encode(xy, (~missing).astype(np.float32))
         return quantize_heatmaps(maps), conf, xy
 
     def compute_rows(self, index: int, bar: Any = None, only: Optional[Set[int]] = None

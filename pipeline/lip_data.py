@@ -52,8 +52,8 @@ import numpy as np
 
 from vireid.data.images import load_image
 from vireid.data.manifest import Record
-from vireid.pose.gccpm import PAD_VALUE, STRIDE, check_input_side, normalise_input
-from vireid.pose.heatmaps import background_map, render_gaussian_heatmaps
+from vireid.pose.codec import STRIDE, HeatmapCodec, background_map
+from vireid.pose.gccpm import PAD_VALUE, check_input_side, normalise_input
 from vireid.pose.joints import NUM_JOINTS, flip_keypoints
 
 log = logging.getLogger(__name__)
@@ -119,8 +119,13 @@ class TargetConfig:
         return float(self.sigma) if self.sigma is not None else BASE_SIGMA * self.input_size / BASE_SIZE
 
     @property
+    def codec(self) -> HeatmapCodec:
+        """The codec of these targets: ``input_size`` square, ``stride``, ``sigma_px``."""
+        return HeatmapCodec((self.input_size, self.input_size), self.stride, self.sigma_px)
+
+    @property
     def map_size(self) -> int:
-        return self.input_size // self.stride
+        return self.codec.map_size[0]
 
 
 # ---------------------------------------------------------------- keypoints
@@ -232,8 +237,7 @@ def build_targets(keypoints: np.ndarray, cfg: TargetConfig) -> Tuple[np.ndarray,
     kp = np.asarray(keypoints, np.float64)
     annotated = np.isfinite(kp[:, :2]).all(axis=1)
     occluded = annotated & (np.nan_to_num(kp[:, 2], nan=0.0) > 0.5)
-    n = cfg.map_size
-    joints = render_gaussian_heatmaps(kp[:, :2], annotated.astype(np.float32), (n, n), cfg.stride, cfg.sigma_px)
+    joints, _ = cfg.codec.encode(kp[:, :2], annotated.astype(np.float32))
     maps = np.concatenate([joints, background_map(joints)[None]], axis=0)
     weights = np.ones(NUM_JOINTS + 1, np.float32)
     if cfg.occluded == "ignore":

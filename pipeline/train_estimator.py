@@ -24,7 +24,7 @@ Recipe (GCCPM's ``train.py``; data side in :mod:`pipeline.lip_data`):
   the first 1000 val images in file-name order (GCCPM's ``eval_num``), each fitted to
   the input like training images without augmentation (GCCPM's ``val.py`` does the
   same fit). Keypoints come from the last stage's stride-8 maps with a quarter-cell
-  refinement (:func:`vireid.pose.heatmaps.decode_heatmaps`), mapped back to image
+  refinement (the targets' codec, :meth:`vireid.pose.codec.HeatmapCodec.decode`), mapped back to image
   pixels; GCCPM instead upsamples the maps (bicubic) to the image and takes the
   argmax, which is finer, so the same network can score slightly lower here.
 
@@ -47,11 +47,11 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from pipeline.lip_data import (STRIDE, AugmentConfig, LipDataError, LipTrainSet, LipValSet, TargetConfig,
-                               split_records, transform_points)
+from pipeline.lip_data import (AugmentConfig, LipDataError, LipTrainSet, LipValSet, TargetConfig, split_records,
+                               transform_points)
 from pipeline.estimator_optim import build_optimizer, heatmap_loss
 from vireid.io import WriteError, atomic_write_json, ensure_writable, previous_path
-from vireid.pose.heatmaps import decode_heatmaps
+from vireid.pose.codec import HeatmapCodec
 from vireid.pose.joints import NUM_JOINTS
 from vireid.pose.pckh import PCKh, pckh
 from vireid.sealing import DamagedFileError, torch_load, torch_save
@@ -106,8 +106,10 @@ class TrainConfig:
 
 
 # ---------------------------------------------------------------- validation
-def predict_keypoints(model: GCCPM, loader: DataLoader, device: torch.device) -> Tuple[np.ndarray, np.ndarray]:
-    """Keypoints (N, 16, 2) in original image pixels from the last stage, and the annotations (N, 16, 3)."""
+def predict_keypoints(model: GCCPM, loader: DataLoader, device: torch.device,
+                      codec: HeatmapCodec) -> Tuple[np.ndarray, np.ndarray]:
+    """Keypoints (N, 16, 2) in original image pixels from the last stage's maps (decoded with
+    ``codec``, the training targets'), and the annotations (N, 16, 3)."""
     import torch
 
     was_training = model.training
@@ -118,7 +120,7 @@ def predict_keypoints(model: GCCPM, loader: DataLoader, device: torch.device) ->
             for batch in loader:
                 maps = model(batch["image"].to(device))[-1][:, :NUM_JOINTS].float().cpu().numpy()
                 for k in range(maps.shape[0]):
-                    xy, _ = decode_heatmaps(maps[k], STRIDE)
+                    xy, _ = codec.decode(maps[k])
                     preds.append(transform_points(xy, batch["inverse"][k].numpy()))
                 gts.append(batch["keypoints"].numpy())
     finally:
@@ -128,8 +130,8 @@ def predict_keypoints(model: GCCPM, loader: DataLoader, device: torch.device) ->
     return np.stack(preds), np.concatenate(gts)
 
 
-def evaluate_pckh(model: GCCPM, loader: DataLoader, device: torch.device) -> PCKh:
-    pred, gt = predict_keypoints(model, loader, device)
+def evaluate_pckh(model: GCCPM, loader: DataLoader, device: torch.device, codec: HeatmapCodec) -> PCKh:
+    pred, gt = predict_keypoints(model, loader, device, codec)
     return pckh(gt, pred)
 
 
@@ -261,7 +263,7 @@ def train_estimator(root: "str | Path", out: "str | Path", cfg: TrainConfig = Tr
               "train_images": len(train_records), "val_images": len(val_records), "init": str(init) if init else None,
               "init_sha256": init_sha, "device": str(dev), "config": _config_json(cfg)}
     if initial is None and val_loader is not None and start_epoch == 0:
-        initial = evaluate_pckh(model, val_loader, dev)
+        initial = evaluate_pckh(model, val_loader, dev, cfg.targets().codec)
         log.info("val PCKh before training: %.2f", initial.average)
 
     final: Optional[PCKh] = None
@@ -298,7 +300,7 @@ def train_estimator(root: "str | Path", out: "str | Path", cfg: TrainConfig = Tr
                                  "stage_losses": [float(v) for v in stage_sums / max(batches, 1)],
                                  "batches": batches, "lr": optimizer.param_groups[0]["lr"]}
         if val_loader is not None:
-            final = evaluate_pckh(model, val_loader, dev)
+            final = evaluate_pckh(model, val_loader, dev, cfg.targets().codec)
             entry["val_pckh"] = final.to_json()["average"]
             entry["val_upper_body"] = final.to_json()["upper_body"]
             scheduler.step(100.0 - (final.average if math.isfinite(final.average) else 0.0))

@@ -9,7 +9,7 @@ How a person crop meets the network (the original's convention, which the golden
 network at another scale than it learnt degrades its peaks (and 256 costs 4x the
 time of 128). The last refinement stage's stride-8 maps (32x32 at 256) are cut back to
 the crop's columns (32x16), each joint's peak is located with sub-cell refinement
-(:func:`vireid.pose.heatmaps.decode_heatmaps`), mapped to the crop's pixels, and its
+(:meth:`vireid.pose.codec.HeatmapCodec.decode`), mapped to the crop's pixels, and its
 value (clipped to [0, 1]) is the joint's confidence. The cache then renders Gaussians
 from these keypoints on its own grid (stride 4 of the training input: 72x36 for
 288x144), rather than resizing the 32x16 maps, so every estimator yields maps of
@@ -26,7 +26,6 @@ import torch
 from pipeline.estimators.base import EstimatorError, PoseEstimator
 from vireid.io import file_sha256
 from vireid.pose import gccpm
-from vireid.pose.heatmaps import decode_heatmaps
 from vireid.pose.joints import NUM_JOINTS
 
 #: a joint whose peak is below this is reported missing (confidence 0)

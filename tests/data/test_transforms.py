@@ -7,7 +7,7 @@ import torch
 
 from tests.data.reference_transforms import flip_pair, shift_maps
 from vireid.data.transforms import EvalTransform, TrainTransform, TransformConfig
-from vireid.pose.heatmaps import cell_centres, render_gaussian_heatmaps
+from vireid.pose.codec import HeatmapCodec, cell_centres
 from vireid.pose.joints import JOINT_INDEX, NUM_JOINTS, flip_permutation
 
 SIZE = (64, 32)
@@ -24,7 +24,7 @@ def dot_sample(x: int, y: int, joint: int = L_HIP) -> dict:
     kps[joint] = (x, y)
     weights = np.zeros(NUM_JOINTS)
     weights[joint] = 1.0
-    maps = render_gaussian_heatmaps(kps, weights, HM, STRIDE, sigma=3.0)
+    maps, _ = HeatmapCodec(SIZE, STRIDE, sigma=3.0).encode(kps, weights)
     confidence = np.linspace(0.1, 0.9, NUM_JOINTS).astype(np.float32)
     return {"image": image, "heatmaps": maps, "confidence": confidence}
 

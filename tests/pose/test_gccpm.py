@@ -177,6 +177,7 @@ def test_training_targets_and_inference_decoding_share_one_geometry_and_normalis
 
     from pipeline.lip_data import TargetConfig, build_targets
     from vireid.pose import gccpm
+    from vireid.pose.codec import STRIDE
     from vireid.pose.joints import NUM_JOINTS
 
     size = 128
@@ -189,7 +190,7 @@ def test_training_targets_and_inference_decoding_share_one_geometry_and_normalis
     np.testing.assert_array_equal(tensor[0].numpy(), gccpm.normalise_input(image))
     xy, score = gccpm.decode_crop_maps(maps[:NUM_JOINTS], transform)
     # per axis within a quarter cell; a peak sampled at most half a cell off its centre on each axis
-    assert np.abs(xy - kp[:, :2]).max() <= gccpm.STRIDE / 4 + 1e-6 and (score > 0.26).all()
+    assert np.abs(xy - kp[:, :2]).max() <= STRIDE / 4 + 1e-6 and (score > 0.26).all()
     narrow = rng.integers(0, 256, size=(size, size // 2, 3), dtype=np.uint8)  # 2:1 crop: grey padding -> 0
     t, tr = gccpm.prepare_crop(narrow, size)
     assert tr.pad_left == size // 4 and not t[0, :, :, : size // 4].any()

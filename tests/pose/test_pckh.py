@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vireid.pose.heatmaps import render_gaussian_heatmaps
+from vireid.pose.codec import HeatmapCodec
 from vireid.pose.joints import JOINT_INDEX, NUM_JOINTS
 from vireid.pose.pckh import head_sizes, heatmap_pckh, pckh
 
@@ -45,11 +45,12 @@ def test_pckh_shape_error():
 
 STRIDE = 4
 HM = (32, 16)          # heatmap grid of a 128x64 crop
+CODEC = HeatmapCodec((128, 64), STRIDE, sigma=4.0)
 
 
 def _maps(points: np.ndarray) -> np.ndarray:
     """(16, 2) keypoints in input pixels (NaN = missing) -> [16, 32, 16] Gaussian maps of peak 1."""
-    return render_gaussian_heatmaps(points, np.ones(NUM_JOINTS), HM, STRIDE, sigma=4.0)
+    return CODEC.encode(points, np.ones(NUM_JOINTS))[0]
 
 
 def _pose() -> np.ndarray:
@@ -67,12 +68,12 @@ def test_heatmap_pckh_hand_case():
         moved[j, 0] += dx
     target = _maps(gt)[None]
     pred = _maps(moved)[None]
-    r = heatmap_pckh(pred, target, None, STRIDE)
+    r = heatmap_pckh(pred, target, None, CODEC)
     # Avg. counts 14 joints (not pelvis/spine); joints 2 and 3 (12 and 16 px) are wrong
     assert r.images == 1 and r.joints == 14
     assert r.average == pytest.approx(100 * 12 / 14)
     assert r.per_joint[0] == 100 and r.per_joint[1] == 100 and r.per_joint[2] == 0 and r.per_joint[3] == 0
-    assert heatmap_pckh(target, target, None, STRIDE).average == 100
+    assert heatmap_pckh(target, target, None, CODEC).average == 100
 
 
 def test_heatmap_pckh_leaves_out_unconfident_and_empty_target_joints():
@@ -82,16 +83,18 @@ def test_heatmap_pckh_leaves_out_unconfident_and_empty_target_joints():
     conf = np.ones((1, NUM_JOINTS))
     conf[0, 0] = 0.2                                # below the threshold: left out
     target[0, 1] = 0.0                              # empty target map: left out
-    r = heatmap_pckh(pred, target, conf, STRIDE, min_confidence=0.3)
+    r = heatmap_pckh(pred, target, conf, CODEC, min_confidence=0.3)
     assert r.joints == 12 and r.per_joint[0] != r.per_joint[0] and np.isnan(r.per_joint[1])
     assert r.average == 0.0
     no_head = target.copy()
     no_head[0, JOINT_INDEX["B_Head"]] = 0.0         # no head size: the image is not evaluated
-    assert heatmap_pckh(pred, no_head, conf, STRIDE).images == 0
+    assert heatmap_pckh(pred, no_head, conf, CODEC).images == 0
 
 
 def test_heatmap_pckh_shape_errors():
     with pytest.raises(ValueError, match="16"):
-        heatmap_pckh(np.zeros((1, 1, 8, 4)), np.zeros((1, 1, 8, 4)), None, STRIDE)
+        heatmap_pckh(np.zeros((1, 1, 8, 4)), np.zeros((1, 1, 8, 4)), None, CODEC)
     with pytest.raises(ValueError, match="confidence"):
-        heatmap_pckh(np.zeros((1, 16, 8, 4)), np.zeros((1, 16, 8, 4)), np.ones((1, 15)), STRIDE)
+        heatmap_pckh(np.zeros((1, 16, 8, 4)), np.zeros((1, 16, 8, 4)), np.ones((1, 15)), CODEC)
+    with pytest.raises(ValueError, match="maps of 8x4 cells, but this codec's are 32x16"):
+        heatmap_pckh(np.zeros((1, 16, 8, 4)), np.zeros((1, 16, 8, 4)), None, CODEC)

@@ -45,6 +45,7 @@ import cv2
 import numpy as np
 
 from vireid import __version__
+from vireid.pose.codec import HeatmapCodec
 from vireid.pose.joints import FLIP_PAIRS, JOINT_NAMES
 
 CACHE_FORMAT = "vireid-heatmap-cache/1"
@@ -82,8 +83,13 @@ class CacheConfig:
             raise ValueError("shard_size must be positive")
 
     @property
+    def codec(self) -> HeatmapCodec:
+        """The codec that renders this cache's maps."""
+        return HeatmapCodec(self.input_size, self.stride, self.sigma)
+
+    @property
     def heatmap_size(self) -> Tuple[int, int]:
-        return self.input_size[0] // self.stride, self.input_size[1] // self.stride
+        return self.codec.map_size
 
 
 def cache_attributes(config: CacheConfig, estimator: Mapping[str, Any], manifest_hash: str,

@@ -43,6 +43,7 @@ from vireid.data.cache_format import (
     shard_name,
 )
 from vireid.io import PathLike
+from vireid.pose.codec import HeatmapCodec
 from vireid.pose.joints import NUM_JOINTS
 
 __all__ = [
@@ -135,6 +136,11 @@ class HeatmapCache:
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    @property
+    def codec(self) -> HeatmapCodec:
+        """The codec of the cache's maps (its input size, stride and sigma): decode them with it."""
+        return HeatmapCodec(tuple(self.attrs["input_size"]), self.attrs["stride"], self.attrs["sigma"])
 
     def __getstate__(self) -> Dict[str, Any]:
         state = dict(self.__dict__)

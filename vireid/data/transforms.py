@@ -14,7 +14,7 @@ joint:
    ``shift / stride`` cells, which is fractional in general (e.g. 10 px = 2.5 cells at
    stride 4): the integer part is a slice, the fractional part a linear blend of the two
    neighbouring integer shifts (separably in x and y). On the map grid of
-   :mod:`vireid.pose.heatmaps` (cell ``c`` centred on input pixel ``c*s + s/2 - 0.5``) a
+   :mod:`vireid.pose.codec` (cell ``c`` centred on input pixel ``c*s + s/2 - 0.5``) a
    pixel shift of ``d`` is a cell shift of exactly ``d / s``, so the blended peak stays
    on the joint; the blend lowers a Gaussian's peak by at most ~4 % at sigma 7 px,
    stride 4 (half a cell off-grid). Cells shifted in from outside are 0, like the

@@ -40,7 +40,7 @@ def branch_pckh(model: PoseVIReIDNet, cache: HeatmapCache, indices: Sequence[int
     (a modality without images is left out); ``{}`` when the model does not predict joint maps."""
     if not scores_joints(model) or not len(indices):
         return {}
-    stride = float(cache.attrs["stride"])
+    codec = cache.codec
     ds = CacheDataset(cache, indices=list(indices), transform=eval_transform(cache), label_map=None)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0)
     was_training = model.training
@@ -64,5 +64,5 @@ def branch_pckh(model: PoseVIReIDNet, cache: HeatmapCache, indices: Sequence[int
     for m, name in enumerate(MODALITIES):
         if parts["pred"][m]:
             out[name] = heatmap_pckh(np.concatenate(parts["pred"][m]), np.concatenate(parts["target"][m]),
-                                     np.concatenate(parts["conf"][m]), stride, min_confidence)
+                                     np.concatenate(parts["conf"][m]), codec, min_confidence)
     return out

@@ -17,7 +17,7 @@ from vireid.data.transforms import EvalTransform
 from vireid.evaluation.pose_accuracy import scores_joints
 from vireid.model import PoseVIReIDNet
 from vireid.pose.draw import draw_skeleton, overlay_heatmaps
-from vireid.pose.heatmaps import decode_heatmaps
+from vireid.pose.codec import HeatmapCodec
 
 SCALE = 2                      # crops are small (128x64): drawn twice as large
 COLUMNS = ("RGB target", "RGB predicted", "IR target", "IR predicted")  # cell titles: "id P: <column>"
@@ -51,11 +51,11 @@ def _predict(model: PoseVIReIDNet, transform: EvalTransform, entry: Dict[str, An
     return maps
 
 
-def _cell(image: np.ndarray, maps: np.ndarray, stride: float, confidence: np.ndarray) -> np.ndarray:
+def _cell(image: np.ndarray, maps: np.ndarray, codec: HeatmapCodec, confidence: np.ndarray) -> np.ndarray:
     """Crop with the skeleton decoded from ``maps`` (joints with ``confidence`` > 0) above the
     crop with the maps overlaid, both ``SCALE`` times larger."""
     big = cv2.resize(image, (image.shape[1] * SCALE, image.shape[0] * SCALE), interpolation=cv2.INTER_LINEAR)
-    points, _ = decode_heatmaps(maps, stride)
+    points, _ = codec.decode(maps)
     skeleton = draw_skeleton(big, points * SCALE + (SCALE - 1) / 2.0, confidence)
     return np.concatenate([skeleton, overlay_heatmaps(big, maps)], axis=0)
 
@@ -80,7 +80,7 @@ def pose_figure(model: PoseVIReIDNet, cache: HeatmapCache, pairs: Sequence[Tuple
                          "(model.heatmap_channels: 16)")
     if not pairs:
         raise ValueError("no identity has images in both modalities")
-    stride = float(cache.attrs["stride"])
+    codec = cache.codec
     transform = eval_transform(cache)
     rows = []
     for pid, rgb, ir in pairs:
@@ -88,8 +88,8 @@ def pose_figure(model: PoseVIReIDNet, cache: HeatmapCache, pairs: Sequence[Tuple
         for index in (rgb, ir):
             entry = cache.get(index)
             pred = _predict(model, transform, entry, device)
-            cells.append(_cell(entry["image"], entry["heatmaps"], stride, entry["confidence"]))
-            cells.append(_cell(entry["image"], np.clip(pred, 0.0, 1.0), stride, np.ones(len(pred))))
+            cells.append(_cell(entry["image"], entry["heatmaps"], codec, entry["confidence"]))
+            cells.append(_cell(entry["image"], np.clip(pred, 0.0, 1.0), codec, np.ones(len(pred))))
         row = np.concatenate([_label(c, f"id {pid}: {name}") for c, name in zip(cells, COLUMNS)], axis=1)
         rows.append(np.concatenate([row, np.full((6, row.shape[1], 3), 255, np.uint8)], axis=0))
     return np.concatenate(rows, axis=0)

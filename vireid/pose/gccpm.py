@@ -27,10 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vireid.pose.codec import STRIDE, HeatmapCodec
+
 log = logging.getLogger(__name__)
 
 NUM_HEATMAPS = 17   # 16 LIP joints + background
-STRIDE = 8
 #: grey of the padding and of masked regions: 0 after :func:`normalise_input`
 PAD_VALUE = 128
 
@@ -298,7 +299,7 @@ class CropTransform:
         """Stride-``stride`` map coordinates (column, row; cell ``c`` centred at ``c``) -> crop pixels.
 
         Cell ``c`` covers network pixels ``[c*s, (c+1)*s)`` and is centred on network pixel
-        ``c*s + s/2 - 0.5`` (the grid convention of :mod:`vireid.pose.heatmaps`).
+        ``c*s + s/2 - 0.5`` (the grid convention of :mod:`vireid.pose.codec`).
         """
         net = np.asarray(xy_map, dtype=np.float64) * stride + (stride / 2.0 - 0.5)
         return self.to_crop(net)
@@ -340,12 +341,8 @@ def normalise_input(image: np.ndarray) -> np.ndarray:
 def decode_crop_maps(maps: np.ndarray, transform: CropTransform) -> Tuple[np.ndarray, np.ndarray]:
     """Joint maps ``(16, S/8, S/8)`` of a prepared crop -> keypoints ``(16, 2)`` in crop pixels
     and peak values ``(16,)``. Peaks are searched only over the crop's columns, not the padding."""
-    from vireid.pose.heatmaps import decode_heatmaps
-
+    codec = HeatmapCodec((transform.size, transform.size), STRIDE)
     c0 = transform.pad_left // STRIDE
     c1 = -(-(transform.pad_left + transform.resized_w) // STRIDE)
-    region = maps[:, :, c0:c1]
-    xy, score = decode_heatmaps(region, STRIDE)
-    xy = xy.astype(np.float64)
-    xy[:, 0] += c0 * STRIDE
+    xy, score = codec.decode(maps, within=(0, codec.map_size[0], c0, c1))
     return transform.to_crop(xy), score

@@ -6,7 +6,7 @@ scores the LIP estimator with it on the LIP val split.
 
 :func:`heatmap_pckh` scores predicted joint heatmaps (the Pose Estimation Branch's Ĥ,
 ``[N, 16, h, w]``) against target heatmaps (the cache's, from the LIP estimator): both are
-decoded to keypoints (:func:`vireid.pose.heatmaps.decode_heatmaps`), a target joint counts
+decoded to keypoints by their codec (:meth:`vireid.pose.codec.HeatmapCodec.decode`), a target joint counts
 when its confidence is above ``min_confidence`` and its map is not empty, and the head size
 is taken from the target's B_Head and B_Neck. It measures how well the branch reproduces
 its supervision, not accuracy against human annotation.
@@ -19,7 +19,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from vireid.pose.heatmaps import decode_heatmaps
+from vireid.pose.codec import HeatmapCodec
 from vireid.pose.joints import JOINT_INDEX, NUM_JOINTS
 
 #: joints in LIP's/GCCPM's "Avg." PCKh: all but B_Pelvis and B_Spine
@@ -85,23 +85,10 @@ def pckh(gt: np.ndarray, pred: np.ndarray, threshold: float = 0.5) -> PCKh:
     return PCKh(per_joint=per_joint, upper_body=upper, average=average, images=int((head > 0).sum()), joints=n_avg)
 
 
-def heatmaps_to_keypoints(maps: np.ndarray, stride: float) -> Tuple[np.ndarray, np.ndarray]:
-    """``[N, J, h, w]`` heatmaps -> keypoints ``(N, J, 2)`` in input pixels and peak values ``(N, J)``."""
-    maps = np.asarray(maps)
-    if maps.ndim != 4:
-        raise ValueError(f"expected heatmaps [N, J, h, w], got shape {maps.shape}")
-    n, j = maps.shape[:2]
-    points = np.zeros((n, j, 2), np.float64)
-    scores = np.zeros((n, j), np.float64)
-    for i in range(n):
-        points[i], scores[i] = decode_heatmaps(maps[i], stride)
-    return points, scores
-
-
-def heatmap_pckh(pred: np.ndarray, target: np.ndarray, confidence: Optional[np.ndarray], stride: float,
+def heatmap_pckh(pred: np.ndarray, target: np.ndarray, confidence: Optional[np.ndarray], codec: HeatmapCodec,
                  min_confidence: float = 0.0, threshold: float = 0.5) -> PCKh:
     """PCKh of predicted heatmaps ``pred`` against target heatmaps ``target`` (both
-    ``[N, 16, h, w]``, the same grid of ``stride`` input pixels per cell).
+    ``[N, 16, h, w]``, the grid of ``codec``; both decoded with it).
 
     A target joint is evaluated when its ``confidence`` (``(N, 16)``; None = all 1) is above
     ``min_confidence`` and its map's peak is above 0; the predicted joint is its map's peak,
@@ -112,13 +99,14 @@ def heatmap_pckh(pred: np.ndarray, target: np.ndarray, confidence: Optional[np.n
     if pred.shape != target.shape or pred.ndim != 4 or pred.shape[1] != NUM_JOINTS:
         raise ValueError(f"expected pred and target heatmaps [N, {NUM_JOINTS}, h, w] of one shape, got "
                          f"{pred.shape} and {target.shape}")
-    gt, peak = heatmaps_to_keypoints(target, stride)
-    kept = peak > 0
     if confidence is not None:
         confidence = np.asarray(confidence, np.float64)
-        if confidence.shape != peak.shape:
-            raise ValueError(f"confidence must be {peak.shape}, got {confidence.shape}")
+        if confidence.shape != target.shape[:2]:
+            raise ValueError(f"confidence must be {target.shape[:2]}, got {confidence.shape}")
+    gt, peak = codec.decode_batch(target)
+    kept = peak > 0
+    if confidence is not None:
         kept &= confidence > min_confidence
     gt[~kept] = np.nan
-    points, _ = heatmaps_to_keypoints(pred, stride)
+    points, _ = codec.decode_batch(pred)
     return pckh(gt, points, threshold)
