@@ -30,7 +30,8 @@ from pipeline.synth import synthesize
 from vireid.data.manifest import Manifest
 from vireid.data.scan import scan
 from vireid.data.shards import CacheConfig, HeatmapCache
-from vireid.pose.gccpm import GCCPM, prepare_crop
+from vireid.pose.codec import prepare_input
+from vireid.pose.gccpm import GCCPM
 
 
 def estimator_rates(manifest: Manifest, root: Path, out: Path, weights: Path, batch: int, device: str,
@@ -43,7 +44,7 @@ def estimator_rates(manifest: Manifest, root: Path, out: Path, weights: Path, ba
     est.batch_size = batch
     n = len(manifest.records)
     images = [cv2.imread(str(root / r.path)) for r in manifest.records]
-    tensors = [prepare_crop(im, est.size)[0] for im in images]
+    tensors = [torch.from_numpy(prepare_input(im, est.size)[0])[None] for im in images]
     sync = (lambda: torch.cuda.synchronize(est.device)) if est.device.type == "cuda" else (lambda: None)
     with torch.no_grad():
         est.model(torch.cat(tensors[:batch]).to(device))                  # warm-up

@@ -14,19 +14,22 @@ The recipe is GCCPM's (Osokin, the paper's ref. [34]; its ``datasets/lip.py`` an
 5. crop-pad: the canvas resized so its longer side is the input size and centred on
    a square ``size x size`` input padded with grey 128 (0 after normalisation). A LIP
    image is already a crop around one person, so centring the canvas centres the
-   person, as GCCPM does;
+   person, as GCCPM does. Without rotation and scale this is the inference fit
+   (:func:`vireid.pose.codec.fit_matrix`, used by :func:`vireid.pose.codec.prepare_input`);
 6. horizontal flip (p 0.5): ``x -> size - 1 - x`` and the left/right joints swap
    (:func:`vireid.pose.joints.flip_keypoints`), so e.g. the R_Wrist target channel of
    the flipped image holds the joint that was annotated L_Wrist.
 
-Steps 3-6 are composed into one affine matrix (:func:`augment_matrix`) applied to
-the image by a single ``cv2.warpAffine`` and to the keypoints exactly (GCCPM warps
-three times and rounds offsets to whole pixels). Every random draw comes from a
+Steps 3-5 are :func:`vireid.pose.codec.fit_matrix`; with step 6 they are one affine
+matrix (:func:`augment_matrix`) applied to the image by a single ``cv2.warpAffine``
+(:func:`vireid.pose.codec.warp_input`) and to the keypoints exactly (GCCPM warps three
+times and rounds offsets to whole pixels). Every random draw comes from a
 ``numpy.random.Generator`` seeded by ``(seed, epoch, index)``, so a sample is the
 same whatever the worker that loads it, and a resumed run sees the same data.
 
-Targets (:func:`build_targets`): 16 Gaussian maps of peak 1, sigma 7 input pixels at
-256 (scaled with the input size), at stride 8, plus GCCPM's background map
+Targets (:func:`build_targets`, encoded by :attr:`TargetConfig.codec`): 16 Gaussian maps
+of peak 1, sigma 7 input pixels at 256 (scaled with the input size), at stride 8, plus
+GCCPM's background map
 ``1 - max over joints``, and a weight per channel for the loss:
 
 * GCCPM renders every annotated joint, occluded ones included, and has no loss mask:
@@ -42,7 +45,6 @@ Targets (:func:`build_targets`): 16 Gaussian maps of peak 1, sigma 7 input pixel
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -52,8 +54,8 @@ import numpy as np
 
 from vireid.data.images import load_image
 from vireid.data.manifest import Record
-from vireid.pose.codec import STRIDE, HeatmapCodec, background_map
-from vireid.pose.gccpm import PAD_VALUE, check_input_side, normalise_input
+from vireid.pose.codec import (PAD_VALUE, STRIDE, HeatmapCodec, background_map, check_input_side, fit_matrix,
+                               normalise_input, prepare_input, transform_points, warp_input)
 from vireid.pose.joints import NUM_JOINTS, flip_keypoints
 
 log = logging.getLogger(__name__)
@@ -173,28 +175,14 @@ def sample_params(rng: np.random.Generator, height: int, width: int, cfg: Augmen
 def augment_matrix(height: int, width: int, params: AugmentParams, size: int) -> np.ndarray:
     """2x3 affine from image pixels to input pixels for steps 3-6 (pixel centres at integers).
 
-    Rotation by ``angle_deg`` (counter-clockwise as displayed, OpenCV's sense) and
-    scaling by ``params.scale`` about the image centre; the rotated image's bounding box
-    (``h|sin| + w|cos|`` by ``h|cos| + w|sin|``) is fitted to ``size`` and centred;
-    then the optional mirror ``x -> size - 1 - x``.
+    The fit of :func:`vireid.pose.codec.fit_matrix` with ``params.angle_deg`` and
+    ``params.scale`` (identity ``params`` give the inference fit exactly), then the
+    optional mirror ``x -> size - 1 - x``.
     """
-    theta = math.radians(params.angle_deg)
-    c, s = abs(math.cos(theta)), abs(math.sin(theta))
-    bound_w, bound_h = height * s + width * c, height * c + width * s
-    fit = size / max(bound_w, bound_h)
-    centre = ((width - 1) / 2.0, (height - 1) / 2.0)
-    m = cv2.getRotationMatrix2D(centre, params.angle_deg, fit * params.scale)
-    m[0, 2] += (size - 1) / 2.0 - centre[0]
-    m[1, 2] += (size - 1) / 2.0 - centre[1]
+    m = fit_matrix(height, width, size, params.angle_deg, params.scale)
     if params.flip:
         m = np.array([[-1.0, 0.0, size - 1.0], [0.0, 1.0, 0.0]]) @ np.vstack([m, [0.0, 0.0, 1.0]])
     return m.astype(np.float64)
-
-
-def transform_points(xy: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """Apply a 2x3 affine to points ``(..., 2)``; NaN stays NaN."""
-    xy = np.asarray(xy, np.float64)
-    return xy @ matrix[:, :2].T + matrix[:, 2]
 
 
 def apply_augment(image: np.ndarray, keypoints: np.ndarray, params: AugmentParams,
@@ -211,8 +199,7 @@ def apply_augment(image: np.ndarray, keypoints: np.ndarray, params: AugmentParam
     if params.channel_order is not None:
         img = np.ascontiguousarray(img[:, :, list(params.channel_order)])
     m = augment_matrix(h, w, params, size)
-    out = cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                         borderValue=(PAD_VALUE,) * 3)
+    out = warp_input(img, m, size)
     kp = np.asarray(keypoints, np.float64).copy()
     if params.flip:
         # undo the mirror in the matrix for the coordinates, then let flip_keypoints mirror and swap rows
@@ -289,7 +276,8 @@ class LipTrainSet:
 
 
 class LipValSet:
-    """Unaugmented validation inputs (the crop-pad fit only) with what maps predictions back.
+    """Unaugmented validation inputs (the inference fit, :func:`vireid.pose.codec.prepare_input`)
+    with what maps predictions back.
 
     Items: ``{'image': 3xSxS, 'inverse': 2x3 affine input -> image pixels, 'keypoints': 16x3}``.
     """
@@ -304,14 +292,8 @@ class LipValSet:
         return len(self.records)
 
     def __getitem__(self, index: int) -> Dict[str, np.ndarray]:
-        image = read_image(self.root, self.records[index])
-        h, w = image.shape[:2]
-        m = augment_matrix(h, w, AugmentParams(), self.input_size)
-        img = cv2.warpAffine(image, m, (self.input_size, self.input_size), flags=cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_CONSTANT, borderValue=(PAD_VALUE,) * 3)
-        inverse = cv2.invertAffineTransform(m)
-        return {"image": normalise_input(img), "inverse": inverse.astype(np.float64),
-                "keypoints": self.keypoints[index]}
+        image, fit = prepare_input(read_image(self.root, self.records[index]), self.input_size)
+        return {"image": image, "inverse": fit.inverse, "keypoints": self.keypoints[index]}
 
 
 def split_records(records: Sequence[Record], split: str) -> List[Record]:

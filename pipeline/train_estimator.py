@@ -47,11 +47,10 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from pipeline.lip_data import (AugmentConfig, LipDataError, LipTrainSet, LipValSet, TargetConfig, split_records,
-                               transform_points)
+from pipeline.lip_data import AugmentConfig, LipDataError, LipTrainSet, LipValSet, TargetConfig, split_records
 from pipeline.estimator_optim import build_optimizer, heatmap_loss
 from vireid.io import WriteError, atomic_write_json, ensure_writable, previous_path
-from vireid.pose.codec import HeatmapCodec
+from vireid.pose.codec import HeatmapCodec, transform_points
 from vireid.pose.joints import NUM_JOINTS
 from vireid.pose.pckh import PCKh, pckh
 from vireid.sealing import DamagedFileError, torch_load, torch_save

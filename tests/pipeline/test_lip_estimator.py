@@ -50,6 +50,33 @@ def test_peak_maps_back_to_crop_pixels(tmp_path, monkeypatch):
     np.testing.assert_allclose(out[0, :, 2], 0.8, atol=1e-6)
 
 
+def test_the_network_sees_the_training_fit(tmp_path, monkeypatch):
+    """The estimator's input is exactly vireid.pose.codec.prepare_input's (the fit LIP training
+    uses without augmentation), also for a wide crop, which is no longer squashed: its peak
+    maps back through the same fit."""
+    from vireid.pose.codec import prepare_input
+
+    model = GCCPM(num_refinement_stages=1)
+    torch.save({"state_dict": model.state_dict(), "input_size": 64}, tmp_path / "w.pth")
+    est = LipEstimator(tmp_path / "w.pth")
+    seen = []
+
+    def fake_forward(batch):
+        seen.append(batch.numpy().copy())
+        maps = torch.zeros(batch.shape[0], 17, 8, 8)
+        maps[:, :16, 4, 3] = 0.8            # cell (row 4, col 3): input pixel (27.5, 35.5)
+        return [maps]
+
+    monkeypatch.setattr(est, "model", fake_forward)
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in ((300, 140), (40, 80))]
+    out = est.estimate(images, ["a.jpg", "b.jpg"])
+    for i, img in enumerate(images):
+        np.testing.assert_array_equal(seen[0][i], prepare_input(img, 64)[0])
+    # 40x80 into 64: scale 0.8, centred: input (27.5, 35.5) -> image ((27.5 - 31.5) / 0.8 + 39.5, (35.5 - 31.5) / 0.8 + 19.5)
+    np.testing.assert_allclose(out[1, :, :2], np.tile([34.5, 24.5], (16, 1)), atol=1e-9)
+
+
 @pytest.mark.parametrize("recorded,given,expected", [(None, None, 256), (128, None, 128), (128, 192, 192)])
 def test_input_size_is_the_checkpoints_unless_given(tmp_path, monkeypatch, recorded, given, expected):
     model = GCCPM(num_refinement_stages=1)
@@ -64,7 +91,7 @@ def test_input_size_is_the_checkpoints_unless_given(tmp_path, monkeypatch, recor
         seen.append(tuple(batch.shape[2:]))
         return [torch.zeros(batch.shape[0], 17, batch.shape[2] // 8, batch.shape[3] // 8)]
 
-    assert est.describe()["input"] == f"{expected}x{expected // 2} padded to {expected}x{expected}"
+    assert est.describe()["input"] == f"longer side {expected}, centred on {expected}x{expected}"
     monkeypatch.setattr(est, "model", fake_forward)
     est.estimate([np.zeros((288, 144, 3), np.uint8)], ["x.jpg"])
     assert seen == [(expected, expected)]
@@ -103,7 +130,7 @@ def test_heatmaps_command_with_lip_estimator(golden_dir, tmp_path):
     assert verify_cache(out) == []
     import json
     attrs = json.loads((out / "cache.json").read_text())
-    assert "256x128 padded to 256x256" in json.dumps(attrs)     # the public weights record no size
+    assert "longer side 256, centred on 256x256" in json.dumps(attrs)     # the public weights record no size
 
 
 def test_heatmaps_command_estimator_size(golden_dir, tmp_path):
@@ -113,6 +140,6 @@ def test_heatmaps_command_estimator_size(golden_dir, tmp_path):
             "--input-size", "32x16", "--sigma", "2", "--no-progress", "--allow-partial"]
     res = CliRunner().invoke(cli, args + ["--out", str(tmp_path / "c"), "--estimator-size", "128"])
     assert res.exit_code == 0, res.output
-    assert "128x64 padded to 128x128" in (tmp_path / "c" / "cache.json").read_text()
+    assert "longer side 128, centred on 128x128" in (tmp_path / "c" / "cache.json").read_text()
     res = CliRunner().invoke(cli, args + ["--out", str(tmp_path / "d"), "--estimator-size", "100"])
     assert res.exit_code != 0 and "multiple of 8" in res.output and "Traceback" not in res.output

@@ -12,11 +12,12 @@ import torch
 from click.testing import CliRunner
 
 from pipeline.lip_data import (AugmentConfig, AugmentParams, LipTrainSet, TargetConfig, apply_augment,
-                               augment_matrix, build_targets, sample_params, transform_points)
+                               augment_matrix, build_targets, sample_params)
 from pipeline.synth import synthesize
 from pipeline.estimator_optim import gccpm_param_groups, heatmap_loss
 from pipeline.train_estimator import TrainConfig, TrainEstimatorError, log_path, register, state_path, train_estimator
 from vireid.data.manifest import Record
+from vireid.pose.codec import STRIDE, HeatmapCodec, fit_image, normalise_input, prepare_input, transform_points
 from vireid.pose.gccpm import GCCPM, load_gccpm_checkpoint
 from vireid.pose.joints import JOINT_INDEX, NUM_JOINTS
 
@@ -52,6 +53,64 @@ def test_scale_and_flip_about_the_centre():
     m = augment_matrix(64, 64, AugmentParams(scale=1.5, flip=True), 64)
     # (41.5, 31.5) is 10 px right of the centre -> 15 px right, then mirrored: 31.5 - 15
     np.testing.assert_allclose(transform_points([[41.5, 31.5]], m), [[16.5, 31.5]], atol=1e-9)
+
+
+# crop shapes: 2:1 (the fits agreed before they were one), tall with a fractional width
+# (the old inference fit rounded it), wide (the old inference fit squashed it), square
+FIT_SHAPES = [(288, 144), (128, 64), (300, 140), (100, 45), (333, 97), (120, 200), (256, 300), (200, 200)]
+
+
+@pytest.mark.parametrize("size", [256, 64])
+def test_the_training_fit_without_augmentation_is_the_inference_fit(tmp_path, size):
+    """Identity AugmentParams give the matrix, the input and the keypoints of the inference
+    fit (vireid.pose.codec.prepare_input, run by the lip estimator) exactly, and LipValSet
+    serves that input and its inverse."""
+    import cv2
+
+    from pipeline.lip_data import LipValSet
+
+    rng = np.random.default_rng(0)
+    for h, w in FIT_SHAPES:
+        image = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+        fit = fit_image(h, w, size)
+        assert augment_matrix(h, w, AugmentParams(), size).tobytes() == fit.matrix.tobytes(), (h, w)
+        kp = _kp(B_Head=(w * 0.4, h * 0.1), R_Ankle=(w * 0.7, h * 0.9, 1))
+        out, moved = apply_augment(image, kp, AugmentParams(), size)
+        x, fit2 = prepare_input(image, size)
+        np.testing.assert_array_equal(normalise_input(out), x)
+        np.testing.assert_array_equal(moved[:, :2], fit2.to_input(kp[:, :2]))
+        np.testing.assert_array_equal(moved[:, 2], kp[:, 2])
+        name = f"{h}x{w}.png"
+        cv2.imwrite(str(tmp_path / name), image)
+        rec = Record(path=name, pid=0, camera="", camid=0, modality="rgb", split="val", height=h, width=w,
+                     nbytes=1, sha1="", keypoints=[[None if np.isnan(v) else float(v) for v in row] for row in kp])
+        item = LipValSet(tmp_path, [rec], size)[0]
+        np.testing.assert_array_equal(item["image"], x)
+        np.testing.assert_array_equal(item["inverse"], fit2.inverse)
+
+
+def test_training_targets_decode_through_the_inference_fit_to_the_keypoints():
+    """The estimator is trained as it is run: lip_data's targets, decoded by the codec within
+    the cells the image covers and mapped back through the inference fit, return the
+    keypoints within a quarter of a stride-8 cell on each axis."""
+    size = 128
+    rng = np.random.default_rng(0)
+    for h, w in ((size, size), (size, size // 2), (96, 37)):
+        image = np.zeros((h, w, 3), np.uint8)
+        _, fit = prepare_input(image, size)
+        r0, r1, c0, c1 = fit.cells(STRIDE)
+        # joints at least 1.5 cells inside the cells the image covers (edge cells get no sub-cell step)
+        lo, hi = np.array([c0, r0]) * STRIDE + 12, np.array([c1, r1]) * STRIDE - 12
+        kp = np.zeros((NUM_JOINTS, 3))
+        kp[:, :2] = fit.to_image(rng.uniform(lo, hi, size=(NUM_JOINTS, 2)))      # image pixels
+        _, moved = apply_augment(image, kp, AugmentParams(), size)
+        maps, _ = build_targets(moved, TargetConfig(input_size=size))             # (17, 16, 16)
+        xy, score = TargetConfig(input_size=size).codec.decode(maps[:NUM_JOINTS], within=(r0, r1, c0, c1))
+        assert np.abs(xy - moved[:, :2]).max() <= STRIDE / 4 + 1e-6                 # input pixels
+        back = fit.to_image(xy)                                                    # image pixels: scaled by 1/f
+        assert np.abs(back - kp[:, :2]).max() <= STRIDE / 4 / fit.matrix[0, 0] + 1e-6
+        assert (score > 0.26).all()
+        assert isinstance(TargetConfig().codec, HeatmapCodec) and TargetConfig().codec.stride == STRIDE
 
 
 def test_pixel_and_keypoint_move_together_with_flip_swap():

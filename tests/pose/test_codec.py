@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from vireid.pose.codec import HeatmapCodec, background_map, cell_centres, merge_heatmaps
+from vireid.pose.codec import (HeatmapCodec, background_map, cell_centres, fit_image, fit_matrix, merge_heatmaps,
+                               prepare_input)
 
 
 def _codec(map_hw, stride, sigma=None) -> HeatmapCodec:
@@ -196,3 +197,59 @@ def test_codec_checks_its_geometry():
     with pytest.raises(ValueError, match="maps of 8x4 cells, but this codec's are 8x8"):
         HeatmapCodec((64, 64), 8).decode(np.zeros((1, 8, 4)))
     assert HeatmapCodec((64, 32), 4.0).stride == 4 and HeatmapCodec((64, 32), 4).map_size == (16, 8)
+
+
+# ---------------------------------------------------------------- the input fit
+def test_fit_matrix_hand_values():
+    # 100x50 image into 64: scale 64/100, image centre (24.5, 49.5) -> input centre (31.5, 31.5)
+    np.testing.assert_allclose(fit_matrix(100, 50, 64), [[0.64, 0, 31.5 - 0.64 * 24.5], [0, 0.64, 31.5 - 0.64 * 49.5]],
+                               atol=1e-12)
+    # a wide 50x100 image: the width is the longer side
+    np.testing.assert_allclose(fit_matrix(50, 100, 64), [[0.64, 0, 31.5 - 0.64 * 49.5], [0, 0.64, 31.5 - 0.64 * 24.5]],
+                               atol=1e-12)
+
+
+def test_prepare_input_fits_a_2to1_crop_and_maps_back():
+    x, fit = prepare_input(np.full((288, 144, 3), 200, np.uint8), 256)
+    assert x.shape == (3, 256, 256) and x.dtype == np.float32
+    assert x[0, 10, 10] == 0.0 and x[0, 10, 63] == 0.0 and x[0, 10, 192] == 0.0   # grey padding is 0
+    assert (x[:, :, 64:192] == np.float32((200 - 128) / 256)).all()                  # 288x144 -> 256x128
+    assert fit.cells(8) == (0, 32, 8, 24)
+    # a peak at map cell (row 20, col 11) of the 32x32 stride-8 map -> crop pixels
+    maps = np.zeros((16, 32, 32), np.float32)
+    maps[3, 20, 11] = 0.9
+    xy, score = HeatmapCodec((256, 256), 8).decode(maps, within=fit.cells(8))
+    cx, cy = 11 * 8 + 3.5, 20 * 8 + 3.5                                 # cell centre, input pixels
+    np.testing.assert_allclose(fit.to_image(xy[3]), [(cx - 64 + 0.5) / (128 / 144) - 0.5, (cy + 0.5) / (256 / 288) - 0.5],
+                               atol=1e-9)
+    assert score[3] == pytest.approx(0.9)
+    # map cell (col 8, row 0) is the crop's first column of cells: its centre, input pixel
+    # (67.5, 3.5), is crop pixel ((67.5 - 64 + 0.5) * 1.125 - 0.5, 4 * 1.125 - 0.5)
+    np.testing.assert_allclose(fit.to_image(np.array([67.5, 3.5])), [4.0, 4.0], atol=1e-9)
+    pts = np.random.default_rng(0).uniform([0, 0], [143, 287], (10, 2))
+    np.testing.assert_allclose(fit.to_image(fit.to_input(pts)), pts, atol=1e-9)
+
+
+def test_peaks_in_the_padding_are_ignored():
+    _, fit = prepare_input(np.zeros((256, 128, 3), np.uint8), 256)
+    maps = np.zeros((16, 32, 32), np.float32)
+    maps[:, 5, 2] = 1.0                                               # column 2: padding
+    maps[:, 9, 12] = 0.5                                              # inside the crop
+    xy, score = HeatmapCodec((256, 256), 8).decode(maps, within=fit.cells(8))
+    assert np.all(score == 0.5)
+    assert np.all(fit.to_image(xy)[:, 0] >= 0)
+
+
+def test_a_wide_crop_is_fitted_by_its_width_not_squashed():
+    # 120x200 into 256: scale 1.28 on both axes, rows 51.2 .. 204.8 hold the image
+    x, fit = prepare_input(np.full((120, 200, 3), 200, np.uint8), 256)
+    np.testing.assert_allclose(fit.matrix[:, :2], [[1.28, 0], [0, 1.28]], atol=1e-12)
+    assert (x[:, :51] == 0).all() and (x[:, 206:] == 0).all()
+    # the outermost input columns sample just outside the image (x = -0.11): blended with grey
+    assert (x[:, 52:204, 1:255] == np.float32((200 - 128) / 256)).all()
+    assert 0 < x[0, 100, 0] < np.float32((200 - 128) / 256)
+    assert fit.cells(8) == (6, 26, 0, 32)
+    np.testing.assert_allclose(fit.to_image(np.array([127.5, 127.5])), [99.5, 59.5], atol=1e-9)
+    assert fit_image(120, 200, 256).matrix.tobytes() == fit.matrix.tobytes()
+    with pytest.raises(ValueError, match="HxWx3"):
+        prepare_input(np.zeros((120, 200), np.uint8), 256)

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
+from vireid.pose.codec import prepare_input
 from vireid.pose.gccpm import (GCCPM, CheckpointMismatchError, RefinementStage, RefinementStageBlock,
-                               UShapedContextBlock, decode_crop_maps, load_gccpm_checkpoint,
-                               num_stages_in, prepare_crop)
+                               UShapedContextBlock, load_gccpm_checkpoint, num_stages_in)
 from vireid.io import file_sha256
 
 
@@ -74,33 +74,6 @@ def test_refinement_stage_features_and_heatmaps():
         torch.testing.assert_close(stage(x), maps)
 
 
-def test_prepare_crop_pads_a_2to1_crop_and_maps_back():
-    img = np.full((288, 144, 3), 200, np.uint8)
-    t, tr = prepare_crop(img, 256)
-    assert t.shape == (1, 3, 256, 256)
-    assert tr.pad_left == 64 and tr.resized_w == 128
-    assert float(t[0, 0, 10, 10]) == 0.0                             # padding is 0 after normalisation
-    assert float(t[0, 0, 10, 100]) == pytest.approx((200 - 128) / 256)
-    # a peak at map cell (row 20, col 11) of the 32x32 stride-8 map -> crop pixels
-    maps = np.zeros((16, 32, 32), np.float32)
-    maps[3, 20, 11] = 0.9
-    xy, score = decode_crop_maps(maps, tr)
-    cx, cy = 11 * 8 + 3.5, 20 * 8 + 3.5                              # cell centre, network pixels
-    np.testing.assert_allclose(xy[3], [(cx - 64 + 0.5) / (128 / 144) - 0.5, (cy + 0.5) / (256 / 288) - 0.5],
-                               atol=1e-4)
-    assert score[3] == pytest.approx(0.9)
-
-
-def test_peaks_in_the_padding_are_ignored():
-    _, tr = prepare_crop(np.zeros((256, 128, 3), np.uint8), 256)
-    maps = np.zeros((16, 32, 32), np.float32)
-    maps[:, 5, 2] = 1.0                                               # column 2: padding
-    maps[:, 9, 12] = 0.5                                              # inside the crop
-    xy, score = decode_crop_maps(maps, tr)
-    assert np.all(score == 0.5)
-    assert np.all(xy[:, 0] >= 0)
-
-
 def test_loaded_weights_are_float32_and_buffers_kept(golden):
     model = load_gccpm_checkpoint(golden[0])
     sd = torch.load(golden[0], map_location="cpu")["state_dict"]
@@ -147,50 +120,13 @@ def test_refinement_stage_structure_and_paths():
         torch.testing.assert_close(block(x), init + block.trunk(init))   # the residual
 
 
-def test_golden_input_is_what_prepare_crop_makes(golden):
-    """The golden input is a 256x128 uint8 crop padded with zeros: prepare_crop rebuilds it exactly."""
+def test_golden_input_is_what_prepare_input_makes(golden):
+    """The golden input is a 256x128 uint8 crop padded with zeros: prepare_input rebuilds it exactly."""
     x = golden[1]["input"][0]                                      # (3, 256, 256)
     pixels = x * 256 + 128
     assert np.all(x[:, :, :64] == 0) and np.all(x[:, :, 192:] == 0)
     np.testing.assert_array_equal(pixels, np.round(pixels))       # integer BGR values
     crop = pixels[:, :, 64:192].transpose(1, 2, 0).astype(np.uint8)
-    t, tr = prepare_crop(crop, 256)                               # already 256 rows: no resampling
-    assert tr.pad_left == 64 and tr.resized_w == 128
-    np.testing.assert_array_equal(t.numpy(), golden[1]["input"])
-
-
-def test_map_crop_coordinate_round_trip():
-    _, tr = prepare_crop(np.zeros((288, 144, 3), np.uint8), 256)
-    # map cell (col 8, row 0) is the crop's first column of cells: its centre is network
-    # pixel (67.5, 3.5) -> crop pixel ((67.5 - 64 + 0.5) * 1.125 - 0.5, 4 * 1.125 - 0.5)
-    np.testing.assert_allclose(tr.map_to_crop(np.array([8.0, 0.0])), [4.0, 4.0])
-    pts = np.random.default_rng(0).uniform([0, 0], [143, 287], (10, 2))
-    np.testing.assert_allclose(tr.map_to_crop(tr.crop_to_map(pts)), pts, atol=1e-9)
-    np.testing.assert_allclose(tr.to_crop(tr.to_network(pts)), pts, atol=1e-9)
-
-
-def test_training_targets_and_inference_decoding_share_one_geometry_and_normalisation():
-    """The estimator is trained as it is run: lip_data's targets decode (gccpm.decode_crop_maps)
-    back to the keypoints within a quarter of a stride-8 cell, and both sides normalise the
-    input with the one gccpm.normalise_input."""
-    import numpy as np
-
-    from pipeline.lip_data import TargetConfig, build_targets
-    from vireid.pose import gccpm
-    from vireid.pose.codec import STRIDE
-    from vireid.pose.joints import NUM_JOINTS
-
-    size = 128
-    rng = np.random.default_rng(0)
-    kp = np.zeros((NUM_JOINTS, 3))
-    kp[:, :2] = rng.uniform(12, size - 12, size=(NUM_JOINTS, 2))
-    maps, _ = build_targets(kp, TargetConfig(input_size=size))               # (17, 16, 16)
-    image = rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)       # square: no padding
-    tensor, transform = gccpm.prepare_crop(image, size)
-    np.testing.assert_array_equal(tensor[0].numpy(), gccpm.normalise_input(image))
-    xy, score = gccpm.decode_crop_maps(maps[:NUM_JOINTS], transform)
-    # per axis within a quarter cell; a peak sampled at most half a cell off its centre on each axis
-    assert np.abs(xy - kp[:, :2]).max() <= STRIDE / 4 + 1e-6 and (score > 0.26).all()
-    narrow = rng.integers(0, 256, size=(size, size // 2, 3), dtype=np.uint8)  # 2:1 crop: grey padding -> 0
-    t, tr = gccpm.prepare_crop(narrow, size)
-    assert tr.pad_left == size // 4 and not t[0, :, :, : size // 4].any()
+    x, fit = prepare_input(crop, 256)                             # already 256 rows: no resampling
+    assert fit.cells(8) == (0, 32, 8, 24)                          # columns 64..191 hold the crop
+    np.testing.assert_array_equal(x[None], golden[1]["input"])

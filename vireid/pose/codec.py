@@ -1,4 +1,12 @@
-"""The heatmap codec: keypoints <-> Gaussian joint heatmaps, in one place (after mmpose's codecs).
+"""The heatmap codec and GCCPM's input fit: how images and keypoints meet the pose networks, in one place.
+
+Input fit (GCCPM's LIP recipe, its ``datasets/transformations.py`` and ``val.py``): an
+``h x w`` image enters the square ``size x size`` input through one affine map
+(:func:`fit_matrix`) that scales it so its longer side is ``size`` and centres it, the
+rest grey :data:`PAD_VALUE` (0 after :func:`normalise_input`, ``(BGR - 128) / 256``).
+LIP training composes its random rotation and scale into the same matrix; without them
+it is exactly the inference fit (:func:`prepare_input`, used by the ``lip`` estimator
+and by the LIP validation), so the estimator sees crops as it was trained on them.
 
 Every producer of joint maps (the LIP training targets, the heatmap cache) encodes with
 :meth:`HeatmapCodec.encode`, and every consumer (the LIP estimator, its validation, the
@@ -30,11 +38,114 @@ import math
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
 
 #: GCCPM's output stride (its maps are 1/8 of its input)
 STRIDE = 8
+#: grey of the padding and of masked regions: 0 after :func:`normalise_input`
+PAD_VALUE = 128
 CUTOFF_EXPONENT = math.log(100.0)
+
+
+# ---------------------------------------------------------------- input fit
+def check_input_side(size: int, stride: int = STRIDE) -> None:
+    """Raise ``ValueError`` unless ``size`` is a square input side GCCPM can take: a
+    multiple of its output ``stride`` and at least 32."""
+    if size < 32 or size % stride:
+        raise ValueError(f"input size {size} must be a multiple of {stride} and at least 32")
+
+
+def fit_matrix(height: int, width: int, size: int, angle_deg: float = 0.0, scale: float = 1.0) -> np.ndarray:
+    """2x3 affine from the pixels of a ``height x width`` image to those of the ``size x size``
+    input (pixel centres at integers).
+
+    Rotation by ``angle_deg`` (counter-clockwise as displayed, OpenCV's sense) and scaling
+    by ``scale`` about the image centre; the rotated image's bounding box (``h|sin| + w|cos|``
+    by ``h|cos| + w|sin|``) is fitted to ``size`` and centred. With the defaults this is the
+    plain fit: ``x' = f (x - (w - 1)/2) + (size - 1)/2`` and likewise for y, ``f = size / max(h, w)``.
+    """
+    theta = math.radians(angle_deg)
+    c, s = abs(math.cos(theta)), abs(math.sin(theta))
+    bound_w, bound_h = height * s + width * c, height * c + width * s
+    fit = size / max(bound_w, bound_h)
+    centre = ((width - 1) / 2.0, (height - 1) / 2.0)
+    m = cv2.getRotationMatrix2D(centre, angle_deg, fit * scale)
+    m[0, 2] += (size - 1) / 2.0 - centre[0]
+    m[1, 2] += (size - 1) / 2.0 - centre[1]
+    return m.astype(np.float64)
+
+
+def transform_points(xy: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Apply a 2x3 affine to points ``(..., 2)``; NaN stays NaN."""
+    xy = np.asarray(xy, np.float64)
+    return xy @ matrix[:, :2].T + matrix[:, 2]
+
+
+@dataclass(frozen=True, eq=False)
+class InputFit:
+    """How an image was fitted to the square input: ``matrix`` (2x3, image -> input pixels)."""
+
+    image_hw: Tuple[int, int]
+    size: int
+    matrix: np.ndarray
+
+    @property
+    def inverse(self) -> np.ndarray:
+        """2x3 affine from input pixels back to image pixels."""
+        return cv2.invertAffineTransform(self.matrix).astype(np.float64)
+
+    def to_input(self, xy: np.ndarray) -> np.ndarray:
+        """Image pixel coordinates ``(..., 2)`` -> input pixel coordinates."""
+        return transform_points(xy, self.matrix)
+
+    def to_image(self, xy: np.ndarray) -> np.ndarray:
+        """Input pixel coordinates ``(..., 2)`` -> image pixel coordinates."""
+        return transform_points(xy, self.inverse)
+
+    def cells(self, stride: int = STRIDE) -> Tuple[int, int, int, int]:
+        """``(row0, row1, col0, col1)``: the cells of a stride-``stride`` map that the image
+        covers (the others hold only padding), for :meth:`HeatmapCodec.decode`'s ``within``."""
+        h, w = self.image_hw
+        corners = np.array([[-0.5, -0.5], [w - 0.5, -0.5], [-0.5, h - 0.5], [w - 0.5, h - 0.5]])
+        edges = self.to_input(corners) + 0.5                 # pixel edges: input pixel i spans [i, i + 1)
+        lo, hi = edges.min(axis=0) / stride, edges.max(axis=0) / stride
+        n = self.size // stride
+        c0, r0 = (max(0, int(math.floor(v + 1e-6))) for v in lo)
+        c1, r1 = (min(n, int(math.ceil(v - 1e-6))) for v in hi)
+        return r0, r1, c0, c1
+
+
+def fit_image(height: int, width: int, size: int) -> InputFit:
+    """The inference fit of a ``height x width`` image (:func:`fit_matrix` without augmentation)."""
+    return InputFit((int(height), int(width)), int(size), fit_matrix(height, width, size))
+
+
+def warp_input(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """The ``size x size`` uint8 input: ``image`` warped by ``matrix`` (bilinear), grey elsewhere."""
+    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=(PAD_VALUE,) * 3)
+
+
+def normalise_input(image: np.ndarray) -> np.ndarray:
+    """GCCPM's input normalisation: HxWx3 uint8 BGR -> 3xHxW float32 ``(pixel - 128) / 256``."""
+    return ((image.astype(np.float32) - 128.0) / 256.0).transpose(2, 0, 1).copy()
+
+
+def prepare_input(image_bgr: np.ndarray, size: int) -> Tuple[np.ndarray, InputFit]:
+    """Fit an HxWx3 BGR image to GCCPM's square input as LIP training does without augmentation.
+
+    Returns the normalised ``3 x size x size`` float32 input and the :class:`InputFit`
+    that maps keypoints back (a 2:1 crop becomes ``size x size/2`` centred between grey
+    columns, a wide crop ``size`` columns centred between grey rows).
+    """
+    if image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
+        raise ValueError(f"expected an HxWx3 BGR image, got shape {image_bgr.shape}")
+    fit = fit_image(image_bgr.shape[0], image_bgr.shape[1], size)
+    return normalise_input(warp_input(image_bgr, fit.matrix, size)), fit
+
+
+# ---------------------------------------------------------------- heatmaps
 
 
 def cell_centres(n: int, stride: float) -> np.ndarray:

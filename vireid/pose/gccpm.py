@@ -11,29 +11,23 @@ Architecture (module and parameter names follow the public checkpoint exactly, s
 stride 8 with a dilated block), a CPM block (``cpm``: 512 -> 256 -> 128), an initial
 stage and ``num_refinement_stages`` refinement stages, each predicting 17 maps (the 16
 LIP joints in :data:`vireid.pose.joints.JOINT_NAMES` order, then the background) at
-stride 8. Input: BGR, ``(pixel - 128) / 256``.
+stride 8 (:data:`vireid.pose.codec.STRIDE`). Input: BGR, ``(pixel - 128) / 256``, fitted
+and normalised by :func:`vireid.pose.codec.prepare_input`.
 """
 from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-import cv2
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vireid.pose.codec import STRIDE, HeatmapCodec
-
 log = logging.getLogger(__name__)
 
 NUM_HEATMAPS = 17   # 16 LIP joints + background
-#: grey of the padding and of masked regions: 0 after :func:`normalise_input`
-PAD_VALUE = 128
 
 
 def conv(in_ch: int, out_ch: int, kernel_size: int = 3, padding: int = 1, bn: bool = True, dilation: int = 1,
@@ -260,89 +254,3 @@ def load_gccpm_checkpoint(path: "str | Path", num_refinement_stages: Optional[in
     The number of refinement stages is read from the keys unless given.
     """
     return read_gccpm_checkpoint(path, num_refinement_stages, map_location)[0]
-
-
-# ---------------------------------------------------------------- crops and maps
-def check_input_side(size: int, stride: int = STRIDE) -> None:
-    """Raise ``ValueError`` unless ``size`` is a square input side GCCPM can take: a
-    multiple of its output ``stride`` and at least 32."""
-    if size < 32 or size % stride:
-        raise ValueError(f"input size {size} must be a multiple of {stride} and at least 32")
-
-
-@dataclass(frozen=True)
-class CropTransform:
-    """How a crop was fitted to the square network input (to map keypoints back)."""
-
-    crop_hw: Tuple[int, int]      # original crop size
-    scale_x: float                # network pixels per crop pixel
-    scale_y: float
-    pad_left: int                 # zero columns added on the left of the resized crop
-    resized_w: int
-    size: int
-
-    def to_crop(self, xy: np.ndarray) -> np.ndarray:
-        """Network-input pixel coordinates -> crop pixel coordinates (pixel centres at integers)."""
-        out = np.array(xy, dtype=np.float64, copy=True)
-        out[..., 0] = (out[..., 0] - self.pad_left + 0.5) / self.scale_x - 0.5
-        out[..., 1] = (out[..., 1] + 0.5) / self.scale_y - 0.5
-        return out
-
-    def to_network(self, xy: np.ndarray) -> np.ndarray:
-        """Crop pixel coordinates -> network-input pixel coordinates (inverse of :meth:`to_crop`)."""
-        out = np.array(xy, dtype=np.float64, copy=True)
-        out[..., 0] = (out[..., 0] + 0.5) * self.scale_x - 0.5 + self.pad_left
-        out[..., 1] = (out[..., 1] + 0.5) * self.scale_y - 0.5
-        return out
-
-    def map_to_crop(self, xy_map: np.ndarray, stride: int = STRIDE) -> np.ndarray:
-        """Stride-``stride`` map coordinates (column, row; cell ``c`` centred at ``c``) -> crop pixels.
-
-        Cell ``c`` covers network pixels ``[c*s, (c+1)*s)`` and is centred on network pixel
-        ``c*s + s/2 - 0.5`` (the grid convention of :mod:`vireid.pose.codec`).
-        """
-        net = np.asarray(xy_map, dtype=np.float64) * stride + (stride / 2.0 - 0.5)
-        return self.to_crop(net)
-
-    def crop_to_map(self, xy: np.ndarray, stride: int = STRIDE) -> np.ndarray:
-        """Crop pixels -> stride-``stride`` map coordinates (inverse of :meth:`map_to_crop`)."""
-        return (self.to_network(xy) - (stride / 2.0 - 0.5)) / stride
-
-
-def prepare_crop(image_bgr: np.ndarray, size: int = 256) -> Tuple[Tensor, CropTransform]:
-    """Fit a person crop to GCCPM's square input as the original does.
-
-    The crop is resized to ``size`` rows keeping its aspect ratio (a 2:1 crop becomes
-    256x128; wider crops are limited to ``size`` columns), zero-padded left and right to
-    ``size x size`` (centred), and normalised as ``(BGR - 128) / 256``.
-    Returns the ``1x3xSxS`` tensor and the transform back to crop pixels.
-    """
-    if image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
-        raise ValueError(f"expected an HxWx3 BGR image, got shape {image_bgr.shape}")
-    h, w = image_bgr.shape[:2]
-    scale = size / h
-    new_w = min(size, max(1, int(round(w * scale))))
-    resized = cv2.resize(image_bgr, (new_w, size), interpolation=cv2.INTER_LINEAR)
-    pad_left = (size - new_w) // 2
-    canvas = np.full((size, size, 3), PAD_VALUE, np.uint8)
-    canvas[:, pad_left:pad_left + new_w] = resized
-    # padding is zero after normalisation, as in the golden input
-    tensor = torch.from_numpy(normalise_input(canvas)).unsqueeze(0)
-    return tensor, CropTransform((h, w), new_w / w, size / h, pad_left, new_w, size)
-
-
-def normalise_input(image: np.ndarray) -> np.ndarray:
-    """GCCPM's input normalisation, the one used for inference (:func:`prepare_crop`) and for
-    training (``vireid-prep train-estimator``): HxWx3 uint8 BGR -> 3xHxW float32
-    ``(pixel - 128) / 256``."""
-    return ((image.astype(np.float32) - 128.0) / 256.0).transpose(2, 0, 1).copy()
-
-
-def decode_crop_maps(maps: np.ndarray, transform: CropTransform) -> Tuple[np.ndarray, np.ndarray]:
-    """Joint maps ``(16, S/8, S/8)`` of a prepared crop -> keypoints ``(16, 2)`` in crop pixels
-    and peak values ``(16,)``. Peaks are searched only over the crop's columns, not the padding."""
-    codec = HeatmapCodec((transform.size, transform.size), STRIDE)
-    c0 = transform.pad_left // STRIDE
-    c1 = -(-(transform.pad_left + transform.resized_w) // STRIDE)
-    xy, score = codec.decode(maps, within=(0, codec.map_size[0], c0, c1))
-    return transform.to_crop(xy), score
