@@ -23,7 +23,8 @@ Geometry: each crop is resized to the cache's ``input_size`` (288x144 by default
 training input, ignoring the crop's aspect ratio as the SYSU/RegDB baselines do); the
 estimator's keypoints (in the original crop's pixels) are mapped to that size with the
 pixel-centre convention ``x' = (x + 0.5) * W'/W - 0.5`` and rendered as Gaussians of
-peak 1 and ``sigma`` input pixels on the stride-``stride`` grid (72x36).
+peak 1 and ``sigma`` input pixels on the stride-``stride`` grid (72x36) by the cache's
+heatmap codec (:attr:`vireid.data.cache_format.CacheConfig.codec`, the one that decodes them).
 """
 from __future__ import annotations
 
