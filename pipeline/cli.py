@@ -66,7 +66,8 @@ def manifest_cmd(dataset: str, root: Path, out: Path, allow_partial: bool, jobs:
     and line), and counts are compared with the real dataset's. All problems are listed
     at once; the command exits with status 1 if any is an error.
     """
-    from vireid.data.scan import ScanError, scan
+    from vireid.data.scan import scan
+    from vireid.data.scan_checks import ScanError
 
     writable(out.parent)
     try:
@@ -220,7 +221,8 @@ def heatmaps_cmd(dataset: str, root: Path, out: Path, manifest_path: Optional[Pa
     from pipeline.estimators import EstimatorError, build_estimator
     from pipeline.heatmaps import HeatmapJob, JobError
     from vireid.data.manifest import Manifest
-    from vireid.data.scan import ScanError, scan
+    from vireid.data.scan import scan
+    from vireid.data.scan_checks import ScanError
     from vireid.data.shards import CacheConfig, CacheError
 
     k, n = _parse_part(part)

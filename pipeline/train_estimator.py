@@ -204,7 +204,8 @@ def train_estimator(root: "str | Path", out: "str | Path", cfg: TrainConfig = Tr
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
 
-    from vireid.data.scan import ScanError, scan
+    from vireid.data.scan import scan
+    from vireid.data.scan_checks import ScanError
     from vireid.io import file_sha256
     from vireid.pose.gccpm import GCCPM, CheckpointMismatchError, load_gccpm_checkpoint
 

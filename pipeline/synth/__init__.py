@@ -28,7 +28,7 @@ from pipeline.synth.regdb import write_regdb
 from pipeline.synth.summary import SynthSummary, Written
 from pipeline.synth.sysu import write_sysu
 from pipeline.synth.traits import IR_LEVELS
-from vireid.data.scan import SYNTH_MARKER
+from vireid.data.scan_checks import SYNTH_MARKER
 
 __all__ = ["synthesize", "SynthSummary", "SYNTH_VERSION", "LAYOUTS", "DEFAULT_IMAGES_PER_CAMERA"]
 

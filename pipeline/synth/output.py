@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vireid.data.scan import SYNTH_MARKER
+from vireid.data.scan_checks import SYNTH_MARKER
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from vireid.data.manifest import Manifest, ManifestError
-from vireid.data.scan import ScanError, scan
+from vireid.data.scan import scan
+from vireid.data.scan_checks import ScanError
 from tests.data.trees import SYSU_SPLITS, make_lip, make_regdb, make_sysu
 
 

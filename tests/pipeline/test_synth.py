@@ -18,7 +18,8 @@ from pipeline.synth.randomness import rng_for
 from pipeline.synth.render import OCCLUDED, VISIBLE, Placement, render_person
 from pipeline.synth.skeleton import Pose
 from pipeline.synth.traits import nir_level, sample_traits
-from vireid.data.scan import SYNTH_MARKER, scan
+from vireid.data.scan import scan
+from vireid.data.scan_checks import SYNTH_MARKER
 from vireid.data.spec import load_spec
 from vireid.pose.joints import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS
 

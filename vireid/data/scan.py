@@ -1,5 +1,9 @@
 """Scanners: a dataset root on disk -> a :class:`~vireid.data.manifest.Manifest`.
 
+One scanner per dataset (SYSU-MM01, RegDB, LIP), each the one parser of its list
+formats; what they check with (the problem report, image inspection, expected sizes)
+is :mod:`vireid.data.scan_checks`.
+
 Each scanner checks the root against the dataset's declared layout and sizes
 (``vireid/data/manifests/<name>.yaml``) and collects *every* problem before failing, each
 with the path (and line) at fault: missing or extra folders, unreadable or zero-byte
@@ -13,142 +17,22 @@ out and listed with its reason in ``manifest.skipped`` (and so in the cache's
 """
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import logging
 import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
-import cv2
-from joblib import Parallel, delayed
-
-from vireid.data.images import load_image
-from vireid.data.manifest import Manifest, Record
+from vireid.data.manifest import Manifest
+from vireid.data.scan_checks import (Collector, Problem, ScanError, check_count, expected_sizes, list_dir,
+                                     records_from_images)
 from vireid.data.spec import DatasetSpec, load_spec
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Problem:
-    kind: str          # e.g. 'missing-folder', 'corrupt-image', 'count-mismatch'
-    path: str          # the file or folder at fault
-    detail: str
-    line: Optional[int] = None
-    fatal: bool = True
-
-    def __str__(self) -> str:
-        where = f"{self.path}:{self.line}" if self.line is not None else self.path
-        return f"{where}: {self.kind}: {self.detail}"
-
-
-class ScanError(Exception):
-    """The dataset root does not match its declared layout; ``problems`` lists every issue."""
-
-    def __init__(self, root: Path, problems: Sequence[Problem]):
-        self.root = root
-        self.problems = list(problems)
-        fatal = [p for p in self.problems if p.fatal]
-        super().__init__(f"{root}: {len(fatal)} problem(s) found:\n" + "\n".join(f"  {p}" for p in fatal))
-
-
-class _Collector:
-    """Gathers problems; ``soft`` ones become warnings under ``allow_partial``."""
-
-    def __init__(self, allow_partial: bool, skip_unreadable: bool = False):
-        self.allow_partial = allow_partial
-        self.skip_unreadable = skip_unreadable
-        self.problems: List[Problem] = []
-        self.skipped: List[Dict[str, str]] = []     # unreadable images left out (skip_unreadable)
-
-    def hard(self, kind: str, path: object, detail: str, line: Optional[int] = None) -> None:
-        self.problems.append(Problem(kind, str(path), detail, line, fatal=True))
-
-    def soft(self, kind: str, path: object, detail: str, line: Optional[int] = None) -> None:
-        self.problems.append(Problem(kind, str(path), detail, line, fatal=not self.allow_partial))
-
-    def note(self, kind: str, path: object, detail: str) -> None:
-        self.problems.append(Problem(kind, str(path), detail, None, fatal=False))
-
-    def raise_if_fatal(self, root: Path) -> None:
-        if any(p.fatal for p in self.problems):
-            raise ScanError(root, self.problems)
-
-    @property
-    def warnings(self) -> List[str]:
-        return [str(p) for p in self.problems if not p.fatal]
-
-
-# --------------------------------------------------------------------------- images
-ImageInfo = Tuple[int, int, int, str]   # height, width, nbytes, sha1
-
-
-def inspect_image(path: Path) -> "ImageInfo | str":
-    """Read and decode one image; return ``(h, w, nbytes, sha1)`` or the reason it is unusable."""
-    loaded = load_image(path, cv2.IMREAD_UNCHANGED)
-    if isinstance(loaded, str):
-        return loaded
-    image, data = loaded
-    return int(image.shape[0]), int(image.shape[1]), len(data), hashlib.sha1(data).hexdigest()
-
-
-def _inspect_chunk(paths: Sequence[Path]) -> List["ImageInfo | str"]:
-    return [inspect_image(p) for p in paths]
-
-
-def inspect_images(paths: Sequence[Path], jobs: int = 1, progress: bool = False,
-                   chunk: int = 256) -> List["ImageInfo | str"]:
-    """:func:`inspect_image` over many files, in parallel with joblib, with a progress bar."""
-    chunks = [paths[i:i + chunk] for i in range(0, len(paths), chunk)]
-    from tqdm.auto import tqdm
-    bar = tqdm(total=len(paths), desc="checking images", unit="img", disable=not progress)
-    out: List["ImageInfo | str"] = []
-    try:
-        if jobs == 1 or len(chunks) <= 1:
-            for c in chunks:
-                out.extend(_inspect_chunk(c))
-                bar.update(len(c))
-        else:
-            for res in Parallel(n_jobs=jobs, return_as="generator")(delayed(_inspect_chunk)(c) for c in chunks):
-                out.extend(res)
-                bar.update(len(res))
-    finally:
-        bar.close()
-    return out
-
-
-def _list_dir(path: Path) -> List[Path]:
-    return sorted(path.iterdir(), key=lambda p: p.name)
-
-
-def _records_from_images(root: Path, found: List[Tuple[str, dict]], col: _Collector, jobs: int,
-                         progress: bool) -> List[Record]:
-    infos = inspect_images([root / rel for rel, _ in found], jobs=jobs, progress=progress)
-    records = []
-    for (rel, fields), info in zip(found, infos):
-        if isinstance(info, str):
-            if col.skip_unreadable:
-                col.skipped.append({"path": rel, "reason": info})
-                col.note("skipped-image", root / rel, f"{info}: left out (--on-error skip)")
-            else:
-                col.hard("corrupt-image", root / rel, info)
-            continue
-        h, w, nbytes, sha1 = info
-        records.append(Record(path=rel, height=h, width=w, nbytes=nbytes, sha1=sha1, **fields))
-    return records
-
-
-def _check_count(col: _Collector, root: Path, what: str, actual: int, expected: Optional[int]) -> None:
-    if expected is not None and actual != int(expected):
-        col.soft("count-mismatch", root, f"{what}: found {actual}, the dataset has {expected}")
-
-
 # --------------------------------------------------------------------------- SYSU-MM01
-def read_id_list(path: Path, col: _Collector) -> List[int]:
+def read_id_list(path: Path, col: Collector) -> List[int]:
     """SYSU ``exp/*_id.txt``: integers, comma-separated, on one line."""
     if not path.is_file():
         col.hard("missing-file", path, "id list not found")
@@ -173,13 +57,13 @@ def read_id_list(path: Path, col: _Collector) -> List[int]:
     return ids
 
 
-def scan_sysu(root: Path, spec: DatasetSpec, col: _Collector, jobs: int, progress: bool) -> Manifest:
+def scan_sysu(root: Path, spec: DatasetSpec, col: Collector, jobs: int, progress: bool) -> Manifest:
     layout = spec.layout
     id_re = re.compile(layout["id_dir_pattern"])
     file_re = re.compile(layout["file_pattern"])
     cam_names = {c.name for c in spec.cameras}
 
-    for entry in _list_dir(root):
+    for entry in list_dir(root):
         if entry.is_dir() and entry.name not in cam_names and entry.name != "exp":
             col.note("extra-folder", entry, "not part of SYSU-MM01; ignored")
 
@@ -201,12 +85,12 @@ def scan_sysu(root: Path, spec: DatasetSpec, col: _Collector, jobs: int, progres
         if not cam_dir.is_dir():
             col.soft("missing-folder", cam_dir, f"camera folder of {spec.full_name} not found")
             continue
-        for id_dir in _list_dir(cam_dir):
+        for id_dir in list_dir(cam_dir):
             if not id_dir.is_dir() or not id_re.match(id_dir.name):
                 col.soft("extra-entry", id_dir, "expected only 4-digit identity folders here")
                 continue
             pid = int(id_dir.name)
-            files = _list_dir(id_dir)
+            files = list_dir(id_dir)
             if not files:
                 col.soft("empty-folder", id_dir, "identity folder without images")
             for f in files:
@@ -218,7 +102,7 @@ def scan_sysu(root: Path, spec: DatasetSpec, col: _Collector, jobs: int, progres
                 found.append((f"{cam.name}/{id_dir.name}/{f.name}",
                               dict(pid=pid, camera=cam.name, camid=cam.index, modality=cam.modality,
                                    split=split_of.get(pid, "none"))))
-    records = _records_from_images(root, found, col, jobs, progress)
+    records = records_from_images(root, found, col, jobs, progress)
 
     # coverage and counts
     have = {r.pid for r in records}
@@ -233,18 +117,18 @@ def scan_sysu(root: Path, spec: DatasetSpec, col: _Collector, jobs: int, progres
     if test_ids and not queried:
         col.soft("no-queries", root, f"no test id has an image in the query cameras {sorted(query_cams)}")
     exp = spec.expected
-    _check_count(col, root, "identities", len(have), exp.get("identities"))
-    _check_count(col, root, "RGB images", sum(r.modality == "rgb" for r in records), exp.get("rgb_images"))
-    _check_count(col, root, "IR images", sum(r.modality == "ir" for r in records), exp.get("ir_images"))
+    check_count(col, root, "identities", len(have), exp.get("identities"))
+    check_count(col, root, "RGB images", sum(r.modality == "rgb" for r in records), exp.get("rgb_images"))
+    check_count(col, root, "IR images", sum(r.modality == "ir" for r in records), exp.get("ir_images"))
     train_splits = set(layout.get("training_splits", ["train"]))
     for name, want in (exp.get("splits") or {}).items():
         splits = set(name.split("+"))
         sel = [r for r in records if r.split in splits]
-        _check_count(col, root, f"{name} identities", len({r.pid for r in sel}), want.get("identities"))
+        check_count(col, root, f"{name} identities", len({r.pid for r in sel}), want.get("identities"))
         if "rgb_images" in want:
-            _check_count(col, root, f"{name} RGB images", sum(r.modality == "rgb" for r in sel), want["rgb_images"])
+            check_count(col, root, f"{name} RGB images", sum(r.modality == "rgb" for r in sel), want["rgb_images"])
         if "ir_images" in want:
-            _check_count(col, root, f"{name} IR images", sum(r.modality == "ir" for r in sel), want["ir_images"])
+            check_count(col, root, f"{name} IR images", sum(r.modality == "ir" for r in sel), want["ir_images"])
     col.raise_if_fatal(root)
     return Manifest(dataset=spec.name, root=str(root), records=records,
                     splits={"id_lists": {k: sorted(v) for k, v in lists.items()},
@@ -254,7 +138,7 @@ def scan_sysu(root: Path, spec: DatasetSpec, col: _Collector, jobs: int, progres
 
 
 # --------------------------------------------------------------------------- RegDB
-def read_idx_file(path: Path, col: _Collector) -> List[Tuple[str, int, int]]:
+def read_idx_file(path: Path, col: Collector) -> List[Tuple[str, int, int]]:
     """RegDB ``idx/*.txt``: lines ``relative/path label`` -> ``(path, label, line number)``.
 
     The one parser of the format: the manifest keeps its records (``splits["trial:N"]``),
@@ -276,12 +160,12 @@ def read_idx_file(path: Path, col: _Collector) -> List[Tuple[str, int, int]]:
     return out
 
 
-def scan_regdb(root: Path, spec: DatasetSpec, col: _Collector, jobs: int, progress: bool) -> Manifest:
+def scan_regdb(root: Path, spec: DatasetSpec, col: Collector, jobs: int, progress: bool) -> Manifest:
     layout = spec.layout
     id_re = re.compile(layout["id_dir_pattern"])
     file_re = re.compile(layout["file_pattern"])
     known = {c.name for c in spec.cameras} | {Path(layout["idx_file"]).parts[0]}
-    for entry in _list_dir(root):
+    for entry in list_dir(root):
         if entry.is_dir() and entry.name not in known:
             col.note("extra-folder", entry, "not part of RegDB; ignored")
 
@@ -291,22 +175,22 @@ def scan_regdb(root: Path, spec: DatasetSpec, col: _Collector, jobs: int, progre
         if not cam_dir.is_dir():
             col.hard("missing-folder", cam_dir, f"{cam.name} image folder of RegDB not found")
             continue
-        for id_dir in _list_dir(cam_dir):
+        for id_dir in list_dir(cam_dir):
             if not id_dir.is_dir() or not id_re.match(id_dir.name):
                 col.soft("extra-entry", id_dir, "expected only numeric identity folders here")
                 continue
-            for f in _list_dir(id_dir):
+            for f in list_dir(id_dir):
                 if not f.is_file() or not file_re.match(f.name):
                     col.soft("extra-entry", f, f"expected only {spec.image_ext} images")
                     continue
                 found.append((f"{cam.name}/{id_dir.name}/{f.name}",
                               dict(pid=int(id_dir.name), camera=cam.name, camid=cam.index,
                                    modality=cam.modality, split="")))
-    records = _records_from_images(root, found, col, jobs, progress)
+    records = records_from_images(root, found, col, jobs, progress)
     by_path = {r.path: r for r in records}
 
     exp = spec.expected
-    _check_count(col, root, "identities", len({r.pid for r in records}), exp.get("identities"))
+    check_count(col, root, "identities", len({r.pid for r in records}), exp.get("identities"))
     per_id = exp.get("images_per_identity") or {}
     for cam in spec.cameras:
         want = per_id.get(cam.modality)
@@ -354,7 +238,7 @@ def scan_regdb(root: Path, spec: DatasetSpec, col: _Collector, jobs: int, progre
             if len(sets) == 2 and sets[0] != sets[1]:
                 col.hard("split-mismatch", root / "idx", f"trial {trial} {split}: visible and thermal ids differ")
             if sets:
-                _check_count(col, root / "idx", f"trial {trial} {split} identities", len(sets[0]),
+                check_count(col, root / "idx", f"trial {trial} {split} identities", len(sets[0]),
                              (exp.get("ids_per_split") or {}).get(split))
         if len(ids_of) == 2:
             a, b = (set().union(*v.values()) for v in ids_of.values())
@@ -375,7 +259,7 @@ def _parse_coordinate(token: str) -> float:
     return float(token)
 
 
-def read_lip_csv(path: Path, num_joints: int, col: _Collector) -> Dict[str, Tuple[List[float], int]]:
+def read_lip_csv(path: Path, num_joints: int, col: Collector) -> Dict[str, Tuple[List[float], int]]:
     """LIP pose CSV -> ``{image name: (48 values, line)}``; NaN marks a missing joint."""
     if not path.is_file():
         col.hard("missing-file", path, "LIP annotation file not found")
@@ -408,7 +292,7 @@ def read_lip_csv(path: Path, num_joints: int, col: _Collector) -> Dict[str, Tupl
     return rows
 
 
-def scan_lip(root: Path, spec: DatasetSpec, col: _Collector, jobs: int, progress: bool) -> Manifest:
+def scan_lip(root: Path, spec: DatasetSpec, col: Collector, jobs: int, progress: bool) -> Manifest:
     from vireid.data.manifest import keypoints_to_json
     from vireid.pose.joints import NUM_JOINTS
 
@@ -422,7 +306,7 @@ def scan_lip(root: Path, spec: DatasetSpec, col: _Collector, jobs: int, progress
         if not img_dir.is_dir():
             col.hard("missing-folder", img_dir, "LIP image folder not found")
             continue
-        present = {p.name for p in _list_dir(img_dir) if p.is_file()}
+        present = {p.name for p in list_dir(img_dir) if p.is_file()}
         for name, (values, lineno) in rows.items():
             if name not in present:
                 col.soft("missing-image", csv_path, f"{name} is annotated but not in {paths['images']}", lineno)
@@ -436,9 +320,9 @@ def scan_lip(root: Path, spec: DatasetSpec, col: _Collector, jobs: int, progress
             col.note("unannotated-image", img_dir, f"{len(unannotated)} image(s) without pose annotation are "
                                                    f"not used, e.g. {unannotated[0]}")
         counts[split] = sum(1 for rel, f in found if f["split"] == split)
-    records = _records_from_images(root, found, col, jobs, progress)
+    records = records_from_images(root, found, col, jobs, progress)
     for split, want in (spec.expected.get("images") or {}).items():
-        _check_count(col, root, f"{split} images", counts.get(split, 0), want)
+        check_count(col, root, f"{split} images", counts.get(split, 0), want)
     col.raise_if_fatal(root)
     return Manifest(dataset=spec.name, root=str(root), records=records, splits={},
                     spec_hash=spec.content_hash, partial=col.allow_partial, warnings=col.warnings,
@@ -447,31 +331,6 @@ def scan_lip(root: Path, spec: DatasetSpec, col: _Collector, jobs: int, progress
 
 # --------------------------------------------------------------------------- entry point
 _SCANNERS: Mapping[str, Callable[..., Manifest]] = {"sysu": scan_sysu, "regdb": scan_regdb, "lip": scan_lip}
-
-
-SYNTH_MARKER = "vireid_synth.json"
-
-
-def expected_sizes(root: Path, spec: DatasetSpec) -> DatasetSpec:
-    """The spec whose ``expected`` sizes apply to ``root``.
-
-    A data set written by ``vireid-prep synth`` carries its own sizes in
-    ``vireid_synth.json`` (same keys as the YAML's ``expected``); they replace the real
-    dataset's, so a synthetic tree is checked as strictly as a real one.
-    """
-    marker = root / SYNTH_MARKER
-    if not marker.is_file():
-        return spec
-    try:
-        doc = json.loads(marker.read_text())
-        expected = doc["expected"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ScanError(root, [Problem("malformed-file", str(marker), f"unreadable synthetic-data marker: {exc}")])
-    if doc.get("layout") != spec.name:
-        raise ScanError(root, [Problem("wrong-layout", str(marker),
-                                       f"synthetic data of layout {doc.get('layout')!r}, not {spec.name!r}")])
-    log.info("%s: synthetic %s data set, sizes checked against %s", root, spec.name, marker.name)
-    return dataclasses.replace(spec, expected=expected)
 
 
 def scan(dataset: str, root: "str | Path", *, allow_partial: bool = False, jobs: int = 1,
@@ -489,7 +348,7 @@ def scan(dataset: str, root: "str | Path", *, allow_partial: bool = False, jobs:
     if not root.is_dir():
         raise ScanError(root, [Problem("missing-root", str(root), "dataset root is not a directory")])
     spec = expected_sizes(root, spec or load_spec(dataset))
-    col = _Collector(allow_partial, skip_unreadable)
+    col = Collector(allow_partial, skip_unreadable)
     manifest = _SCANNERS[dataset](root, spec, col, jobs, progress)
     for w in manifest.warnings:
         log.warning("%s", w)
