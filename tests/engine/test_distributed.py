@@ -214,3 +214,13 @@ def test_a_process_group_of_one_made_by_the_caller_runs_ddp(cache_dir, tmp_path,
             assert b[name] == pytest.approx(a[name], rel=1e-6), name
     ck = load_checkpoint(res.last)
     assert ck["world_size"] == 1 and len(ck["rng_ranks"]) == 1
+
+
+def test_gather_batch_in_one_process_only_casts_to_float32():
+    emb = torch.randn(4, 3, 2, dtype=torch.bfloat16, requires_grad=True)
+    labels, mods = torch.tensor([0, 0, 1, 1]), torch.tensor([0, 1, 0, 1])
+    (got,), got_labels, got_mods = trainer_mod.ddp.gather_batch([emb], labels, mods)
+    assert got.dtype == torch.float32 and torch.equal(got, emb.float())
+    assert torch.equal(got_labels, labels) and torch.equal(got_mods, mods)
+    got.sum().backward()
+    assert torch.equal(emb.grad, torch.ones_like(emb))

@@ -68,3 +68,42 @@ def test_missing_target_and_bad_config():
         LossConfig(kd_temperature=0)
     with pytest.raises(ValueError, match="dataset"):
         LossConfig.release("market")
+
+
+def test_gather_gives_the_hctri_term_the_global_batch_with_the_patched_gradient():
+    """``ddp.gather_hctri``: with a gather hook the hetero-center term is that of the gathered batch,
+    and the total's gradient is the one the trainer got before by patching the local total with
+    ``beta * (global - local)``."""
+    other = _outputs(seed=1)                                     # another process's share: constants here
+    target, w, cfg = torch.rand(8, NUM_JOINTS, 12, 6), torch.ones(8, NUM_JOINTS), LossConfig()
+    hc = HeteroCenterTripletLoss(cfg.margin)
+
+    def gather(embeddings, labels, modality):
+        mine = [e.float() for e in embeddings]
+        return ([torch.cat([e, o]) for e, o in zip(mine, (other.id_embeddings, other.pose_embeddings))],
+                torch.cat([labels, LABELS + 2]), torch.cat([modality, MODALITY]))
+
+    def leaf_outputs():
+        out = _outputs()
+        out.id_embeddings.requires_grad_(True)
+        out.pose_embeddings.requires_grad_(True)
+        return out
+
+    out = leaf_outputs()
+    losses = compute_losses(out, LABELS, MODALITY, target, w, cfg, gather=gather)
+    (e_id, e_pose), labels, modality = gather([out.id_embeddings, out.pose_embeddings], LABELS, MODALITY)
+    global_h = hc(e_id, labels, modality) + hc(e_pose, labels, modality)
+    local = compute_losses(out, LABELS, MODALITY, target, w, cfg)
+    assert losses["hctri"].item() == pytest.approx(global_h.item(), rel=1e-6)
+    assert abs(global_h.item() - local["hctri"].item()) > 1e-3          # the other share changes the term
+    assert losses["total"].item() == pytest.approx((local["total"] + cfg.beta * (global_h - local["hctri"])).item(),
+                                                   rel=1e-6)
+    losses["total"].backward()
+    ref = leaf_outputs()
+    before = compute_losses(ref, LABELS, MODALITY, target, w, cfg)
+    (r_id, r_pose), labels, modality = gather([ref.id_embeddings, ref.pose_embeddings], LABELS, MODALITY)
+    patched = before["total"] + cfg.beta * (hc(r_id, labels, modality) + hc(r_pose, labels, modality) - before["hctri"])
+    patched.backward()
+    for got, want in ((out.id_embeddings, ref.id_embeddings), (out.pose_embeddings, ref.pose_embeddings)):
+        assert got.grad.abs().max() > 0
+        torch.testing.assert_close(got.grad, want.grad, rtol=1e-5, atol=1e-8)

@@ -17,7 +17,8 @@ Collectives the trainer needs, all no-ops in one process:
 * :func:`broadcast_object` / :func:`all_gather_object` (rank 0's validation result, every
   rank's RNG state for the checkpoint);
 * :func:`all_gather_with_grad`: the global batch's embeddings with gradients flowing back
-  to each rank's own share (the hetero-center triplet loss over the whole batch);
+  to each rank's own share; :func:`gather_batch` gives the hetero-center triplet loss the
+  whole batch (the ``gather`` of :func:`vireid.losses.compute_losses`);
 * :class:`AllReduceBatchNorm` / :func:`convert_sync_batchnorm`: BatchNorm over the global
   batch. CUDA uses :class:`torch.nn.SyncBatchNorm`; it refuses CPU tensors, so on a CPU
   (gloo) the statistics are all-reduced by a differentiable sum instead.
@@ -34,7 +35,7 @@ import datetime
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
@@ -207,6 +208,16 @@ def all_gather_tensor(x: Tensor) -> Tensor:
     parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
     dist.all_gather(parts, x.contiguous())
     return torch.cat(parts, 0)
+
+
+def gather_batch(embeddings: Sequence[Tensor], labels: Tensor,
+                 modality: Tensor) -> Tuple[List[Tensor], Tensor, Tensor]:
+    """The global batch (rank order) of each of ``embeddings`` (cast to float32, as autocast may
+    give bf16; differentiable with respect to this rank's share) and of ``labels`` /
+    ``modality``: the :data:`vireid.losses.total.BatchGather` of ``ddp.gather_hctri``. In one
+    process only the cast is done."""
+    all_labels, all_mods = all_gather_tensor(labels), all_gather_tensor(modality)
+    return [all_gather_with_grad(e.float()) for e in embeddings], all_labels, all_mods
 
 
 # ----------------------------------------------------------------------------- BatchNorm

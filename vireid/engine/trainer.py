@@ -37,7 +37,7 @@ the model is wrapped in :class:`~torch.nn.parallel.DistributedDataParallel`; the
 sampler gives rank ``r`` its disjoint ``D / N`` identities of every global batch (the
 configured D x K batch is the global one, so the lr needs no scaling); with ``ddp.sync_bn``
 and ``ddp.gather_hctri`` (defaults) BatchNorm and the hetero-center triplet loss see the
-global batch, so N processes compute the single-process gradients. The step's loss values
+global batch (the ``gather`` of :func:`vireid.losses.compute_losses`), so N processes compute the single-process gradients. The step's loss values
 are averaged over ranks before they are logged and checked, so the non-finite guard stops
 every rank at the same step with the same message. Only rank 0 writes the run folder
 (``config.yaml``, the log, checkpoints -- atomically --, plots) and validates; its
@@ -87,8 +87,7 @@ from vireid.engine.speed import ResolvedSpeed, resolve_speed
 from vireid.engine.steptimer import NULL_TIMER, StepTimer
 from vireid.engine.validation import validate, validation_split
 from vireid.io import PathLike, WriteError, ensure_writable
-from vireid.losses import LossConfig, compute_losses
-from vireid.losses.hetero_center import HeteroCenterTripletLoss
+from vireid.losses import compute_losses
 from vireid.model import ModelConfig, PoseVIReIDNet, load_imagenet_backbone, load_pose_branch_from_lip
 
 logger = logging.getLogger(__name__)
@@ -243,25 +242,6 @@ def _step_values(losses: Mapping[str, torch.Tensor]) -> Dict[str, float]:
     return dict(zip(names, ddp.all_reduce_mean(vec).cpu().tolist()))
 
 
-def _with_global_hctri(losses: Dict[str, torch.Tensor], output: Any, labels: torch.Tensor, modality: torch.Tensor,
-                       cfg: LossConfig) -> Dict[str, torch.Tensor]:
-    """``ddp.gather_hctri``: the hetero-center triplet term over the global batch's embeddings.
-
-    :func:`compute_losses` built its total from this rank's share; the total gets
-    ``beta * (global - local)`` (the local term's gradient cancels exactly) and ``'hctri'``
-    becomes the global value, the same on every rank. The embeddings taken are the ones
-    compute_losses uses: the ReID branch's and, with the PEB, the pose branch's.
-    """
-    hctri = HeteroCenterTripletLoss(cfg.margin, cfg.hctri_reduction)
-    all_labels, all_mods = ddp.all_gather_tensor(labels), ddp.all_gather_tensor(modality)
-    embeddings = [output.id_embeddings] + ([output.pose_embeddings] if output.pose_logits is not None else [])
-    global_h = sum(hctri(ddp.all_gather_with_grad(e.float()), all_labels, all_mods) for e in embeddings)
-    out = dict(losses)
-    out["total"] = losses["total"] + cfg.beta * (global_h - losses["hctri"])
-    out["hctri"] = global_h
-    return out
-
-
 def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir: Path, out: Path,
            resume: Union[None, str, PathLike], device: torch.device, ctx: DistContext,
            timer: StepTimer = NULL_TIMER) -> TrainResult:
@@ -332,6 +312,7 @@ def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir:
     scaler = torch.amp.GradScaler(device.type, enabled=speed.grad_scaler)
     loss_cfg = cfg.loss_config()
     blocks = shared_blocks(model)                                     # measured every cfg.grad_every steps
+    gather = ddp.gather_batch if ctx.enabled and cfg.ddp.gather_hctri else None   # hctri over the global batch
 
     start_epoch, global_step = 0, 0
     val_history: List[Dict[str, float]] = []
@@ -412,9 +393,7 @@ def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir:
                 timer.mark("to device")
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=speed.amp_dtype is not None):
                     output = net(images, modality)
-                    losses = compute_losses(output, labels, modality, heatmaps, joint_w, loss_cfg)
-                    if ctx.enabled and cfg.ddp.gather_hctri:
-                        losses = _with_global_hctri(losses, output, labels, modality, loss_cfg)
+                    losses = compute_losses(output, labels, modality, heatmaps, joint_w, loss_cfg, gather=gather)
                 timer.mark("forward")
                 timer.keep(output, labels, modality, heatmaps, joint_w)
                 global_step += 1

@@ -7,12 +7,18 @@
 the model switched off (see :class:`vireid.model.ModelConfig`) are absent: no ``'pose'``
 when the output carries no heatmaps (baseline, or PEB without pose loss), no ``'kd'`` when
 it carries no teacher logits (no HFC).
+
+Multi-process training passes ``gather`` (a :data:`BatchGather`, e.g.
+:func:`vireid.engine.distributed.gather_batch`): the hetero-center triplet term is then computed
+over the global batch's embeddings, labels and modalities, so every process computes the
+single-process value of eq. 19 (its gradient reaching each process's own share); the other
+terms stay per-sample averages of the process's own share, which DDP's gradient average makes global.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from torch import Tensor, nn
 
@@ -82,6 +88,10 @@ class LossConfig:
         return cls(**{"lambda_pose": weights[dataset], **overrides})  # type: ignore[arg-type]
 
 
+#: ``gather(embeddings, labels, modality) -> (embeddings, labels, modality)`` of the global
+#: batch: the hetero-center triplet term's view of a batch split over processes.
+BatchGather = Callable[[Sequence[Tensor], Tensor, Tensor], Tuple[List[Tensor], Tensor, Tensor]]
+
 #: The terms of eq. 21, in the order of the total.
 TERMS = ("id", "hctri", "pose", "kd")
 
@@ -99,6 +109,7 @@ def loss_terms(
     target_heatmaps: Optional[Tensor] = None,
     joint_weights: Optional[Tensor] = None,
     config: Optional[LossConfig] = None,
+    gather: Optional[BatchGather] = None,
 ) -> Dict[str, Tuple[float, Callable[[], Tensor]]]:
     """Each term of eq. 21 as ``name -> (weight, compute)``, in the order of the total.
 
@@ -114,7 +125,7 @@ def loss_terms(
         branches.append((outputs.pose_logits, outputs.pose_embeddings))
     terms: Dict[str, Tuple[float, Callable[[], Tensor]]] = {
         "id": (weight["id"], lambda: sum(identity_loss(lg, labels, cfg.label_smoothing) for lg, _ in branches)),
-        "hctri": (weight["hctri"], lambda: sum(hctri(emb, labels, modality) for _, emb in branches)),
+        "hctri": (weight["hctri"], lambda: _hctri_term(hctri, [emb for _, emb in branches], labels, modality, gather)),
     }
     if outputs.heatmaps is not None:
         if target_heatmaps is None:
@@ -127,6 +138,15 @@ def loss_terms(
     return terms
 
 
+def _hctri_term(hctri: HeteroCenterTripletLoss, embeddings: List[Tensor], labels: Tensor, modality: Tensor,
+                gather: Optional[BatchGather]) -> Tensor:
+    """Eq. 20: the hetero-center triplet loss summed over the branches' stripe embeddings; with
+    ``gather``, over the global batch's."""
+    if gather is not None:
+        embeddings, labels, modality = gather(embeddings, labels, modality)
+    return sum(hctri(emb, labels, modality) for emb in embeddings)
+
+
 def compute_losses(
     outputs: "object",
     labels: Tensor,
@@ -134,6 +154,7 @@ def compute_losses(
     target_heatmaps: Optional[Tensor] = None,
     joint_weights: Optional[Tensor] = None,
     config: Optional[LossConfig] = None,
+    gather: Optional[BatchGather] = None,
 ) -> Dict[str, Tensor]:
     """All loss terms of eq. 21 for one training batch.
 
@@ -146,6 +167,8 @@ def compute_losses(
             the output carries predicted heatmaps.
         joint_weights: ``[B, J]`` per-joint weights (see :func:`vireid.losses.pose_loss`).
         config: loss weights; paper defaults when ``None``.
+        gather: multi-process training: the global batch for the hetero-center triplet
+            term (:data:`BatchGather`; module docstring); ``None``: this batch alone.
 
     Returns:
         ``{'id', 'hctri'[, 'pose'][, 'kd'], 'total'}``: unweighted terms and the weighted total.
@@ -153,7 +176,7 @@ def compute_losses(
     losses: Dict[str, Tensor] = {}
     total: Optional[Tensor] = None
     for name, (weight, compute) in loss_terms(outputs, labels, modality, target_heatmaps, joint_weights,
-                                              config).items():
+                                              config, gather).items():
         losses[name] = compute()
         total = losses[name] if name == "id" else total + weight * losses[name]
     losses["total"] = total
