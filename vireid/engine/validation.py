@@ -1,6 +1,9 @@
 """Validation during training on held-out identities (``data.holdout``): IR queries against
 the RGB gallery, mAP / Rank-1 of f_all and f_id with the RegDB-style metrics, and the pose
-branch's PCKh on RGB and IR images when it predicts joint maps."""
+branch's PCKh on RGB and IR images when it predicts joint maps.
+
+The ranking is ``vireid-eval``'s evaluator (:func:`vireid.engine.evaluate.evaluate_sets`) on a
+one-trial protocol of the held-out images, so validation and test scores are computed alike."""
 from __future__ import annotations
 
 from typing import Dict, List, Sequence, Tuple
@@ -8,9 +11,10 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 import torch
 
+from vireid.data.protocol import Sample
 from vireid.data.shards import HeatmapCache
+from vireid.engine.evaluate import ProtocolSets, evaluate_sets
 from vireid.engine.features import extract_features
-from vireid.evaluation import regdb_metrics
 from vireid.evaluation.pose_accuracy import branch_pckh
 from vireid.model import PoseVIReIDNet
 
@@ -34,13 +38,17 @@ def validate(model: PoseVIReIDNet, cache: HeatmapCache, query: Sequence[int], ga
     RGB and the IR images (``pckh_rgb``, ``pckh_ir``, fractions; :mod:`vireid.evaluation.pose_accuracy`)."""
     indices = list(query) + list(gallery)
     feats = extract_features(model, cache, indices, batch_size=batch_size, device=str(device))
-    pids = cache.metadata()["pid"][np.asarray(indices)]
-    nq = len(query)
+    meta = cache.metadata()
+
+    def samples(rows: Sequence[int]) -> List[Sample]:
+        return [Sample(cache.paths[i], int(meta["pid"][i]), int(meta["camid"][i])) for i in rows]
+
+    sets = ProtocolSets("validation", samples(query), [samples(gallery)], [0])
+    row_of = {cache.paths[i]: r for r, i in enumerate(indices)}
+    result = evaluate_sets(sets, {k: feats[k] for k in ("f_all", "f_id")}, row_of, "regdb")
     out: Dict[str, float] = {}
     for name, prefix in (("f_all", ""), ("f_id", "f_id_")):
-        f = feats[name]                                              # (Q + G, D)
-        distmat = -(f[:nq] @ f[nq:].T)                                # (Q, G), smaller = closer
-        m = regdb_metrics(distmat, pids[:nq], pids[nq:])
+        (m,) = result.per_feature[name]                               # one trial
         out[f"{prefix}mAP"] = float(m.mAP)
         out[f"{prefix}R1"] = float(m.rank(1))
     for name, score in branch_pckh(model, cache, indices, device, batch_size, min_confidence).items():
