@@ -38,6 +38,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+import vireid.engine.joint_loop as loop_mod
 import vireid.engine.trainer as trainer_mod
 from tests.engine.test_trainer import cache_dir, tiny_config  # noqa: F401 - the module-scoped cache fixture
 from vireid.data.sampler import CrossModalitySampler
@@ -75,13 +76,13 @@ def _worker(rank: int, ports: Sequence[int], cache: str, jobs: Sequence[Job], re
     seen: List[List[int]] = []
     saves: List[str] = []
     CrossModalitySampler.__iter__ = _record_batches(seen)          # this child process only
-    real_save = trainer_mod.save_checkpoint
-    real_losses = trainer_mod.compute_losses
+    real_save = loop_mod.save_checkpoint
+    real_losses = loop_mod.compute_losses
 
     def counting_save(path, payload, **kwargs):
         saves.append(Path(path).name)
         real_save(path, payload, **kwargs)
-    trainer_mod.save_checkpoint = counting_save
+    loop_mod.save_checkpoint = counting_save
     results: Dict[str, Any] = {}
     for (name, overrides, out, resume, poison), port in zip(jobs, ports):
         os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(WORLD),
@@ -95,7 +96,7 @@ def _worker(rank: int, ports: Sequence[int], cache: str, jobs: Sequence[Job], re
             if calls["n"] == 2 and rank == poison:                  # global step 2, on one rank only
                 losses["kd"] = losses["kd"] * float("inf")
             return losses
-        trainer_mod.compute_losses = poisoned if poison is not None else real_losses
+        loop_mod.compute_losses = poisoned if poison is not None else real_losses
         record: Dict[str, Any] = {}
         try:
             # a hung or dead peer fails the collective within a minute instead of blocking CI

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-import vireid.engine.trainer as trainer_mod
+import vireid.engine.joint_loop as loop_mod
 from pipeline.estimators.keypoints import SIDE_FILE, KeypointFileEstimator
 from pipeline.heatmaps import HeatmapJob
 from pipeline.synth import synthesize
@@ -104,7 +104,7 @@ def test_resume_gives_the_same_weights_as_a_straight_run(cache_dir, tmp_path):
 
 
 def test_non_finite_loss_stops_with_the_name_and_step(cache_dir, tmp_path, monkeypatch):
-    real = trainer_mod.compute_losses
+    real = loop_mod.compute_losses
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
@@ -114,7 +114,7 @@ def test_non_finite_loss_stops_with_the_name_and_step(cache_dir, tmp_path, monke
             losses["pose"] = losses["pose"] * float("nan")
         return losses
 
-    monkeypatch.setattr(trainer_mod, "compute_losses", poisoned)
+    monkeypatch.setattr(loop_mod, "compute_losses", poisoned)
     run = tmp_path / "run"
     with pytest.raises(NonFiniteLossError, match=r"loss 'pose' is nan at epoch 2, step 1 .*global step 3.*"
                                                  r"holds epoch 1, the last good one"):

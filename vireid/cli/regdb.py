@@ -70,8 +70,9 @@ def cli(config_path: Optional[Path], checkpoints: Optional[str], cache_dir: Path
     from vireid.engine.checkpoint import CheckpointError
     from vireid.engine.config import load_config
     from vireid.engine.evaluate import EvalError, EvalOptions
+    from vireid.engine.loop import resolve_device
     from vireid.engine.regdb_trials import run_regdb_trials
-    from vireid.engine.trainer import USER_ERRORS, resolve_device
+    from vireid.engine.trainer import USER_ERRORS
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("vireid").setLevel(logging.INFO)

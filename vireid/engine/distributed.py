@@ -32,6 +32,7 @@ back to the single-process gradient ``dL/dx_r``.
 from __future__ import annotations
 
 import datetime
+import inspect
 import logging
 import os
 from dataclasses import dataclass
@@ -40,6 +41,9 @@ from typing import Any, List, Optional, Sequence, Tuple
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
+
+from vireid.engine.errors import TrainError
+from vireid.engine.loop import resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +128,40 @@ def setup(device: torch.device, backend: str = "auto", timeout_minutes: float = 
                 ctx.rank, ctx.world_size, ctx.local_rank, chosen, device)
     return DistContext(rank=ctx.rank, world_size=ctx.world_size, local_rank=ctx.local_rank, backend=chosen,
                        owned=True)
+
+
+def place_process(device_name: str, backend: str = "auto",
+                  timeout_minutes: float = 30.0) -> Tuple[torch.device, DistContext]:
+    """This process's device (``device`` of the configuration, :func:`vireid.engine.loop.resolve_device`;
+    under torchrun with GPUs ``cuda:LOCAL_RANK``, made current) and its place in the run (:func:`setup`)."""
+    device = resolve_device(device_name)
+    if dist.is_available() and dist.is_initialized():
+        world = dist.get_world_size()
+    else:
+        world = env_world().world_size
+    if world > 1 and device.type == "cuda":
+        local = env_world().local_rank
+        if device_name.startswith("cuda:"):
+            raise TrainError(f"device={device_name}: under torchrun every rank takes cuda:LOCAL_RANK; set device "
+                             "to auto or cuda (choose GPUs with CUDA_VISIBLE_DEVICES)")
+        if local >= torch.cuda.device_count():
+            raise TrainError(f"LOCAL_RANK={local} but only {torch.cuda.device_count()} CUDA device(s) are visible: "
+                             "use --nproc-per-node <= the number of GPUs")
+        device = torch.device("cuda", local)
+        torch.cuda.set_device(device)
+    return device, setup(device, backend, timeout_minutes=timeout_minutes)
+
+
+def wrap_model(model: nn.Module, device: torch.device, sync_bn: bool) -> nn.Module:
+    """``model`` in :class:`~torch.nn.parallel.DistributedDataParallel`; with synchronised
+    BatchNorm (``sync_bn``) the running statistics are equal on every rank already, so DDP
+    does not broadcast buffers."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    params = inspect.signature(DistributedDataParallel).parameters
+    sync_key = "forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                   **{sync_key: not sync_bn})
 
 
 def teardown(ctx: DistContext) -> None:

@@ -1,15 +1,17 @@
 """What makes a run resumable: the seeds and RNG states, which checkpoint a resume reads
-(falling back to ``last.prev.pt`` when ``last.pt`` is damaged), and the check that a
+(falling back to ``last.prev.pt`` when ``last.pt`` is damaged), the check that a
 checkpoint belongs to this run (same data, identities, model and settings, but for
-:data:`RESUMABLE_KEYS`)."""
+:data:`RESUMABLE_KEYS`), and putting its state back (:func:`restore`): step 2 of
+:mod:`vireid.engine.loop` for ``vireid-train``."""
 from __future__ import annotations
 
 import dataclasses
 import logging
 import os
 import random
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -18,6 +20,7 @@ from vireid.data.manifest import Manifest
 from vireid.engine.checkpoint import CheckpointError, load_checkpoint
 from vireid.engine.config import TrainConfig
 from vireid.engine.errors import TrainError
+from vireid.engine.loop import changed_keys, flatten_config, read_with_fallback
 from vireid.io import PathLike, previous_path
 from vireid.model import ModelConfig
 
@@ -54,16 +57,6 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def flatten_config(d: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
-    out: Dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, Mapping):
-            out.update(flatten_config(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = list(v) if isinstance(v, tuple) else v
-    return out
-
-
 def resume_path(resume: Union[None, str, PathLike], out: Path) -> Optional[Path]:
     """The checkpoint ``--resume`` names (``auto``: ``RUN/last.pt`` if there is one), or None
     for a new run; a new run into a folder that holds one is refused."""
@@ -87,22 +80,15 @@ def load_for_resume(path: Path, out: Path) -> Tuple[Dict[str, Any], Path]:
     damaged the previous one kept beside it (``last.prev.pt``), saying so. A damaged
     ``RUN/last.pt`` is set aside as ``RUN/last.damaged.pt`` so that it never becomes the
     previous checkpoint."""
-    try:
-        return load_checkpoint(path, map_location="cpu"), path
-    except CheckpointError as exc:
-        prev = previous_path(path)
-        if not prev.is_file():
-            raise
-        try:
-            ck = load_checkpoint(prev, map_location="cpu")
-        except CheckpointError as exc2:
-            raise CheckpointError(f"{exc}; the previous checkpoint is no better: {exc2}") from None
+    ck, used, damaged = read_with_fallback(path, lambda p: load_checkpoint(p, map_location="cpu"), CheckpointError)
+    if damaged is not None:
+        aside = out / "last.damaged.pt"
         if path.is_file() and path == out / "last.pt":
-            os.replace(path, out / "last.damaged.pt")
-        logger.warning("%s; resuming from the previous checkpoint %s (epoch %s) instead%s", exc, prev,
-                       ck.get("epoch"), f" (the damaged one is kept as {out / 'last.damaged.pt'})"
-                       if (out / "last.damaged.pt").is_file() and path == out / "last.pt" else "")
-        return ck, prev
+            os.replace(path, aside)
+        logger.warning("%s; resuming from the previous checkpoint %s (epoch %s) instead%s", damaged, used,
+                       ck.get("epoch"), f" (the damaged one is kept as {aside})"
+                       if aside.is_file() and path == out / "last.pt" else "")
+    return ck, used
 
 
 def check_resumable(ck: Mapping[str, Any], path: Path, config: TrainConfig, manifest: Manifest,
@@ -119,8 +105,8 @@ def check_resumable(ck: Mapping[str, Any], path: Path, config: TrainConfig, mani
             raise TrainError(f"{path} has no {key!r}: not a resumable vireid-train checkpoint (best.pt?)")
     saved = flatten_config(ck["config"])
     now = flatten_config(config.to_dict())
-    diffs = [f"{k}: {saved.get(k)!r} in the checkpoint, {now.get(k)!r} now" for k in sorted(set(saved) | set(now))
-             if k not in RESUMABLE_KEYS and saved.get(k) != now.get(k)]
+    diffs = [f"{k}: {saved.get(k)!r} in the checkpoint, {now.get(k)!r} now"
+             for k in changed_keys(saved, now, RESUMABLE_KEYS)]
     if diffs:
         raise TrainError(f"{path} was trained with other settings ({'; '.join(diffs[:6])}); a resume may change "
                          f"only {', '.join(RESUMABLE_KEYS)}")
@@ -128,3 +114,36 @@ def check_resumable(ck: Mapping[str, Any], path: Path, config: TrainConfig, mani
     now_model = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(model_config).items()}
     if saved_model != now_model:
         raise TrainError(f"{path}: its model config differs from this run's")
+
+
+@dataclass
+class RunProgress:
+    """Where a run stands at an epoch boundary (what ``last.pt`` records besides the state dicts)."""
+
+    epochs_done: int = 0
+    global_step: int = 0
+    val_history: List[Dict[str, float]] = field(default_factory=list)
+    best_map: float = -1.0
+
+
+def restore(ck: Mapping[str, Any], path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+            scheduler: Any, scaler: Any, sampler: Any, rank: int = 0, world_size: int = 1) -> RunProgress:
+    """Put a checkpoint's training state back (checked by :func:`check_resumable`): weights,
+    optimizer, scheduler, AMP scaler, the sampler's state and this rank's RNG state (every
+    rank's is saved; with another number of processes every rank takes rank 0's)."""
+    model.load_state_dict(ck["model"])
+    optimizer.load_state_dict(ck["optimizer"])
+    scheduler.load_state_dict(ck["scheduler"])
+    if scaler.is_enabled() and ck.get("scaler"):
+        scaler.load_state_dict(ck["scaler"])
+    try:
+        sampler.load_state_dict(ck["sampler"])
+    except ValueError as exc:
+        raise TrainError(f"{path}: {exc}") from None
+    history = ck.get("history", {})
+    done = RunProgress(int(ck["epoch"]), int(ck.get("global_step", 0)), list(history.get("val", [])),
+                       float(history.get("best_mAP", -1.0)))
+    ranks = ck.get("rng_ranks")
+    set_rng_state(ranks[rank] if ranks and len(ranks) == world_size else ck["rng"])
+    logger.info("resumed from %s: %d epoch(s) done, global step %d", path, done.epochs_done, done.global_step)
+    return done

@@ -85,6 +85,16 @@ class RunLog:
         self.close()
 
 
+class NullLog:
+    """The run log of processes other than rank 0: they write nothing."""
+
+    def write(self, kind: str, **values: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def _finite(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)          # "nan" / "inf": strict JSON has no such numbers

@@ -1,0 +1,109 @@
+"""Step 1 of ``vireid-train`` (:mod:`vireid.engine.loop`): the data of a run from a heatmap cache.
+
+:func:`split_training_data` picks the training and held-out rows (``data.splits``,
+``data.holdout``, the RegDB trial; ``data.damaged_rows: skip`` leaves out rows that fail
+their checksums) and numbers the training identities; :func:`build_loader` gives the
+cross-modality sampler and its loader over them, and the held-out validation split. Each
+problem is a :class:`~vireid.engine.errors.TrainError` naming the cache or key.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+from torch.utils.data import DataLoader
+
+from vireid.data.dataset import CacheDataset, make_label_map, training_indices
+from vireid.data.manifest import Manifest
+from vireid.data.sampler import CrossModalitySampler, SamplerError
+from vireid.data.shards import HeatmapCache
+from vireid.data.transforms import TransformConfig, TrainTransform
+from vireid.engine.config import TrainConfig
+from vireid.engine.errors import TrainError
+from vireid.engine.validation import validation_split
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DataSplit:
+    """The rows a run trains and validates on."""
+
+    train_idx: List[int]
+    val_idx: List[int]
+    label_map: Dict[int, int]                     # raw identity -> training label
+    damaged: List[Tuple[int, str]]                # rows left out (data.damaged_rows: skip) and why
+
+
+@dataclass
+class TrainData:
+    """The loader of a run and its validation split (IR queries, RGB gallery; empty without a hold-out)."""
+
+    dataset: CacheDataset
+    sampler: CrossModalitySampler
+    loader: DataLoader
+    transform: TransformConfig                    # normalisation and erasing run on the device per batch
+    val_query: List[int]
+    val_gallery: List[int]
+
+
+def split_training_data(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir: Path) -> DataSplit:
+    """The training and held-out rows of ``cache`` and the training identities' labels."""
+    try:
+        train_idx, val_idx = training_indices(cache, manifest, cfg.data.splits, trial=cfg.data.trial,
+                                              holdout=cfg.data.holdout, holdout_fraction=cfg.data.holdout_fraction,
+                                              seed=cfg.seed)
+    except SamplerError as exc:
+        raise TrainError(f"{cache_dir}: {exc}") from None
+    except ValueError as exc:
+        raise TrainError(f"{cache_dir}: {exc}") from None
+    damaged: List[Tuple[int, str]] = []
+    if cfg.data.damaged_rows == "skip":
+        train_idx, val_idx, damaged = _without_damaged(cache, train_idx, val_idx)
+    meta = cache.metadata()
+    label_map = make_label_map(meta["pid"][np.asarray(train_idx)].tolist())
+    return DataSplit(train_idx, val_idx, label_map, damaged)
+
+
+def build_loader(cfg: TrainConfig, cache: HeatmapCache, cache_dir: Path, split: DataSplit, rank: int,
+                 world_size: int, pin_memory: bool) -> TrainData:
+    """The training loader (this rank's share of every global batch) and the validation split."""
+    # workers do the geometry on uint8; normalisation and erasing run on the device per batch
+    transform_cfg = cfg.data.transform_config()
+    dataset = CacheDataset(cache, split.train_idx, TrainTransform(transform_cfg, device_normalise=True),
+                           seed=cfg.seed, label_map=split.label_map)
+    if cfg.data.num_ids % world_size:
+        raise TrainError(f"data.num_ids={cfg.data.num_ids} identities per (global) batch cannot be split evenly "
+                         f"between {world_size} processes: use a multiple of {world_size} or another "
+                         "--nproc-per-node")
+    try:
+        sampler = CrossModalitySampler(dataset.pids, dataset.modalities, cfg.data.sampler_config(), seed=cfg.seed,
+                                       rank=rank, world_size=world_size, keyed=True)
+    except SamplerError as exc:
+        raise TrainError(f"{cache_dir}: {exc} (data.num_ids={cfg.data.num_ids})") from None
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.workers, pin_memory=pin_memory,
+                        persistent_workers=cfg.data.workers > 0)
+    val_query: List[int] = []
+    val_gallery: List[int] = []
+    if cfg.data.holdout is not None:
+        val_query, val_gallery = validation_split(cache, split.val_idx)
+        if not val_query or not val_gallery:
+            raise TrainError(f"{cache_dir}: the held-out identities (data.holdout={cfg.data.holdout}) have no "
+                             "identity with both RGB and IR images: nothing to validate on")
+    return TrainData(dataset, sampler, loader, transform_cfg, val_query, val_gallery)
+
+
+def _without_damaged(cache: HeatmapCache, train_idx: Sequence[int],
+                     val_idx: Sequence[int]) -> Tuple[List[int], List[int], List[Tuple[int, str]]]:
+    """``data.damaged_rows: skip``: read every training and held-out row once and leave out
+    those that fail their checksums, saying which."""
+    damaged = cache.damaged_rows(sorted(set(train_idx) | set(val_idx)))
+    bad = {i for i, _ in damaged}
+    for _, message in damaged:
+        logger.warning("left out (data.damaged_rows=skip): %s", message)
+    if damaged:
+        logger.warning("%d damaged row(s) left out of %d", len(damaged), len(set(train_idx) | set(val_idx)))
+    return [i for i in train_idx if i not in bad], [i for i in val_idx if i not in bad], damaged
