@@ -278,7 +278,7 @@ def heatmaps_cmd(dataset: str, root: Path, out: Path, manifest_path: Optional[Pa
 
 
 from pipeline.cli_cache import register as _register_cache_commands  # noqa: E402
-from pipeline.train_estimator import register as _register_train_estimator  # noqa: E402
+from pipeline.cli_train_estimator import register as _register_train_estimator  # noqa: E402
 
 _register_cache_commands(cli)
 _register_train_estimator(cli)

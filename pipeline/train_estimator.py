@@ -33,22 +33,28 @@ GCCPM starts from ImageNet MobileNet weights; nothing is downloaded here, so
 from PyTorch's default initialisation. Outputs: ``OUT`` (weights, rewritten atomically
 after every epoch), ``OUT`` with ``.log.json`` (configuration and per-epoch loss and
 val PCKh) and ``OUT`` with ``.state.pt`` (optimizer and scheduler, for ``--resume``).
+
+The run follows :mod:`vireid.engine.loop` (as ``vireid-train``): 1. LIP data, 2. network, optimizer,
+resume; 3. :meth:`_EstimatorLoop.train_step`, 4. :meth:`_EstimatorLoop.end_of_epoch` (val PCKh,
+plateau step, files). A resume is exact: an epoch's order and augmentation derive from (seed, epoch).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import logging
-import math
 import time
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
-from pipeline.lip_data import AugmentConfig, LipDataError, LipTrainSet, LipValSet, TargetConfig, split_records
+from pipeline.lip_data import AugmentConfig, LipTrainSet, LipValSet, TargetConfig, split_records
 from pipeline.estimator_optim import build_optimizer, heatmap_loss
+from vireid.engine.loop import (DeviceError, EpochLoop, EpochStats, changed_keys, progress_bar, read_with_fallback,
+                                resolve_device)
 from vireid.io import WriteError, atomic_write_json, ensure_writable, previous_path
 from vireid.pose.codec import HeatmapCodec, transform_points
 from vireid.pose.joints import NUM_JOINTS
@@ -65,6 +71,8 @@ if TYPE_CHECKING:   # torch is imported where it is used, so `vireid-prep --help
 log = logging.getLogger(__name__)
 
 LOG_FORMAT = "vireid-train-estimator/1"
+
+
 class TrainEstimatorError(ValueError):
     """A user's mistake (bad root, option, checkpoint or resume state), with the file or option at fault."""
 
@@ -169,17 +177,6 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
 
 
-def _resolve_device(device: str) -> torch.device:
-    import torch
-
-    try:
-        dev = torch.device(device)
-        torch.empty(1, device=dev)
-    except (RuntimeError, AssertionError) as exc:
-        raise TrainEstimatorError(f"--device {device}: {exc}") from None
-    return dev
-
-
 # ---------------------------------------------------------------- training
 @dataclass
 class TrainResult:
@@ -202,13 +199,13 @@ def train_estimator(root: "str | Path", out: "str | Path", cfg: TrainConfig = Tr
     """
     import torch
     from torch.utils.data import DataLoader
-    from tqdm.auto import tqdm
 
     from vireid.data.scan import scan
     from vireid.data.scan_checks import ScanError
     from vireid.io import file_sha256
     from vireid.pose.gccpm import GCCPM, CheckpointMismatchError, load_gccpm_checkpoint
 
+    # ---- 1. data
     root, out = Path(root), Path(out)
     if not root.is_dir():
         raise TrainEstimatorError(f"--root {root}: not a directory (expected the LIP root holding "
@@ -227,8 +224,12 @@ def train_estimator(root: "str | Path", out: "str | Path", cfg: TrainConfig = Tr
         raise TrainEstimatorError(f"--root {root}: the LIP train split has no annotated image")
     if cfg.val_images > 0:
         val_records = val_records[:cfg.val_images]
-    dev = _resolve_device(device)
+    try:
+        dev = resolve_device(device)
+    except DeviceError as exc:
+        raise TrainEstimatorError(f"--device {device}: {exc}") from None
 
+    # ---- 2. model, optimizer; a resume puts the saved state back
     torch.manual_seed(cfg.seed)
     model = GCCPM(num_refinement_stages=cfg.num_refinement_stages)
     init_sha = None
@@ -266,58 +267,92 @@ def train_estimator(root: "str | Path", out: "str | Path", cfg: TrainConfig = Tr
         initial = evaluate_pckh(model, val_loader, dev, cfg.targets().codec)
         log.info("val PCKh before training: %.2f", initial.average)
 
-    final: Optional[PCKh] = None
-    for epoch in range(start_epoch, cfg.epochs):
-        t0 = time.perf_counter()
-        train_set.set_epoch(epoch)
-        gen = torch.Generator().manual_seed(cfg.seed * 1000003 + epoch)
-        loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, generator=gen,
-                            num_workers=workers, drop_last=False, worker_init_fn=_worker_init,
-                            pin_memory=dev.type == "cuda")
-        total, stage_sums, batches = 0.0, np.zeros(cfg.num_refinement_stages + 1), 0
-        n_batches = len(loader) if max_iters_per_epoch is None else min(len(loader), max_iters_per_epoch)
-        bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=not progress)
-        try:
-            for batch in loader:
-                if batches >= n_batches:
-                    break
-                stages = model(batch["image"].to(dev, non_blocking=True))
-                loss, per_stage = heatmap_loss(stages, batch["maps"].to(dev), batch["weights"].to(dev))
-                value = float(loss.detach())
-                if not math.isfinite(value):
-                    raise TrainEstimatorError(f"epoch {epoch + 1}: the loss became {value}; lower --lr")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += value
-                stage_sums += per_stage
-                batches += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{total / batches:.4f}")
-        finally:
-            bar.close()
-        entry: Dict[str, Any] = {"epoch": epoch + 1, "loss": total / max(batches, 1),
-                                 "stage_losses": [float(v) for v in stage_sums / max(batches, 1)],
-                                 "batches": batches, "lr": optimizer.param_groups[0]["lr"]}
-        if val_loader is not None:
-            final = evaluate_pckh(model, val_loader, dev, cfg.targets().codec)
-            entry["val_pckh"] = final.to_json()["average"]
-            entry["val_upper_body"] = final.to_json()["upper_body"]
-            scheduler.step(100.0 - (final.average if math.isfinite(final.average) else 0.0))
-        entry["seconds"] = round(time.perf_counter() - t0, 3)
-        history.append(entry)
-        log.info("epoch %d: loss %.5f%s", epoch + 1, entry["loss"],
-                 f", val PCKh {final.average:.2f}" if final is not None else "")
-        save_weights(model, out, cfg.input_size)
-        _save_state(spath, model, optimizer, scheduler, cfg, epoch + 1, history, initial)
-        atomic_write_json(log_path(out), {**header, "initial_val": initial.to_json() if initial else None,
-                                          "final_val": final.to_json() if final else None, "epochs": history})
-        if on_epoch is not None:
-            on_epoch(entry)
+    # ---- 3. and 4.: every batch train_step, every epoch's end val PCKh and the files
+    loop = _EstimatorLoop(model=model, optimizer=optimizer, scheduler=scheduler, cfg=cfg, train_set=train_set,
+                          val_loader=val_loader, dev=dev, out=out, header=header, history=history, initial=initial,
+                          workers=workers, show_progress=progress, max_iters=max_iters_per_epoch, on_epoch=on_epoch)
+    loop.run(start_epoch, cfg.epochs)
     if start_epoch >= cfg.epochs:
         log.info("%s: already trained for %d epoch(s)", out, cfg.epochs)
         save_weights(model, out, cfg.input_size)
-    return TrainResult(out=out, epochs=history, initial_pckh=initial, final_pckh=final)
+    return TrainResult(out=out, epochs=history, initial_pckh=initial, final_pckh=loop.final)
+
+
+@dataclass
+class _EstimatorLoop(EpochLoop):
+    """Steps 3 and 4 of :mod:`vireid.engine.loop` for GCCPM: a batch through every stage to the
+    summed loss (``'loss'``, backpropagated) and each stage's (``'stage<i>'``); after each
+    epoch val PCKh, the plateau scheduler's step and the weights, state and log written."""
+
+    model: "nn.Module"
+    optimizer: "torch.optim.Optimizer"
+    scheduler: Any
+    cfg: TrainConfig
+    train_set: LipTrainSet
+    val_loader: Optional["DataLoader"]
+    dev: "torch.device"
+    out: Path
+    header: Dict[str, Any]                            # the log's fixed part
+    history: List[Dict[str, Any]]                     # one entry per epoch, extended as the run goes
+    initial: Optional[PCKh]
+    workers: int
+    show_progress: bool
+    max_iters: Optional[int]                          # batches per epoch at most (smoke tests)
+    on_epoch: Optional[Callable[[Dict[str, Any]], None]]
+    final: Optional[PCKh] = None                      # the last epoch's val PCKh
+    objective = "loss"
+
+    def batches(self, epoch: int) -> Any:
+        """The epoch's shuffled batches: the order from (seed, epoch), the augmentation from the data set's epoch."""
+        import torch
+        from torch.utils.data import DataLoader
+
+        self.t0 = time.perf_counter()
+        self.train_set.set_epoch(epoch)
+        gen = torch.Generator().manual_seed(self.cfg.seed * 1000003 + epoch)
+        loader = DataLoader(self.train_set, batch_size=self.cfg.batch_size, shuffle=True, generator=gen,
+                            num_workers=self.workers, drop_last=False, worker_init_fn=_worker_init,
+                            pin_memory=self.dev.type == "cuda")
+        n_batches = len(loader) if self.max_iters is None else min(len(loader), self.max_iters)
+        self.bar = progress_bar(islice(loader, n_batches), n_batches, f"epoch {epoch + 1}/{self.cfg.epochs}",
+                                self.show_progress, unit="batch")
+        return self.bar
+
+    def train_step(self, batch: Mapping[str, Any]) -> Dict[str, Any]:
+        stages = self.model(batch["image"].to(self.dev, non_blocking=True))
+        loss, per_stage = heatmap_loss(stages, batch["maps"].to(self.dev), batch["weights"].to(self.dev))
+        return {"loss": loss, **{f"stage{i}": v for i, v in enumerate(per_stage)}}
+
+    def non_finite(self, epoch: int, it: int, values: Mapping[str, float], name: str, value: float) -> None:
+        raise TrainEstimatorError(f"epoch {epoch + 1}: the loss became {value}; lower --lr")
+
+    def after_step(self, epoch: int, it: int, values: Mapping[str, float], stats: EpochStats) -> None:
+        if hasattr(self.bar, "set_postfix"):
+            self.bar.set_postfix(loss=f"{stats.means()['loss']:.4f}")
+
+    def end_of_epoch(self, epoch: int, stats: EpochStats) -> None:
+        cfg, means = self.cfg, stats.means()
+        entry: Dict[str, Any] = {"epoch": epoch + 1, "loss": means.get("loss", 0.0),
+                                 "stage_losses": [means.get(f"stage{i}", 0.0)
+                                                  for i in range(cfg.num_refinement_stages + 1)],
+                                 "batches": stats.steps, "lr": self.optimizer.param_groups[0]["lr"]}
+        if self.val_loader is not None:
+            self.final = final = evaluate_pckh(self.model, self.val_loader, self.dev, cfg.targets().codec)
+            entry["val_pckh"] = final.to_json()["average"]
+            entry["val_upper_body"] = final.to_json()["upper_body"]
+            self.scheduler.step(100.0 - (final.average if np.isfinite(final.average) else 0.0))
+        entry["seconds"] = round(time.perf_counter() - self.t0, 3)
+        self.history.append(entry)
+        log.info("epoch %d: loss %.5f%s", epoch + 1, entry["loss"],
+                 f", val PCKh {self.final.average:.2f}" if self.final is not None else "")
+        save_weights(self.model, self.out, cfg.input_size)
+        _save_state(state_path(self.out), self.model, self.optimizer, self.scheduler, cfg, epoch + 1, self.history,
+                    self.initial)
+        atomic_write_json(log_path(self.out), {
+            **self.header, "initial_val": self.initial.to_json() if self.initial else None,
+            "final_val": self.final.to_json() if self.final else None, "epochs": self.history})
+        if self.on_epoch is not None:
+            self.on_epoch(entry)
 
 
 def _save_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, cfg: TrainConfig,
@@ -344,18 +379,11 @@ def _load_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, 
             raise TrainEstimatorError(f"--resume: {exc}" if isinstance(exc, DamagedFileError) else
                                       f"--resume: {p} is not a training state of train-estimator") from None
 
-    try:
-        state = read(path)
-    except TrainEstimatorError as exc:
-        prev = previous_path(path)
-        if not prev.is_file():
-            raise
-        state = read(prev)
-        log.warning("%s; resuming from the previous state %s (epoch %s) instead", str(exc)[len("--resume: "):],
-                    prev, state.get("epoch"))
-    saved = state["config"]
-    now = json.loads(json.dumps(_config_json(cfg)))
-    diff = sorted(k for k in now if k not in _RESUMABLE and now[k] != saved.get(k))
+    state, used, damaged = read_with_fallback(path, read, TrainEstimatorError, what="training state")
+    if damaged is not None:
+        log.warning("%s; resuming from the previous state %s (epoch %s) instead", str(damaged)[len("--resume: "):],
+                    used, state.get("epoch"))
+    diff = changed_keys(state["config"], json.loads(json.dumps(_config_json(cfg))), _RESUMABLE)
     if diff:
         raise TrainEstimatorError(f"--resume: {path} was written with different options ({', '.join(diff)}); "
                                   f"use the same options or drop --resume")
@@ -370,72 +398,3 @@ def _load_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, 
                        average=np.nan if init["average"] is None else init["average"],
                        images=init["images"], joints=init["joints"])
     return int(state["epoch"]), list(state["history"]), initial
-
-
-# ---------------------------------------------------------------- CLI
-def register(cli: Any) -> None:
-    """Add the ``train-estimator`` command to the click group ``cli``."""
-    import click
-
-    @cli.command("train-estimator")
-    @click.option("--dataset", default="lip", show_default=True, type=click.Choice(["lip"]),
-                  help="Training data layout (only LIP, the estimator's data set).")
-    @click.option("--root", required=True, type=click.Path(path_type=Path),
-                  help="LIP root: TrainVal_images/ and TrainVal_pose_annotations/ (or `synth --layout lip` output).")
-    @click.option("--out", required=True, type=click.Path(path_type=Path, dir_okay=False),
-                  help="Weights to write ({'state_dict': ...}); also OUT-stem.log.json and OUT-stem.state.pt.")
-    @click.option("--epochs", default=100, show_default=True, type=click.IntRange(1, None))
-    @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, None))
-    @click.option("--lr", default=4e-5, show_default=True, type=click.FloatRange(0, None, min_open=True),
-                  help="Base learning rate of Adam (refinement stages get 4x, their biases 8x).")
-    @click.option("--input-size", default=256, show_default=True, type=click.IntRange(32, None),
-                  help="Square input side, a multiple of 8 (sigma scales as 7 * size / 256).")
-    @click.option("--num-refinement-stages", default=5, show_default=True, type=click.IntRange(0, None),
-                  help="5 as the public LIP checkpoint; the demo uses 1.")
-    @click.option("--occluded", type=click.Choice(["ignore", "train"]), default="ignore", show_default=True,
-                  help="Loss weight of an occluded joint's map: 0 (ignore) or 1 (train, as GCCPM).")
-    @click.option("--missing", type=click.Choice(["ignore", "absent"]), default="ignore", show_default=True,
-                  help="Unannotated joint: weight 0 (ignore) or an all-zero target of weight 1 (absent, as GCCPM).")
-    @click.option("--val-images", default=1000, show_default=True, type=click.IntRange(0, None),
-                  help="Val images for PCKh after each epoch (GCCPM: the first 1000); 0 = all.")
-    @click.option("--init", "init", type=click.Path(path_type=Path, dir_okay=False),
-                  help="GCCPM checkpoint to start from (strict: same number of refinement stages).")
-    @click.option("--resume", is_flag=True, help="Continue from OUT-stem.state.pt if present.")
-    @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
-    @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, None), help="Seed of initialisation, order and augmentation.")
-    @click.option("--workers", default=2, show_default=True, type=click.IntRange(0, None),
-                  help="DataLoader worker processes (0: load in the main process).")
-    @click.option("--allow-partial", is_flag=True, help="Accept a partial LIP copy (see `manifest`).")
-    @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
-    def train_estimator_cmd(dataset: str, root: Path, out: Path, epochs: int, batch_size: int, lr: float,
-                            input_size: int, num_refinement_stages: int, occluded: str, missing: str,
-                            val_images: int, init: Optional[Path], resume: bool, device: str, seed: int,
-                            workers: int, allow_partial: bool, progress: bool) -> None:
-        """Train the LIP pose estimator (GCCPM) and write its weights in the public checkpoint layout.
-
-        \b
-        GCCPM's recipe: 256x256 input, rotation/scale/flip/masking augmentation, stride-8
-        Gaussian targets, every stage supervised, Adam 4e-5 with a plateau schedule, val PCKh@0.5.
-        Demo on synthetic LIP:
-          vireid-prep synth --layout lip --out demo/LIP --ids 40
-          vireid-prep train-estimator --root demo/LIP --out demo/lip.pt --epochs 5 \\
-              --input-size 128 --num-refinement-stages 1 --lr 1e-3 --batch-size 8
-        """
-        if input_size % 8:
-            raise click.BadParameter(f"{input_size} is not a multiple of 8", param_hint="--input-size")
-        try:
-            cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, input_size=input_size,
-                              num_refinement_stages=num_refinement_stages, occluded=occluded, missing=missing,
-                              val_images=val_images, seed=seed)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc)) from None
-        try:
-            result = train_estimator(root, out, cfg, init=init, resume=resume, device=device, workers=workers,
-                                     allow_partial=allow_partial, progress=progress)
-        except (TrainEstimatorError, LipDataError, WriteError) as exc:
-            raise click.ClickException(str(exc)) from None
-        last = result.epochs[-1] if result.epochs else {}
-        before = f"{result.initial_pckh.average:.2f}" if result.initial_pckh else "n/a"
-        after = f"{result.final_pckh.average:.2f}" if result.final_pckh else "n/a"
-        click.echo(f"{out}: {len(result.epochs)} epoch(s), last loss {last.get('loss', float('nan')):.5f}, "
-                   f"val PCKh@0.5 {before} -> {after} (log: {log_path(out)})")

@@ -15,7 +15,8 @@ from pipeline.lip_data import (AugmentConfig, AugmentParams, LipTrainSet, Target
                                augment_matrix, build_targets, sample_params)
 from pipeline.synth import synthesize
 from pipeline.estimator_optim import gccpm_param_groups, heatmap_loss
-from pipeline.train_estimator import TrainConfig, TrainEstimatorError, log_path, register, state_path, train_estimator
+from pipeline.cli_train_estimator import register
+from pipeline.train_estimator import TrainConfig, TrainEstimatorError, log_path, state_path, train_estimator
 from vireid.data.manifest import Record
 from vireid.pose.codec import STRIDE, HeatmapCodec, fit_image, normalise_input, prepare_input, transform_points
 from vireid.pose.gccpm import GCCPM, load_gccpm_checkpoint
@@ -290,6 +291,40 @@ def test_resume_continues_identically(lip_root, trained, tmp_path):
         torch.testing.assert_close(got[k], ref[k], rtol=0, atol=0, msg=k)
     with pytest.raises(TrainEstimatorError, match="different options.*input_size"):
         train_estimator(lip_root, out, TrainConfig(epochs=4, **{**TINY, "input_size": 96}), resume=True)
+
+
+def test_resume_from_a_damaged_state_falls_back_to_the_previous_one(lip_root, trained, tmp_path, caplog):
+    """The state is written like vireid-train's last.pt (vireid.engine.loop): sealed, the one before
+    kept; a damaged state.pt resumes from state.prev.pt (epoch 1) and still ends where a straight run does."""
+    from tests.fs import flip_byte
+
+    out = tmp_path / "w.pt"
+    train_estimator(lip_root, out, TrainConfig(epochs=2, **TINY))
+    flip_byte(state_path(out), state_path(out).stat().st_size // 2, 0x10)
+    result = train_estimator(lip_root, out, TrainConfig(epochs=2, **TINY), resume=True)
+    said = [m for m in caplog.messages if "resuming from the previous state" in m]
+    assert said and "(epoch 1)" in said[0] and str(state_path(out)) in said[0], caplog.messages
+    assert [e["epoch"] for e in result.epochs] == [1, 2]
+    ref = torch.load(trained[0], weights_only=True)["state_dict"]
+    got = torch.load(out, weights_only=True)["state_dict"]
+    for k in ref:
+        torch.testing.assert_close(got[k], ref[k], rtol=0, atol=0, msg=k)
+
+
+def test_non_finite_loss_stops_before_the_update(lip_root, tmp_path, monkeypatch):
+    import pipeline.train_estimator as te
+
+    real, calls = te.heatmap_loss, {"n": 0}
+
+    def poisoned(*args):
+        loss, per_stage = real(*args)
+        calls["n"] += 1
+        return (loss * float("nan"), per_stage) if calls["n"] == 2 else (loss, per_stage)
+
+    monkeypatch.setattr(te, "heatmap_loss", poisoned)
+    with pytest.raises(TrainEstimatorError, match=r"^epoch 1: the loss became nan; lower --lr$"):
+        train_estimator(lip_root, tmp_path / "w.pt", TrainConfig(epochs=1, **TINY))
+    assert not (tmp_path / "w.pt").exists() and not state_path(tmp_path / "w.pt").exists()
 
 
 def test_init_checkpoint_must_fit(lip_root, tmp_path):
