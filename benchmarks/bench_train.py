@@ -37,7 +37,7 @@ from vireid.data.manifest import Manifest  # noqa: E402
 from vireid.data.sampler import CrossModalitySampler, SamplerConfig  # noqa: E402
 from vireid.data.scan import scan  # noqa: E402
 from vireid.data.shards import CacheConfig, HeatmapCache  # noqa: E402
-from vireid.data.transforms import TrainTransform, TransformConfig, normalise_batch  # noqa: E402
+from vireid.data.transforms import TrainTransform, normalise_batch  # noqa: E402
 from vireid.engine.config import TrainConfig, load_config  # noqa: E402
 from vireid.engine.speed import resolve_speed  # noqa: E402
 from vireid.engine.optim import build_optimizer  # noqa: E402
@@ -65,12 +65,11 @@ def loader_rate(cache_dir: Path, cfg: TrainConfig, workers: int, batches: int, d
     if batches <= warmup_batches:
         raise ValueError(f"need more batches ({batches}) than warm-up batches ({warmup_batches})")
     speed = resolve_speed(cfg.speed, device)
-    h, w = cfg.data.input_size
     cache = HeatmapCache(cache_dir)
     manifest = Manifest.load(cache_dir / "manifest.json")
     idx, _ = training_indices(cache, manifest, ["train", "val"])
     labels = make_label_map(cache.metadata()["pid"][idx].tolist())
-    tcfg = TransformConfig(input_size=(h, w))  # as vireid-train: uint8 out, the device normalises
+    tcfg = cfg.data.transform_config()  # as vireid-train: uint8 out, the device normalises
     ds = CacheDataset(cache, idx, TrainTransform(tcfg, device_normalise=True), label_map=labels)
     sampler = CrossModalitySampler(ds.pids, ds.modalities,
                                    SamplerConfig(cfg.data.num_ids, cfg.data.num_per_modality, batches), keyed=True)

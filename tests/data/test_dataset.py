@@ -14,12 +14,13 @@ from pipeline.heatmaps import HeatmapJob
 from vireid.data.dataset import CacheDataset, make_label_map, training_indices
 from vireid.data.sampler import CrossModalitySampler, SamplerConfig, SamplerError
 from vireid.data.scan import scan
+from vireid.data.geometry import Geometry
 from vireid.data.shards import CacheError, HeatmapCache
 from vireid.data.transforms import EvalTransform, TrainTransform, TransformConfig
 from tests.data.trees import SYSU_SPLITS, make_regdb, make_sysu
 from tests.pipeline.test_heatmaps import SMALL, write_side_file
 
-TCFG = TransformConfig(input_size=SMALL.input_size, stride=SMALL.stride, pad=4)
+TCFG = TransformConfig(SMALL.geometry, pad=4)
 
 
 def build_cache(tmp, name, make, dataset, drop=()):
@@ -55,7 +56,7 @@ def test_items_match_the_cache(sysu):
     assert item["heatmaps"].shape == (16, 8, 4)
     np.testing.assert_array_equal(item["heatmaps"].numpy(), entry["heatmaps"])
     np.testing.assert_array_equal(item["joint_weights"].numpy(), entry["confidence"])
-    expect = EvalTransform(TransformConfig(input_size=(32, 16), stride=4))(entry)["image"]
+    expect = EvalTransform(TransformConfig(Geometry((32, 16), 4)))(entry)["image"]
     torch.testing.assert_close(item["image"], expect, rtol=0, atol=0)
     assert (item["pid"], item["camid"], item["modality"]) == (entry["pid"], entry["camid"], entry["modality"])
     assert item["label"] == make_label_map([1, 2, 4, 5])[entry["pid"]]
@@ -160,7 +161,9 @@ def test_identity_without_ir_is_named(tmp_path):
 
 def test_size_mismatch_names_both_sizes(sysu):
     cache, _ = sysu
-    with pytest.raises(CacheError, match="cache input size 32x16 differs from the configured input size 288x144"):
+    # the one geometry check (vireid.data.geometry), as vireid-train's
+    with pytest.raises(CacheError, match=r"cache\.json: input_size 32x16 differs from the configured "
+                                         r"data\.input_size 288x144 \(heatmaps 8x4 in the cache, 72x36 configured\)"):
         CacheDataset(cache, transform=TrainTransform(TransformConfig()))
 
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from tests.data.reference_transforms import flip_pair, shift_maps
+from vireid.data.geometry import Geometry
 from vireid.data.transforms import EvalTransform, TrainTransform, TransformConfig
 from vireid.pose.codec import HeatmapCodec, cell_centres
 from vireid.pose.joints import JOINT_INDEX, NUM_JOINTS, flip_permutation
@@ -13,6 +14,7 @@ from vireid.pose.joints import JOINT_INDEX, NUM_JOINTS, flip_permutation
 SIZE = (64, 32)
 STRIDE = 4
 HM = (SIZE[0] // STRIDE, SIZE[1] // STRIDE)
+GEOM = Geometry(SIZE, STRIDE)
 L_HIP, R_HIP = JOINT_INDEX["L_Hip"], JOINT_INDEX["R_Hip"]
 
 
@@ -42,7 +44,7 @@ def dot_pixel(image: torch.Tensor) -> tuple:
 
 @pytest.mark.parametrize("seed", range(12))
 def test_heatmap_peak_follows_crop_and_flip(seed):
-    cfg = TransformConfig(input_size=SIZE, stride=STRIDE, pad=10, flip_p=0.5, erase_p=0.0)
+    cfg = TransformConfig(GEOM, pad=10, flip_p=0.5, erase_p=0.0)
     rng = np.random.default_rng(seed)
     x, y = int(rng.integers(12, SIZE[1] - 12)), int(rng.integers(12, SIZE[0] - 12))
     sample = dot_sample(x, y)
@@ -59,7 +61,7 @@ def test_heatmap_peak_follows_crop_and_flip(seed):
 
 
 def test_crop_and_flip_actually_happen():
-    cfg = TransformConfig(input_size=SIZE, stride=STRIDE, pad=10, flip_p=0.5, erase_p=0.0)
+    cfg = TransformConfig(GEOM, pad=10, flip_p=0.5, erase_p=0.0)
     sample = dot_sample(10, 30)
     positions, flips = set(), set()
     for seed in range(40):
@@ -70,7 +72,7 @@ def test_crop_and_flip_actually_happen():
 
 
 def test_flip_swaps_left_right_channels_and_confidence():
-    cfg = TransformConfig(input_size=SIZE, stride=STRIDE, pad=0, flip_p=1.0, erase_p=0.0)
+    cfg = TransformConfig(GEOM, pad=0, flip_p=1.0, erase_p=0.0)
     sample = dot_sample(5, 40, joint=L_HIP)
     out = TrainTransform(cfg)(sample, np.random.default_rng(0))
     assert out["heatmaps"][L_HIP].max() == 0 and out["heatmaps"][R_HIP].max() == sample["heatmaps"][L_HIP].max()
@@ -94,7 +96,7 @@ def test_shift_maps_is_exact_at_subcell_offsets():
 
 
 def test_random_erasing_never_touches_heatmaps():
-    base = dict(input_size=SIZE, stride=STRIDE, pad=10, flip_p=0.5)
+    base = dict(geometry=GEOM, pad=10, flip_p=0.5)
     sample = dot_sample(16, 32)
     sample["heatmaps"] = sample["heatmaps"] + np.float32(0.25)      # non-zero everywhere
     erased_any = 0
@@ -113,7 +115,7 @@ def test_random_erasing_never_touches_heatmaps():
 
 
 def test_normalisation_bgr_to_rgb_and_ir_three_channels():
-    cfg = TransformConfig(input_size=SIZE, stride=STRIDE)
+    cfg = TransformConfig(GEOM)
     image = np.zeros((*SIZE, 3), np.uint8)
     image[..., 0], image[..., 1], image[..., 2] = 10, 20, 30           # B, G, R
     maps = np.zeros((NUM_JOINTS, *HM), np.float32)
@@ -126,7 +128,7 @@ def test_normalisation_bgr_to_rgb_and_ir_three_channels():
 
 
 def test_eval_transform_is_deterministic_and_resizes():
-    cfg = TransformConfig(input_size=SIZE, stride=STRIDE)
+    cfg = TransformConfig(GEOM)
     rng = np.random.default_rng(0)
     sample = {"image": rng.integers(0, 255, (40, 20, 3), dtype=np.uint8),
               "heatmaps": rng.random((NUM_JOINTS, 10, 5), dtype=np.float32),
@@ -139,7 +141,7 @@ def test_eval_transform_is_deterministic_and_resizes():
 
 
 def test_train_transform_reproducible_from_rng():
-    cfg = TransformConfig(input_size=SIZE, stride=STRIDE)
+    cfg = TransformConfig(GEOM)
     sample = dot_sample(10, 20)
     t = TrainTransform(cfg)
     a, b = t(sample, np.random.default_rng(7)), t(sample, np.random.default_rng(7))
@@ -150,9 +152,9 @@ def test_train_transform_reproducible_from_rng():
 
 
 def test_bad_inputs_are_named():
-    with pytest.raises(ValueError, match="multiple of the heatmap stride"):
-        TransformConfig(input_size=(30, 16), stride=4)
-    t = TrainTransform(TransformConfig(input_size=SIZE, stride=STRIDE))
+    with pytest.raises(ValueError, match="multiple of the stride"):
+        Geometry((30, 16), 4)
+    t = TrainTransform(TransformConfig(GEOM))
     with pytest.raises(ValueError, match="heatmaps must be"):
         t({"image": np.zeros((*SIZE, 3), np.uint8), "heatmaps": np.zeros((3, *HM), np.float32)})
     with pytest.raises(KeyError, match="heatmaps"):
@@ -184,7 +186,7 @@ def _reference_train(sample, cfg, rng):
 def test_fused_train_transform_equals_the_steps_one_by_one(quantised):
     """TrainTransform flips before shifting, shifts flat runs and takes uint8 maps: the same
     result as shift, then flip, then normalise and erase, on random maps and images."""
-    cfg = TransformConfig(input_size=(48, 24), stride=4, pad=10, flip_p=0.5, erase_p=0.5)
+    cfg = TransformConfig(Geometry((48, 24), 4), pad=10, flip_p=0.5, erase_p=0.5)
     data = np.random.default_rng(5)
     for seed in range(60):
         maps = data.random((NUM_JOINTS, 12, 6), dtype=np.float32)
@@ -220,7 +222,7 @@ def test_device_normalise_equals_the_cpu_path(seed):
     """Same draws, same geometry; normalise_batch on the batch gives the CPU path's image."""
     from vireid.data.transforms import normalise_batch
 
-    cfg = TransformConfig(input_size=SIZE, stride=STRIDE, pad=4, erase_p=0.7)
+    cfg = TransformConfig(GEOM, pad=4, erase_p=0.7)
     rng = np.random.default_rng(seed)
     samples = []
     for k in range(4):  # textured images (every pixel value matters) with a joint each
@@ -242,7 +244,7 @@ def test_device_normalise_equals_the_cpu_path(seed):
 def test_normalise_batch_erases_exactly_the_box():
     from vireid.data.transforms import normalise_batch
 
-    cfg = TransformConfig(input_size=(8, 4), stride=4)
+    cfg = TransformConfig(Geometry((8, 4), 4))
     images = torch.full((2, 3, 8, 4), 255, dtype=torch.uint8)
     out = normalise_batch(images, torch.tensor([[1, 2, 3, 1], [0, 0, 0, 0]]), cfg)
     white = (1.0 - torch.tensor(cfg.mean)) / torch.tensor(cfg.std)

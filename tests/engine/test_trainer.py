@@ -147,8 +147,15 @@ def test_validation_reports_the_pose_branch_pckh_per_modality(cache_dir, tmp_pat
 
 
 def test_cache_and_config_mismatch_are_clear_errors(cache_dir, tmp_path):
-    with pytest.raises(TrainError, match=r"cache.json: input_size 96x48 differs from the configured data.input_size 128x64"):
+    # the one geometry check (vireid.data.geometry.Geometry.check), also CacheDataset's
+    with pytest.raises(CacheError, match=r"cache.json: input_size 96x48 differs from the configured data.input_size "
+                                         r"128x64 \(heatmaps 24x12 in the cache, 32x16 configured\): set "
+                                         r"data.input_size=\[96, 48\] to train on this cache, or rebuild it with "
+                                         r"`vireid-prep heatmaps --input-size 128x64 --stride 4`"):
         train(tiny_config("data.input_size=[128, 64]"), cache_dir, tmp_path / "a")
+    with pytest.raises(CacheError, match=r"cache.json: stride 4 differs from the configured data.stride 8 "
+                                         r"\(heatmaps 24x12 in the cache, 12x6 configured\): set data.stride=4"):
+        train(tiny_config("data.stride=8"), cache_dir, tmp_path / "a")
     with pytest.raises(TrainError, match="holds sysu data but the configuration says dataset: regdb"):
         train(tiny_config("dataset=regdb"), cache_dir, tmp_path / "b")
     with pytest.raises(TrainError, match="--trial 2 applies to RegDB only"):

@@ -28,9 +28,10 @@ def _model(channels: int) -> PoseVIReIDNet:
 def _targets(cache: HeatmapCache, indices):
     """The cache's maps and confidences, as the evaluation reads them (float, [N, 16, h, w])."""
     from vireid.data.dataset import CacheDataset
+    from vireid.data.geometry import Geometry
     from vireid.data.transforms import EvalTransform, TransformConfig
 
-    ds = CacheDataset(cache, indices=list(indices), transform=EvalTransform(TransformConfig(input_size=HW, stride=4)),
+    ds = CacheDataset(cache, indices=list(indices), transform=EvalTransform(TransformConfig(Geometry(HW, 4))),
                       label_map=None)
     return [ds[i] for i in range(len(ds))]
 

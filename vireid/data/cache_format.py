@@ -45,6 +45,8 @@ import cv2
 import numpy as np
 
 from vireid import __version__
+from vireid.data.errors import CacheError, DamagedRowError  # noqa: F401  (re-exported)
+from vireid.data.geometry import PAPER, Geometry
 from vireid.pose.codec import HeatmapCodec
 from vireid.pose.joints import FLIP_PAIRS, JOINT_NAMES
 
@@ -53,43 +55,40 @@ HEATMAP_SCALE = 255.0
 MODALITY_CODES = {"rgb": 0, "ir": 1}
 
 
-class CacheError(RuntimeError):
-    """A cache is missing, incomplete, corrupt or incompatible; the message says which."""
-
-
-class DamagedRowError(CacheError):
-    """A row's bytes differ from its checksum or cannot be read; the message names the
-    shard, the row and the source image."""
-
-
 @dataclass(frozen=True)
 class CacheConfig:
-    """Geometry and encoding of a cache (defaults: the paper's 288x144 input, stride-4 maps)."""
+    """Geometry and encoding of a cache (defaults: the paper's 288x144 input, stride-4 maps).
 
-    input_size: Tuple[int, int] = (288, 144)   # (H, W) of the stored crop = training input
-    stride: int = 4                            # heatmap stride: 72x36 maps for 288x144
+    ``input_size`` and ``stride`` are the :class:`~vireid.data.geometry.Geometry` the cache is
+    built at (:attr:`geometry`, recorded in ``cache.json``); they are the keys of
+    ``vireid-prep heatmaps --config`` and its options ``--input-size`` / ``--stride``."""
+
+    input_size: Tuple[int, int] = PAPER.input_size   # (H, W) of the stored crop = training input
+    stride: int = PAPER.stride                       # heatmap stride: 72x36 maps for 288x144
     sigma: float = 7.0                         # Gaussian sigma in input pixels (GCCPM: 7 at 256x256)
     image_format: str = "raw"                  # "raw" (fast reads, 162 KiB/image) | "jpeg" (15 KiB/image)
     jpeg_quality: int = 95
     shard_size: int = 1024
 
     def __post_init__(self) -> None:
-        h, w = self.input_size
-        if h % self.stride or w % self.stride:
-            raise ValueError(f"input size {self.input_size} is not a multiple of the heatmap stride {self.stride}")
+        object.__setattr__(self, "input_size", self.geometry.input_size)   # ValueError: not a multiple
         if self.image_format not in ("jpeg", "raw"):
             raise ValueError(f"image_format must be 'jpeg' or 'raw', not {self.image_format!r}")
         if self.shard_size < 1:
             raise ValueError("shard_size must be positive")
 
     @property
+    def geometry(self) -> Geometry:
+        return Geometry(self.input_size, self.stride)
+
+    @property
     def codec(self) -> HeatmapCodec:
         """The codec that renders this cache's maps."""
-        return HeatmapCodec(self.input_size, self.stride, self.sigma)
+        return self.geometry.codec(self.sigma)
 
     @property
     def heatmap_size(self) -> Tuple[int, int]:
-        return self.codec.map_size
+        return self.geometry.heatmap_size
 
 
 def cache_attributes(config: CacheConfig, estimator: Mapping[str, Any], manifest_hash: str,
@@ -103,9 +102,7 @@ def cache_attributes(config: CacheConfig, estimator: Mapping[str, Any], manifest
         "estimator": dict(estimator),
         "joint_names": list(JOINT_NAMES),
         "flip_pairs": [list(p) for p in FLIP_PAIRS],
-        "input_size": list(config.input_size),
-        "heatmap_size": list(config.heatmap_size),
-        "stride": config.stride,
+        **config.geometry.to_attrs(),             # input_size, heatmap_size, stride
         "sigma": config.sigma,
         "image_format": config.image_format,
         "jpeg_quality": config.jpeg_quality if config.image_format == "jpeg" else None,

@@ -59,24 +59,10 @@ def make_label_map(pids: Sequence[int]) -> Dict[int, int]:
     return {int(p): i for i, p in enumerate(sorted({int(p) for p in pids}))}
 
 
-def _check_sizes(cache: HeatmapCache, config: TransformConfig) -> None:
-    have = tuple(cache.attrs.get("input_size", ()))
-    if have != tuple(config.input_size):
-        raise CacheError(f"{cache.root}: cache input size {have[0]}x{have[1]} differs from the configured input "
-                         f"size {config.input_size[0]}x{config.input_size[1]}: rebuild the cache with "
-                         f"--input-size {config.input_size[0]}x{config.input_size[1]} or change the configuration"
-                         if len(have) == 2 else f"{cache.root}: cache has no valid input_size ({have!r})")
-    hm = tuple(cache.attrs.get("heatmap_size", ()))
-    if hm != tuple(config.heatmap_size):
-        raise CacheError(f"{cache.root}: cache heatmap size {hm} differs from the configured {config.heatmap_size} "
-                         f"(stride {cache.attrs.get('stride')} in the cache, {config.stride} configured)")
-
-
 def eval_transform(cache: HeatmapCache) -> EvalTransform:
-    """The deterministic transform at the cache's own input size and stride (test features,
-    validation, pictures)."""
-    attrs = cache.attrs
-    return EvalTransform(TransformConfig(input_size=tuple(attrs["input_size"]), stride=int(attrs["stride"])))
+    """The deterministic transform at the cache's own geometry (test features, validation,
+    pictures)."""
+    return EvalTransform(TransformConfig(cache.geometry))
 
 
 class CacheDataset(Dataset):
@@ -87,7 +73,8 @@ class CacheDataset(Dataset):
         indices: cache entries to serve (default: all), e.g. from :func:`training_indices`.
         transform: ``transform(sample, rng)`` (:class:`~vireid.data.transforms.TrainTransform`
             or ``EvalTransform``); default: an ``EvalTransform`` at the cache's own size.
-            A transform with a ``config`` must match the cache's input and heatmap sizes.
+            A transform with a ``config`` must have the cache's geometry (one check,
+            :meth:`~vireid.data.geometry.Geometry.check`).
         seed: base seed of the per-item augmentation.
         label_map: identity -> training label; default :func:`make_label_map` of these indices.
     """
@@ -106,7 +93,7 @@ class CacheDataset(Dataset):
             transform = eval_transform(self.cache)
         config = getattr(transform, "config", None)
         if isinstance(config, TransformConfig):
-            _check_sizes(self.cache, config)
+            self.cache.geometry.check(config.geometry, self.cache.root / "cache.json")
         self.transform = transform
         self.seed = int(seed)
         self.epoch = 0

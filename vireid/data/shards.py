@@ -42,6 +42,7 @@ from vireid.data.cache_format import (
     quantize_heatmaps,
     shard_name,
 )
+from vireid.data.geometry import Geometry
 from vireid.io import PathLike
 from vireid.pose.codec import HeatmapCodec
 from vireid.pose.joints import NUM_JOINTS
@@ -138,9 +139,15 @@ class HeatmapCache:
         return len(self.paths)
 
     @property
+    def geometry(self) -> Geometry:
+        """Input size, stride and heatmap size the cache was built at (``CacheError`` naming
+        ``cache.json`` when they are missing or inconsistent)."""
+        return Geometry.from_attrs(self.attrs, self.root / "cache.json")
+
+    @property
     def codec(self) -> HeatmapCodec:
-        """The codec of the cache's maps (its input size, stride and sigma): decode them with it."""
-        return HeatmapCodec(tuple(self.attrs["input_size"]), self.attrs["stride"], self.attrs["sigma"])
+        """The codec of the cache's maps (its geometry and sigma): decode them with it."""
+        return self.geometry.codec(self.attrs["sigma"])
 
     def __getstate__(self) -> Dict[str, Any]:
         state = dict(self.__dict__)

@@ -51,6 +51,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import yaml
 
+from vireid.data.geometry import PAPER, Geometry
 from vireid.data.sampler import SamplerConfig
 from vireid.data.transforms import TransformConfig
 from vireid.engine.speed import AMP_VALUES, SWITCH_VALUES, SpeedConfig
@@ -121,10 +122,12 @@ class DataConfig:
     default), or with ``skip`` every training and held-out row is checked before training
     (one read of each) and the damaged ones are left out, each logged (warning and a
     ``damaged`` record in ``log.jsonl``); a row damaged later still stops the run.
+    ``input_size`` / ``stride``: the cache's :class:`~vireid.data.geometry.Geometry`, checked
+    against its ``cache.json`` when training starts.
     """
 
-    input_size: Tuple[int, int] = (288, 144)
-    stride: int = 4
+    input_size: Tuple[int, int] = PAPER.input_size
+    stride: int = PAPER.stride
     pad: int = 10
     flip_p: float = 0.5
     erase_p: float = 0.5
@@ -139,9 +142,14 @@ class DataConfig:
     val_batch_size: int = 64
     damaged_rows: str = "stop"
 
+    @property
+    def geometry(self) -> Geometry:
+        """``input_size`` and ``stride``: what the cache must have been built at (one check,
+        :meth:`Geometry.check`, when training starts)."""
+        return Geometry(self.input_size, self.stride)
+
     def transform_config(self) -> TransformConfig:
-        return TransformConfig(input_size=tuple(self.input_size), stride=self.stride, pad=self.pad,
-                               flip_p=self.flip_p, erase_p=self.erase_p)
+        return TransformConfig(self.geometry, pad=self.pad, flip_p=self.flip_p, erase_p=self.erase_p)
 
     def sampler_config(self) -> SamplerConfig:
         return SamplerConfig(num_ids=self.num_ids, num_per_modality=self.num_per_modality,
@@ -223,7 +231,7 @@ class TrainConfig:
         """The network's :class:`ModelConfig` for ``num_classes`` training identities."""
         fields = {f.name for f in dataclasses.fields(ModelConfig)}
         values = {k: v for k, v in dataclasses.asdict(self.model).items() if k in fields}
-        return ModelConfig(**values, input_size=tuple(self.data.input_size), num_classes=int(num_classes))
+        return ModelConfig(**values, input_size=self.data.geometry.input_size, num_classes=int(num_classes))
 
     def loss_config(self) -> LossConfig:
         return LossConfig(**dataclasses.asdict(self.loss))

@@ -111,7 +111,8 @@ class TrainResult:
 
 # ----------------------------------------------------------------------------- set-up helpers
 def check_cache(cache: HeatmapCache, manifest: Manifest, config: TrainConfig, model_config: ModelConfig) -> None:
-    """Cache attributes against the configuration (raises :class:`TrainError`)."""
+    """Cache attributes against the configuration (raises :class:`TrainError`; a geometry that
+    differs from ``data.input_size`` / ``data.stride``: ``CacheError`` of :meth:`Geometry.check`)."""
     root = cache.root
     attrs = cache.attrs
     if manifest.dataset != config.dataset:
@@ -120,22 +121,14 @@ def check_cache(cache: HeatmapCache, manifest: Manifest, config: TrainConfig, mo
     if attrs.get("dataset") not in (None, manifest.dataset):
         raise TrainError(f"{root}/cache.json says dataset {attrs.get('dataset')!r} but its manifest.json is "
                          f"{manifest.dataset!r}: the cache folder is inconsistent; rebuild it")
-    have = tuple(attrs.get("input_size", ()))
-    want = tuple(config.data.input_size)
-    if have != want:
-        raise TrainError(f"{root}/cache.json: input_size {'x'.join(map(str, have))} differs from the configured "
-                         f"data.input_size {want[0]}x{want[1]}: set data.input_size=[{', '.join(map(str, have))}] "
-                         f"or rebuild the cache with --input-size {want[0]}x{want[1]}")
-    if int(attrs.get("stride", -1)) != config.data.stride:
-        raise TrainError(f"{root}/cache.json: heatmap stride {attrs.get('stride')} differs from data.stride "
-                         f"{config.data.stride}")
-    if model_config.use_pose_loss:
-        hm = tuple(int(s) for s in attrs.get("heatmap_size", ()))
-        predicted = model_config.heatmap_size()
-        if hm != predicted:
-            raise TrainError(f"{root}/cache.json: heatmaps are {'x'.join(map(str, hm))} but the model predicts "
-                             f"{predicted[0]}x{predicted[1]} at input {want[0]}x{want[1]} (model.heatmap_size): "
-                             "rebuild the cache with stride 4 or change the input size")
+    geometry = cache.geometry                   # the one geometry check: CacheError naming cache.json
+    geometry.check(config.data.geometry, root / "cache.json")
+    predicted = model_config.heatmap_size()
+    if model_config.use_pose_loss and predicted != geometry.heatmap_size:
+        raise TrainError(f"{root}/cache.json: heatmaps are {'x'.join(map(str, geometry.heatmap_size))} but the "
+                         f"model predicts {predicted[0]}x{predicted[1]} at input "
+                         f"{'x'.join(map(str, geometry.input_size))} (model.heatmap_size): rebuild the cache with "
+                         "stride 4 or change the input size")
 
 
 def _open_data(cache_dir: Path) -> Tuple[HeatmapCache, Manifest]:

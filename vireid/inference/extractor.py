@@ -148,6 +148,7 @@ class FeatureExtractor:
 
     def __init__(self, checkpoint: PathLike, device: str = "auto", feature: str = "f_all", flip: bool = True,
                  batch_size: int = 64) -> None:
+        from vireid.data.geometry import Geometry
         from vireid.data.transforms import TransformConfig
         from vireid.engine.checkpoint import build_model_from_checkpoint
 
@@ -164,7 +165,8 @@ class FeatureExtractor:
         self.flip = bool(flip)
         self.batch_size = int(batch_size)
         self.input_size = tuple(int(v) for v in self.model.config.input_size)
-        self.transform_config = TransformConfig(input_size=self.input_size)
+        # resize and normalise only: the heatmap stride plays no part
+        self.transform_config = TransformConfig(Geometry(self.input_size))
         self._sha256: Optional[str] = None
 
     @property
