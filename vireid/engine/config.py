@@ -30,36 +30,39 @@ raise ``data.num_ids`` and scale the lr linearly with the global batch (the usua
 
 ``model.input_size`` is ``data.input_size`` and ``model.num_classes`` is the number of
 training identities counted from the data: neither is a key of its own, so they cannot
-disagree.
+disagree. The sections are the library's own dataclasses: ``model:`` is
+:class:`~vireid.model.config.ModelSettings` plus the initialisation keys
+(:class:`ModelSection`), ``loss:`` is :class:`~vireid.losses.LossConfig`, ``speed:`` is
+:class:`~vireid.engine.speed.SpeedConfig`.
 
 A YAML file may start from others: ``inherit: sysu.yaml`` (or a list; ``defaults`` is a
 synonym), paths relative to the file; later files and the file itself override what they
 inherit. Command-line overrides ``key.sub=value`` come last; values are read as YAML
 (``0.1``, ``true``, ``null``, ``[1, 2]``). Every layer is checked on its own, so an error
 names the file (or override) at fault: unknown keys (with close matches), values of the
-wrong type. :func:`save_config` writes the resolved tree (``config.yaml`` of a run), which
+wrong type (:mod:`vireid.config_loader`, the loader ``vireid-prep heatmaps --config`` uses
+too). :func:`save_config` writes the resolved tree (``config.yaml`` of a run), which
 :func:`load_config` reads back unchanged.
 """
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import typing
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import yaml
-
+from vireid.config_loader import ConfigError, build_layers, load, plain, to_yaml
 from vireid.data.geometry import PAPER, Geometry
 from vireid.data.sampler import SamplerConfig
 from vireid.data.transforms import TransformConfig
 from vireid.engine.speed import AMP_VALUES, SWITCH_VALUES, SpeedConfig
 from vireid.io import PathLike, atomic_write_text
 from vireid.losses import LossConfig
-from vireid.model import ModelConfig
+from vireid.model import ModelConfig, ModelSettings
 
-INHERIT_KEYS = ("inherit", "defaults")
+__all__ = ["REQUIRED", "ConfigError", "DataConfig", "DdpConfig", "ModelSection", "OptimConfig", "SpeedConfig",
+           "TrainConfig", "config_from_dict", "config_to_yaml", "load_config", "resolve_required", "save_config",
+           "validate"]
+
 DEVICES_HINT = "auto, cpu, cuda or cuda:N"
 SCHEDULES = ("step", "milestones")
 DDP_BACKENDS = ("auto", "nccl", "gloo")
@@ -74,38 +77,28 @@ DERIVED_MODEL_KEYS = {
 MOVED_KEYS = {"amp": "speed.amp"}
 
 
-class ConfigError(ValueError):
-    """A configuration file or override is invalid; the message names the file and key at fault."""
+#: Keys a configuration file may not set, with the reason (an error instead of close matches).
+NOTES = {**{k: f"{k} is now {v} (see the speed section)" for k, v in MOVED_KEYS.items()},
+         **{f"model.{k}": f"model.{k} is not a setting: {v}" for k, v in DERIVED_MODEL_KEYS.items()}}
+
+#: A preset's value for a key the user must set before training (OmegaConf's notation for a
+#: mandatory value): ``model.pose_init`` in the paper presets, whose PEB is pre-trained on LIP.
+REQUIRED = "???"
 
 
 # ----------------------------------------------------------------------------- sections
-def _section_from(source: type, name: str, drop: Sequence[str] = (),
-                  extra: Sequence[Tuple[str, Any, Any]] = ()) -> type:
-    """A dataclass with ``source``'s fields (same types and defaults) minus ``drop``, plus ``extra``."""
-    hints = typing.get_type_hints(source)
-    fields: List[Tuple[str, Any, Any]] = []
-    for f in dataclasses.fields(source):
-        if f.name in drop:
-            continue
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        fields.append((f.name, hints[f.name], field(default=default)))
-    fields += [(n, t, field(default=d)) for n, t, d in extra]
-    cls = dataclasses.make_dataclass(name, fields)
-    cls.__module__ = __name__
-    return cls
+@dataclass
+class ModelSection(ModelSettings):
+    """``model:``: the network's :class:`~vireid.model.config.ModelSettings` (the data decides
+    ``input_size`` and ``num_classes``) and how it starts: ``pretrained`` (ImageNet weights:
+    ``null`` = random init, ``imagenet`` = the torch hub cache's ``<backbone>-*.pth``, or a
+    path to a torchvision state dict), ``pose_init`` (a GCCPM / LIP checkpoint whose
+    refinement stage initialises the Refinement Module, ``null``, or :data:`REQUIRED`) and
+    ``pose_init_stage`` (which of its refinement stages)."""
 
-
-#: ``model:`` section: ModelConfig's fields (same defaults) without the derived ones, plus
-#: ``pretrained`` (ImageNet weights: ``null`` = random init, ``imagenet`` = the torch hub cache's
-#: ``<backbone>-*.pth``, or a path to a torchvision state dict), ``pose_init`` (a GCCPM / LIP
-#: checkpoint whose refinement stage initialises the Refinement Module, or ``null``) and
-#: ``pose_init_stage`` (which of its refinement stages).
-ModelSection = _section_from(
-    ModelConfig, "ModelSection", drop=tuple(DERIVED_MODEL_KEYS),
-    extra=[("pretrained", Optional[str], None), ("pose_init", Optional[str], None), ("pose_init_stage", int, 0)],
-)
-#: ``loss:`` section: LossConfig's fields with the paper's defaults.
-LossSection = _section_from(LossConfig, "LossSection")
+    pretrained: Optional[str] = None
+    pose_init: Optional[str] = None
+    pose_init_stage: int = 0
 
 
 @dataclass
@@ -219,8 +212,8 @@ class TrainConfig:
     val_every: int = 5
     grad_every: int = 50
     progress: bool = True
-    model: ModelSection = field(default_factory=ModelSection)  # type: ignore[valid-type]
-    loss: LossSection = field(default_factory=LossSection)  # type: ignore[valid-type]
+    model: ModelSection = field(default_factory=ModelSection)
+    loss: LossConfig = field(default_factory=LossConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     speed: SpeedConfig = field(default_factory=SpeedConfig)
@@ -229,230 +222,28 @@ class TrainConfig:
     # ------------------------------------------------------------------ derived configs
     def model_config(self, num_classes: int) -> ModelConfig:
         """The network's :class:`ModelConfig` for ``num_classes`` training identities."""
-        fields = {f.name for f in dataclasses.fields(ModelConfig)}
-        values = {k: v for k, v in dataclasses.asdict(self.model).items() if k in fields}
-        return ModelConfig(**values, input_size=self.data.geometry.input_size, num_classes=int(num_classes))
+        return ModelConfig(**self.model.settings(), input_size=self.data.geometry.input_size,
+                           num_classes=int(num_classes))
 
     def loss_config(self) -> LossConfig:
-        return LossConfig(**dataclasses.asdict(self.loss))
+        return self.loss
 
     def to_dict(self) -> Dict[str, Any]:
-        return _plain(dataclasses.asdict(self))
+        return plain(dataclasses.asdict(self))
 
 
-# ----------------------------------------------------------------------------- checking
-def _plain(value: Any) -> Any:
-    """Tuples -> lists, recursively (YAML / JSON friendly)."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin is Union:
-        names = [_type_name(a) for a in args if a is not type(None)]
-        return " or ".join(names) + (" or null" if type(None) in args else "")
-    if origin in (tuple, Tuple):
-        if len(args) == 2 and args[1] is Ellipsis:
-            return f"a list of {_type_name(args[0])}"
-        return f"a list of {len(args)} values ({', '.join(_type_name(a) for a in args)})"
-    if origin in (list, List):
-        return f"a list of {_type_name(args[0])}" if args else "a list"
-    if dataclasses.is_dataclass(tp):
-        return "a section (mapping)"
-    return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(tp, str(tp))
-
-
-class _Mismatch(Exception):
-    pass
-
-
-def _coerce(value: Any, tp: Any) -> Any:
-    """``value`` as type ``tp`` (int accepted for float, lists for tuples) or :class:`_Mismatch`."""
-    if tp is Any:
-        return value
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin is Union:
-        if value is None:
-            if type(None) in args:
-                return None
-            raise _Mismatch
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(value, a)
-            except _Mismatch:
-                pass
-        raise _Mismatch
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise _Mismatch
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise _Mismatch
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise _Mismatch
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise _Mismatch
-    if origin in (tuple, Tuple, list, List):
-        if not isinstance(value, (list, tuple)):
-            raise _Mismatch
-        if origin in (list, List) or (len(args) == 2 and args[1] is Ellipsis):
-            inner = args[0] if args else Any
-            items = [_coerce(v, inner) for v in value]
-        else:
-            if len(value) != len(args):
-                raise _Mismatch
-            items = [_coerce(v, a) for v, a in zip(value, args)]
-        return tuple(items) if origin in (tuple, Tuple) else items
-    raise _Mismatch
-
-
-def _suggest(key: str, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(key, list(known), n=3, cutoff=0.6)
-    return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else f"; known keys: {', '.join(sorted(known))}"
-
-
-def check_layer(layer: Mapping[str, Any], source: str, schema: type = TrainConfig, prefix: str = "") -> Dict[str, Any]:
-    """Check one file's (or override's) mapping against ``schema``: unknown keys and value
-    types are :class:`ConfigError` naming ``source`` and the dotted key. Returns the mapping
-    with values coerced (ints to floats, lists to tuples where the schema says so)."""
-    if not isinstance(layer, Mapping):
-        where = prefix.rstrip(".") or "the top level"
-        raise ConfigError(f"{source}: {where} must be a mapping of keys to values, got {layer!r}")
-    hints = typing.get_type_hints(schema)
-    names = [f.name for f in dataclasses.fields(schema)]
-    out: Dict[str, Any] = {}
-    for key, value in layer.items():
-        dotted = f"{prefix}{key}"
-        if key not in names:
-            if schema is TrainConfig and key in MOVED_KEYS:
-                raise ConfigError(f"{source}: {dotted} is now {MOVED_KEYS[key]} (see the speed section)")
-            if schema is ModelSection and key in DERIVED_MODEL_KEYS:
-                raise ConfigError(f"{source}: {dotted} is not a setting: {DERIVED_MODEL_KEYS[key]}")
-            full = [f"{prefix}{n}" for n in names]
-            raise ConfigError(f"{source}: unknown key {dotted!r}{_suggest(dotted, full)}")
-        tp = hints[key]
-        if dataclasses.is_dataclass(tp):
-            out[key] = check_layer(value, source, tp, f"{dotted}.")
-            continue
-        try:
-            out[key] = _coerce(value, tp)
-        except _Mismatch:
-            raise ConfigError(f"{source}: {dotted} must be {_type_name(tp)}, got {value!r}") from None
-    return out
-
-
-def _merge(base: Dict[str, Any], top: Mapping[str, Any]) -> Dict[str, Any]:
-    out = dict(base)
-    for k, v in top.items():
-        out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else v
-    return out
-
-
-def _build(schema: type, values: Mapping[str, Any]) -> Any:
-    hints = typing.get_type_hints(schema)
-    kwargs = {k: (_build(hints[k], v) if dataclasses.is_dataclass(hints[k]) else v) for k, v in values.items()}
-    return schema(**kwargs)
-
-
-# ----------------------------------------------------------------------------- files
-def _read_yaml(path: Path, chain: Tuple[Path, ...]) -> List[Tuple[str, Dict[str, Any]]]:
-    """Layers ``(source, mapping)`` of ``path`` and what it inherits, lowest priority first."""
-    path = path.resolve()
-    if path in chain:
-        cycle = " -> ".join(str(p) for p in chain + (path,))
-        raise ConfigError(f"{path}: inheritance cycle: {cycle}")
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        where = f" (inherited by {chain[-1]})" if chain else ""
-        raise ConfigError(f"{path}: configuration file not found{where}") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: not a readable YAML file: {exc}") from None
-    doc = {} if doc is None else doc
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{path}: must hold a mapping of keys to values, got {type(doc).__name__}")
-    parents: List[str] = []
-    for key in INHERIT_KEYS:
-        if key in doc:
-            value = doc.pop(key)
-            value = [value] if isinstance(value, str) else value
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ConfigError(f"{path}: {key} must be a file name or a list of file names, got {value!r}")
-            parents += value
-    layers: List[Tuple[str, Dict[str, Any]]] = []
-    for parent in parents:
-        layers += _read_yaml(path.parent / parent, chain + (path,))
-    layers.append((str(path), doc))
-    return layers
-
-
-def parse_override(text: str) -> Tuple[List[str], Any]:
-    """``'optim.lr=0.02'`` -> ``(['optim', 'lr'], 0.02)`` (value read as YAML)."""
-    key, sep, raw = text.partition("=")
-    key = key.strip()
-    if not sep or not key or any(not part for part in key.split(".")) or " " in key:
-        raise ConfigError(f"override {text!r}: expected KEY=VALUE with a dotted key, e.g. optim.lr=0.02")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    return key.split("."), value
-
-
-def _override_layer(text: str) -> Dict[str, Any]:
-    parts, value = parse_override(text)
-    # a string field keeps the text as written (e.g. a path like 2024 or a name like 'on')
-    schema: Any = TrainConfig
-    for p in parts[:-1]:
-        hints = typing.get_type_hints(schema) if dataclasses.is_dataclass(schema) else {}
-        schema = hints.get(p)
-    if dataclasses.is_dataclass(schema):
-        tp = typing.get_type_hints(schema).get(parts[-1])
-        raw = text.partition("=")[2]
-        if tp in (str, Optional[str]) and value is not None and not isinstance(value, str):
-            value = raw.strip()
-    layer: Dict[str, Any] = {parts[-1]: value}
-    for p in reversed(parts[:-1]):
-        layer = {p: layer}
-    return layer
-
-
+# ----------------------------------------------------------------------------- loading
 def load_config(path: Optional[PathLike] = None, overrides: Sequence[str] = ()) -> TrainConfig:
     """The configuration of ``path`` (with what it inherits) and ``overrides`` (``key.sub=value``).
 
     Raises :class:`ConfigError` naming the file or override and the key at fault.
     """
-    layers: List[Tuple[str, Dict[str, Any]]] = _read_yaml(Path(path), ()) if path is not None else []
-    layers += [(f"override {o!r}", _override_layer(o)) for o in overrides]
-    merged: Dict[str, Any] = {}
-    for source, layer in layers:
-        merged = _merge(merged, check_layer(layer, source))
-    sources = ", ".join(s for s, _ in layers) or "the defaults"
-    try:
-        cfg = _build(TrainConfig, merged)
-        validate(cfg)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{sources}: {exc}") from None
-    return cfg
+    return load(TrainConfig, path, overrides, NOTES, validate)
 
 
-#: A preset's value for a key the user must set before training (OmegaConf's notation for a
-#: mandatory value): ``model.pose_init`` in the paper presets, whose PEB is pre-trained on LIP.
-REQUIRED = "???"
+def config_from_dict(values: Dict[str, Any], source: str = "a checkpoint's config") -> TrainConfig:
+    """Rebuild a :class:`TrainConfig` from :meth:`TrainConfig.to_dict` output (e.g. a checkpoint's)."""
+    return build_layers(TrainConfig, [(source, dict(values))], NOTES, validate)
 
 
 def resolve_required(cfg: TrainConfig) -> TrainConfig:
@@ -527,23 +318,12 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.model.pose_init not in (None, REQUIRED) and not cfg.model.use_pose_branch:
         raise ValueError("model.pose_init needs model.use_pose_branch: true (it initialises the pose branch)")
     cfg.model_config(num_classes=2)
-    cfg.loss_config()
 
 
 def config_to_yaml(cfg: TrainConfig) -> str:
-    return yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=False)
+    return to_yaml(cfg)
 
 
 def save_config(cfg: TrainConfig, path: PathLike) -> None:
     """Write the resolved configuration atomically (readable by :func:`load_config`)."""
     atomic_write_text(path, "# resolved vireid-train configuration\n" + config_to_yaml(cfg))
-
-
-def config_from_dict(values: Mapping[str, Any], source: str = "a checkpoint's config") -> TrainConfig:
-    """Rebuild a :class:`TrainConfig` from :meth:`TrainConfig.to_dict` output (e.g. a checkpoint's)."""
-    try:
-        cfg = _build(TrainConfig, check_layer(values, source))
-        validate(cfg)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{source}: {exc}") from None
-    return cfg

@@ -7,7 +7,7 @@ refinement stage from :mod:`vireid.pose.gccpm`), :class:`ReIDBranch` (eqs. 8-9),
 :class:`PoseVIReIDNet` and configured by :class:`ModelConfig` (with Table IV presets).
 """
 from .backbone import build_resnet, layer_out_channels
-from .config import ABLATIONS, ModelConfig
+from .config import ABLATIONS, ModelConfig, ModelSettings
 from .hfc import HierarchicalFeatureConstraint
 from .modality_shared import ModalitySharedModule
 from .modality_specific import IR, RGB, ModalitySpecificModule, ModalityStem
@@ -25,6 +25,7 @@ __all__ = [
     "ModalitySpecificModule",
     "ModalityStem",
     "ModelConfig",
+    "ModelSettings",
     "PCBHead",
     "PCBOutput",
     "PoseBranchOutput",

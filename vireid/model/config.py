@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, fields, replace
 from typing import Dict, Optional, Tuple
 
 from vireid.pose.joints import NUM_JOINTS
@@ -33,16 +33,14 @@ def _down(size: int, times: int) -> int:
 
 
 @dataclass
-class ModelConfig:
-    """Hyper-parameters of :class:`vireid.model.PoseVIReIDNet`; defaults are the paper's.
+class ModelSettings:
+    """The hyper-parameters of :class:`vireid.model.PoseVIReIDNet` that a configuration sets
+    (``model:`` of ``vireid-train``'s); defaults are the paper's. :class:`ModelConfig` adds
+    what the data decides (``num_classes``, ``input_size``).
 
     Attributes:
         backbone: torchvision ResNet depth (paper: ResNet-50). Channel numbers are read
             from the built backbone, never hard-coded.
-        num_classes: number of training identities (SYSU-MM01: 395, RegDB: 206).
-        input_size: ``(H, W)`` of the input images (paper: 288x144); used to check at
-            construction that the stripes and heatmaps are feasible and to report the
-            predicted heatmap size.
         num_stripes: P, the number of PCB stripes per branch (paper: 6).
         stripe_dim: dimension of each stripe embedding (paper: 512).
         leaky_slope: negative slope of the stripe heads' LeakyReLU (release: 0.1).
@@ -81,8 +79,6 @@ class ModelConfig:
     """
 
     backbone: str = "resnet50"
-    num_classes: int = 395
-    input_size: Tuple[int, int] = (288, 144)
     num_stripes: int = 6
     stripe_dim: int = 512
     leaky_slope: float = 0.1
@@ -101,13 +97,8 @@ class ModelConfig:
     heatmap_head_init: str = "scheme"
 
     def __post_init__(self) -> None:
-        self.input_size = tuple(int(s) for s in self.input_size)  # type: ignore[assignment]
         if self.backbone not in BACKBONES:
             raise ValueError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
-        if self.num_classes < 2:
-            raise ValueError(f"num_classes must be >= 2, got {self.num_classes}")
-        if len(self.input_size) != 2 or min(self.input_size) < 1:
-            raise ValueError(f"input_size must be (H, W) with positive sizes, got {self.input_size}")
         if self.last_stride not in (1, 2):
             raise ValueError(f"last_stride must be 1 or 2, got {self.last_stride}")
         if self.init not in INIT_SCHEMES:
@@ -132,6 +123,34 @@ class ModelConfig:
                 "use_hfc=True needs use_pose_branch=True: PCB_T sees the concatenation of both "
                 "branches' features (Section III-D)"
             )
+
+    def settings(self) -> Dict[str, object]:
+        """This object's :class:`ModelSettings` fields by name (what a subclass adds left out)."""
+        return {f.name: getattr(self, f.name) for f in fields(ModelSettings)}
+
+
+@dataclass
+class ModelConfig(ModelSettings):
+    """Everything that builds a :class:`vireid.model.PoseVIReIDNet`: the :class:`ModelSettings`
+    and what the data decides.
+
+    Attributes:
+        num_classes: number of training identities (SYSU-MM01: 395, RegDB: 206).
+        input_size: ``(H, W)`` of the input images (paper: 288x144; ``vireid-train``: the
+            cache's :class:`~vireid.data.geometry.Geometry`); used to check at construction
+            that the stripes and heatmaps are feasible and to report the predicted heatmap size.
+    """
+
+    num_classes: int = 395
+    input_size: Tuple[int, int] = (288, 144)
+
+    def __post_init__(self) -> None:
+        self.input_size = tuple(int(s) for s in self.input_size)  # type: ignore[assignment]
+        super().__post_init__()
+        if self.num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2, got {self.num_classes}")
+        if len(self.input_size) != 2 or min(self.input_size) < 1:
+            raise ValueError(f"input_size must be (H, W) with positive sizes, got {self.input_size}")
         rows = self.reid_feature_size()[0]
         if rows < self.num_stripes:
             raise ValueError(
