@@ -11,11 +11,13 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import click
+from click.core import ParameterSource
 
 from vireid import __version__
+from vireid.data.cache_format import IMAGE_FORMATS, CacheConfig
 from vireid.data.manifest import ManifestError
 from vireid.data.spec import DATASETS, SpecError
 from pipeline.cli_util import MAX_LISTED, one_line_write_errors, writable
@@ -144,6 +146,31 @@ def _parse_size(value: str) -> Tuple[int, int]:
     return h, w
 
 
+def _default(key: str) -> Any:
+    """CacheConfig's default of ``key``, an option's default (the dataclass is the one source)."""
+    value = getattr(CacheConfig(), key)
+    return "x".join(map(str, value)) if isinstance(value, tuple) else value
+
+
+def _cache_config(config_path: Optional[Path], overrides: Sequence[str], options: Dict[str, Any]) -> CacheConfig:
+    """``heatmaps``' CacheConfig: its defaults, then ``--config`` (with what it inherits), the
+    ``KEY=VALUE`` overrides and those ``options`` given on the command line, each later layer
+    over the earlier ones, read and checked as vireid-train's configuration
+    (:mod:`vireid.config_loader`)."""
+    from vireid.config_loader import ConfigError, build_layers, override_layer, read_yaml
+
+    ctx = click.get_current_context()
+    given = {k: v for k, v in options.items() if ctx.get_parameter_source(k) is not ParameterSource.DEFAULT}
+    try:
+        layers = read_yaml(config_path) if config_path is not None else []
+        layers += [override_layer(o, CacheConfig) for o in overrides]
+        layers += [(f"--{k.replace('_', '-')} {'x'.join(map(str, v)) if isinstance(v, tuple) else v}", {k: v})
+                   for k, v in given.items()]
+        return build_layers(CacheConfig, layers)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _parse_part(value: Optional[str]) -> Tuple[int, int]:
     if value is None:
         # under torchrun each process takes its rank's share of the shards
@@ -181,19 +208,23 @@ def _parse_part(value: Optional[str]) -> Tuple[int, int]:
 @click.option("--batch-size", type=click.IntRange(1, None), default=None, help="Images per estimator call.")
 @click.option("--jobs", default=2, show_default=True, type=click.IntRange(1, None),
               help="Threads decoding images.")
-@click.option("--input-size", default="288x144", show_default=True, callback=lambda c, p, v: _parse_size(v),
-              help="Stored crop size HxW = the training input size.")
-@click.option("--stride", default=4, show_default=True, type=click.IntRange(1, None),
+@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="YAML file of cache settings: input_size, stride, sigma, image_format, jpeg_quality, shard_size "
+                   "(`inherit: other.yaml` as in vireid-train presets). Trailing KEY=VALUE arguments override it, "
+                   "and the options below override both.")
+@click.option("--input-size", default=_default("input_size"), show_default=True,
+              callback=lambda c, p, v: _parse_size(v), help="Stored crop size HxW = the training input size.")
+@click.option("--stride", default=_default("stride"), show_default=True, type=int,
               help="Heatmap stride: 72x36 maps for 288x144 (what the pose branch predicts).")
-@click.option("--sigma", default=7.0, show_default=True, type=click.FloatRange(0.5, None),
-              help="Gaussian sigma in input pixels.")
-@click.option("--image-format", type=click.Choice(["raw", "jpeg"]), default="raw", show_default=True,
+@click.option("--sigma", default=_default("sigma"), show_default=True, type=float,
+              help="Gaussian sigma in input pixels (at least 0.5).")
+@click.option("--image-format", type=click.Choice(IMAGE_FORMATS), default=_default("image_format"), show_default=True,
               help="raw: crops and heatmaps uncompressed, each row read with one pread: the fast "
                    "training pipeline (benchmarks/bench_data_pipeline.py), 162 KiB per 288x144 image, "
                    "about 5.3 GiB for SYSU-MM01's 34,167 images. jpeg: q95 crops and gzip heatmaps, "
                    "about 15 KiB per image (0.5 GiB for SYSU-MM01), but every read decodes a JPEG, "
                    "several times slower (see README).")
-@click.option("--shard-size", default=1024, show_default=True, type=click.IntRange(1, None),
+@click.option("--shard-size", default=_default("shard_size"), show_default=True, type=int,
               help="Images per HDF5 shard.")
 @click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
               help="Unreadable image (also one found while scanning --root): stop with its path, or skip it "
@@ -206,34 +237,38 @@ def _parse_part(value: Optional[str]) -> Tuple[int, int]:
                    "shards, each rewritten atomically; shards without row checksums get them, from their "
                    "stored rows. Give the build's arguments (same --batch-size), then it ends with `verify`.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+@click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
 @one_line_write_errors
 def heatmaps_cmd(dataset: str, root: Path, out: Path, manifest_path: Optional[Path], allow_partial: bool,
                  estimator: Optional[str], weights: Optional[Path], keypoints_path: Optional[Path], device: str,
-                 estimator_size: Optional[int], batch_size: Optional[int], jobs: int, input_size: Tuple[int, int],
-                 stride: int, sigma: float, image_format: str, shard_size: int, on_error: str, part: Optional[str],
-                 repair: bool, progress: bool) -> None:
+                 estimator_size: Optional[int], batch_size: Optional[int], jobs: int, config_path: Optional[Path],
+                 input_size: Tuple[int, int], stride: int, sigma: float, image_format: str, shard_size: int,
+                 on_error: str, part: Optional[str],
+                 repair: bool, progress: bool, overrides: Tuple[str, ...]) -> None:
     """Run a pose estimator over every image and cache heatmaps in HDF5 shards.
 
     Resumable: rerun the same command after an interruption and finished shards are kept.
     A second process on the same cache (and part) is refused. Every row carries checksums
     (`verify` checks them); --repair recomputes what they find damaged.
+
+    The cache settings come from --config FILE, trailing KEY=VALUE arguments (e.g.
+    `sigma=3 jpeg_quality=90`, values read as YAML) and the options, later over earlier; an
+    unknown key or a value of the wrong type is an error naming it.
     """
     from pipeline.estimators import EstimatorError, build_estimator
     from pipeline.heatmaps import HeatmapJob, JobError
     from vireid.data.manifest import Manifest
     from vireid.data.scan import scan
     from vireid.data.scan_checks import ScanError
-    from vireid.data.shards import CacheConfig, CacheError
+    from vireid.data.shards import CacheError
 
     k, n = _parse_part(part)
+    # the settings first: a wrong key or value stops before anything is touched
+    config = _cache_config(config_path, overrides, dict(input_size=input_size, stride=stride, sigma=sigma,
+                                                        image_format=image_format, shard_size=shard_size))
     if not root.is_dir():
         raise click.ClickException(f"--root {root}: not a directory")
     writable(out, "cache folder (--out)")
-    try:
-        config = CacheConfig(input_size=input_size, stride=stride, sigma=sigma, image_format=image_format,
-                             shard_size=shard_size)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
     try:
         if estimator is None:
             estimator = "lip" if weights is not None else "blazepose"

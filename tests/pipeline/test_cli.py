@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from pipeline.cli import cli
 from vireid.data.manifest import Manifest
 from tests.data.trees import make_sysu
+from tests.pipeline.test_heatmaps import dataset  # noqa: F401 - the tree fixture
 
 
 def run(*args: str):
@@ -68,3 +69,54 @@ def test_synth_marker_sizes_are_checked_strictly(tmp_path):
     os.remove(tmp_path / "s" / "cam3" / "0007" / "0001.jpg")      # a lost file is caught by the sizes
     res = run("manifest", "--dataset", "sysu", "--root", str(tmp_path / "s"), "--out", str(out), "--no-progress")
     assert res.exit_code == 1 and "IR images: found 23, the dataset has 24" in res.output
+
+
+# ---------------------------------------------------------------- heatmaps: --config FILE and KEY=VALUE
+def _heatmaps(root, out, *extra):
+    return CliRunner().invoke(cli, ["heatmaps", "--dataset", "sysu", "--root", str(root), "--out", str(out),
+                                    "--estimator", "keypoints", "--no-progress", *extra])
+
+
+def test_heatmaps_settings_from_config_file_overrides_and_options(dataset, tmp_path):  # noqa: F811
+    root, manifest = dataset
+    manifest.save(tmp_path / "m.json")
+    (tmp_path / "base.yaml").write_text("input_size: [32, 16]\nsigma: 2.0\nshard_size: 10\n")
+    (tmp_path / "cache.yaml").write_text("inherit: base.yaml\nstride: 8\nimage_format: jpeg\n")
+    # file < KEY=VALUE < option: the file's stride 8 and jpeg stay, sigma 2 -> 3 -> 2.5, quality 90
+    res = _heatmaps(root, tmp_path / "c", "--manifest", str(tmp_path / "m.json"), "--config",
+                    str(tmp_path / "cache.yaml"), "--sigma", "2.5", "sigma=3", "jpeg_quality=90")
+    assert res.exit_code == 0, res.output
+    attrs = json.loads((tmp_path / "c" / "cache.json").read_text())
+    assert (attrs["input_size"], attrs["stride"], attrs["heatmap_size"], attrs["sigma"], attrs["image_format"],
+            attrs["jpeg_quality"], attrs["shard_size"]) == ([32, 16], 8, [4, 2], 2.5, "jpeg", 90, 10)
+
+
+def test_heatmaps_options_alone_keep_their_dataclass_defaults(tmp_path):
+    from vireid.data.cache_format import CacheConfig
+
+    res = run("heatmaps", "--help")
+    default = CacheConfig()
+    for shown in (f"[default: {default.input_size[0]}x{default.input_size[1]}]", f"[default: {default.stride}]",
+                  f"[default: {default.sigma}]", f"[default: {default.shard_size}]"):
+        assert shown in res.output, shown
+
+
+def test_heatmaps_bad_settings_are_one_line_naming_the_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sigm: 3\n")
+    out = tmp_path / "c"
+    cases = [
+        (["sigm=3"], "Error: override 'sigm=3': unknown key 'sigm'; did you mean 'sigma'?"),
+        (["--config", str(bad)], f"Error: {bad}: unknown key 'sigm'; did you mean 'sigma'?"),
+        (["shard_size=many"], "Error: override 'shard_size=many': shard_size must be an integer, got 'many'"),
+        (["--input-size", "30x16"], "Error: --input-size 30x16: input size 30x16 is not a positive multiple of the "
+                                    "stride 4"),
+        (["stride=8", "--input-size", "36x16"], "Error: override 'stride=8', --input-size 36x16: input size 36x16 "
+                                                "is not a positive multiple of the stride 8"),
+        (["--config", str(tmp_path / "none.yaml")], f"Error: {tmp_path / 'none.yaml'}: configuration file not found"),
+    ]
+    for extra, line in cases:
+        res = _heatmaps(tmp_path / "no-root", out, *extra)
+        assert res.exit_code == 1, (extra, res.output)
+        assert [ln for ln in res.output.splitlines() if ln.strip()] == [line], extra
+    assert not out.exists()                      # refused before anything was touched

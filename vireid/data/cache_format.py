@@ -53,6 +53,7 @@ from vireid.pose.joints import FLIP_PAIRS, JOINT_NAMES
 CACHE_FORMAT = "vireid-heatmap-cache/1"
 HEATMAP_SCALE = 255.0
 MODALITY_CODES = {"rgb": 0, "ir": 1}
+IMAGE_FORMATS = ("raw", "jpeg")
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,10 @@ class CacheConfig:
     """Geometry and encoding of a cache (defaults: the paper's 288x144 input, stride-4 maps).
 
     ``input_size`` and ``stride`` are the :class:`~vireid.data.geometry.Geometry` the cache is
-    built at (:attr:`geometry`, recorded in ``cache.json``); they are the keys of
-    ``vireid-prep heatmaps --config`` and its options ``--input-size`` / ``--stride``."""
+    built at (:attr:`geometry`, recorded in ``cache.json``). The fields are the keys of
+    ``vireid-prep heatmaps --config FILE`` and its ``KEY=VALUE`` arguments, and the defaults
+    of its options (``--input-size``, ``--stride``, ``--sigma``, ``--image-format``,
+    ``--shard-size``)."""
 
     input_size: Tuple[int, int] = PAPER.input_size   # (H, W) of the stored crop = training input
     stride: int = PAPER.stride                       # heatmap stride: 72x36 maps for 288x144
@@ -72,8 +75,12 @@ class CacheConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_size", self.geometry.input_size)   # ValueError: not a multiple
-        if self.image_format not in ("jpeg", "raw"):
+        if not self.sigma >= 0.5:
+            raise ValueError(f"sigma must be >= 0.5 input pixels, not {self.sigma}")
+        if self.image_format not in IMAGE_FORMATS:
             raise ValueError(f"image_format must be 'jpeg' or 'raw', not {self.image_format!r}")
+        if not 0 <= self.jpeg_quality <= 100:
+            raise ValueError(f"jpeg_quality must be in 0..100, not {self.jpeg_quality}")
         if self.shard_size < 1:
             raise ValueError("shard_size must be positive")
 
