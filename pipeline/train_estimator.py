@@ -19,7 +19,8 @@ Recipe (GCCPM's ``train.py``; data side in :mod:`pipeline.lip_data`):
   groups (:func:`pipeline.estimator_optim.gccpm_param_groups`: refinement-stage convolutions at 4x the lr and
   their biases at 8x, other biases at 2x, no weight decay on biases, BatchNorm and
   depthwise weights); ``ReduceLROnPlateau(factor=0.1, patience=5, threshold=1e-2)``
-  on ``100 - val PCKh`` after each epoch;
+  on ``100 - val PCKh`` after each epoch (``schedule='cosine'``: a 5 % warm-up and a cosine
+  decay to 0 over the run, stepped every update, for short runs such as the demo's);
 * validation: PCKh@0.5 (:func:`pckh`, LIP's definition as in GCCPM's ``calc_pckh``) on
   the first 1000 val images in file-name order (GCCPM's ``eval_num``), each fitted to
   the input like training images without augmentation (GCCPM's ``val.py`` does the
@@ -52,7 +53,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, 
 import numpy as np
 
 from pipeline.lip_data import AugmentConfig, LipTrainSet, LipValSet, TargetConfig, split_records
-from pipeline.estimator_optim import build_optimizer, heatmap_loss
+from pipeline.estimator_optim import SCHEDULES, build_optimizer, heatmap_loss
 from vireid.engine.loop import (DeviceError, EpochLoop, EpochStats, changed_keys, progress_bar, read_with_fallback,
                                 resolve_device)
 from vireid.io import WriteError, atomic_write_json, ensure_writable, previous_path
@@ -87,10 +88,12 @@ class TrainConfig:
     weight_decay: float = 5e-4
     input_size: int = 256
     num_refinement_stages: int = 5
-    sigma: Optional[float] = None                 # None: 7 * input_size / 256
+    sigma: Optional[float] = None                 # None: 7 px at stride 8 (TargetConfig.sigma_px)
     occluded: str = "ignore"
     missing: str = "ignore"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    schedule: str = "plateau"                     # 'plateau' (GCCPM) | 'cosine' (estimator_optim.build_optimizer)
+    warmup_fraction: float = 0.05                 # cosine: share of all updates spent warming up
     plateau_factor: float = 0.1
     plateau_patience: int = 5
     plateau_threshold: float = 1e-2
@@ -105,6 +108,10 @@ class TrainConfig:
             raise ValueError(f"num_refinement_stages must be >= 0, got {self.num_refinement_stages}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
+        if not 0.0 <= self.warmup_fraction < 1.0:
+            raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
         self.targets()   # validates input size and policies
 
     def targets(self) -> TargetConfig:
@@ -240,7 +247,9 @@ def train_estimator(root: "str | Path", out: "str | Path", cfg: TrainConfig = Tr
             raise TrainEstimatorError(f"--init: {exc}") from None
         init_sha = file_sha256(init)
     model.to(dev).train()
-    optimizer, scheduler = build_optimizer(model, cfg)
+    steps = -(-len(train_records) // cfg.batch_size)
+    optimizer, scheduler = build_optimizer(model, cfg, steps if max_iters_per_epoch is None
+                                           else min(steps, max_iters_per_epoch))
 
     history: List[Dict[str, Any]] = []
     start_epoch = 0
@@ -327,6 +336,8 @@ class _EstimatorLoop(EpochLoop):
         raise TrainEstimatorError(f"epoch {epoch + 1}: the loss became {value}; lower --lr")
 
     def after_step(self, epoch: int, it: int, values: Mapping[str, float], stats: EpochStats) -> None:
+        if self.cfg.schedule == "cosine":
+            self.scheduler.step()
         if hasattr(self.bar, "set_postfix"):
             self.bar.set_postfix(loss=f"{stats.means()['loss']:.4f}")
 
@@ -340,7 +351,8 @@ class _EstimatorLoop(EpochLoop):
             self.final = final = evaluate_pckh(self.model, self.val_loader, self.dev, cfg.targets().codec)
             entry["val_pckh"] = final.to_json()["average"]
             entry["val_upper_body"] = final.to_json()["upper_body"]
-            self.scheduler.step(100.0 - (final.average if np.isfinite(final.average) else 0.0))
+            if cfg.schedule == "plateau":
+                self.scheduler.step(100.0 - (final.average if np.isfinite(final.average) else 0.0))
         entry["seconds"] = round(time.perf_counter() - self.t0, 3)
         self.history.append(entry)
         log.info("epoch %d: loss %.5f%s", epoch + 1, entry["loss"],
@@ -364,7 +376,8 @@ def _save_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, 
     torch_save(state, path, keep_previous=True)        # OUT-stem.state.prev.pt: the fallback of --resume
 
 
-#: config fields that may change on --resume (the rest must match the interrupted run)
+#: config fields that may change on --resume (the rest must match the interrupted run); not
+#: ``epochs`` under the cosine schedule, whose every step's lr depends on the run's length
 _RESUMABLE = {"epochs"}
 
 
@@ -383,7 +396,8 @@ def _load_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, 
     if damaged is not None:
         log.warning("%s; resuming from the previous state %s (epoch %s) instead", str(damaged)[len("--resume: "):],
                     used, state.get("epoch"))
-    diff = changed_keys(state["config"], json.loads(json.dumps(_config_json(cfg))), _RESUMABLE)
+    may_change = _RESUMABLE if cfg.schedule == "plateau" else ()
+    diff = changed_keys(state["config"], json.loads(json.dumps(_config_json(cfg))), may_change)
     if diff:
         raise TrainEstimatorError(f"--resume: {path} was written with different options ({', '.join(diff)}); "
                                   f"use the same options or drop --resume")

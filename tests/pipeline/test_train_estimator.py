@@ -163,17 +163,20 @@ def test_target_peak_lands_on_flipped_keypoint_channel():
     lw, rw = JOINT_INDEX["L_Wrist"], JOINT_INDEX["R_Wrist"]
     assert maps[lw, 3, 5] == pytest.approx(1.0) and np.unravel_index(maps[lw].argmax(), (8, 8)) == (3, 5)
     assert maps[rw].max() == 0 and weights[rw] == 0 and weights[lw] == 1
-    # sigma 7 * 64/256 = 1.75 px: the next cell (8 px away) holds exp(-64 / (2 * 1.75^2)) < 0.01 -> cut to 0
-    assert maps[lw, 3, 6] == 0
+    # sigma 7 px (GCCPM's 0.875 cell at any input size): the next cell, 8 px away, holds exp(-64 / 98)
+    assert maps[lw, 3, 6] == pytest.approx(math.exp(-64 / (2 * 7.0 ** 2)), rel=1e-5)
     assert maps[16, 3, 5] == pytest.approx(0.0) and maps[16, 7, 7] == pytest.approx(1.0)
 
 
-def test_sigma_scales_with_input_size():
+def test_sigma_is_gccpm_cells_at_any_input_size():
+    # GCCPM's sigma (7 px at 256, stride 8) stays 0.875 of a cell at smaller inputs; scaled with the
+    # input size instead it fell to 2.6 px at 96 and one-cell targets (every neighbour under 0.01)
     cfg = TargetConfig(input_size=128)
-    assert cfg.sigma_px == pytest.approx(3.5) and cfg.map_size == 16
+    assert cfg.sigma_px == pytest.approx(7.0) and cfg.map_size == 16
     maps, _ = build_targets(_kp(B_Neck=(43.5, 27.5)), cfg)       # centre of cell (3, 5)
-    assert maps[JOINT_INDEX["B_Neck"], 3, 6] == pytest.approx(math.exp(-64 / (2 * 3.5 ** 2)), rel=1e-5)
-    assert TargetConfig().sigma_px == 7.0
+    assert maps[JOINT_INDEX["B_Neck"], 3, 6] == pytest.approx(math.exp(-64 / (2 * 7.0 ** 2)), rel=1e-5)
+    assert maps[JOINT_INDEX["B_Neck"], 3, 8] == 0                # 24 px: exp(-576 / 98) < 0.01 -> cut
+    assert TargetConfig().sigma_px == 7.0 and TargetConfig(input_size=96, sigma=3.0).sigma_px == 3.0
 
 
 def test_missing_and_occluded_joint_weights():
@@ -268,7 +271,7 @@ def test_tiny_training_lowers_loss_and_writes_public_layout(trained):
     doc = json.loads(log_path(out).read_text())
     assert [e["epoch"] for e in doc["epochs"]] == [1, 2]
     assert all(0 <= e["val_pckh"] <= 100 for e in doc["epochs"]) and doc["initial_val"]["images"] == 6
-    assert doc["config"]["sigma_px"] == pytest.approx(1.75) and doc["train_images"] == 18
+    assert doc["config"]["sigma_px"] == pytest.approx(7.0) and doc["train_images"] == 18
 
 
 def test_weights_feed_the_lip_estimator(trained):
@@ -291,6 +294,51 @@ def test_resume_continues_identically(lip_root, trained, tmp_path):
         torch.testing.assert_close(got[k], ref[k], rtol=0, atol=0, msg=k)
     with pytest.raises(TrainEstimatorError, match="different options.*input_size"):
         train_estimator(lip_root, out, TrainConfig(epochs=4, **{**TINY, "input_size": 96}), resume=True)
+
+
+def test_warmup_cosine_hand_values():
+    from pipeline.estimator_optim import warmup_cosine
+
+    f = warmup_cosine(total_steps=10, warmup_steps=2)
+    # warm-up 1/2, 2/2; then 0.5 * (1 + cos(pi * k / 8)) for k = 0 .. 8, and 0 beyond the end
+    assert [f(0), f(1)] == [0.5, 1.0]
+    assert f(2) == pytest.approx(1.0) and f(6) == pytest.approx(0.5) and f(10) == pytest.approx(0.0)
+    assert f(4) == pytest.approx(0.5 * (1 + math.cos(math.pi / 4))) and f(12) == pytest.approx(0.0)
+
+
+def test_cosine_schedule_steps_every_batch_and_resumes_exactly(lip_root, tmp_path):
+    cfg = dict(TINY, schedule="cosine", warmup_fraction=0.25)
+    straight = tmp_path / "a.pt"
+    result = train_estimator(lip_root, straight, TrainConfig(epochs=2, **cfg))
+    # 18 images, batches of 6: 3 updates an epoch, 6 in all, warm-up round(0.25 * 6) = 2
+    lr = cfg["lr"]
+    assert result.epochs[0]["lr"] == pytest.approx(lr * 0.5 * (1 + math.cos(math.pi * 1 / 4)))
+    assert result.epochs[1]["lr"] == pytest.approx(0.0, abs=1e-12)
+    resumed = tmp_path / "b.pt"
+
+    def stop(entry):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):          # killed after epoch 1 of 2
+        train_estimator(lip_root, resumed, TrainConfig(epochs=2, **cfg), on_epoch=stop)
+    with pytest.raises(TrainEstimatorError, match="different options.*epochs"):   # the schedule's length
+        train_estimator(lip_root, resumed, TrainConfig(epochs=3, **cfg), resume=True)
+    train_estimator(lip_root, resumed, TrainConfig(epochs=2, **cfg), resume=True)
+    ref = torch.load(straight, weights_only=True)["state_dict"]
+    got = torch.load(resumed, weights_only=True)["state_dict"]
+    for k in ref:
+        torch.testing.assert_close(got[k], ref[k], rtol=0, atol=0, msg=k)
+    with pytest.raises(ValueError, match="schedule 'linear'"):
+        TrainConfig(schedule="linear")
+
+
+def test_augment_presets():
+    light = AugmentConfig.preset("light")
+    assert light.mask_prob == 0 and light.max_rotate_deg == 15 and light.scale_range == (0.9, 1.2)
+    assert light.flip_prob == AugmentConfig().flip_prob and AugmentConfig.preset("gccpm") == AugmentConfig()
+    assert AugmentConfig.preset("none") == AugmentConfig.none()
+    with pytest.raises(ValueError, match="augmentation 'strong'"):
+        AugmentConfig.preset("strong")
 
 
 def test_resume_from_a_damaged_state_falls_back_to_the_previous_one(lip_root, trained, tmp_path, caplog):
@@ -360,6 +408,11 @@ def test_cli(lip_root, tmp_path):
     assert res.exit_code == 0, res.output
     assert "val PCKh@0.5" in res.output and out.is_file()
     assert json.loads(log_path(out).read_text())["val_images"] == 4
+    res = runner.invoke(_cli(), args[:4] + [str(tmp_path / "short.pt")] + args[5:] +
+                        ["--schedule", "cosine", "--augment", "light", "--sigma", "5"])
+    assert res.exit_code == 0, res.output
+    config = json.loads(log_path(tmp_path / "short.pt").read_text())["config"]
+    assert config["schedule"] == "cosine" and config["sigma_px"] == 5.0 and config["augment"]["mask_prob"] == 0
     res = runner.invoke(_cli(), ["train-estimator", "--root", str(tmp_path / "nope"), "--out", str(out)])
     assert res.exit_code == 1 and "not a directory" in res.output and "Traceback" not in res.output
     res = runner.invoke(_cli(), args[:5] + ["--input-size", "100"])
