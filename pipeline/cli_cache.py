@@ -1,4 +1,4 @@
-"""``vireid-prep`` commands on a finished cache: ``verify``, ``checksum`` and ``show``
+"""``vireid-prep`` commands on a finished cache: ``verify``, ``checksum``, ``compare`` and ``show``
 (registered on the group by :func:`register`), and the report of ``heatmaps --repair``."""
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def report_repair(out: Path, result: RepairResult) -> None:
 
 
 def register(cli: Any) -> None:
-    """Add ``checksum``, ``verify`` and ``show`` to the click group ``cli``."""
+    """Add ``checksum``, ``verify``, ``compare`` and ``show`` to the click group ``cli``."""
 
     @cli.command("checksum")
     @click.argument("cache", type=click.Path(path_type=Path, file_okay=False))
@@ -81,6 +81,34 @@ def register(cli: Any) -> None:
             sys.exit(1)
         click.echo(f"{cache}: OK" + (" (rows not checksummed: see the note)" if report.unchecked_shards else ""))
 
+
+    @cli.command("compare")
+    @click.argument("cache", type=click.Path(path_type=Path, file_okay=False))
+    @click.option("--reference", required=True, type=click.Path(path_type=Path, file_okay=False),
+                  help="Cache of the same images whose joints count as right (e.g. made with --estimator keypoints "
+                       "on synthetic data, or by a stronger estimator).")
+    @click.option("--min-confidence", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+                  help="Reference joints at or below this confidence are left out.")
+    def compare_cmd(cache: Path, reference: Path, min_confidence: float) -> None:
+        """PCKh@0.5 of CACHE's cached joints against a reference cache, for RGB and IR separately.
+
+        \b
+        How good is the pose supervision a cache holds? E.g. the demo's LIP estimator against the
+        synthetic people's exact keypoints:
+          vireid-prep compare demo_out/cache/sysu-lip --reference demo_out/cache/sysu-keypoints
+        Images are matched by source path; a joint CACHE did not report counts as wrong.
+        """
+        from vireid.data.shards import CacheError, HeatmapCache
+        from vireid.evaluation.cache_agreement import cache_agreement, describe_agreement
+
+        for folder in (cache, reference):
+            if not folder.is_dir():
+                raise click.ClickException(f"{folder}: no such cache folder")
+        try:
+            result, matched = cache_agreement(HeatmapCache(cache), HeatmapCache(reference), min_confidence)
+        except CacheError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"{cache} vs {reference} ({matched} images in both): {describe_agreement(result)}")
 
     @cli.command("show")
     @click.argument("cache", type=click.Path(path_type=Path, file_okay=False))

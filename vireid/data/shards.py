@@ -262,6 +262,18 @@ class HeatmapCache:
                 out[k][sel] = self._meta[shard][k][row_of[sel]]
         return out
 
+    def keypoints(self) -> np.ndarray:
+        """Every entry's keypoints ``(N, 16, 2)`` float32 in the stored image's pixels (NaN where
+        the estimator reported none), in index order, without reading any image or heatmap."""
+        shard_of = np.asarray([loc[0] for loc in self.locations], dtype=np.int64)
+        row_of = np.asarray([loc[1] for loc in self.locations], dtype=np.int64)
+        out = np.full((len(self), NUM_JOINTS, 2), np.nan, np.float32)
+        for shard in range(len(self.shards)):
+            self._file(shard)
+            sel = shard_of == shard
+            out[sel] = self._meta[shard]["keypoints"][row_of[sel]]
+        return out
+
     def check_metadata(self, indices: Sequence[int]) -> None:
         """Raise :class:`DamagedRowError` for the first of ``indices`` whose metadata (identity,
         camera, modality, confidence, keypoints, path) fail their checksum."""
