@@ -21,7 +21,7 @@ import logging
 import math
 import re
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from vireid.data.manifest import Manifest
 from vireid.data.scan_checks import (Collector, Problem, ScanError, check_count, expected_sizes, list_dir,
@@ -57,10 +57,37 @@ def read_id_list(path: Path, col: Collector) -> List[int]:
     return ids
 
 
+def camera_images(root: Path, spec: DatasetSpec, col: Collector, missing_camera: Callable[..., None],
+                  missing_camera_msg: str, id_dir_msg: str, file_msg: str,
+                  report_empty: bool = False) -> Iterator[Tuple[Any, Path, Path]]:
+    """``(camera, identity folder, image file)`` of every image under ``root/<camera>/<id>/``
+    (SYSU-MM01 and RegDB share this layout), in sorted order. A missing camera folder is
+    reported with ``missing_camera`` (``col.soft`` or ``col.hard``; ``{camera}`` in the message is
+    its name), entries that do not match the layout's ``id_dir_pattern`` / ``file_pattern`` as
+    extra entries, and with ``report_empty`` an identity folder without files."""
+    id_re = re.compile(spec.layout["id_dir_pattern"])
+    file_re = re.compile(spec.layout["file_pattern"])
+    for cam in spec.cameras:
+        cam_dir = root / cam.name
+        if not cam_dir.is_dir():
+            missing_camera("missing-folder", cam_dir, missing_camera_msg.format(camera=cam.name))
+            continue
+        for id_dir in list_dir(cam_dir):
+            if not id_dir.is_dir() or not id_re.match(id_dir.name):
+                col.soft("extra-entry", id_dir, id_dir_msg)
+                continue
+            files = list_dir(id_dir)
+            if report_empty and not files:
+                col.soft("empty-folder", id_dir, "identity folder without images")
+            for f in files:
+                if not f.is_file() or not file_re.match(f.name):
+                    col.soft("extra-entry", f, file_msg)
+                    continue
+                yield cam, id_dir, f
+
+
 def scan_sysu(root: Path, spec: DatasetSpec, col: Collector, jobs: int, progress: bool) -> Manifest:
     layout = spec.layout
-    id_re = re.compile(layout["id_dir_pattern"])
-    file_re = re.compile(layout["file_pattern"])
     cam_names = {c.name for c in spec.cameras}
 
     for entry in list_dir(root):
@@ -80,28 +107,16 @@ def scan_sysu(root: Path, spec: DatasetSpec, col: Collector, jobs: int, progress
 
     # images
     found: List[Tuple[str, dict]] = []
-    for cam in spec.cameras:
-        cam_dir = root / cam.name
-        if not cam_dir.is_dir():
-            col.soft("missing-folder", cam_dir, f"camera folder of {spec.full_name} not found")
-            continue
-        for id_dir in list_dir(cam_dir):
-            if not id_dir.is_dir() or not id_re.match(id_dir.name):
-                col.soft("extra-entry", id_dir, "expected only 4-digit identity folders here")
-                continue
-            pid = int(id_dir.name)
-            files = list_dir(id_dir)
-            if not files:
-                col.soft("empty-folder", id_dir, "identity folder without images")
-            for f in files:
-                if not f.is_file() or not file_re.match(f.name):
-                    col.soft("extra-entry", f, f"expected only images named like 0001{spec.image_ext}")
-                    continue
-                if pid not in split_of:
-                    col.soft("unlisted-id", f, f"id {pid} is in none of the exp/*_id.txt lists")
-                found.append((f"{cam.name}/{id_dir.name}/{f.name}",
-                              dict(pid=pid, camera=cam.name, camid=cam.index, modality=cam.modality,
-                                   split=split_of.get(pid, "none"))))
+    walk = camera_images(root, spec, col, col.soft, f"camera folder of {spec.full_name} not found",
+                         "expected only 4-digit identity folders here",
+                         f"expected only images named like 0001{spec.image_ext}", report_empty=True)
+    for cam, id_dir, f in walk:
+        pid = int(id_dir.name)
+        if pid not in split_of:
+            col.soft("unlisted-id", f, f"id {pid} is in none of the exp/*_id.txt lists")
+        found.append((f"{cam.name}/{id_dir.name}/{f.name}",
+                      dict(pid=pid, camera=cam.name, camid=cam.index, modality=cam.modality,
+                           split=split_of.get(pid, "none"))))
     records = records_from_images(root, found, col, jobs, progress)
 
     # coverage and counts
@@ -162,30 +177,17 @@ def read_idx_file(path: Path, col: Collector) -> List[Tuple[str, int, int]]:
 
 def scan_regdb(root: Path, spec: DatasetSpec, col: Collector, jobs: int, progress: bool) -> Manifest:
     layout = spec.layout
-    id_re = re.compile(layout["id_dir_pattern"])
-    file_re = re.compile(layout["file_pattern"])
     known = {c.name for c in spec.cameras} | {Path(layout["idx_file"]).parts[0]}
     for entry in list_dir(root):
         if entry.is_dir() and entry.name not in known:
             col.note("extra-folder", entry, "not part of RegDB; ignored")
 
     found: List[Tuple[str, dict]] = []
-    for cam in spec.cameras:
-        cam_dir = root / cam.name
-        if not cam_dir.is_dir():
-            col.hard("missing-folder", cam_dir, f"{cam.name} image folder of RegDB not found")
-            continue
-        for id_dir in list_dir(cam_dir):
-            if not id_dir.is_dir() or not id_re.match(id_dir.name):
-                col.soft("extra-entry", id_dir, "expected only numeric identity folders here")
-                continue
-            for f in list_dir(id_dir):
-                if not f.is_file() or not file_re.match(f.name):
-                    col.soft("extra-entry", f, f"expected only {spec.image_ext} images")
-                    continue
-                found.append((f"{cam.name}/{id_dir.name}/{f.name}",
-                              dict(pid=int(id_dir.name), camera=cam.name, camid=cam.index,
-                                   modality=cam.modality, split="")))
+    walk = camera_images(root, spec, col, col.hard, "{camera} image folder of RegDB not found",
+                         "expected only numeric identity folders here", f"expected only {spec.image_ext} images")
+    for cam, id_dir, f in walk:
+        found.append((f"{cam.name}/{id_dir.name}/{f.name}",
+                      dict(pid=int(id_dir.name), camera=cam.name, camid=cam.index, modality=cam.modality, split="")))
     records = records_from_images(root, found, col, jobs, progress)
     by_path = {r.path: r for r in records}
 
