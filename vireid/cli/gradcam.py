@@ -114,7 +114,7 @@ def cli(checkpoint: Path, baseline: Optional[Path], cache_dir: Path, ids: Option
         records = []
         for pid in ids:
             res = explain_identity(models, cache, meta, pid, score=score, layer=layer)
-            picture = render(res.rows, tuple(cache.attrs["input_size"]), cell_height)
+            picture = render(res.rows, cache.geometry.input_size, cell_height)
             ok, buf = cv2.imencode(".png", picture)
             if not ok:
                 raise write_error(out / f"id_{pid:04d}.png", OSError("PNG encoding failed"))

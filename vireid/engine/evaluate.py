@@ -227,7 +227,7 @@ def evaluate_model(model: PoseVIReIDNet, ck: Mapping[str, Any], cache_dir: PathL
     if manifest.dataset != dataset:
         raise EvalError(f"{cache_dir} holds {manifest.dataset} data, not {dataset}")
     want_hw = tuple(model.config.input_size)
-    have_hw = tuple(cache.attrs["input_size"])
+    have_hw = cache.geometry.input_size
     if want_hw != have_hw:
         raise EvalError(f"{where} was trained at {want_hw[0]}x{want_hw[1]} but {cache_dir} holds "
                         f"{have_hw[0]}x{have_hw[1]} crops: evaluate on a cache of the training size")

@@ -30,7 +30,7 @@ def cache_agreement(cache: HeatmapCache, reference: HeatmapCache,
 
     Raises :class:`CacheError` when the caches store different input sizes or share no image.
     """
-    have, want = tuple(cache.attrs.get("input_size", ())), tuple(reference.attrs.get("input_size", ()))
+    have, want = cache.geometry.input_size, reference.geometry.input_size
     if have != want:
         raise CacheError(f"{cache.root} stores {'x'.join(map(str, have))} images but {reference.root} "
                          f"{'x'.join(map(str, want))}: keypoints are compared in the cached images' pixels, so "

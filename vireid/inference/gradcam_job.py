@@ -63,7 +63,7 @@ def check_compatible(model: Model, cache: Any, manifest: Manifest) -> None:
     """:class:`GradCamError` when ``model`` was trained at another input size or on another
     data set than the cache holds (the names of both files in the message)."""
     want = tuple(model.extractor.input_size)
-    have = tuple(int(v) for v in cache.attrs["input_size"])
+    have = cache.geometry.input_size
     if want != have:
         raise GradCamError(f"{model.checkpoint} was trained at {want[0]}x{want[1]} but {cache.root} holds "
                            f"{have[0]}x{have[1]} crops: use a cache of the training size")
