@@ -54,20 +54,17 @@ import numpy as np
 
 from pipeline.lip_data import AugmentConfig, LipTrainSet, LipValSet, TargetConfig, split_records
 from pipeline.estimator_optim import SCHEDULES, build_optimizer, heatmap_loss
+from pipeline.estimator_val import evaluate_pckh
 from vireid.engine.loop import (DeviceError, EpochLoop, EpochStats, changed_keys, progress_bar, read_with_fallback,
                                 resolve_device)
 from vireid.io import WriteError, atomic_write_json, ensure_writable, previous_path
-from vireid.pose.codec import HeatmapCodec, transform_points
-from vireid.pose.joints import NUM_JOINTS
-from vireid.pose.pckh import PCKh, pckh
+from vireid.pose.pckh import PCKh
 from vireid.sealing import DamagedFileError, torch_load, torch_save
 
 if TYPE_CHECKING:   # torch is imported where it is used, so `vireid-prep --help` stays quick
     import torch
     from torch import nn
     from torch.utils.data import DataLoader
-
-    from vireid.pose.gccpm import GCCPM
 
 log = logging.getLogger(__name__)
 
@@ -117,36 +114,6 @@ class TrainConfig:
     def targets(self) -> TargetConfig:
         return TargetConfig(input_size=self.input_size, sigma=self.sigma, occluded=self.occluded,
                             missing=self.missing)
-
-
-# ---------------------------------------------------------------- validation
-def predict_keypoints(model: GCCPM, loader: DataLoader, device: torch.device,
-                      codec: HeatmapCodec) -> Tuple[np.ndarray, np.ndarray]:
-    """Keypoints (N, 16, 2) in original image pixels from the last stage's maps (decoded with
-    ``codec``, the training targets'), and the annotations (N, 16, 3)."""
-    import torch
-
-    was_training = model.training
-    model.eval()
-    preds, gts = [], []
-    try:
-        with torch.no_grad():
-            for batch in loader:
-                maps = model(batch["image"].to(device))[-1][:, :NUM_JOINTS].float().cpu().numpy()
-                for k in range(maps.shape[0]):
-                    xy, _ = codec.decode(maps[k])
-                    preds.append(transform_points(xy, batch["inverse"][k].numpy()))
-                gts.append(batch["keypoints"].numpy())
-    finally:
-        model.train(was_training)
-    if not preds:
-        return np.zeros((0, NUM_JOINTS, 2)), np.zeros((0, NUM_JOINTS, 3))
-    return np.stack(preds), np.concatenate(gts)
-
-
-def evaluate_pckh(model: GCCPM, loader: DataLoader, device: torch.device, codec: HeatmapCodec) -> PCKh:
-    pred, gt = predict_keypoints(model, loader, device, codec)
-    return pckh(gt, pred)
 
 
 # ---------------------------------------------------------------- files
