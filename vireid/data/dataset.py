@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
-import torch
 from torch.utils.data import Dataset
 
 from vireid.data.manifest import Manifest
@@ -34,7 +33,6 @@ from vireid.data.sampler import check_both_modalities
 from vireid.data.shards import MODALITY_CODES, CacheError, HeatmapCache
 from vireid.data.transforms import EvalTransform, TransformConfig
 from vireid.io import PathLike
-from vireid.pose.joints import NUM_JOINTS
 
 logger = logging.getLogger(__name__)
 

@@ -75,7 +75,7 @@ from vireid.engine import distributed as ddp
 from vireid.engine.checkpoint import CheckpointError
 from vireid.engine.config import ConfigError, TrainConfig, resolve_required, save_config
 from vireid.engine.distributed import DistContext, DistributedError
-from vireid.engine.errors import NonFiniteLossError, TrainError  # noqa: F401 - callers import it from here
+from vireid.engine.errors import NonFiniteLossError, TrainError  # noqa: F401 - callers import them from here
 from vireid.engine.joint_loop import JointLoop
 from vireid.engine.loop import DeviceError
 from vireid.engine.optim import build_optimizer, build_scheduler

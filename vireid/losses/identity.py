@@ -1,8 +1,6 @@
 """Identity loss (paper eq. 17)."""
 from __future__ import annotations
 
-from typing import Optional
-
 import torch.nn.functional as F
 from torch import Tensor
 

@@ -17,7 +17,6 @@ targets meaningless. ``detach_teacher=True`` is offered for experiments.
 """
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 

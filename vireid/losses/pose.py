@@ -44,7 +44,6 @@ from __future__ import annotations
 
 from typing import Optional
 
-import torch
 from torch import Tensor
 
 _NORMALIZATIONS = ("mean", "sum", "relative")
