@@ -3,10 +3,11 @@
 #   bash scripts/demo.sh [OUT_DIR]      (default: demo_out/)
 # Stages: synthetic SYSU-MM01 / RegDB / LIP trees in the real layouts, their manifests,
 # the LIP pose estimator (GCCPM) pretrained on the synthetic LIP set, a heatmap cache of
-# SYSU-MM01 made with that estimator (its share of confident joints printed) and one made
-# from the synthetic people's exact keypoints (verified, with pictures), the joint model
-# trained on the latter (configs/demo.yaml), and the SYSU-MM01 evaluation of the same
-# network untrained (random weights) and trained, with the mAP ratio of the two.
+# SYSU-MM01 made with that estimator (its share of confident joints printed, verified, with
+# pictures) and one made from the synthetic people's exact keypoints (the reference the
+# estimator's joints are scored against, PCKh per modality), the joint model trained on the
+# estimator's cache (configs/demo.yaml), and the SYSU-MM01 evaluation of the same network
+# untrained (random weights) and trained, with the mAP ratio of the two.
 #
 # Environment (defaults = the demo; the slow end-to-end test uses smaller values):
 #   VIREID_SKIP_INSTALL=1   do not run scripts/install.sh (use an existing VENV as is)
@@ -14,11 +15,12 @@
 #   DEMO_SYSU_IDS=288       synthetic SYSU-MM01 identities (25% test, 15% val)
 #   DEMO_IMAGES_PER_CAMERA=2  SYSU-MM01 images per identity and camera
 #   DEMO_LIP_IDS=1000  DEMO_ESTIMATOR_EPOCHS=5  the LIP estimator's data (5 images a person, 80% train)
-#                                               and epochs (README: what more epochs buy)
+#                                               and epochs (README: the demo's estimator)
 #   DEMO_TRAIN_SET="k=v ..."  extra vireid-train overrides, e.g. "epochs=2"
 #   DEMO_TRIALS=10          SYSU-MM01 gallery trials
-#   DEMO_TRAIN_TARGETS=keypoints   train on the cache of exact keypoints (default) or lip (the
-#                           demo estimator's cache, which holds few or no confident joints)
+#   DEMO_TRAIN_TARGETS=lip  train on the demo estimator's cache (default) or keypoints (the
+#                           exact keypoints' cache; the reduced CI demo, whose estimator trains
+#                           for seconds, uses it)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
@@ -32,7 +34,7 @@ per_cam="${DEMO_IMAGES_PER_CAMERA:-2}"
 lip_ids="${DEMO_LIP_IDS:-1000}"
 est_epochs="${DEMO_ESTIMATOR_EPOCHS:-5}"
 trials="${DEMO_TRIALS:-10}"
-targets="${DEMO_TRAIN_TARGETS:-keypoints}"
+targets="${DEMO_TRAIN_TARGETS:-lip}"
 [[ "$targets" == "keypoints" || "$targets" == "lip" ]] || { echo "DEMO_TRAIN_TARGETS must be keypoints or lip" >&2; exit 2; }
 read -r -a train_set <<< "${DEMO_TRAIN_SET:-}"
 mkdir -p "$out"
@@ -53,12 +55,12 @@ stage "3/6 LIP pose estimator (GCCPM, initial stage only, 96x96) on the syntheti
     --input-size 96 --num-refinement-stages 0 --epochs "$est_epochs" --lr 1e-2 --schedule cosine \
     --augment light --batch-size 32 --workers 0 --val-images 300
 stage "4/6 heatmap caches of SYSU-MM01: with that estimator (at its training size, 96), and from the known keypoints"
-# the estimator's cache: its share of confident joints says whether it can supervise the pose
-# branch (a LIP estimator trained from scratch on a CPU for minutes cannot: README)
+# the estimator's cache, the one the joint model trains on, as with real data: its share of
+# confident joints says how much it can supervise the pose branch
 "$prep" heatmaps --dataset sysu --root "$out/SYSU-MM01" --out "$out/cache/sysu-lip" \
     --manifest "$out/sysu.manifest.json" --weights "$out/lip_gccpm.pt" --input-size 128x64 --shard-size 128
-# the training cache: the synthetic people's exact keypoints (vireid_keypoints.json), standing in
-# for the public LIP estimator that real data would use (DEMO_TRAIN_TARGETS=lip: the estimator's)
+# the reference: the synthetic people's exact keypoints (vireid_keypoints.json), which real data
+# does not have (DEMO_TRAIN_TARGETS=keypoints trains on it)
 "$prep" heatmaps --dataset sysu --root "$out/SYSU-MM01" --out "$out/cache/sysu-keypoints" \
     --manifest "$out/sysu.manifest.json" --estimator keypoints --input-size 128x64 --shard-size 128
 # how good the estimator's joints are, per modality, against the exact keypoints (PCKh@0.5)
