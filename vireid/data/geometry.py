@@ -23,7 +23,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 from vireid.data.errors import CacheError
 from vireid.io import PathLike
-from vireid.pose.codec import HeatmapCodec
+from vireid.pose.codec import PAPER_HEATMAP_STRIDE, PAPER_INPUT_SIZE, HeatmapCodec
 
 
 def _integer(value: Any) -> int:
@@ -43,8 +43,8 @@ class Geometry:
     (defaults: the paper's 288x144, stride 4). Raises ``ValueError`` unless both sides are
     positive multiples of the stride."""
 
-    input_size: Tuple[int, int] = (288, 144)
-    stride: int = 4
+    input_size: Tuple[int, int] = PAPER_INPUT_SIZE
+    stride: int = PAPER_HEATMAP_STRIDE
 
     def __post_init__(self) -> None:
         try:

@@ -5,6 +5,7 @@ import math
 from dataclasses import dataclass, fields, replace
 from typing import Dict, Optional, Tuple
 
+from vireid.pose.codec import PAPER_INPUT_SIZE
 from vireid.pose.joints import NUM_JOINTS
 
 from .init import HEATMAP_HEAD_INITS, INIT_SCHEMES
@@ -142,7 +143,7 @@ class ModelConfig(ModelSettings):
     """
 
     num_classes: int = 395
-    input_size: Tuple[int, int] = (288, 144)
+    input_size: Tuple[int, int] = PAPER_INPUT_SIZE
 
     def __post_init__(self) -> None:
         self.input_size = tuple(int(s) for s in self.input_size)  # type: ignore[assignment]
