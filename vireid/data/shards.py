@@ -251,27 +251,26 @@ class HeatmapCache:
         """``pid``, ``camid``, ``modality`` (int64, (N,)) and ``confidence`` (float32, (N, 16))
         of every entry in index order, without reading any image: what samplers and
         datasets need up front. Use :meth:`check_metadata` on the entries you will use."""
-        shard_of = np.asarray([loc[0] for loc in self.locations], dtype=np.int64)
-        row_of = np.asarray([loc[1] for loc in self.locations], dtype=np.int64)
         out = {k: np.zeros(len(self), np.int64) for k in ("pid", "camid", "modality")}
         out["confidence"] = np.zeros((len(self), NUM_JOINTS), np.float32)
+        return self._gather_meta(out)
+
+    def keypoints(self) -> np.ndarray:
+        """Every entry's keypoints ``(N, 16, 2)`` float32 in the stored image's pixels (NaN where
+        the estimator reported none), in index order, without reading any image or heatmap."""
+        out = {"keypoints": np.full((len(self), NUM_JOINTS, 2), np.nan, np.float32)}
+        return self._gather_meta(out)["keypoints"]
+
+    def _gather_meta(self, out: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        """Fill each array of ``out`` (one row per entry, index order) with that metadata field
+        of every entry, shard by shard."""
+        shard_of = np.asarray([loc[0] for loc in self.locations], dtype=np.int64)
+        row_of = np.asarray([loc[1] for loc in self.locations], dtype=np.int64)
         for shard in range(len(self.shards)):
             self._file(shard)
             sel = shard_of == shard
             for k in out:
                 out[k][sel] = self._meta[shard][k][row_of[sel]]
-        return out
-
-    def keypoints(self) -> np.ndarray:
-        """Every entry's keypoints ``(N, 16, 2)`` float32 in the stored image's pixels (NaN where
-        the estimator reported none), in index order, without reading any image or heatmap."""
-        shard_of = np.asarray([loc[0] for loc in self.locations], dtype=np.int64)
-        row_of = np.asarray([loc[1] for loc in self.locations], dtype=np.int64)
-        out = np.full((len(self), NUM_JOINTS, 2), np.nan, np.float32)
-        for shard in range(len(self.shards)):
-            self._file(shard)
-            sel = shard_of == shard
-            out[sel] = self._meta[shard]["keypoints"][row_of[sel]]
         return out
 
     def check_metadata(self, indices: Sequence[int]) -> None:
