@@ -37,7 +37,7 @@ def register(cli: Any) -> None:
                   help="gccpm: masking, rotation 40 deg, scale 0.8-1.5, channel order, flip; light: no "
                        "masking, rotation 15 deg, scale 0.9-1.2 (short runs, the demo); none.")
     @click.option("--num-refinement-stages", default=5, show_default=True, type=click.IntRange(0, None),
-                  help="5 as the public LIP checkpoint; the demo uses 1.")
+                  help="5 as the public LIP checkpoint; the demo uses 0 (the initial stage only).")
     @click.option("--occluded", type=click.Choice(["ignore", "train"]), default="ignore", show_default=True,
                   help="Loss weight of an occluded joint's map: 0 (ignore) or 1 (train, as GCCPM).")
     @click.option("--missing", type=click.Choice(["ignore", "absent"]), default="ignore", show_default=True,

@@ -36,8 +36,8 @@ after every epoch), ``OUT`` with ``.log.json`` (configuration and per-epoch loss
 val PCKh) and ``OUT`` with ``.state.pt`` (optimizer and scheduler, for ``--resume``).
 
 The run follows :mod:`vireid.engine.loop` (as ``vireid-train``): 1. LIP data, 2. network, optimizer,
-resume; 3. :meth:`_EstimatorLoop.train_step`, 4. :meth:`_EstimatorLoop.end_of_epoch` (val PCKh,
-plateau step, files). A resume is exact: an epoch's order and augmentation derive from (seed, epoch).
+resume; 3. :meth:`_EstimatorLoop.train_step` (the cosine schedule steps after each update),
+4. :meth:`_EstimatorLoop.end_of_epoch` (val PCKh, the plateau schedule's step, files). A resume is exact: an epoch's order and augmentation derive from (seed, epoch).
 """
 from __future__ import annotations
 
@@ -258,7 +258,8 @@ def train_estimator(root: "str | Path", out: "str | Path", cfg: TrainConfig = Tr
 class _EstimatorLoop(EpochLoop):
     """Steps 3 and 4 of :mod:`vireid.engine.loop` for GCCPM: a batch through every stage to the
     summed loss (``'loss'``, backpropagated) and each stage's (``'stage<i>'``); after each
-    epoch val PCKh, the plateau scheduler's step and the weights, state and log written."""
+    epoch val PCKh, the plateau scheduler's step (``schedule='plateau'``) and the weights, state
+    and log written."""
 
     model: "nn.Module"
     optimizer: "torch.optim.Optimizer"
