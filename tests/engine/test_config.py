@@ -155,12 +155,12 @@ def test_speed_switches_auto_is_on_for_cuda_and_off_for_cpu(monkeypatch):
     assert resolve_speed(auto, "cpu") == ResolvedSpeed(amp_dtype=None, channels_last=False, pin_memory=False,
                                                        compile=False)
     # CUDA is only named here (resolution needs no GPU): bf16 where supported, else fp16 + GradScaler
-    monkeypatch.setattr("vireid.engine.speed._cuda_bf16_supported", lambda: True)
+    monkeypatch.setattr("vireid.engine.speed.cuda_bf16_native", lambda device=None: True)
     cuda = resolve_speed(auto, "cuda:1")
     assert (cuda.amp_dtype, cuda.channels_last, cuda.pin_memory, cuda.non_blocking, cuda.compile) == (
         torch.bfloat16, True, True, True, False)
     assert not cuda.grad_scaler
-    monkeypatch.setattr("vireid.engine.speed._cuda_bf16_supported", lambda: False)
+    monkeypatch.setattr("vireid.engine.speed.cuda_bf16_native", lambda device=None: False)
     old_gpu = resolve_speed(auto, "cuda")
     assert old_gpu.amp_dtype == torch.float16 and old_gpu.grad_scaler
     # explicit values hold on any device; YAML on / off are booleans
@@ -179,9 +179,9 @@ def test_bf16_native_follows_the_hardware(monkeypatch):
     assert resolve_speed(native, "cpu").amp_dtype == torch.bfloat16
     monkeypatch.setattr("vireid.engine.speed._cpu_bf16_native", lambda: False)
     assert resolve_speed(native, "cpu").amp_dtype is None  # emulated bf16 would be slower than float32
-    monkeypatch.setattr("vireid.engine.speed._cuda_bf16_supported", lambda: True)
+    monkeypatch.setattr("vireid.engine.speed.cuda_bf16_native", lambda device=None: True)
     assert resolve_speed(native, "cuda").amp_dtype == torch.bfloat16
-    monkeypatch.setattr("vireid.engine.speed._cuda_bf16_supported", lambda: False)
+    monkeypatch.setattr("vireid.engine.speed.cuda_bf16_native", lambda device=None: False)
     assert resolve_speed(native, "cuda").amp_dtype is None  # never fp16: no GradScaler surprise
     assert load_config(CONFIGS / "demo.yaml").speed.amp == "bf16-native"
 

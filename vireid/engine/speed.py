@@ -2,10 +2,14 @@
 mixed precision, channels-last, pinned memory, :func:`torch.compile`."""
 from __future__ import annotations
 
+import inspect
+import logging
 from dataclasses import dataclass
 from typing import Optional, Union
 
 import torch
+
+logger = logging.getLogger(__name__)
 
 #: Values of the on / off switches of :class:`SpeedConfig` (YAML ``on`` / ``off`` read as booleans).
 SWITCH_VALUES = ("auto", True, False)
@@ -17,9 +21,11 @@ AMP_VALUES = ("auto", "bf16", "bf16-native", "fp16", True, False)
 class SpeedConfig:
     """GPU speed switches; ``auto`` means on for CUDA, off for CPU (see :func:`resolve_speed`).
 
-    ``amp``: mixed precision autocast: ``auto`` (CUDA: bfloat16 where the GPU supports it,
-    else float16; CPU: off), ``bf16``, ``bf16-native`` (bfloat16 where the device computes it
-    natively: a CUDA GPU with bf16, a CPU with AVX512-BF16 or AMX, where it about halves a
+    ``amp``: mixed precision autocast: ``auto`` (CUDA: bfloat16 where the GPU computes it
+    natively, compute capability 8.0 and up (A100, H100, RTX 30xx...); float16 with a
+    GradScaler elsewhere (V100, T4), where torch would emulate bfloat16, slower than
+    float16; CPU: off), ``bf16``, ``bf16-native`` (bfloat16 where the device computes it
+    natively: a CUDA GPU of compute capability >= 8.0, a CPU with AVX512-BF16 or AMX, where it about halves a
     ResNet-18 training step; float32 elsewhere, where emulated bfloat16 would be slower than
     float32), ``fp16`` (with a :class:`torch.amp.GradScaler`, whose
     state goes into the checkpoint's ``scaler`` slot), ``false`` (float32) or ``true`` (the
@@ -65,8 +71,25 @@ class ResolvedSpeed:
                 f"{on[self.pin_memory]}, compile {on[self.compile]}")
 
 
-def _cuda_bf16_supported() -> bool:
-    return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+def cuda_bf16_native(device: Union[str, torch.device, None] = None) -> bool:
+    """True where the CUDA GPU computes bfloat16 in hardware (compute capability >= 8.0).
+
+    :func:`torch.cuda.is_bf16_supported` counts emulation by default (a V100 or T4 says
+    yes, then runs bfloat16 slower than float16), so it is asked with
+    ``including_emulation=False`` where this torch takes the argument; older torch builds
+    get the compute-capability check it stands for.
+    """
+    if not torch.cuda.is_available():
+        return False
+    check = torch.cuda.is_bf16_supported
+    try:
+        takes_flag = "including_emulation" in inspect.signature(check).parameters
+    except (TypeError, ValueError):          # a builtin without a signature: use the capability
+        takes_flag = False
+    if takes_flag:
+        return bool(check(including_emulation=False))
+    major, _ = torch.cuda.get_device_capability(device)
+    return major >= 8
 
 
 def _cpu_bf16_native() -> bool:
@@ -86,7 +109,9 @@ def resolve_speed(speed: SpeedConfig, device: Union[str, torch.device]) -> Resol
     def switch(value: Union[bool, str], auto: bool) -> bool:
         return auto if value == "auto" else bool(value)
 
-    auto_dtype = torch.bfloat16 if (not cuda or _cuda_bf16_supported()) else torch.float16
+    dev = torch.device(device)
+    native = cuda_bf16_native(dev if dev.index is not None else None) if cuda else _cpu_bf16_native()
+    auto_dtype = torch.bfloat16 if (not cuda or native) else torch.float16
     if speed.amp == "auto":
         dtype = auto_dtype if cuda else None
     elif speed.amp is True:
@@ -94,9 +119,11 @@ def resolve_speed(speed: SpeedConfig, device: Union[str, torch.device]) -> Resol
     elif speed.amp is False:
         dtype = None
     elif speed.amp == "bf16-native":
-        native = _cuda_bf16_supported() if cuda else _cpu_bf16_native()
         dtype = torch.bfloat16 if native else None
     else:
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[str(speed.amp)]
+    if cuda and dtype == torch.bfloat16 and not native:
+        logger.warning("speed.amp=%s: this GPU has no native bfloat16 (compute capability < 8.0), torch emulates "
+                       "it, slower than float16: speed.amp auto (fp16 + GradScaler here) is faster", speed.amp)
     return ResolvedSpeed(amp_dtype=dtype, channels_last=switch(speed.channels_last, cuda),
                          pin_memory=switch(speed.pin_memory, cuda), compile=switch(speed.compile, False))
