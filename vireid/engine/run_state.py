@@ -41,20 +41,49 @@ def seed_everything(seed: int) -> None:
 
 
 def rng_state() -> Dict[str, Any]:
-    """This process's RNG states (Python, NumPy, torch, CUDA when used), for ``last.pt``."""
+    """This process's RNG states (Python, NumPy, torch and, when CUDA is in use, its own
+    device's CUDA generator), for ``last.pt``.
+
+    Only the device this rank trains on is saved (``cuda`` a state tensor, ``cuda_device``
+    its index): under torchrun every rank owns one GPU, and the host that resumes may have
+    fewer GPUs than the one that saved.
+    """
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        state["cuda"] = torch.cuda.get_rng_state()                    # the current device: this rank's
+        state["cuda_device"] = int(torch.cuda.current_device())
     return state
 
 
+def _set_cuda_rng_state(saved: Any, device: Optional[int]) -> None:
+    """This rank's CUDA generator from a checkpoint: a state tensor (what :func:`rng_state`
+    saves), or the list of every visible GPU's states that older checkpoints hold, of which
+    the entry of this rank's device index is taken. Never an error: a missing entry or a host
+    without CUDA leaves the generator as seeded, with a warning (only the order of random
+    draws on the GPU differs from an uninterrupted run)."""
+    if not torch.cuda.is_available():
+        logger.warning("the checkpoint holds a CUDA RNG state (device %s) but this host has no CUDA: the CUDA "
+                       "generator is not restored", device if device is not None else "list")
+        return
+    current = int(torch.cuda.current_device())
+    if torch.is_tensor(saved):
+        torch.cuda.set_rng_state(saved.cpu())
+        return
+    states = list(saved)
+    if current < len(states):
+        torch.cuda.set_rng_state(states[current].cpu() if torch.is_tensor(states[current]) else states[current])
+        return
+    logger.warning("the checkpoint holds CUDA RNG states of %d device(s), none for this rank's device cuda:%d: "
+                   "the CUDA generator is not restored", len(states), current)
+
+
 def set_rng_state(state: Mapping[str, Any]) -> None:
-    """Restore what :func:`rng_state` saved."""
+    """Restore what :func:`rng_state` saved (see :func:`_set_cuda_rng_state` for the CUDA part)."""
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"].cpu() if torch.is_tensor(state["torch"]) else state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if state.get("cuda") is not None:
+        _set_cuda_rng_state(state["cuda"], state.get("cuda_device"))
 
 
 def resume_path(resume: Union[None, str, PathLike], out: Path) -> Optional[Path]:
