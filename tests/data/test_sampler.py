@@ -126,7 +126,26 @@ def test_ranks_are_disjoint_and_union_is_single_process(world_size):
                 assert not id_sets[i] & id_sets[j]
         assert Counter(np.concatenate(parts).tolist()) == Counter(whole)
     with pytest.raises(ValueError, match="cannot be split evenly"):
-        CrossModalitySampler(pids, mods, CFG, world_size=3)
+        CrossModalitySampler(pids, mods, CFG, world_size=5)        # 4 x 3 = 12 image pairs
+
+
+@pytest.mark.parametrize("world_size", [3, 6, 12])
+def test_more_ranks_than_identities_split_identities_alike_in_both_modalities(world_size):
+    """D x K = 4 x 3 on 3, 6 or 12 ranks (the paper's 8 x 4 on 16 GPUs is the same case): every rank
+    gets 12 / world_size RGB and as many IR images, of the same identities in both modalities."""
+    pids, mods = population()
+    single = list(CrossModalitySampler(pids, mods, CFG, seed=9))
+    ranks = [list(CrossModalitySampler(pids, mods, CFG, seed=9, rank=r, world_size=world_size))
+             for r in range(world_size)]
+    per = CFG.num_ids * CFG.num_per_modality // world_size
+    for b, whole in enumerate(single):
+        parts = [np.asarray(r[b]) for r in ranks]
+        for part in parts:
+            assert len(part) == 2 * per
+            assert (mods[part[:per]] == 0).all() and (mods[part[per:]] == 1).all()
+            assert pids[part[:per]].tolist() == pids[part[per:]].tolist()
+        assert np.concatenate([p[:per] for p in parts]).tolist() == list(whole[:len(whole) // 2])
+        assert Counter(np.concatenate(parts).tolist()) == Counter(whole)
 
 
 def test_keyed_draws_are_global_slots():

@@ -31,7 +31,8 @@ import json
 import os
 import socket
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pytest
@@ -52,7 +53,9 @@ WORLD = 2
 RUN = ["epochs=2", "data.batches_per_epoch=1"]
 ATOL = 1e-2
 
-Job = Tuple[str, List[str], str, Optional[str], Optional[int]]   # name, overrides, out, resume, poison rank
+#: name, overrides, out, resume, poison: a rank (``kd`` made inf at its global step 2) or
+#: ``(rank, term, factor, call)`` (that rank's ``term`` multiplied by ``factor`` at its ``call``-th step)
+Job = Tuple[str, List[str], str, Optional[str], Union[None, int, Tuple[int, str, float, int]]]
 
 
 def _free_port() -> int:
@@ -71,7 +74,8 @@ def _record_batches(store: List[List[int]]):
     return recording
 
 
-def _worker(rank: int, ports: Sequence[int], cache: str, jobs: Sequence[Job], result_dir: str) -> None:
+def _worker(rank: int, ports: Sequence[int], cache: str, jobs: Sequence[Job], result_dir: str,
+            world: int = WORLD) -> None:
     torch.set_num_threads(1)
     seen: List[List[int]] = []
     saves: List[str] = []
@@ -85,16 +89,18 @@ def _worker(rank: int, ports: Sequence[int], cache: str, jobs: Sequence[Job], re
     loop_mod.save_checkpoint = counting_save
     results: Dict[str, Any] = {}
     for (name, overrides, out, resume, poison), port in zip(jobs, ports):
-        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(WORLD),
+        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                           LOCAL_RANK=str(rank))
         del seen[:], saves[:]
         calls = {"n": 0}
+        p_rank, p_term, p_factor, p_call = (poison, "kd", float("inf"), 2) if isinstance(poison, int) else (
+            poison or (None, "", 1.0, 0))
 
         def poisoned(*args, **kwargs):
             losses = real_losses(*args, **kwargs)
             calls["n"] += 1
-            if calls["n"] == 2 and rank == poison:                  # global step 2, on one rank only
-                losses["kd"] = losses["kd"] * float("inf")
+            if calls["n"] == p_call and rank == p_rank:             # one step, on one rank only
+                losses[p_term] = losses[p_term] * p_factor
             return losses
         loop_mod.compute_losses = poisoned if poison is not None else real_losses
         record: Dict[str, Any] = {}
@@ -110,10 +116,21 @@ def _worker(rank: int, ports: Sequence[int], cache: str, jobs: Sequence[Job], re
     Path(result_dir, f"rank{rank}.json").write_text(json.dumps(results))
 
 
-def _spawn(cache: Path, tmp: Path, jobs: Sequence[Job]) -> List[Dict[str, Any]]:
+def _spawn(cache: Path, tmp: Path, jobs: Sequence[Job], world: int = WORLD,
+           timeout_s: Optional[float] = None) -> List[Dict[str, Any]]:
+    """Run ``jobs`` one after the other on ``world`` processes; with ``timeout_s`` the processes
+    are killed and the test fails when they have not all finished by then (a hang fails fast)."""
     ports = [_free_port() for _ in jobs]
-    mp.spawn(_worker, args=(ports, str(cache), list(jobs), str(tmp)), nprocs=WORLD, join=True)
-    return [json.loads((tmp / f"rank{r}.json").read_text()) for r in range(WORLD)]
+    context = mp.start_processes(_worker, args=(ports, str(cache), list(jobs), str(tmp), world), nprocs=world,
+                                 join=False, start_method="spawn")
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while not context.join(timeout=None if deadline is None else max(deadline - time.monotonic(), 0.01)):
+        if deadline is not None and time.monotonic() >= deadline:
+            for proc in context.processes:
+                if proc.is_alive():
+                    proc.kill()
+            pytest.fail(f"{world} processes still running after {timeout_s:.0f} s (a collective out of step hangs)")
+    return [json.loads((tmp / f"rank{r}.json").read_text()) for r in range(world)]
 
 
 def _steps(run: Path):

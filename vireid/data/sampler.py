@@ -29,11 +29,15 @@ epoch. A DataLoader with workers pulls batches ahead of the training loop, so a
 trainer should save ``state_dict(consumed=steps_done)`` with the number of batches
 it has actually trained on.
 
-Distributed: with ``world_size`` ranks, every *global* batch of ``D`` identities is
-split into ``world_size`` disjoint groups of ``D / world_size`` identities (``D`` must be
-divisible by ``world_size``); rank ``r`` gets group ``r`` (its RGB samples, then its IR
-samples). All ranks draw the same global epoch from the same seed, so the ranks'
-batches are disjoint in identities and their union is the single-process batch.
+Distributed: with ``world_size`` ranks, the ``D * K`` RGB slots of every *global* batch
+(identity by identity) are cut into ``world_size`` equal runs, and rank ``r`` gets run ``r``
+of the RGB slots and the same run of the IR slots (its RGB samples, then its IR samples):
+``D * K`` must be divisible by ``world_size``. Where ``world_size`` divides ``D`` every rank
+holds ``D / world_size`` whole identities; with more ranks than that (the paper's 8 x 4 on
+16 GPUs: 2 RGB + 2 IR per rank) an identity's images are spread over neighbouring ranks,
+in both modalities alike, so every rank still has RGB and IR images of the same
+identities. All ranks draw the same global epoch from the same seed, so the ranks'
+batches are disjoint and their union is the single-process batch.
 
 Draw keys: with ``keyed=True`` each element is ``(index, epoch, draw)`` instead of an
 index, ``draw`` being the sample's slot in the global epoch (``batch * 2DK + slot``).
@@ -124,9 +128,9 @@ class CrossModalitySampler(Sampler):
             raise ValueError(f"modality flags must be 0 (RGB) or 1 (IR), got {sorted(set(mods_a.tolist()))}")
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is not in [0, world_size={world_size})")
-        if config.num_ids % world_size:
-            raise ValueError(f"num_ids={config.num_ids} identities per batch cannot be split evenly "
-                             f"between world_size={world_size} ranks")
+        if (config.num_ids * config.num_per_modality) % world_size:
+            raise ValueError(f"num_ids x num_per_modality = {config.num_ids} x {config.num_per_modality} image "
+                             f"pairs per batch cannot be split evenly between world_size={world_size} ranks")
         check_both_modalities(pids_a, mods_a)
         self.ids = np.unique(pids_a)                                  # sorted identities
         if self.ids.size < config.num_ids:
@@ -194,10 +198,10 @@ class CrossModalitySampler(Sampler):
         """This rank's share of one global batch: its identities' RGB samples, then their IR samples."""
         if self.world_size == 1:
             return global_batch
-        d, k = self.config.num_ids, self.config.num_per_modality
-        per_rank = d // self.world_size
-        lo, hi = self.rank * per_rank * k, (self.rank + 1) * per_rank * k
-        return np.concatenate([global_batch[lo:hi], global_batch[d * k + lo:d * k + hi]])
+        dk = self.config.num_ids * self.config.num_per_modality         # RGB slots = IR slots
+        per_rank = dk // self.world_size
+        lo, hi = self.rank * per_rank, (self.rank + 1) * per_rank
+        return np.concatenate([global_batch[lo:hi], global_batch[dk + lo:dk + hi]])
 
     # ------------------------------------------------------------------ Sampler protocol
     def __iter__(self) -> Iterator[List[Item]]:

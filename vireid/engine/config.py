@@ -20,13 +20,17 @@ Layout (every key has the paper's default, Section IV-A)::
     speed: {...}                  # SpeedConfig: amp, channels_last, pin_memory, compile
     ddp: {...}                    # DdpConfig: multi-process (torchrun) settings
 
-Batch size and learning rate under DDP: ``data.num_ids`` x ``data.num_per_modality`` is
-the *global* batch (2 D K images, the paper's 64), split between the ``torchrun`` ranks
-(each gets ``D / world_size`` identities), so the same preset trains the same batches on
-1 or N GPUs and ``optim.lr`` needs no change. To use more GPUs for a *bigger* batch,
-raise ``data.num_ids`` and scale the lr linearly with the global batch (the usual rule):
-``optim.lr = 0.01 * (2 * num_ids * num_per_modality) / 64``, with a few epochs of
-``optim.warmup_epochs`` when the factor is large.
+Batch size and learning rate under DDP (``ddp.batch``): with ``global`` (the default)
+``data.num_ids`` x ``data.num_per_modality`` is the *global* batch (2 D K images, the
+paper's 64), split between the ``torchrun`` ranks (each gets ``D K / world_size`` RGB and
+as many IR images: whole identities when the world size divides ``D``), so the same preset
+trains the same batches on 1 or N GPUs and ``optim.lr`` needs no change; a world size that
+does not divide ``D K`` is refused. With ``per_rank`` every rank draws ``data.num_ids``
+identities of its own: the global batch is ``world_size`` times larger and ``optim.lr`` is
+what the user sets; the usual rule is to scale it linearly with the global batch,
+``optim.lr = 0.01 * global images / 64``, with a few epochs of ``optim.warmup_epochs``
+when the factor is large. The global batch and the lr in force are logged at start and
+written at the top of the run's ``config.yaml``.
 
 ``model.input_size`` is ``data.input_size`` and ``model.num_classes`` is the number of
 training identities counted from the data: neither is a key of its own, so they cannot
@@ -66,6 +70,7 @@ __all__ = ["REQUIRED", "ConfigError", "DataConfig", "DdpConfig", "ModelSection",
 DEVICES_HINT = "auto, cpu, cuda or cuda:N"
 SCHEDULES = ("step", "milestones")
 DDP_BACKENDS = ("auto", "nccl", "gloo")
+DDP_BATCH = ("global", "per_rank")
 #: ModelConfig fields that the data decides, with the reason shown when a file sets them.
 DERIVED_MODEL_KEYS = {
     "input_size": "the model's input size is data.input_size",
@@ -190,12 +195,17 @@ class DdpConfig:
     floating-point summation order; with them off each rank sees only ``D / N`` identities.
     ``timeout_minutes``: how long a collective waits for the other ranks before the run
     fails with an error (a rank that died or hangs) instead of waiting forever.
+    ``batch``: what ``data.num_ids`` counts, ``global`` (the identities of the global batch,
+    split between the ranks: the paper's batch on any number of GPUs dividing ``D x K``) or
+    ``per_rank`` (each rank's identities: the global batch grows with the world size; see
+    the module docstring for the lr).
     """
 
     backend: str = "auto"
     sync_bn: bool = True
     gather_hctri: bool = True
     timeout_minutes: float = 30.0
+    batch: str = "global"
 
 
 @dataclass
@@ -315,6 +325,10 @@ def validate(cfg: TrainConfig) -> None:
             raise ValueError(f"speed.{name} must be auto, true or false, got {getattr(sp, name)!r}")
     if cfg.ddp.backend not in DDP_BACKENDS:
         raise ValueError(f"ddp.backend must be one of {', '.join(DDP_BACKENDS)}, got {cfg.ddp.backend!r}")
+    if cfg.ddp.batch not in DDP_BATCH:
+        raise ValueError(f"ddp.batch must be one of {', '.join(DDP_BATCH)}, got {cfg.ddp.batch!r}")
+    if cfg.ddp.timeout_minutes <= 0:
+        raise ValueError(f"ddp.timeout_minutes must be > 0, got {cfg.ddp.timeout_minutes}")
     if cfg.model.pose_init not in (None, REQUIRED) and not cfg.model.use_pose_branch:
         raise ValueError("model.pose_init needs model.use_pose_branch: true (it initialises the pose branch)")
     cfg.model_config(num_classes=2)
@@ -324,6 +338,8 @@ def config_to_yaml(cfg: TrainConfig) -> str:
     return to_yaml(cfg)
 
 
-def save_config(cfg: TrainConfig, path: PathLike) -> None:
-    """Write the resolved configuration atomically (readable by :func:`load_config`)."""
-    atomic_write_text(path, "# resolved vireid-train configuration\n" + config_to_yaml(cfg))
+def save_config(cfg: TrainConfig, path: PathLike, note: str = "") -> None:
+    """Write the resolved configuration atomically (readable by :func:`load_config`); ``note``
+    (e.g. the run's global batch and lr) goes into the header as comment lines."""
+    header = "# resolved vireid-train configuration\n" + "".join(f"# {line}\n" for line in note.splitlines())
+    atomic_write_text(path, header + config_to_yaml(cfg))

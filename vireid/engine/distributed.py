@@ -155,13 +155,15 @@ def place_process(device_name: str, backend: str = "auto",
 def wrap_model(model: nn.Module, device: torch.device, sync_bn: bool) -> nn.Module:
     """``model`` in :class:`~torch.nn.parallel.DistributedDataParallel`; with synchronised
     BatchNorm (``sync_bn``) the running statistics are equal on every rank already, so DDP
-    does not broadcast buffers."""
+    does not broadcast buffers. No ``find_unused_parameters`` (a graph traversal every step):
+    every trainable parameter gets a gradient, the parameters a configuration leaves unused
+    being frozen beforehand (:func:`vireid.engine.frozen.freeze_unused`)."""
     from torch.nn.parallel import DistributedDataParallel
 
     params = inspect.signature(DistributedDataParallel).parameters
     sync_key = "forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
-                                   **{sync_key: not sync_bn})
+                                   find_unused_parameters=False, **{sync_key: not sync_bn})
 
 
 def teardown(ctx: DistContext) -> None:
@@ -187,6 +189,15 @@ def all_reduce_mean(values: Tensor) -> Tensor:
     out = values.detach().clone()
     dist.all_reduce(out, op=dist.ReduceOp.SUM)
     return out / dist.get_world_size()
+
+
+def all_reduce_min(values: Tensor) -> Tensor:
+    """The element-wise minimum over ranks of a float tensor (e.g. flags every rank must agree on)."""
+    if not _active():
+        return values
+    out = values.detach().clone()
+    dist.all_reduce(out, op=dist.ReduceOp.MIN)
+    return out
 
 
 def broadcast_object(obj: Any, src: int = 0) -> Any:

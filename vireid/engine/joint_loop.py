@@ -21,7 +21,8 @@ from vireid.engine.checkpoint import save_checkpoint
 from vireid.engine.config import TrainConfig
 from vireid.engine.distributed import DistContext
 from vireid.engine.errors import NonFiniteLossError
-from vireid.engine.grad_share import describe, gradient_norms, shared_blocks, weighted_terms
+from vireid.engine.frozen import check_gradients
+from vireid.engine.grad_share import describe, gradient_norms, measured_terms, shared_blocks, weighted_terms
 from vireid.engine.loop import EpochLoop, EpochStats, progress_bar
 from vireid.engine.run_state import RunProgress, rng_state
 from vireid.engine.speed import ResolvedSpeed
@@ -67,6 +68,7 @@ class JointLoop(EpochLoop):
         self.show_bar = self.cfg.progress and self.ctx.is_main
         self.amp_dtype = self.speed.amp_dtype or torch.bfloat16       # unused while autocast is off
         self.non_blocking = self.speed.pin_memory and self.device.type == "cuda"
+        self.grads_checked = False
 
     def batches(self, epoch: int) -> Any:
         self.epoch = epoch
@@ -99,7 +101,9 @@ class JointLoop(EpochLoop):
         self.done.global_step += 1
         step = self.done.global_step
         if self.cfg.grad_every and step % self.cfg.grad_every == 0:
-            grads = gradient_norms(weighted_terms(losses, self.loss_cfg), self.blocks)   # extra backward per term
+            # one extra backward per measured term; which terms: the config's, the same on every rank
+            grads = gradient_norms(weighted_terms(losses, self.loss_cfg), self.blocks,
+                                   measured_terms(losses, self.loss_cfg))
             self.log.write("grad", epoch=self.epoch + 1, step=step, **grads)
             logger.info("step %d, gradient-norm share on the modality-shared module: %s", step, describe(grads))
         return losses
@@ -123,6 +127,9 @@ class JointLoop(EpochLoop):
         self.optimizer.zero_grad(set_to_none=True)
         self.timer.mark("other")
         self.scaler.scale(losses["total"]).backward()
+        if not self.grads_checked:                                    # once: the frozen-parameter rule holds
+            check_gradients(self.model)
+            self.grads_checked = True
         self.timer.mark("backward")
         self.scaler.step(self.optimizer)
         self.scaler.update()

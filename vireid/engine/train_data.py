@@ -8,6 +8,7 @@ problem is a :class:`~vireid.engine.errors.TrainError` naming the cache or key.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from vireid.data.dataset import CacheDataset, make_label_map, training_indices
 from vireid.data.manifest import Manifest
-from vireid.data.sampler import CrossModalitySampler, SamplerError
+from vireid.data.sampler import CrossModalitySampler, SamplerConfig, SamplerError
 from vireid.data.shards import HeatmapCache
 from vireid.data.transforms import TransformConfig, TrainTransform
 from vireid.engine.config import TrainConfig
@@ -68,6 +69,34 @@ def split_training_data(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifes
     return DataSplit(train_idx, val_idx, label_map, damaged)
 
 
+def global_sampler_config(cfg: TrainConfig, world_size: int) -> SamplerConfig:
+    """The global batch of ``world_size`` processes (``ddp.batch``): ``global``, the configured
+    D x K, split between the processes (refused unless ``world_size`` divides D x K);
+    ``per_rank``, D identities per process, so ``world_size`` x D in all."""
+    scfg = cfg.data.sampler_config()
+    d, k = scfg.num_ids, scfg.num_per_modality
+    if cfg.ddp.batch == "per_rank":
+        return dataclasses.replace(scfg, num_ids=d * world_size)
+    if (d * k) % world_size:
+        raise TrainError(f"data.num_ids={d} x data.num_per_modality={k} images per modality in the global batch "
+                         f"(ddp.batch: global) cannot be split evenly between {world_size} processes: use a world "
+                         f"size that divides {d * k}, or --set ddp.batch=per_rank for data.num_ids identities per "
+                         f"process ({d * world_size} in all; scale optim.lr)")
+    return scfg
+
+
+def batch_summary(cfg: TrainConfig, world_size: int) -> str:
+    """One line: the global batch, each process's share and the lr in force (logged at start,
+    written at the top of ``config.yaml``)."""
+    scfg = global_sampler_config(cfg, world_size)
+    d, k = scfg.num_ids, scfg.num_per_modality
+    line = f"global batch {d} identities x ({k} RGB + {k} IR) = {scfg.batch_size} images"
+    if world_size > 1:
+        line += (f", {scfg.batch_size // world_size} per process on {world_size} processes "
+                 f"(ddp.batch: {cfg.ddp.batch})")
+    return line + f"; optim.lr {cfg.optim.lr:g} in force"
+
+
 def build_loader(cfg: TrainConfig, cache: HeatmapCache, cache_dir: Path, split: DataSplit, rank: int,
                  world_size: int, pin_memory: bool) -> TrainData:
     """The training loader (this rank's share of every global batch) and the validation split."""
@@ -75,15 +104,14 @@ def build_loader(cfg: TrainConfig, cache: HeatmapCache, cache_dir: Path, split: 
     transform_cfg = cfg.data.transform_config()
     dataset = CacheDataset(cache, split.train_idx, TrainTransform(transform_cfg, device_normalise=True),
                            seed=cfg.seed, label_map=split.label_map)
-    if cfg.data.num_ids % world_size:
-        raise TrainError(f"data.num_ids={cfg.data.num_ids} identities per (global) batch cannot be split evenly "
-                         f"between {world_size} processes: use a multiple of {world_size} or another "
-                         "--nproc-per-node")
+    sampler_cfg = global_sampler_config(cfg, world_size)
     try:
-        sampler = CrossModalitySampler(dataset.pids, dataset.modalities, cfg.data.sampler_config(), seed=cfg.seed,
+        sampler = CrossModalitySampler(dataset.pids, dataset.modalities, sampler_cfg, seed=cfg.seed,
                                        rank=rank, world_size=world_size, keyed=True)
     except SamplerError as exc:
-        raise TrainError(f"{cache_dir}: {exc} (data.num_ids={cfg.data.num_ids})") from None
+        per_rank = (f", x {world_size} processes = {sampler_cfg.num_ids} (ddp.batch: per_rank)"
+                    if cfg.ddp.batch == "per_rank" and world_size > 1 else "")
+        raise TrainError(f"{cache_dir}: {exc} (data.num_ids={cfg.data.num_ids}{per_rank})") from None
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.workers, pin_memory=pin_memory,
                         persistent_workers=cfg.data.workers > 0)
     val_query: List[int] = []

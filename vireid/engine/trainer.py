@@ -38,9 +38,12 @@ Damaged checkpoints: checkpoints are sealed (:mod:`vireid.sealing`) and the epoc
 ``last.pt`` falls back to it and says so (:func:`vireid.engine.run_state.load_for_resume`).
 
 Multi-process (``torchrun --nproc-per-node N``, see :mod:`vireid.engine.distributed`):
-the model is wrapped in :class:`~torch.nn.parallel.DistributedDataParallel`; the
-sampler gives rank ``r`` its disjoint ``D / N`` identities of every global batch (the
-configured D x K batch is the global one, so the lr needs no scaling); with ``ddp.sync_bn``
+the model is wrapped in :class:`~torch.nn.parallel.DistributedDataParallel` (parameters the
+configuration leaves without a gradient frozen first, :func:`vireid.engine.frozen.freeze_unused`,
+so DDP needs no search for unused parameters); the sampler gives rank ``r`` its disjoint
+``1 / N`` of every global batch (``ddp.batch: global``, the default: the configured D x K
+batch is the global one, so the lr needs no scaling; ``per_rank``: D identities per rank);
+with ``ddp.sync_bn``
 and ``ddp.gather_hctri`` (defaults) BatchNorm and the hetero-center triplet loss see the
 global batch (the ``gather`` of :func:`vireid.losses.compute_losses`), so N processes compute
 the single-process gradients. The step's loss values are averaged over ranks before they are
@@ -76,6 +79,7 @@ from vireid.engine.checkpoint import CheckpointError
 from vireid.engine.config import ConfigError, TrainConfig, resolve_required, save_config
 from vireid.engine.distributed import DistContext, DistributedError
 from vireid.engine.errors import NonFiniteLossError, TrainError  # noqa: F401 - callers import them from here
+from vireid.engine.frozen import freeze_unused
 from vireid.engine.joint_loop import JointLoop
 from vireid.engine.loop import DeviceError
 from vireid.engine.optim import build_optimizer, build_scheduler
@@ -84,7 +88,7 @@ from vireid.engine.run_state import RunProgress, check_resumable, load_for_resum
 from vireid.engine.runlog import NullLog, RunLog, read_log, trim_log
 from vireid.engine.speed import ResolvedSpeed, resolve_speed
 from vireid.engine.steptimer import NULL_TIMER, StepTimer
-from vireid.engine.train_data import build_loader, split_training_data
+from vireid.engine.train_data import batch_summary, build_loader, split_training_data
 from vireid.io import PathLike, WriteError, ensure_writable
 from vireid.model import ModelConfig, PoseVIReIDNet, load_imagenet_backbone, load_pose_branch_from_lip
 
@@ -204,6 +208,7 @@ def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir:
         _initialise(model, cfg)
     if ctx.enabled and cfg.ddp.sync_bn:
         model = ddp.convert_sync_batchnorm(model, device)
+    freeze_unused(model, cfg.loss_config())              # what the configuration leaves without a gradient
     model.to(device)
     if speed.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -216,17 +221,18 @@ def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir:
         check_resumable(ck, resume_from, cfg, manifest, split.label_map, model_cfg)
         done = restore(ck, resume_from, model, optimizer, scheduler, scaler, data.sampler, ctx.rank, ctx.world_size)
     net: torch.nn.Module = model
+    batch_line = batch_summary(cfg, ctx.world_size)
     if ctx.enabled:
         net = ddp.wrap_model(model, device, cfg.ddp.sync_bn)
-        logger.info("DDP: %d processes, %d of the %d identities of every global batch of %d images on this rank",
-                    ctx.world_size, cfg.data.num_ids // ctx.world_size, cfg.data.num_ids,
-                    cfg.data.sampler_config().batch_size)
+        logger.info("DDP: %d processes; %s", ctx.world_size, batch_line)
+    else:
+        logger.info("%s", batch_line)
     if speed.compile:
         net = torch.compile(net)  # type: ignore[assignment]
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
         trim_log(out / "log.jsonl", done.global_step)
-        save_config(cfg, out / "config.yaml")
+        save_config(cfg, out / "config.yaml", note=batch_line)
     static = {
         "model_config": dataclasses.asdict(model_cfg), "config": cfg.to_dict(), "dataset": cfg.dataset,
         "trial": cfg.data.trial if cfg.dataset == "regdb" else None, "manifest_hash": manifest.hash,
