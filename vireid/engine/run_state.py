@@ -168,7 +168,9 @@ def restore(ck: Mapping[str, Any], path: Path, model: torch.nn.Module, optimizer
     try:
         sampler.load_state_dict(ck["sampler"])
     except ValueError as exc:
-        raise TrainError(f"{path}: {exc}") from None
+        hint = (" (with ddp.batch: per_rank the global batch's num_ids grows with the number of processes: "
+                "resume on as many as the run had)" if "num_ids:" in str(exc) else "")
+        raise TrainError(f"{path}: {exc}{hint}") from None
     history = ck.get("history", {})
     done = RunProgress(int(ck["epoch"]), int(ck.get("global_step", 0)), list(history.get("val", [])),
                        float(history.get("best_mAP", -1.0)))
