@@ -188,7 +188,7 @@ def mode_skip_reason(mode: Dict[str, Any], device: str) -> Optional[str]:
     needs_cuda = mode["amp"] is not False or mode["channels_last"] or mode["compile"]
     if device != "cuda":
         return "needs CUDA (this run is on the CPU)" if needs_cuda else None
-    if mode["amp"] == "bf16" and not torch.cuda.is_bf16_supported():
+    if mode["amp"] == "bf16" and not _bf16_native():
         cap = ".".join(map(str, torch.cuda.get_device_capability()))
         return f"this GPU has no bfloat16 (compute capability {cap})"
     if mode["compile"] and not has_triton():
@@ -200,7 +200,13 @@ def default_mode(device: str) -> str:
     """The mode of speed ``auto`` on this device (what vireid-train uses by default)."""
     if device != "cuda":
         return "float32"
-    return "bf16 + channels_last" if torch.cuda.is_bf16_supported() else "fp16 + channels_last"
+    return "bf16 + channels_last" if _bf16_native() else "fp16 + channels_last"
+
+
+def _bf16_native() -> bool:
+    """bfloat16 in hardware, as speed.amp auto decides (emulated bf16 on a V100 / T4 does not count)."""
+    from vireid.engine.speed import cuda_bf16_native
+    return cuda_bf16_native()
 
 
 def ddp_skip_reason(device: str) -> Optional[str]:
