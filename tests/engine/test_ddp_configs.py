@@ -19,12 +19,13 @@ import pytest
 import torch
 import yaml
 
-from tests.engine.test_distributed import ATOL, Job, _spawn, _steps
+from tests.engine.test_distributed import ATOL, Job, _record_batches, _spawn, _steps
 from tests.engine.test_trainer import cache_dir, tiny_config  # noqa: F401 - the module-scoped cache fixture
 from tests.model.helpers import mixed_batch, small_config
+from vireid.data.sampler import CrossModalitySampler
 from vireid.engine.checkpoint import load_checkpoint
 from vireid.engine.errors import TrainError
-from vireid.engine.frozen import freeze_unused, unused_parameters
+from vireid.engine.frozen import check_gradients, freeze_unused, unused_parameters
 from vireid.engine.runlog import read_log
 from vireid.engine.train_data import batch_summary, global_sampler_config
 from vireid.engine.trainer import train
@@ -68,6 +69,16 @@ def test_the_frozen_rule_names_exactly_the_parameters_without_a_gradient(preset,
         assert any(n.startswith("hfc.") for n in frozen)
 
 
+def test_a_parameter_the_rule_misses_fails_the_first_step_naming_it():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
+    model[0](torch.ones(1, 2)).sum().backward()                          # model[1] is never reached
+    with pytest.raises(TrainError, match=r"2 trainable parameter\(s\) got no gradient in the first step: "
+                                         r"1\.weight, 1\.bias"):
+        check_gradients(model)
+    model[1].requires_grad_(False)                                        # frozen: nothing to report
+    check_gradients(model)
+
+
 def test_every_table_iv_row_and_a_detached_teacher_train_on_two_processes(cache_dir, tmp_path):  # noqa: F811
     assert ROWS == ["ablation_baseline", "ablation_full", "ablation_peb", "ablation_peb_pose"]
     run = ["epochs=1", "data.batches_per_epoch=3", "ddp.timeout_minutes=0.5"]
@@ -101,8 +112,16 @@ GLOBAL = ["epochs=1", "data.batches_per_epoch=1", "data.num_ids=4", "ddp.timeout
 
 @pytest.fixture(scope="module")
 def one_process(cache_dir, tmp_path_factory):  # noqa: F811
-    """The reference: one process, global batch 4 identities x (2 RGB + 2 IR), one step."""
-    return load_checkpoint(train(tiny_config(*GLOBAL), cache_dir, tmp_path_factory.mktemp("one") / "run").last)
+    """The reference: one process, global batch 4 identities x (2 RGB + 2 IR), one step; its
+    checkpoint and the batch it trained on."""
+    seen: List[List[int]] = []
+    real = CrossModalitySampler.__iter__
+    CrossModalitySampler.__iter__ = _record_batches(seen)
+    try:
+        res = train(tiny_config(*GLOBAL), cache_dir, tmp_path_factory.mktemp("one") / "run")
+    finally:
+        CrossModalitySampler.__iter__ = real
+    return {**load_checkpoint(res.last), "seen": seen}
 
 
 def _assert_same_weights(got, want) -> None:
@@ -124,10 +143,10 @@ def test_the_same_global_batch_on_n_processes_gives_the_one_process_weights(cach
     ranks = _spawn(cache_dir, tmp_path, jobs, world=world, timeout_s=900)
     for name, _, out, _, _ in jobs:
         assert all(r[name]["outcome"] == "ok" for r in ranks), name
-        # the ranks' samples are disjoint and together the one-process batch (8 ranks: 1 RGB + 1 IR each)
+        # the ranks' shares together are the one-process batch (8 ranks: 1 RGB + 1 IR each)
         seen = [r[name]["seen"][0] for r in ranks]
         assert all(len(s) == 16 // world for s in seen)
-        assert len({i for s in seen for i in s}) == sum(len(s) for s in seen)
+        assert sorted(i for s in seen for i in s) == one_process["seen"][0]
         _assert_same_weights(load_checkpoint(Path(out) / "last.pt"), one_process)
     head = (tmp_path / "global" / "config.yaml").read_text().splitlines()[1]
     assert head == (f"# global batch 4 identities x (2 RGB + 2 IR) = 16 images, {16 // world} per process on "
