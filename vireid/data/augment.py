@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import torch
 
-from vireid.data.cache_format import HEATMAP_SCALE, dequantize_heatmaps
+from vireid.data.cache_format import HEATMAP_SCALE, dequantize_heatmaps, resize_crop
 from vireid.data.geometry import PAPER, Geometry
 from vireid.pose.joints import flip_permutation
 
@@ -85,11 +85,11 @@ def as_three_channels(image: np.ndarray) -> np.ndarray:
 
 
 def resize_image(image: np.ndarray, config: TransformConfig) -> np.ndarray:
-    """Resize to ``input_size`` (bilinear, as the heatmap cache resizes its crops) if it differs;
-    an (H, W, 1) image stays one-channel."""
+    """Resize to ``input_size`` with the heatmap cache's filter (:func:`resize_crop`: features of
+    any image match those of a cached crop) if it differs; an (H, W, 1) image stays one-channel."""
     h, w = config.input_size
     if image.shape[:2] != (h, w):
-        image = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+        image = resize_crop(image, (h, w))
         if image.ndim == 2:
             image = image[:, :, None]
     return image
