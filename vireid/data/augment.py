@@ -24,6 +24,8 @@ IMAGENET_STD: Tuple[float, float, float] = (0.229, 0.224, 0.225)    # RGB
 ERASE_FILL: Tuple[float, float, float] = (0.4914, 0.4822, 0.4465)    # torchreid / AGW RandomErasing
 
 FLIP = np.asarray(flip_permutation())
+#: Values of ``TransformConfig.erase_targets``: what random erasing does to the pose targets.
+ERASE_TARGETS = ("none", "same", "independent")
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,12 @@ class TransformConfig:
     """Augmentation settings; defaults are the paper's (288x144, crop, flip, erasing).
 
     ``geometry``: the input size (H, W) and the heatmap stride (maps of (H/stride, W/stride)),
-    the cache's (:attr:`vireid.data.shards.HeatmapCache.geometry`)."""
+    the cache's (:attr:`vireid.data.shards.HeatmapCache.geometry`).
+
+    ``erase_targets``: ``none`` (default: the joints behind an occluder are still there),
+    ``same`` (the heatmap cells under the image's erased box are zeroed: :func:`erase_cells`)
+    or ``independent`` (the cells under a second box, drawn as the image's is, are zeroed:
+    what the release's second ``RandomErasing`` call on the target map does)."""
 
     geometry: Geometry = PAPER
     pad: int = 10                              # random-crop zero padding in pixels (0 = no crop)
@@ -43,6 +50,7 @@ class TransformConfig:
     erase_fill: Tuple[float, float, float] = ERASE_FILL   # values in the normalised image
     mean: Tuple[float, float, float] = IMAGENET_MEAN
     std: Tuple[float, float, float] = IMAGENET_STD
+    erase_targets: str = "none"
 
     def __post_init__(self) -> None:
         if not isinstance(self.geometry, Geometry):
@@ -58,6 +66,8 @@ class TransformConfig:
             raise ValueError(f"erase_area must satisfy 0 < lo <= hi < 1, got {self.erase_area}")
         if not 0.0 < self.erase_aspect <= 1.0:
             raise ValueError(f"erase_aspect must be in (0, 1], got {self.erase_aspect}")
+        if self.erase_targets not in ERASE_TARGETS:
+            raise ValueError(f"erase_targets must be one of {', '.join(ERASE_TARGETS)}, got {self.erase_targets!r}")
 
     @property
     def input_size(self) -> Tuple[int, int]:
@@ -282,6 +292,30 @@ def erase_box(height: int, width: int, config: TransformConfig, rng: np.random.G
             return y, x, h, w
     return None
 
+
+def erased_cells(box: Tuple[int, int, int, int], stride: int, map_hw: Tuple[int, int]) -> Tuple[slice, slice]:
+    """The heatmap cells an image box ``(y, x, h, w)`` covers, as (rows, columns) slices: those
+    whose centre (input pixel ``c * stride + stride / 2 - 0.5``, :mod:`vireid.pose.codec`'s grid)
+    lies inside the box's pixels ``[y - 0.5, y + h - 0.5)`` (so a cell goes with the image
+    pixels that cover the larger part of it)."""
+    y, x, h, w = (int(v) for v in box)
+
+    def span(start: int, length: int, size: int) -> slice:
+        # cells c with start <= c * s + s / 2 < start + length, i.e. c >= (start - s/2) / s
+        first = -((stride - 2 * start) // (2 * stride))                    # ceil((2 start - s) / 2s)
+        stop = -((stride - 2 * (start + length)) // (2 * stride))
+        return slice(min(max(first, 0), size), min(max(stop, 0), size))
+
+    return span(y, h, map_hw[0]), span(x, w, map_hw[1])
+
+
+def erase_cells(heatmaps: np.ndarray, box: Tuple[int, int, int, int], stride: int) -> np.ndarray:
+    """(J, Hm, Wm) maps with the cells under the image box ``(y, x, h, w)`` set to 0 (a copy:
+    the input is not changed); see :func:`erased_cells`."""
+    rows, cols = erased_cells(box, stride, heatmaps.shape[1:])
+    out = np.array(heatmaps, copy=True)
+    out[:, rows, cols] = 0
+    return out
 
 
 def maps_to_float(heatmaps: np.ndarray) -> np.ndarray:
