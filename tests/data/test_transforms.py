@@ -332,3 +332,21 @@ def test_erase_targets_independent_draws_a_second_box():
 def test_erase_targets_rejects_unknown():
     with pytest.raises(ValueError, match="erase_targets"):
         TransformConfig(GEOM, erase_targets="both")
+
+
+def test_erase_aspect_sampling_log_is_symmetric():
+    """torchvision draws log(aspect) uniformly: as many tall boxes (h > w) as wide ones;
+    torchreid's uniform draw in [0.3, 3.33] gives tall ones (aspect > 1) 77% of the time."""
+    from vireid.data.transforms import erase_box
+
+    def tall_share(sampling):
+        cfg = TransformConfig(Geometry((400, 400), 4), erase_p=1.0, erase_area=(0.02, 0.05),
+                              erase_aspect_sampling=sampling)
+        rng = np.random.default_rng(0)
+        boxes = [erase_box(400, 400, cfg, rng) for _ in range(4000)]
+        return np.mean([b[2] > b[3] for b in boxes])
+
+    assert abs(tall_share("log") - 0.5) < 0.03
+    assert abs(tall_share("uniform") - (1 / 0.3 - 1) / (1 / 0.3 - 0.3)) < 0.03
+    with pytest.raises(ValueError, match="erase_aspect_sampling"):
+        TransformConfig(GEOM, erase_aspect_sampling="normal")

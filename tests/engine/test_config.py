@@ -65,6 +65,7 @@ def test_release_presets_take_the_release_options_and_paper_presets_do_not():
         t = cfg.data.transform_config()
         assert (t.erase_p, t.erase_area, t.erase_fill, t.erase_targets) == (0.5, (0.02, 0.33), (0.0, 0.0, 0.0),
                                                                             "independent")
+        assert (t.erase_aspect_sampling, t.erase_attempts) == ("log", 10)
     assert load_config(CONFIGS / "sysu_release.yaml").data.flip_p == 0.5      # its SYSU loader flips
     assert load_config(CONFIGS / "regdb_release.yaml").data.flip_p == 0.0     # its RegDB loader does not
     for name in ("sysu.yaml", "regdb.yaml"):
@@ -72,6 +73,7 @@ def test_release_presets_take_the_release_options_and_paper_presets_do_not():
         t = cfg.data.transform_config()
         assert cfg.loss.hctri_feature == "raw" and cfg.data.flip_p == 0.5
         assert (t.erase_area, t.erase_fill, t.erase_targets) == ((0.02, 0.4), (0.4914, 0.4822, 0.4465), "none")
+        assert (t.erase_aspect_sampling, t.erase_attempts) == ("uniform", 100)
 
 
 def test_paper_presets_give_a_reason_for_each_open_choice():

@@ -26,6 +26,8 @@ ERASE_FILL: Tuple[float, float, float] = (0.4914, 0.4822, 0.4465)    # torchreid
 FLIP = np.asarray(flip_permutation())
 #: Values of ``TransformConfig.erase_targets``: what random erasing does to the pose targets.
 ERASE_TARGETS = ("none", "same", "independent")
+#: Values of ``TransformConfig.erase_aspect_sampling``: how an erasing box's aspect ratio is drawn.
+ERASE_ASPECT_SAMPLING = ("uniform", "log")
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,9 @@ class TransformConfig:
     ``erase_targets``: ``none`` (default: the joints behind an occluder are still there),
     ``same`` (the heatmap cells under the image's erased box are zeroed: :func:`erase_cells`)
     or ``independent`` (the cells under a second box, drawn as the image's is, are zeroed:
-    what the release's second ``RandomErasing`` call on the target map does)."""
+    what the release's second ``RandomErasing`` call on the target map does).
+    ``erase_aspect_sampling``: the box's aspect ratio uniform in ``[r, 1/r]`` (``uniform``,
+    torchreid's) or log-uniform (``log``, torchvision's ``RandomErasing``, the release's)."""
 
     geometry: Geometry = PAPER
     pad: int = 10                              # random-crop zero padding in pixels (0 = no crop)
@@ -51,6 +55,7 @@ class TransformConfig:
     mean: Tuple[float, float, float] = IMAGENET_MEAN
     std: Tuple[float, float, float] = IMAGENET_STD
     erase_targets: str = "none"
+    erase_aspect_sampling: str = "uniform"
 
     def __post_init__(self) -> None:
         if not isinstance(self.geometry, Geometry):
@@ -66,6 +71,11 @@ class TransformConfig:
             raise ValueError(f"erase_area must satisfy 0 < lo <= hi < 1, got {self.erase_area}")
         if not 0.0 < self.erase_aspect <= 1.0:
             raise ValueError(f"erase_aspect must be in (0, 1], got {self.erase_aspect}")
+        if self.erase_aspect_sampling not in ERASE_ASPECT_SAMPLING:
+            raise ValueError(f"erase_aspect_sampling must be one of {', '.join(ERASE_ASPECT_SAMPLING)}, "
+                             f"got {self.erase_aspect_sampling!r}")
+        if self.erase_attempts < 1:
+            raise ValueError(f"erase_attempts must be >= 1, got {self.erase_attempts}")
         if self.erase_targets not in ERASE_TARGETS:
             raise ValueError(f"erase_targets must be one of {', '.join(ERASE_TARGETS)}, got {self.erase_targets!r}")
 
@@ -275,7 +285,8 @@ def flip_shift_maps(maps: np.ndarray, dy: float, dx: float, flip: bool) -> np.nd
 
 def erase_box(height: int, width: int, config: TransformConfig, rng: np.random.Generator
               ) -> Optional[Tuple[int, int, int, int]]:
-    """torchreid's RandomErasing box ``(y, x, h, w)``, or None (not applied / no box fits)."""
+    """torchreid's RandomErasing box ``(y, x, h, w)`` (torchvision's with
+    ``erase_aspect_sampling='log'``), or None (not applied / no box fits)."""
     if rng.random() >= config.erase_p:
         return None
     area = height * width
@@ -283,7 +294,10 @@ def erase_box(height: int, width: int, config: TransformConfig, rng: np.random.G
     r = config.erase_aspect
     for _ in range(config.erase_attempts):
         target = rng.uniform(lo, hi) * area
-        aspect = rng.uniform(r, 1.0 / r)
+        if config.erase_aspect_sampling == "log":
+            aspect = math.exp(rng.uniform(math.log(r), -math.log(r)))
+        else:
+            aspect = rng.uniform(r, 1.0 / r)
         h = int(round(math.sqrt(target * aspect)))
         w = int(round(math.sqrt(target / aspect)))
         if 0 < h < height and 0 < w < width:
