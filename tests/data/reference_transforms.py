@@ -2,7 +2,8 @@
 shift the maps by (dy, dx) cells (integer slices blended linearly for the fractional
 part), then mirror image and maps and swap the left/right joint channels. The library
 does both in one pass (``flip_shift_maps``, ``flip_shift_image``); tests check it
-against these.
+against these. ``erase_cells_reference``: the heatmap cells under an erased image box,
+cell by cell (the library's ``erase_cells`` computes the two index ranges).
 """
 from __future__ import annotations
 
