@@ -79,6 +79,7 @@ def register(cli: Any) -> None:
             click.echo(f"note: {note}", err=True)
         if report.problems:
             sys.exit(1)
+        click.echo(f"{cache}: crops resized with {report.resize_filter}")
         click.echo(f"{cache}: OK" + (" (rows not checksummed: see the note)" if report.unchecked_shards else ""))
 
 

@@ -20,7 +20,9 @@ The job is resumable and safe:
   shards left behind.
 
 Geometry: each crop is resized to the cache's ``input_size`` (288x144 by default, the
-training input, ignoring the crop's aspect ratio as the SYSU/RegDB baselines do); the
+training input, ignoring the crop's aspect ratio as the SYSU/RegDB baselines do) with an
+anti-aliasing filter (:func:`vireid.data.cache_format.resize_crop`, recorded as ``cache.json``'s
+``resize_filter``); the
 estimator's keypoints (in the original crop's pixels) are mapped to that size with the
 pixel-centre convention ``x' = (x + 0.5) * W'/W - 0.5`` and rendered as Gaussians of
 peak 1 and ``sigma`` input pixels on the stride-``stride`` grid (72x36) by the cache's
@@ -40,7 +42,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
-import cv2
 import numpy as np
 from joblib import Parallel, delayed
 
@@ -48,6 +49,7 @@ from pipeline.estimators.base import PoseEstimator
 from vireid.data.images import load_image
 from vireid.data.manifest import Manifest, Record
 from vireid.data.shard_writer import Row, ShardRows, read_shard_attrs, write_index, write_shard
+from vireid.data.cache_format import resize_crop
 from vireid.data.shards import (CacheConfig, CacheError, MODALITY_CODES, cache_attributes, compare_attributes,
                                 encode_image, quantize_heatmaps, shard_name)
 from vireid.io import atomic_write_json, remove_stale_temporaries
@@ -247,7 +249,7 @@ class HeatmapJob:
                         rec = records[i]
                         maps, conf, xy = self._render(kps, img.shape[:2])
                         h, w = self.config.input_size
-                        resized = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+                        resized = resize_crop(img, (h, w))
                         rows[i] = Row(image=encode_image(resized, self.config), heatmaps=maps, confidence=conf,
                                       keypoints=xy, pid=rec.pid, camid=rec.camid,
                                       modality=MODALITY_CODES[rec.modality], record=start + i, path=rec.path)

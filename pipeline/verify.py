@@ -19,6 +19,7 @@ import numpy as np
 
 from vireid.data import rowsums
 from vireid.data.manifest import Manifest, ManifestError, Record
+from vireid.data.cache_format import RESIZE_FILTER, resize_filter_of
 from vireid.data.shards import CACHE_FORMAT, MODALITY_CODES, compare_attributes, shard_name
 from vireid.pose.joints import JOINT_NAMES, NUM_JOINTS
 
@@ -36,6 +37,7 @@ class CacheReport:
     bad_rows: Dict[int, List[int]] = field(default_factory=dict)
     unchecked_shards: List[int] = field(default_factory=list)     # written before row checksums
     notes: List[str] = field(default_factory=list)                # not problems: what to know
+    resize_filter: str = ""                                       # how the crops were resized
 
     @property
     def ok(self) -> bool:
@@ -173,6 +175,10 @@ def inspect_cache(root: "str | Path", manifest_path: Optional["str | Path"] = No
     except (OSError, ValueError) as exc:
         problems.append(f"{root / 'cache.json'}: unreadable ({exc})")
         return report
+    report.resize_filter = resize_filter_of(attrs)
+    if "resize_filter" not in attrs:
+        report.notes.append(f"{root}: crops resized with {report.resize_filter}: OpenCV's INTER_LINEAR, not "
+                            f"anti-aliased; a cache made now resizes with {RESIZE_FILTER} (the release's filter)")
     if attrs.get("format") != CACHE_FORMAT:
         problems.append(f"{root / 'cache.json'}: format {attrs.get('format')!r}, expected {CACHE_FORMAT}")
     if attrs.get("joint_names") != list(JOINT_NAMES):

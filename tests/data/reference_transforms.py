@@ -2,7 +2,8 @@
 shift the maps by (dy, dx) cells (integer slices blended linearly for the fractional
 part), then mirror image and maps and swap the left/right joint channels. The library
 does both in one pass (``flip_shift_maps``, ``flip_shift_image``); tests check it
-against these.
+against these. ``erase_cells_reference``: the heatmap cells under an erased image box,
+cell by cell (the library's ``erase_cells`` computes the two index ranges).
 """
 from __future__ import annotations
 
@@ -47,3 +48,16 @@ def flip_pair(image: np.ndarray, heatmaps: np.ndarray, weights: np.ndarray
               ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mirror image and maps; swap left/right joint channels and confidences."""
     return image[:, ::-1], heatmaps[FLIP, :, ::-1], weights[FLIP]
+
+
+def erase_cells_reference(maps: np.ndarray, box: Tuple[int, int, int, int], stride: int) -> np.ndarray:
+    """Zero every cell whose centre (input pixel ``c * stride + stride / 2 - 0.5``) lies in the
+    box's pixel area ``[y - 0.5, y + h - 0.5) x [x - 0.5, x + w - 0.5)``, one cell at a time."""
+    y, x, h, w = box
+    out = maps.copy()
+    for r in range(maps.shape[1]):
+        for c in range(maps.shape[2]):
+            cy, cx = r * stride + stride / 2 - 0.5, c * stride + stride / 2 - 0.5
+            if y - 0.5 <= cy < y + h - 0.5 and x - 0.5 <= cx < x + w - 0.5:
+                out[:, r, c] = 0
+    return out

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.data.reference_transforms import flip_pair, shift_maps
+from tests.data.reference_transforms import erase_cells_reference, flip_pair, shift_maps
 from vireid.data.geometry import Geometry
 from vireid.data.transforms import EvalTransform, TrainTransform, TransformConfig
 from vireid.pose.codec import HeatmapCodec, cell_centres
@@ -176,17 +176,21 @@ def _reference_train(sample, cfg, rng):
         image, maps, weights = flip_pair(image, maps, weights)
     out = normalise(np.ascontiguousarray(image), cfg)
     box = erase_box(out.shape[1], out.shape[2], cfg, rng)
+    target_box = erase_box(out.shape[1], out.shape[2], cfg, rng) if cfg.erase_targets == "independent" else box
+    if target_box is not None and cfg.erase_targets != "none":
+        maps = erase_cells_reference(maps, target_box, cfg.stride)
     if box is not None:
         y, x, h, w = box
         out[:, y:y + h, x:x + w] = np.asarray(cfg.erase_fill, np.float32)[:, None, None]
     return out, maps, weights
 
 
+@pytest.mark.parametrize("erase_targets", ["none", "same", "independent"])
 @pytest.mark.parametrize("quantised", [False, True])
-def test_fused_train_transform_equals_the_steps_one_by_one(quantised):
+def test_fused_train_transform_equals_the_steps_one_by_one(quantised, erase_targets):
     """TrainTransform flips before shifting, shifts flat runs and takes uint8 maps: the same
     result as shift, then flip, then normalise and erase, on random maps and images."""
-    cfg = TransformConfig(Geometry((48, 24), 4), pad=10, flip_p=0.5, erase_p=0.5)
+    cfg = TransformConfig(Geometry((48, 24), 4), pad=10, flip_p=0.5, erase_p=0.5, erase_targets=erase_targets)
     data = np.random.default_rng(5)
     for seed in range(60):
         maps = data.random((NUM_JOINTS, 12, 6), dtype=np.float32)
@@ -259,3 +263,90 @@ def test_normalise_batch_erases_exactly_the_box():
         normalise_batch(images.float(), None, cfg)
     with pytest.raises(ValueError, match="erase must be"):
         normalise_batch(images, torch.zeros(3, 4), cfg)
+
+
+# ------------------------------------------------------------ erasing the pose targets (release)
+def test_erased_box_maps_to_zeroed_cells_at_the_stride():
+    from vireid.data.transforms import erase_cells, erased_cells
+
+    maps = np.ones((NUM_JOINTS, 16, 8), np.float32)
+    # box rows 10..18, columns 5..10 at stride 4: cell centres 4c + 1.5 inside [9.5, 18.5) are
+    # rows 2, 3, 4 (9.5, 13.5, 17.5) and inside [4.5, 10.5) columns 1, 2 (5.5, 9.5)
+    box = (10, 5, 9, 6)
+    assert erased_cells(box, 4, (16, 8)) == (slice(2, 5), slice(1, 3))
+    got = erase_cells(maps, box, 4)
+    want = maps.copy()
+    want[:, 2:5, 1:3] = 0
+    np.testing.assert_array_equal(got, want)
+    assert maps.min() == 1.0                                          # the input is left alone
+    rng = np.random.default_rng(0)
+    for _ in range(300):                                              # every stride, edges included
+        s = int(rng.choice([1, 2, 4, 8]))
+        hm = (int(rng.integers(1, 10)), int(rng.integers(1, 6)))
+        h, w = int(rng.integers(1, hm[0] * s + 1)), int(rng.integers(1, hm[1] * s + 1))
+        b = (int(rng.integers(0, hm[0] * s - h + 1)), int(rng.integers(0, hm[1] * s - w + 1)), h, w)
+        m = rng.random((2, *hm)).astype(np.float32) + 0.5
+        np.testing.assert_array_equal(erase_cells(m, b, s), erase_cells_reference(m, b, s), err_msg=str((b, s)))
+
+
+@pytest.mark.parametrize("device_normalise", [False, True])
+def test_erase_targets_same_zeroes_the_cells_under_the_image_box(device_normalise):
+    sample = dot_sample(16, 32)
+    sample["heatmaps"] = sample["heatmaps"] + np.float32(0.25)       # non-zero everywhere
+    base = dict(geometry=GEOM, pad=4, flip_p=0.5, erase_p=1.0)
+    for seed in range(8):
+        plain = TrainTransform(TransformConfig(**base), device_normalise=True)(sample, np.random.default_rng(seed))
+        same = TrainTransform(TransformConfig(**base, erase_targets="same"), device_normalise=device_normalise)(
+            sample, np.random.default_rng(seed))
+        box = tuple(int(v) for v in plain["erase"])
+        assert box[2] > 0
+        want = erase_cells_reference(plain["heatmaps"].numpy(), box, STRIDE)
+        np.testing.assert_array_equal(same["heatmaps"].numpy(), want)
+        assert (want == 0).any() and (want != 0).any()
+        if device_normalise:                                          # the image and its box are unchanged
+            assert torch.equal(same["image"], plain["image"]) and torch.equal(same["erase"], plain["erase"])
+
+
+def test_erase_targets_independent_draws_a_second_box():
+    sample = dot_sample(16, 32)
+    sample["heatmaps"] = sample["heatmaps"] + np.float32(0.25)
+    base = dict(geometry=GEOM, pad=0, flip_p=0.0, erase_p=1.0)
+    differs = 0
+    for seed in range(8):
+        plain = TrainTransform(TransformConfig(**base), device_normalise=True)(sample, np.random.default_rng(seed))
+        ind = TrainTransform(TransformConfig(**base, erase_targets="independent"), device_normalise=True)(
+            sample, np.random.default_rng(seed))
+        assert torch.equal(ind["image"], plain["image"]) and torch.equal(ind["erase"], plain["erase"])
+        rng = np.random.default_rng(seed)                             # replay: crop offsets, flip, image box
+        rng.integers(0, 1, size=2), rng.random()
+        from vireid.data.transforms import erase_box
+        image_box = erase_box(*SIZE, TransformConfig(**base), rng)
+        target_box = erase_box(*SIZE, TransformConfig(**base), rng)
+        assert image_box == tuple(int(v) for v in plain["erase"])
+        np.testing.assert_array_equal(ind["heatmaps"].numpy(),
+                                      erase_cells_reference(plain["heatmaps"].numpy(), target_box, STRIDE))
+        differs += target_box != image_box
+    assert differs >= 6
+
+
+def test_erase_targets_rejects_unknown():
+    with pytest.raises(ValueError, match="erase_targets"):
+        TransformConfig(GEOM, erase_targets="both")
+
+
+def test_erase_aspect_sampling_log_is_symmetric():
+    """torchvision draws log(aspect) uniformly: as many tall boxes (h > w) as wide ones;
+    torchreid's uniform draw in [0.3, 3.33] gives tall ones (aspect > 1) 77% of the time."""
+    from vireid.data.transforms import erase_box
+
+    def tall_share(sampling):
+        cfg = TransformConfig(Geometry((400, 400), 4), erase_p=1.0, erase_area=(0.02, 0.05),
+                              erase_aspect_sampling=sampling)
+        rng = np.random.default_rng(0)
+        boxes = [erase_box(400, 400, cfg, rng) for _ in range(4000)]
+        return np.mean([b[2] > b[3] for b in boxes])
+
+    assert abs(tall_share("log") - 0.5) < 0.03
+    assert abs(tall_share("uniform") - (1 / 0.3 - 1) / (1 / 0.3 - 0.3)) < 0.03
+    with pytest.raises(ValueError, match="erase_aspect_sampling"):
+        TransformConfig(GEOM, erase_aspect_sampling="normal")

@@ -58,6 +58,39 @@ def test_release_presets():
     assert [lr_factor(sysu.optim, e) for e in (0, 11, 12, 29, 30, 75, 149)] == [1, 1, 0.75, 0.75, 0.5, 0.125, 0.1]
 
 
+def test_release_presets_take_the_release_options_and_paper_presets_do_not():
+    for name in ("sysu_release.yaml", "regdb_release.yaml"):
+        cfg = load_config(CONFIGS / name)
+        assert cfg.loss.hctri_feature == "l2x5"
+        t = cfg.data.transform_config()
+        assert (t.erase_p, t.erase_area, t.erase_fill, t.erase_targets) == (0.5, (0.02, 0.33), (0.0, 0.0, 0.0),
+                                                                            "independent")
+        assert (t.erase_aspect_sampling, t.erase_attempts) == ("log", 10)
+    assert load_config(CONFIGS / "sysu_release.yaml").data.flip_p == 0.5      # its SYSU loader flips
+    assert load_config(CONFIGS / "regdb_release.yaml").data.flip_p == 0.0     # its RegDB loader does not
+    for name in ("sysu.yaml", "regdb.yaml"):
+        cfg = load_config(CONFIGS / name)
+        t = cfg.data.transform_config()
+        assert cfg.loss.hctri_feature == "raw" and cfg.data.flip_p == 0.5
+        assert (t.erase_area, t.erase_fill, t.erase_targets) == ((0.02, 0.4), (0.4914, 0.4822, 0.4465), "none")
+        assert (t.erase_aspect_sampling, t.erase_attempts) == ("uniform", 100)
+
+
+def test_paper_presets_give_a_reason_for_each_open_choice():
+    text = (CONFIGS / "sysu.yaml").read_text()
+    lines = text.splitlines()
+    # (erase_p heads the erasing keys: area, fill and targets share its comment)
+    for key in ("hctri_feature:", "pad:", "flip_p:", "erase_p:", "momentum:", "nesterov:", "stem_lr_factor:"):
+        at = next(i for i, line in enumerate(lines) if line.strip().startswith(key))
+        block = []
+        for line in reversed(lines[:at]):                 # the comment lines right above the key
+            if not line.strip().startswith("#"):
+                break
+            block.append(line)
+        assert block, f"sysu.yaml: {key} has no comment giving its reason"
+    assert "flip" in (CONFIGS / "regdb.yaml").read_text()
+
+
 def test_ablation_presets_match_table_iv():
     for row in ("baseline", "peb", "peb_pose", "full"):
         cfg = load_config(CONFIGS / f"ablation_{row}.yaml").model_config(num_classes=395)

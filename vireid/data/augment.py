@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import torch
 
-from vireid.data.cache_format import HEATMAP_SCALE, dequantize_heatmaps
+from vireid.data.cache_format import HEATMAP_SCALE, dequantize_heatmaps, resize_crop
 from vireid.data.geometry import PAPER, Geometry
 from vireid.pose.joints import flip_permutation
 
@@ -24,6 +24,10 @@ IMAGENET_STD: Tuple[float, float, float] = (0.229, 0.224, 0.225)    # RGB
 ERASE_FILL: Tuple[float, float, float] = (0.4914, 0.4822, 0.4465)    # torchreid / AGW RandomErasing
 
 FLIP = np.asarray(flip_permutation())
+#: Values of ``TransformConfig.erase_targets``: what random erasing does to the pose targets.
+ERASE_TARGETS = ("none", "same", "independent")
+#: Values of ``TransformConfig.erase_aspect_sampling``: how an erasing box's aspect ratio is drawn.
+ERASE_ASPECT_SAMPLING = ("uniform", "log")
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,14 @@ class TransformConfig:
     """Augmentation settings; defaults are the paper's (288x144, crop, flip, erasing).
 
     ``geometry``: the input size (H, W) and the heatmap stride (maps of (H/stride, W/stride)),
-    the cache's (:attr:`vireid.data.shards.HeatmapCache.geometry`)."""
+    the cache's (:attr:`vireid.data.shards.HeatmapCache.geometry`).
+
+    ``erase_targets``: ``none`` (default: the joints behind an occluder are still there),
+    ``same`` (the heatmap cells under the image's erased box are zeroed: :func:`erase_cells`)
+    or ``independent`` (the cells under a second box, drawn as the image's is, are zeroed:
+    what the release's second ``RandomErasing`` call on the target map does).
+    ``erase_aspect_sampling``: the box's aspect ratio uniform in ``[r, 1/r]`` (``uniform``,
+    torchreid's) or log-uniform (``log``, torchvision's ``RandomErasing``, the release's)."""
 
     geometry: Geometry = PAPER
     pad: int = 10                              # random-crop zero padding in pixels (0 = no crop)
@@ -43,6 +54,8 @@ class TransformConfig:
     erase_fill: Tuple[float, float, float] = ERASE_FILL   # values in the normalised image
     mean: Tuple[float, float, float] = IMAGENET_MEAN
     std: Tuple[float, float, float] = IMAGENET_STD
+    erase_targets: str = "none"
+    erase_aspect_sampling: str = "uniform"
 
     def __post_init__(self) -> None:
         if not isinstance(self.geometry, Geometry):
@@ -58,6 +71,13 @@ class TransformConfig:
             raise ValueError(f"erase_area must satisfy 0 < lo <= hi < 1, got {self.erase_area}")
         if not 0.0 < self.erase_aspect <= 1.0:
             raise ValueError(f"erase_aspect must be in (0, 1], got {self.erase_aspect}")
+        if self.erase_aspect_sampling not in ERASE_ASPECT_SAMPLING:
+            raise ValueError(f"erase_aspect_sampling must be one of {', '.join(ERASE_ASPECT_SAMPLING)}, "
+                             f"got {self.erase_aspect_sampling!r}")
+        if self.erase_attempts < 1:
+            raise ValueError(f"erase_attempts must be >= 1, got {self.erase_attempts}")
+        if self.erase_targets not in ERASE_TARGETS:
+            raise ValueError(f"erase_targets must be one of {', '.join(ERASE_TARGETS)}, got {self.erase_targets!r}")
 
     @property
     def input_size(self) -> Tuple[int, int]:
@@ -85,11 +105,11 @@ def as_three_channels(image: np.ndarray) -> np.ndarray:
 
 
 def resize_image(image: np.ndarray, config: TransformConfig) -> np.ndarray:
-    """Resize to ``input_size`` (bilinear, as the heatmap cache resizes its crops) if it differs;
-    an (H, W, 1) image stays one-channel."""
+    """Resize to ``input_size`` with the heatmap cache's filter (:func:`resize_crop`: features of
+    any image match those of a cached crop) if it differs; an (H, W, 1) image stays one-channel."""
     h, w = config.input_size
     if image.shape[:2] != (h, w):
-        image = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
+        image = resize_crop(image, (h, w))
         if image.ndim == 2:
             image = image[:, :, None]
     return image
@@ -265,7 +285,8 @@ def flip_shift_maps(maps: np.ndarray, dy: float, dx: float, flip: bool) -> np.nd
 
 def erase_box(height: int, width: int, config: TransformConfig, rng: np.random.Generator
               ) -> Optional[Tuple[int, int, int, int]]:
-    """torchreid's RandomErasing box ``(y, x, h, w)``, or None (not applied / no box fits)."""
+    """torchreid's RandomErasing box ``(y, x, h, w)`` (torchvision's with
+    ``erase_aspect_sampling='log'``), or None (not applied / no box fits)."""
     if rng.random() >= config.erase_p:
         return None
     area = height * width
@@ -273,7 +294,10 @@ def erase_box(height: int, width: int, config: TransformConfig, rng: np.random.G
     r = config.erase_aspect
     for _ in range(config.erase_attempts):
         target = rng.uniform(lo, hi) * area
-        aspect = rng.uniform(r, 1.0 / r)
+        if config.erase_aspect_sampling == "log":
+            aspect = math.exp(rng.uniform(math.log(r), -math.log(r)))
+        else:
+            aspect = rng.uniform(r, 1.0 / r)
         h = int(round(math.sqrt(target * aspect)))
         w = int(round(math.sqrt(target / aspect)))
         if 0 < h < height and 0 < w < width:
@@ -282,6 +306,30 @@ def erase_box(height: int, width: int, config: TransformConfig, rng: np.random.G
             return y, x, h, w
     return None
 
+
+def erased_cells(box: Tuple[int, int, int, int], stride: int, map_hw: Tuple[int, int]) -> Tuple[slice, slice]:
+    """The heatmap cells an image box ``(y, x, h, w)`` covers, as (rows, columns) slices: those
+    whose centre (input pixel ``c * stride + stride / 2 - 0.5``, :mod:`vireid.pose.codec`'s grid)
+    lies inside the box's pixels ``[y - 0.5, y + h - 0.5)`` (so a cell goes with the image
+    pixels that cover the larger part of it)."""
+    y, x, h, w = (int(v) for v in box)
+
+    def span(start: int, length: int, size: int) -> slice:
+        # cells c with start <= c * s + s / 2 < start + length, i.e. c >= (start - s/2) / s
+        first = -((stride - 2 * start) // (2 * stride))                    # ceil((2 start - s) / 2s)
+        stop = -((stride - 2 * (start + length)) // (2 * stride))
+        return slice(min(max(first, 0), size), min(max(stop, 0), size))
+
+    return span(y, h, map_hw[0]), span(x, w, map_hw[1])
+
+
+def erase_cells(heatmaps: np.ndarray, box: Tuple[int, int, int, int], stride: int) -> np.ndarray:
+    """(J, Hm, Wm) maps with the cells under the image box ``(y, x, h, w)`` set to 0 (a copy:
+    the input is not changed); see :func:`erased_cells`."""
+    rows, cols = erased_cells(box, stride, heatmaps.shape[1:])
+    out = np.array(heatmaps, copy=True)
+    out[:, rows, cols] = 0
+    return out
 
 
 def maps_to_float(heatmaps: np.ndarray) -> np.ndarray:

@@ -43,6 +43,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from vireid import __version__
 from vireid.data.errors import CacheError, DamagedRowError  # noqa: F401  (re-exported)
@@ -51,6 +52,12 @@ from vireid.pose.codec import HeatmapCodec
 from vireid.pose.joints import FLIP_PAIRS, JOINT_NAMES
 
 CACHE_FORMAT = "vireid-heatmap-cache/1"
+#: The filter crops are resized with (``cache.json``'s ``resize_filter``; :func:`resize_crop`):
+#: Pillow's LANCZOS, the ``Image.ANTIALIAS`` of the AGW / DDAG loaders and the paper's release.
+RESIZE_FILTER = "pil-lanczos"
+#: How a cache made before ``resize_filter`` was recorded resized its crops (OpenCV's
+#: ``INTER_LINEAR``, no anti-aliasing when shrinking), as :func:`resize_filter_of` reports it.
+LEGACY_RESIZE_FILTER = "linear (made before the filter was recorded)"
 HEATMAP_SCALE = 255.0
 MODALITY_CODES = {"rgb": 0, "ir": 1}
 IMAGE_FORMATS = ("raw", "jpeg")
@@ -117,6 +124,7 @@ def cache_attributes(config: CacheConfig, estimator: Mapping[str, Any], manifest
         "heatmap_dtype": "uint8",
         "heatmap_scale": HEATMAP_SCALE,
         "image_channel_order": "BGR",
+        "resize_filter": RESIZE_FILTER,
         "code_version": __version__,
     }
 
@@ -169,3 +177,27 @@ def compare_attributes(actual: Mapping[str, Any], expected: Mapping[str, Any],
         if a != e:
             out.append(f"{k}: cache has {a!r}, expected {e!r}")
     return out
+
+
+def resize_filter_of(attrs: Mapping[str, Any]) -> str:
+    """The filter a cache's crops were resized with, from its ``cache.json`` attributes."""
+    return str(attrs.get("resize_filter") or LEGACY_RESIZE_FILTER)
+
+
+def resize_crop(image: np.ndarray, hw: Tuple[int, int]) -> np.ndarray:
+    """A uint8 crop ((H, W), (H, W, 1) or (H, W, 3), any channel order) resized to ``hw`` = (H, W)
+    with :data:`RESIZE_FILTER`; returned as given when it already has that size.
+
+    Pillow's LANCZOS widens its kernel by the shrink factor, so a downscaled crop is
+    anti-aliased (OpenCV's ``INTER_LINEAR`` samples 4 pixels whatever the factor and aliases
+    fine texture), and it is the filter of the AGW / DDAG loaders and the paper's release.
+    ``benchmarks/bench_resize.py`` measures OpenCV's filters against it (README, "The heatmap
+    cache"). Each channel is filtered on its own, so BGR and RGB give the same result."""
+    h, w = int(hw[0]), int(hw[1])
+    if image.shape[:2] == (h, w):
+        return image
+    if image.dtype != np.uint8:
+        raise ValueError(f"resize_crop takes uint8 images, got {image.dtype}")
+    planes = image[:, :, 0] if image.ndim == 3 and image.shape[2] == 1 else image
+    out = np.array(Image.fromarray(np.ascontiguousarray(planes)).resize((w, h), Image.LANCZOS))
+    return out[:, :, None] if image.ndim == 3 and out.ndim == 2 else out

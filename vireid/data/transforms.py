@@ -29,8 +29,10 @@ joint:
 5. **random erasing** on the image only (torchreid / Zhong et al. defaults: p = 0.5,
    area 2-40 %, aspect ratio 0.3-3.33, up to 100 attempts), applied after normalisation
    and filled with the per-channel constants (0.4914, 0.4822, 0.4465), as the AGW and
-   hetero-center baselines' ``RandomErasing`` does. Heatmaps are never erased: the
-   joints behind an occluder are still where they are.
+   hetero-center baselines' ``RandomErasing`` does. By default heatmaps are never erased:
+   the joints behind an occluder are still where they are. ``erase_targets`` (the
+   release's recipe) also zeroes the heatmap cells under the image's box (``same``) or
+   under a second box drawn after it (``independent``; :func:`~vireid.data.augment.erase_cells`).
 
 Randomness comes only from the ``numpy.random.Generator`` passed to ``__call__`` (the
 dataset derives one per (seed, epoch, index, draw)); the transforms hold no RNG state.
@@ -57,12 +59,15 @@ import torch
 
 from vireid.data.augment import (  # noqa: F401  (the steps and settings are re-exported)
     ERASE_FILL,
+    ERASE_TARGETS,
     FLIP,
     IMAGENET_MEAN,
     IMAGENET_STD,
     TransformConfig,
     as_three_channels,
     erase_box,
+    erase_cells,
+    erased_cells,
     flip_shift_image,
     flip_shift_maps,
     maps_to_float,
@@ -75,9 +80,10 @@ from vireid.data.augment import (  # noqa: F401  (the steps and settings are re-
 )
 from vireid.pose.joints import NUM_JOINTS
 
-__all__ = ["ERASE_FILL", "IMAGENET_MEAN", "IMAGENET_STD", "EvalTransform", "TrainTransform", "TransformConfig",
-           "as_three_channels", "erase_box", "flip_shift_image", "flip_shift_maps", "maps_to_float", "normalise",
-           "normalise_batch", "resize_image", "resize_pair", "shift_image", "to_planar_rgb"]
+__all__ = ["ERASE_FILL", "ERASE_TARGETS", "IMAGENET_MEAN", "IMAGENET_STD", "EvalTransform", "TrainTransform",
+           "TransformConfig", "as_three_channels", "erase_box", "erase_cells", "erased_cells", "flip_shift_image",
+           "flip_shift_maps", "maps_to_float", "normalise", "normalise_batch", "resize_image", "resize_pair",
+           "shift_image", "to_planar_rgb"]
 
 
 def _check_sample(sample: Mapping[str, Any]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -111,6 +117,17 @@ def _to_tensors(image: np.ndarray, heatmaps: np.ndarray, weights: np.ndarray) ->
         "joint_weights": torch.from_numpy(np.ascontiguousarray(weights, dtype=np.float32)),  # (16,)
     }
 
+
+
+def _erase_targets(heatmaps: np.ndarray, box: Optional[Tuple[int, int, int, int]], hw: Tuple[int, int],
+                   cfg: TransformConfig, rng: np.random.Generator) -> np.ndarray:
+    """Step 5 on the maps (``cfg.erase_targets``): unchanged (``none``), the cells under the
+    image's ``box`` zeroed (``same``) or those under a second box drawn now (``independent``)."""
+    if cfg.erase_targets == "none":
+        return heatmaps
+    if cfg.erase_targets == "independent":
+        box = erase_box(int(hw[0]), int(hw[1]), cfg, rng)
+    return heatmaps if box is None else erase_cells(heatmaps, box, cfg.stride)
 
 
 # ---------------------------------------------------------------------------- transforms
@@ -153,11 +170,13 @@ class TrainTransform:
             weights = weights[FLIP]
         if self.device_normalise:
             box = erase_box(image.shape[0], image.shape[1], cfg, rng)
+            heatmaps = _erase_targets(heatmaps, box, image.shape[:2], cfg, rng)
             out = _to_tensors(to_planar_rgb(image), heatmaps, weights)   # image (3, H, W) uint8
             out["erase"] = torch.tensor(box if box is not None else (0, 0, 0, 0), dtype=torch.int32)
             return out
         out = normalise(image, cfg)                               # (3, H, W) float32
         box = erase_box(out.shape[1], out.shape[2], cfg, rng)
+        heatmaps = _erase_targets(heatmaps, box, out.shape[1:], cfg, rng)
         if box is not None:
             y, x, h, w = box
             out[:, y:y + h, x:x + w] = np.asarray(cfg.erase_fill, np.float32)[:, None, None]

@@ -121,7 +121,12 @@ class DataConfig:
     (one read of each) and the damaged ones are left out, each logged (warning and a
     ``damaged`` record in ``log.jsonl``); a row damaged later still stops the run.
     ``input_size`` / ``stride``: the cache's :class:`~vireid.data.geometry.Geometry`, checked
-    against its ``cache.json`` when training starts.
+    against its ``cache.json`` when training starts. Random erasing: ``erase_p``,
+    ``erase_area`` (fraction of the image), ``erase_fill`` (per-channel value in the
+    normalised image), ``erase_targets`` (``none``, ``same`` or ``independent``: the pose
+    targets' cells zeroed under the image's box or under a box of their own),
+    ``erase_aspect_sampling`` (``uniform`` or ``log``) and ``erase_attempts`` (tries for a
+    box that fits): :class:`~vireid.data.transforms.TransformConfig`.
     """
 
     input_size: Tuple[int, int] = PAPER.input_size
@@ -129,6 +134,11 @@ class DataConfig:
     pad: int = 10
     flip_p: float = 0.5
     erase_p: float = 0.5
+    erase_area: Tuple[float, float] = TransformConfig.erase_area
+    erase_fill: Tuple[float, float, float] = TransformConfig.erase_fill
+    erase_targets: str = TransformConfig.erase_targets
+    erase_aspect_sampling: str = TransformConfig.erase_aspect_sampling
+    erase_attempts: int = TransformConfig.erase_attempts
     num_ids: int = 8
     num_per_modality: int = 4
     batches_per_epoch: Optional[int] = None
@@ -147,7 +157,10 @@ class DataConfig:
         return Geometry(self.input_size, self.stride)
 
     def transform_config(self) -> TransformConfig:
-        return TransformConfig(self.geometry, pad=self.pad, flip_p=self.flip_p, erase_p=self.erase_p)
+        return TransformConfig(self.geometry, pad=self.pad, flip_p=self.flip_p, erase_p=self.erase_p,
+                               erase_area=tuple(self.erase_area), erase_fill=tuple(self.erase_fill),
+                               erase_targets=self.erase_targets, erase_aspect_sampling=self.erase_aspect_sampling,
+                               erase_attempts=self.erase_attempts)
 
     def sampler_config(self) -> SamplerConfig:
         return SamplerConfig(num_ids=self.num_ids, num_per_modality=self.num_per_modality,

@@ -70,6 +70,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import torch
 
 from vireid import __version__
+from vireid.data.cache_format import resize_filter_of
 from vireid.data.dataset import unwrap_worker_error
 from vireid.data.manifest import Manifest, ManifestError
 from vireid.data.sampler import SamplerError
@@ -197,6 +198,7 @@ def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir:
     split = split_training_data(cfg, cache, manifest, cache_dir)
     model_cfg = cfg.model_config(num_classes=len(split.label_map))
     check_cache(cache, manifest, cfg, model_cfg)
+    logger.info("cache %s: %d images, crops resized with %s", cache_dir, len(cache), resize_filter_of(cache.attrs))
     data = build_loader(cfg, cache, cache_dir, split, ctx.rank, ctx.world_size,
                         pin_memory=speed.pin_memory and device.type == "cuda")
 

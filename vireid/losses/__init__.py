@@ -5,6 +5,8 @@
 * :func:`pose_loss` — eq. 16, with per-joint weights and the merged single-map mode.
 * :func:`kd_loss` — eq. 15, KL(teacher || student) of the Hierarchical Feature Constraint.
 * :class:`LossConfig`, :func:`compute_losses`, :class:`JointLoss` — eq. 21; :func:`loss_terms` its terms one by one.
+
+Each is computed in float32 under any autocast (:mod:`vireid.losses.precision`).
 """
 from .hetero_center import HeteroCenterTripletLoss, modality_centers
 from .identity import identity_loss

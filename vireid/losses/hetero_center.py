@@ -30,6 +30,8 @@ from typing import Tuple
 import torch
 from torch import Tensor, nn
 
+from .precision import float32_loss
+
 logger = logging.getLogger(__name__)
 
 _REDUCTIONS = ("mean", "sum")
@@ -97,6 +99,7 @@ class HeteroCenterTripletLoss(nn.Module):
         hinge = torch.relu(self.margin + d_pos - d_neg)[valid]
         return hinge.mean() if self.reduction == "mean" else hinge.sum()
 
+    @float32_loss
     def forward(self, feats: Tensor, labels: Tensor, modality: Tensor) -> Tensor:
         if feats.dim() not in (2, 3):
             raise ValueError(f"feats must be [B, d] or [B, P, d], got shape {tuple(feats.shape)}")

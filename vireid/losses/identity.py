@@ -4,7 +4,10 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
+from .precision import float32_loss
 
+
+@float32_loss
 def identity_loss(stripe_logits: Tensor, labels: Tensor, label_smoothing: float = 0.0) -> Tensor:
     """Cross-entropy on every stripe head, summed over the heads, averaged over the batch.
 

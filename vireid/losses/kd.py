@@ -20,7 +20,10 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
+from .precision import float32_loss
 
+
+@float32_loss
 def kd_loss(
     teacher_logits: Tensor,
     student_logits: Tensor,

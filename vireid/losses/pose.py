@@ -46,6 +46,8 @@ from typing import Optional
 
 from torch import Tensor
 
+from .precision import float32_loss
+
 _NORMALIZATIONS = ("mean", "sum", "relative")
 
 
@@ -71,6 +73,7 @@ def merge_joint_heatmaps(heatmaps: Tensor, joint_weights: Optional[Tensor] = Non
     return heatmaps.amax(dim=1, keepdim=True)
 
 
+@float32_loss
 def pose_loss(
     pred: Tensor,
     target: Tensor,

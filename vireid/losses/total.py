@@ -13,6 +13,14 @@ Multi-process training passes ``gather`` (a :data:`BatchGather`, e.g.
 over the global batch's embeddings, labels and modalities, so every process computes the
 single-process value of eq. 19 (its gradient reaching each process's own share); the other
 terms stay per-sample averages of the process's own share, which DDP's gradient average makes global.
+
+Every term is computed in float32 under any autocast (:mod:`vireid.losses.precision`): the
+network's half-precision outputs are cast up at each loss's entry.
+
+``LossConfig.hctri_feature`` picks what the hetero-center triplet term sees of each stripe
+embedding: ``raw`` (default; the FC + BN output f_i of eq. 11, which eqs. 18-20 are written
+on) or ``l2x5`` (``5 * f_i / ||f_i||``, each stripe embedding L2-normalised and scaled by 5:
+what the public release feeds its triplet-style term, ``Normalize`` in its model).
 """
 from __future__ import annotations
 
@@ -20,14 +28,22 @@ import logging
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .hetero_center import HeteroCenterTripletLoss
 from .identity import identity_loss
 from .kd import kd_loss
 from .pose import pose_loss
+from .precision import autocast_off, to_float32
 
 logger = logging.getLogger(__name__)
+
+
+#: Values of ``LossConfig.hctri_feature``.
+HCTRI_FEATURES = ("raw", "l2x5")
+#: The release's scale of the L2-normalised embeddings (``hctri_feature: l2x5``).
+L2_SCALE = 5.0
 
 
 @dataclass
@@ -47,6 +63,9 @@ class LossConfig:
         pose_min_confidence: a cached joint supervises the pose branch, at full strength,
             when the estimator's confidence is above this (default 0: every joint it
             reported); the confidence is never an amplitude.
+        hctri_feature: what the hetero-center triplet term sees of each stripe embedding:
+            ``'raw'`` (default, eqs. 18-20 on f_i) or ``'l2x5'`` (L2-normalised times 5, the
+            release's); see :func:`hctri_features`.
         kd_temperature: softmax temperature of the KD loss (eq. 15 as written: 1).
         detach_teacher: stop gradients into PCB_T (default False: it learns from KD).
         label_smoothing: identity-loss label smoothing (paper: none).
@@ -57,6 +76,7 @@ class LossConfig:
     gamma: float = 1.0
     margin: float = 0.3
     hctri_reduction: str = "mean"
+    hctri_feature: str = "raw"
     pose_normalization: str = "mean"
     pose_min_confidence: float = 0.0
     kd_temperature: float = 1.0
@@ -73,6 +93,8 @@ class LossConfig:
             raise ValueError(f"LossConfig.kd_temperature must be > 0, got {self.kd_temperature}")
         if self.hctri_reduction not in ("mean", "sum"):
             raise ValueError(f"LossConfig.hctri_reduction must be 'mean' or 'sum', got {self.hctri_reduction!r}")
+        if self.hctri_feature not in HCTRI_FEATURES:
+            raise ValueError(f"LossConfig.hctri_feature must be one of {HCTRI_FEATURES}, got {self.hctri_feature!r}")
         if self.pose_normalization not in ("mean", "sum", "relative"):
             raise ValueError(
                 "LossConfig.pose_normalization must be 'mean', 'sum' or 'relative', "
@@ -125,7 +147,8 @@ def loss_terms(
         branches.append((outputs.pose_logits, outputs.pose_embeddings))
     terms: Dict[str, Tuple[float, Callable[[], Tensor]]] = {
         "id": (weight["id"], lambda: sum(identity_loss(lg, labels, cfg.label_smoothing) for lg, _ in branches)),
-        "hctri": (weight["hctri"], lambda: _hctri_term(hctri, [emb for _, emb in branches], labels, modality, gather)),
+        "hctri": (weight["hctri"], lambda: _hctri_term(hctri, [emb for _, emb in branches], labels, modality, gather,
+                                                       cfg.hctri_feature)),
     }
     if outputs.heatmaps is not None:
         if target_heatmaps is None:
@@ -138,10 +161,23 @@ def loss_terms(
     return terms
 
 
+def hctri_features(embeddings: Tensor, feature: str = "raw") -> Tensor:
+    """The ``[B, (P,) d]`` stripe embeddings as the hetero-center triplet term sees them, in float32:
+    ``'raw'`` as they are, ``'l2x5'`` each stripe's ``d``-vector L2-normalised and times 5."""
+    if feature not in HCTRI_FEATURES:
+        raise ValueError(f"hctri feature must be one of {HCTRI_FEATURES}, got {feature!r}")
+    embeddings = to_float32(embeddings)
+    if feature == "raw":
+        return embeddings
+    with autocast_off(embeddings):
+        return F.normalize(embeddings, p=2.0, dim=-1) * L2_SCALE
+
+
 def _hctri_term(hctri: HeteroCenterTripletLoss, embeddings: List[Tensor], labels: Tensor, modality: Tensor,
-                gather: Optional[BatchGather]) -> Tensor:
-    """Eq. 20: the hetero-center triplet loss summed over the branches' stripe embeddings; with
-    ``gather``, over the global batch's."""
+                gather: Optional[BatchGather], feature: str = "raw") -> Tensor:
+    """Eq. 20: the hetero-center triplet loss summed over the branches' stripe embeddings (as
+    :func:`hctri_features` makes them); with ``gather``, over the global batch's."""
+    embeddings = [hctri_features(emb, feature) for emb in embeddings]
     if gather is not None:
         embeddings, labels, modality = gather(embeddings, labels, modality)
     return sum(hctri(emb, labels, modality) for emb in embeddings)
@@ -171,14 +207,16 @@ def compute_losses(
             term (:data:`BatchGather`; module docstring); ``None``: this batch alone.
 
     Returns:
-        ``{'id', 'hctri'[, 'pose'][, 'kd'], 'total'}``: unweighted terms and the weighted total.
+        ``{'id', 'hctri'[, 'pose'][, 'kd'], 'total'}``: unweighted terms and the weighted total,
+        all float32 whatever autocast is on (module docstring).
     """
     losses: Dict[str, Tensor] = {}
     total: Optional[Tensor] = None
-    for name, (weight, compute) in loss_terms(outputs, labels, modality, target_heatmaps, joint_weights,
-                                              config, gather).items():
-        losses[name] = compute()
-        total = losses[name] if name == "id" else total + weight * losses[name]
+    with autocast_off(labels, target_heatmaps):      # the weighted sum in float32 too
+        for name, (weight, compute) in loss_terms(outputs, labels, modality, target_heatmaps, joint_weights,
+                                                  config, gather).items():
+            losses[name] = compute()
+            total = losses[name] if name == "id" else total + weight * losses[name]
     losses["total"] = total
     return losses
 

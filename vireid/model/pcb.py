@@ -18,7 +18,8 @@ class StripeHead(nn.Module):
 
     The FC reduces 2048-dim stripe vectors to 512-dim (Section III-C); BN follows the
     release. The FC + BN output is the fine-grained part feature f_i of eq. 11: the
-    hetero-center triplet loss (eqs. 18-20) and the test features (eqs. 12-13) use it. The
+    hetero-center triplet loss (eqs. 18-20) and the test features (eqs. 12-13) use it (the
+    release feeds its triplet-style term 5 x f_i / ||f_i||: ``loss.hctri_feature: l2x5``). The
     LeakyReLU(0.1) sits on the classifier's path only, as in the release (which also
     L2-normalises the pre-activation output for testing): ``logits = W * LeakyReLU(f_i)``.
     """
