@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
+import torch
 from torch.utils.data import DataLoader
 
 from vireid.data.dataset import CacheDataset, make_label_map, training_indices
@@ -68,12 +69,24 @@ def split_training_data(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifes
     return DataSplit(train_idx, val_idx, label_map, damaged)
 
 
+def heatmap_mode(use_pose_loss: bool, device: torch.device) -> str:
+    """What the loader gives of the target heatmaps (``TrainTransform(heatmaps=...)``): none when
+    no loss uses them (pose loss off); on an accelerator the uint8 maps as stored, shifted on
+    the device (:func:`~vireid.data.transforms.shift_heatmaps`: a quarter of the float32 bytes
+    to copy); on a CPU, shifted in the loader's workers (float32; nothing to copy)."""
+    if not use_pose_loss:
+        return "none"
+    return "float" if device.type == "cpu" else "stored"
+
+
 def build_loader(cfg: TrainConfig, cache: HeatmapCache, cache_dir: Path, split: DataSplit, rank: int,
-                 world_size: int, pin_memory: bool) -> TrainData:
-    """The training loader (this rank's share of every global batch) and the validation split."""
+                 world_size: int, pin_memory: bool, heatmaps: str = "float") -> TrainData:
+    """The training loader (this rank's share of every global batch) and the validation split;
+    ``heatmaps`` as :func:`heatmap_mode` says."""
     # workers do the geometry on uint8; normalisation and erasing run on the device per batch
     transform_cfg = cfg.data.transform_config()
-    dataset = CacheDataset(cache, split.train_idx, TrainTransform(transform_cfg, device_normalise=True),
+    dataset = CacheDataset(cache, split.train_idx,
+                           TrainTransform(transform_cfg, device_normalise=True, heatmaps=heatmaps),
                            seed=cfg.seed, label_map=split.label_map)
     if cfg.data.num_ids % world_size:
         raise TrainError(f"data.num_ids={cfg.data.num_ids} identities per (global) batch cannot be split evenly "

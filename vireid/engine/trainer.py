@@ -84,7 +84,7 @@ from vireid.engine.run_state import RunProgress, check_resumable, load_for_resum
 from vireid.engine.runlog import NullLog, RunLog, read_log, trim_log
 from vireid.engine.speed import ResolvedSpeed, resolve_speed
 from vireid.engine.steptimer import NULL_TIMER, StepTimer
-from vireid.engine.train_data import build_loader, split_training_data
+from vireid.engine.train_data import build_loader, heatmap_mode, split_training_data
 from vireid.io import PathLike, WriteError, ensure_writable
 from vireid.model import ModelConfig, PoseVIReIDNet, load_imagenet_backbone, load_pose_branch_from_lip
 
@@ -194,7 +194,8 @@ def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir:
     model_cfg = cfg.model_config(num_classes=len(split.label_map))
     check_cache(cache, manifest, cfg, model_cfg)
     data = build_loader(cfg, cache, cache_dir, split, ctx.rank, ctx.world_size,
-                        pin_memory=speed.pin_memory and device.type == "cuda")
+                        pin_memory=speed.pin_memory and device.type == "cuda",
+                        heatmaps=heatmap_mode(model_cfg.use_pose_loss, device))
 
     # ---- 2. model, optimiser; a resume puts the checkpoint's training state back
     resume_from = resume_path(resume, out)
