@@ -13,6 +13,7 @@ from vireid.data.shards import HeatmapCache
 from vireid.data.transforms import shift_heatmaps
 from vireid.engine.train_data import build_loader, heatmap_mode, split_training_data
 from vireid.engine.trainer import train
+from vireid.model import ModalitySpecificModule
 
 
 def _first_batch(cfg, cache_dir, heatmaps):  # noqa: F811
@@ -39,20 +40,27 @@ def test_the_loader_gives_uint8_maps_that_the_device_shifts_into_the_float_ones(
     assert torch.equal(got, floats["heatmaps"])
 
 
-def test_pose_loss_off_copies_no_heatmaps(cache_dir, tmp_path, monkeypatch):  # noqa: F811
+def test_pose_loss_off_copies_no_heatmaps_and_the_stems_split_by_the_host_count(cache_dir, tmp_path,  # noqa: F811
+                                                                                 monkeypatch):
     cfg = tiny_config("model.use_pose_loss=false", "epochs=1", "data.batches_per_epoch=2")
     batch, _ = _first_batch(cfg, cache_dir, heatmap_mode(False, torch.device("cuda", 0)))
     assert "heatmaps" not in batch and "joint_weights" not in batch
-    seen = []
-    step = loop_mod.JointLoop.train_step
+    seen, counts = [], []
+    step, stems = loop_mod.JointLoop.train_step, ModalitySpecificModule.forward
 
     def spy(self, batch):
         seen.append(set(batch))
         return step(self, batch)
+
+    def stems_spy(self, images, modality, rgb_count=None):
+        counts.append(rgb_count)
+        return stems(self, images, modality, rgb_count)
     monkeypatch.setattr(loop_mod.JointLoop, "train_step", spy)
+    monkeypatch.setattr(ModalitySpecificModule, "forward", stems_spy)
     train(cfg, cache_dir, tmp_path / "run")
     assert len(seen) == 2 and all("heatmaps" not in keys and "image" in keys for keys in seen)
     assert all("pose" not in s for s in _steps(tmp_path / "run"))
+    assert counts[:2] == [4, 4]        # 2 ids x 2 RGB first (the sampler's layout): split without a sync
 
 
 def test_maps_shifted_on_the_device_train_exactly_as_in_the_workers(cache_dir, tmp_path, monkeypatch):  # noqa: F811

@@ -15,6 +15,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 from vireid.data.dataset import CacheDataset, make_label_map, training_indices
@@ -22,6 +23,7 @@ from vireid.data.manifest import Manifest
 from vireid.data.sampler import CrossModalitySampler, SamplerError
 from vireid.data.shards import HeatmapCache
 from vireid.data.transforms import TransformConfig, TrainTransform
+from vireid.engine import distributed as ddp
 from vireid.engine.config import TrainConfig
 from vireid.engine.errors import TrainError
 from vireid.engine.validation import validation_split
@@ -51,8 +53,11 @@ class TrainData:
     val_gallery: List[int]
 
 
-def split_training_data(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir: Path) -> DataSplit:
-    """The training and held-out rows of ``cache`` and the training identities' labels."""
+def split_training_data(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir: Path,
+                        rank: int = 0, world_size: int = 1) -> DataSplit:
+    """The training and held-out rows of ``cache`` and the training identities' labels (the
+    same on every rank; with ``data.damaged_rows: skip`` each of ``world_size`` ranks reads a
+    share of the rows and the ranks pool what they found)."""
     try:
         train_idx, val_idx = training_indices(cache, manifest, cfg.data.splits, trial=cfg.data.trial,
                                               holdout=cfg.data.holdout, holdout_fraction=cfg.data.holdout_fraction,
@@ -63,7 +68,7 @@ def split_training_data(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifes
         raise TrainError(f"{cache_dir}: {exc}") from None
     damaged: List[Tuple[int, str]] = []
     if cfg.data.damaged_rows == "skip":
-        train_idx, val_idx, damaged = _without_damaged(cache, train_idx, val_idx)
+        train_idx, val_idx, damaged = _without_damaged(cache, train_idx, val_idx, rank, world_size)
     meta = cache.metadata()
     label_map = make_label_map(meta["pid"][np.asarray(train_idx)].tolist())
     return DataSplit(train_idx, val_idx, label_map, damaged)
@@ -109,14 +114,26 @@ def build_loader(cfg: TrainConfig, cache: HeatmapCache, cache_dir: Path, split: 
     return TrainData(dataset, sampler, loader, transform_cfg, val_query, val_gallery)
 
 
-def _without_damaged(cache: HeatmapCache, train_idx: Sequence[int],
-                     val_idx: Sequence[int]) -> Tuple[List[int], List[int], List[Tuple[int, str]]]:
+def _group_spans(world_size: int) -> bool:
+    """Whether a process group of ``world_size`` processes is there to pool the ranks' findings."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() == world_size
+
+
+def _without_damaged(cache: HeatmapCache, train_idx: Sequence[int], val_idx: Sequence[int], rank: int = 0,
+                     world_size: int = 1) -> Tuple[List[int], List[int], List[Tuple[int, str]]]:
     """``data.damaged_rows: skip``: read every training and held-out row once and leave out
-    those that fail their checksums, saying which."""
-    damaged = cache.damaged_rows(sorted(set(train_idx) | set(val_idx)))
+    those that fail their checksums, saying which. Under DDP rank ``r`` reads rows ``r``,
+    ``r + world_size``, ... and the ranks gather their findings: every row is read once in
+    all, not once per rank."""
+    rows = sorted(set(train_idx) | set(val_idx))
+    if world_size > 1 and _group_spans(world_size):
+        found = ddp.all_gather_object(cache.damaged_rows(rows[rank::world_size]))
+        damaged = sorted((i, message) for part in found for i, message in part)
+    else:
+        damaged = cache.damaged_rows(rows)
     bad = {i for i, _ in damaged}
     for _, message in damaged:
         logger.warning("left out (data.damaged_rows=skip): %s", message)
     if damaged:
-        logger.warning("%d damaged row(s) left out of %d", len(damaged), len(set(train_idx) | set(val_idx)))
+        logger.warning("%d damaged row(s) left out of %d", len(damaged), len(rows))
     return [i for i in train_idx if i not in bad], [i for i in val_idx if i not in bad], damaged

@@ -190,7 +190,7 @@ def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir:
     seed_everything(cfg.seed)
 
     # ---- 1. data
-    split = split_training_data(cfg, cache, manifest, cache_dir)
+    split = split_training_data(cfg, cache, manifest, cache_dir, ctx.rank, ctx.world_size)
     model_cfg = cfg.model_config(num_classes=len(split.label_map))
     check_cache(cache, manifest, cfg, model_cfg)
     data = build_loader(cfg, cache, cache_dir, split, ctx.rank, ctx.world_size,
