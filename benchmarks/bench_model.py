@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vireid.losses import compute_losses  # noqa: E402
-from vireid.model import ModelConfig, PoseVIReIDNet  # noqa: E402
+from vireid.model import ModelConfig, PoseVIReIDNet, leading_rgb_count  # noqa: E402
 from vireid.pose.joints import NUM_JOINTS  # noqa: E402
 
 logger = logging.getLogger("bench_model")
@@ -56,9 +56,11 @@ def bench(backbone: str, hw: Tuple[int, int], batch: int, steps: int, device: to
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
+    rgb_count = leading_rgb_count(modality.cpu())      # as vireid-train: from the batch's host copy
+
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        out = model(images, modality)
+        out = model(images, modality, rgb_count=rgb_count)
         compute_losses(out, labels, modality, heat, weights)["total"].backward()
         opt.step()
 

@@ -37,12 +37,13 @@ from vireid.data.manifest import Manifest  # noqa: E402
 from vireid.data.sampler import CrossModalitySampler, SamplerConfig  # noqa: E402
 from vireid.data.scan import scan  # noqa: E402
 from vireid.data.shards import CacheConfig, HeatmapCache  # noqa: E402
-from vireid.data.transforms import TrainTransform, normalise_batch  # noqa: E402
+from vireid.data.transforms import TrainTransform, normalise_batch, shift_heatmaps  # noqa: E402
 from vireid.engine.config import TrainConfig, load_config  # noqa: E402
 from vireid.engine.speed import resolve_speed  # noqa: E402
+from vireid.engine.train_data import heatmap_mode  # noqa: E402
 from vireid.engine.optim import build_optimizer  # noqa: E402
 from vireid.losses import compute_losses  # noqa: E402
-from vireid.model import PoseVIReIDNet  # noqa: E402
+from vireid.model import PoseVIReIDNet, leading_rgb_count  # noqa: E402
 
 
 def make_sysu_cache(tmp: Path, ids: int, input_size: Tuple[int, int], images_per_camera: int = 2,
@@ -69,8 +70,9 @@ def loader_rate(cache_dir: Path, cfg: TrainConfig, workers: int, batches: int, d
     manifest = Manifest.load(cache_dir / "manifest.json")
     idx, _ = training_indices(cache, manifest, ["train", "val"])
     labels = make_label_map(cache.metadata()["pid"][idx].tolist())
-    tcfg = cfg.data.transform_config()  # as vireid-train: uint8 out, the device normalises
-    ds = CacheDataset(cache, idx, TrainTransform(tcfg, device_normalise=True), label_map=labels)
+    tcfg = cfg.data.transform_config()  # as vireid-train: uint8 out, the device normalises (and shifts the maps)
+    maps = heatmap_mode(cfg.model.use_pose_loss, device)
+    ds = CacheDataset(cache, idx, TrainTransform(tcfg, device_normalise=True, heatmaps=maps), label_map=labels)
     sampler = CrossModalitySampler(ds.pids, ds.modalities,
                                    SamplerConfig(cfg.data.num_ids, cfg.data.num_per_modality, batches), keyed=True)
     pin = speed.pin_memory and device.type == "cuda"
@@ -79,6 +81,8 @@ def loader_rate(cache_dir: Path, cfg: TrainConfig, workers: int, batches: int, d
     for i, batch in enumerate(loader):
         images = batch["image"].to(device, non_blocking=pin)
         normalise_batch(images, batch["erase"], tcfg)
+        if "heatmap_shift" in batch:
+            shift_heatmaps(batch["heatmaps"].to(device, non_blocking=pin), batch["heatmap_shift"], tcfg)
         if i + 1 == warmup_batches:
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
@@ -122,6 +126,7 @@ def main() -> None:
     hm = cfg.model_config(2).heatmap_size()
     images = torch.randn(b, 3, h, w, device=device)
     mods = torch.arange(b, device=device) // (b // 2)
+    rgb_count = leading_rgb_count(mods.cpu())                    # as vireid-train: from the batch's host copy
     lab = (torch.arange(b, device=device) // 4) % len(labels)
     heat = torch.rand(b, 16, *hm, device=device)
     jw = torch.ones(b, 16, device=device)
@@ -130,7 +135,7 @@ def main() -> None:
 
     def step() -> None:
         with torch.autocast(device.type, dtype=speed.amp_dtype or torch.bfloat16, enabled=speed.amp_dtype is not None):
-            losses = compute_losses(model(images, mods), lab, mods, heat, jw, cfg.loss_config())
+            losses = compute_losses(model(images, mods, rgb_count=rgb_count), lab, mods, heat, jw, cfg.loss_config())
         opt.zero_grad(set_to_none=True)
         losses["total"].backward()
         opt.step()

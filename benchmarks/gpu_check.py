@@ -11,7 +11,9 @@ estimator: no weights, no download) it measures
   paper's setting (ResNet-50, 288x144, 8 ids x 4 RGB x 4 IR, random weights) in each speed mode:
   float32, bf16 and fp16 autocast, channels-last on / off, ``torch.compile``; training images/s
   (and without the data wait), its ratio to float32, peak GPU memory, warm-up time, whether the
-  losses stayed finite;
+  losses stayed finite; every mode without the per-loss gradient shares (``grad_every=0``), and
+  the default mode once more with them measured every step (``grad_every=1``,
+  :mod:`vireid.engine.grad_share`: one extra backward per loss term), against that mode without;
 * **loader**: the share of a step spent waiting for data with ``--workers`` (4 and 8) DataLoader
   workers in the default mode (speed ``auto``), and the loader alone (``bench_train.loader_rate``)
   against the model's images/s;
@@ -22,7 +24,11 @@ estimator: no weights, no download) it measures
   distance matrix against the per-query loop (``bench_eval_metrics.time_trial``, identical numbers);
 * **ddp**: ``vireid-train`` under ``torchrun`` with NCCL on the GPUs present (gloo on a CPU). With one
   GPU the process initialises a one-process NCCL group itself, so the trainer still runs
-  DistributedDataParallel over NCCL (NCCL refuses two ranks on one GPU).
+  DistributedDataParallel over NCCL (NCCL refuses two ranks on one GPU). A world size of 1 checks
+  that the DDP path runs (process group, the DDP wrapper, its bucketed gradient all-reduce over
+  one rank) and its overhead against one plain process; it cannot check what needs two ranks:
+  SyncBatchNorm falls back to plain BatchNorm, the hetero-center gather of the global batch is
+  a no-op, and nothing crosses a link between GPUs. The row says so.
 
 Every figure is measured in this run, or is a ratio of two that are. A capability the host
 lacks (no CUDA, no bfloat16, no triton for ``torch.compile``, no NCCL) gives a row
@@ -79,6 +85,11 @@ MODES: Dict[str, Dict[str, Any]] = {
 }
 BASELINE_MODE = "float32"
 RESULT_TAG = "GPU_CHECK_ROWS "
+#: what a one-process ddp row shows and does not (its details, and a note under the table)
+ONE_RANK = ("world size 1: checks that the DDP path runs and its overhead; cannot check SyncBatchNorm "
+            "(falls back to BatchNorm), the hetero-center gather (a no-op) or traffic between GPUs")
+#: the train check of the default mode with the gradient shares measured every step
+GRAD_SHARE = " + grad_every=1"
 
 
 # ----------------------------------------------------------------------------- settings and rows
@@ -114,7 +125,7 @@ class Plan:
         """configs/sysu.yaml overrides of a training check (``extra``: dotted keys, '__' for '.')."""
         # random weights: no ImageNet backbone, no LIP checkpoint for the pose branch (the paper preset
         # requires model.pose_init to be given; null is its documented choice for a random start)
-        base = ["model.pretrained=null", "model.pose_init=null", "progress=false", "log_every=100000",
+        base = ["model.pretrained=null", "model.pose_init=null", "progress=false", "log_every=100000", "grad_every=0",
                 f"device={self.device}", f"data.workers={max(self.workers)}"] + self.model
         return base + [f"{k.replace('__', '.')}={_yaml(v)}" for k, v in extra.items()]
 
@@ -380,7 +391,7 @@ def job_ddp(spec: Dict[str, Any]) -> List[Row]:
         "processes": world, "images_per_s": d["images_per_s"], "data_wait_share": d["data_wait_share"],
         "peak_memory_mib": d["peak_memory_mib"], "loss_total": d["loss_values"]["total"]})
     row.details = (f"{d['speed']}; {d['images_per_step']:.0f} images per global step; "
-                   f"peak {d['peak_memory_mib']:.0f} MiB on rank 0")
+                   f"peak {d['peak_memory_mib']:.0f} MiB on rank 0" + (f"; {ONE_RANK}" if world == 1 else ""))
     if report.backend is None:
         row.status, row.reason = "failed", "no process group: the trainer did not run DDP"
     elif not report.losses_finite:
@@ -510,6 +521,10 @@ def run_checks(plan: Plan, sections: Sequence[str], tmp: Path, log: Callable[[st
             limit = plan.compile_timeout_s if mode["compile"] else plan.row_timeout_s
             run("train", {**common, "section": "train",
                           "overrides": plan.overrides(**{f"speed__{k}": v for k, v in mode.items()})}, name, limit)
+        if not compiled and any(r.section == "train" and r.check == dmode and r.status == "ok" for r in rows):
+            speed = {f"speed__{k}": v for k, v in MODES[dmode].items()}
+            run("train", {**common, "section": "train", "overrides": plan.overrides(grad_every=1, **speed)},
+                dmode + GRAD_SHARE, plan.row_timeout_s)
 
     if "train" in sections:
         train_modes(compiled=False)
@@ -565,7 +580,11 @@ def _add_ratios(rows: List[Row], dmode: str) -> None:
             continue
         if r.section == "train":
             r.result = f"{f['images_per_s']:.1f} img/s"
-            if base is not None:
+            without = train.get(r.check[:-len(GRAD_SHARE)]) if r.check.endswith(GRAD_SHARE) else None
+            if without is not None:
+                f["vs_without_grad_share"] = f["images_per_s"] / without.figures["images_per_s"]
+                r.ratio = f"{f['vs_without_grad_share']:.2f}x {without.check} without the gradient shares"
+            elif base is not None:
                 f["vs_float32"] = f["images_per_s"] / base.figures["images_per_s"]
                 f["memory_vs_float32"] = f["peak_memory_mib"] / base.figures["peak_memory_mib"]
                 r.ratio = f"{f['vs_float32']:.2f}x float32 (memory {f['memory_vs_float32']:.2f}x)"
@@ -669,6 +688,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"gpu_check: {info.get('gpu', 'CPU')} ({device}), {'--quick' if plan.quick else 'full'} run, "
           f"{seconds:.0f} s, {torch.get_num_threads()} torch thread(s) per process; every figure measured in this run")
     print(table)
+    if any(r.section == "ddp" and r.status == "ok" and r.figures.get("processes") == 1 for r in rows):
+        print(f"note on the ddp row: {ONE_RANK}")
     payload = {"host": info, "quick": plan.quick, "seconds": seconds, "plan": dataclasses.asdict(plan),
                "sections": {s: [r.to_dict() for r in rows if r.section == s] for s in sections}, "table": table}
     args.out.parent.mkdir(parents=True, exist_ok=True)

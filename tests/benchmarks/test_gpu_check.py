@@ -83,8 +83,12 @@ def test_ratios_are_against_the_rows_they_name(gc):
             Row("train", "fp16", "skipped", "no"),
             Row("ddp", "torchrun 1 process(es), nccl", figures={"images_per_s": 240.0}),
             Row("loader", "4 workers", figures={"data_wait_share": 0.25, "loader_over_model": 0.8}),
-            Row("eval", "metrics multi-shot", figures={"seconds": 0.5, "speedup": 21.0})]
+            Row("eval", "metrics multi-shot", figures={"seconds": 0.5, "speedup": 21.0}),
+            Row("train", "bf16 + channels_last + grad_every=1", figures={"images_per_s": 200.0,
+                                                                         "peak_memory_mib": 1300.0})]
     gc._add_ratios(rows, "bf16 + channels_last")
+    assert rows[6].figures["vs_without_grad_share"] == pytest.approx(0.8)
+    assert rows[6].ratio == "0.80x bf16 + channels_last without the gradient shares"
     assert rows[1].figures["vs_float32"] == pytest.approx(2.5)
     assert rows[1].figures["memory_vs_float32"] == pytest.approx(0.6)
     assert rows[1].ratio == "2.50x float32 (memory 0.60x)" and rows[1].result == "250.0 img/s"
@@ -135,6 +139,10 @@ def test_quick_cpu_run_measures_every_section(tmp_path):
     assert eval_rows["feature extraction"]["images"] > 0 and eval_rows["metrics single-shot"]["speedup"] > 1
     (ddp,) = sections["ddp"]
     assert "gloo" in ddp["check"] and ddp["figures"]["processes"] == 1
+    assert "world size 1" in ddp["details"] and "SyncBatchNorm (falls back to BatchNorm)" in ddp["details"]
+    assert "note on the ddp row: world size 1" in stdout
+    shares = train["float32 + grad_every=1"]
+    assert shares["status"] == "ok" and shares["figures"]["vs_without_grad_share"] > 0
     # the DDP run computed the single-process run's losses (same data, seed and steps)
     assert ddp["figures"]["loss_total"] == pytest.approx(train["float32"]["figures"]["loss_total"], rel=1e-5)
     heat = {r["check"]: r["figures"] for r in sections["heatmaps"]}

@@ -133,3 +133,62 @@ def test_bad_arguments():
         HeteroCenterTripletLoss(margin=-1)
     with pytest.raises(ValueError, match="labels"):
         HeteroCenterTripletLoss()(torch.randn(4, 3), torch.zeros(3), torch.zeros(4))
+
+
+# ---------------------------------------------------------------- one grouping for all stripes, no syncs
+def per_stripe_reference(feats, labels, modality, margin, reduction):
+    """Eq. 19 stripe by stripe with the centres found by ``unique`` (the straightforward,
+    synchronising form): the fixed-slot implementation must give the same values and gradients."""
+    def one(f):
+        keys = torch.stack([labels.long(), modality.long()], dim=1)
+        uniq, inverse = torch.unique(keys, dim=0, return_inverse=True)
+        sums = f.new_zeros(uniq.shape[0], f.shape[1]).index_add(0, inverse, f)
+        centers = sums / torch.bincount(inverse, minlength=uniq.shape[0]).to(f.dtype)[:, None]
+        c_lab, c_mod = uniq[:, 0], uniq[:, 1]
+        sq = (centers * centers).sum(1)
+        dist = (sq[:, None] + sq[None, :] - 2.0 * centers @ centers.t()).clamp_min(1e-12).sqrt()
+        same = c_lab[:, None] == c_lab[None, :]
+        pos, neg = same & (c_mod[:, None] != c_mod[None, :]), ~same
+        valid = pos.any(1) & neg.any(1)
+        if not bool(valid.any()):
+            return f.sum() * 0.0
+        hinge = torch.relu(margin + (dist * pos).sum(1) - dist.masked_fill(~neg, float("inf")).min(1).values)[valid]
+        return hinge.mean() if reduction == "mean" else hinge.sum()
+    return sum(one(feats[:, p]) for p in range(feats.shape[1]))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("seed", range(4))
+def test_values_and_gradients_match_the_per_stripe_form(seed, reduction):
+    g = torch.Generator().manual_seed(seed)
+    b = 24
+    labels = torch.randint(0, 5, (b,), generator=g) * 37 + 1000         # arbitrary ids, any order
+    modality = torch.randint(0, 2, (b,), generator=g)                  # some ids miss a modality
+    feats = (torch.randn(b, 3, 16, generator=g) * 0.5).requires_grad_()
+    ref_feats = feats.detach().clone().requires_grad_()
+    loss = HeteroCenterTripletLoss(0.3, reduction)(feats, labels, modality)
+    ref = per_stripe_reference(ref_feats, labels, modality, 0.3, reduction)
+    assert ref.item() > 0
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-5, abs=1e-6)
+    loss.backward()
+    ref.backward()
+    torch.testing.assert_close(feats.grad, ref_feats.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_no_valid_center_is_a_zero_with_a_graph():
+    feats = torch.randn(4, 2, 3, requires_grad=True)
+    loss = HeteroCenterTripletLoss()(feats, torch.tensor([5, 5, 5, 5]), torch.tensor([0, 1, 0, 1]))
+    loss.backward()                                          # one identity: no negative anywhere
+    assert loss.item() == 0.0 and torch.equal(feats.grad, torch.zeros_like(feats))
+
+
+def test_no_host_device_synchronisation():
+    from tests.syncs import SyncRecorder
+
+    feats, labels, modality = random_batch(5, p=4, k=3, d=8)
+    stripes = torch.stack([feats, feats.flip(1), feats * 2], dim=1).requires_grad_()   # [B, 3, d]
+    with SyncRecorder() as rec:
+        loss = HeteroCenterTripletLoss()(stripes, labels, modality)
+        loss.backward()
+    assert rec.syncs == []
+    assert loss.item() > 0

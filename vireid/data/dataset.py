@@ -124,7 +124,8 @@ class CacheDataset(Dataset):
 
     def __getitem__(self, item: Item) -> Dict[str, Any]:
         """``item`` = position or ``(position, epoch, draw)`` -> dict with ``image`` (3, H, W) float32,
-        ``heatmaps`` (16, Hm, Wm) float32, ``joint_weights`` (16,) float32, ``pid`` (raw identity),
+        ``heatmaps`` (16, Hm, Wm) float32, ``joint_weights`` (16,) float32 (or what the transform
+        gives instead: see :class:`~vireid.data.transforms.TrainTransform`), ``pid`` (raw identity),
         ``label`` (0..C-1), ``camid``, ``modality`` (0 RGB / 1 IR), ``index`` (position), ``cache_index``."""
         if isinstance(item, (tuple, list)):
             position, epoch, draw = (int(v) for v in item)

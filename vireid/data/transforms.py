@@ -71,19 +71,24 @@ from vireid.data.augment import (  # noqa: F401  (the steps and settings are re-
     flip_shift_image,
     flip_shift_maps,
     maps_to_float,
+    mirror_maps,
     normalise,
     normalise_batch,
     resize_image,
     resize_pair,
+    shift_heatmaps,
     shift_image,
     to_planar_rgb,
 )
 from vireid.pose.joints import NUM_JOINTS
 
-__all__ = ["ERASE_FILL", "ERASE_TARGETS", "IMAGENET_MEAN", "IMAGENET_STD", "EvalTransform", "TrainTransform",
-           "TransformConfig", "as_three_channels", "erase_box", "erase_cells", "erased_cells", "flip_shift_image",
-           "flip_shift_maps", "maps_to_float", "normalise", "normalise_batch", "resize_image", "resize_pair",
-           "shift_image", "to_planar_rgb"]
+__all__ = ["ERASE_FILL", "ERASE_TARGETS", "HEATMAP_MODES", "IMAGENET_MEAN", "IMAGENET_STD", "EvalTransform",
+           "TrainTransform", "TransformConfig", "as_three_channels", "erase_box", "erase_cells", "erased_cells",
+           "flip_shift_image", "flip_shift_maps", "maps_to_float", "mirror_maps", "normalise", "normalise_batch",
+           "resize_image", "resize_pair", "shift_heatmaps", "shift_image", "to_planar_rgb"]
+
+#: ``TrainTransform(heatmaps=...)``: shifted float32 here, as stored for the device, or none
+HEATMAP_MODES = ("float", "stored", "none")
 
 
 def _check_sample(sample: Mapping[str, Any]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -143,13 +148,27 @@ class TrainTransform:
     With ``device_normalise=True`` the image comes back as (3, H, W) uint8 RGB with
     ``erase`` (4,) int32 (y, x, h, w; zeros: none), for :func:`normalise_batch`; the
     random draws are the same, so both paths give the same training images.
+
+    ``heatmaps``: ``'float'`` (default) shifts the maps here, float32 out; ``'stored'`` gives
+    them as the cache stores them (uint8, a quarter of the bytes to copy to the device),
+    mirrored with the image, and ``heatmap_shift`` (2,) int32 (dy, dx pixels, ``dx`` after
+    the mirror) for :func:`shift_heatmaps` on the device, which gives the ``'float'`` maps
+    bit for bit; ``'none'`` leaves out ``heatmaps`` and ``joint_weights`` (no loss uses
+    them: pose loss off). The random draws are the same in every mode.
     """
 
     def __init__(self, config: TransformConfig = TransformConfig(), seed: int = 0,
-                 device_normalise: bool = False):
+                 device_normalise: bool = False, heatmaps: str = "float"):
+        if heatmaps not in HEATMAP_MODES:
+            raise ValueError(f"heatmaps must be one of {HEATMAP_MODES}, got {heatmaps!r}")
+        if heatmaps == "stored" and config.erase_targets != "none":
+            # the erased cells are those under the box in the shifted maps, which 'stored' shifts later
+            raise ValueError(f"heatmaps='stored' cannot erase the targets (erase_targets: {config.erase_targets}); "
+                             "use heatmaps='float'")
         self.config = config
         self.seed = int(seed)
         self.device_normalise = bool(device_normalise)
+        self.heatmaps = heatmaps
 
     def __call__(self, sample: Mapping[str, Any], rng: Optional[np.random.Generator] = None) -> Dict[str, torch.Tensor]:
         cfg = self.config
@@ -165,22 +184,38 @@ class TrainTransform:
         # the same result as shifting, then mirroring, each separately, with fewer copies
         # (tests/data/reference_transforms.py holds that step-by-step version)
         image = flip_shift_image(image, dy, dx, flip)
-        heatmaps = flip_shift_maps(heatmaps, dy / cfg.stride, dx / cfg.stride, flip)
+        extra: Dict[str, torch.Tensor] = {}
+        if self.heatmaps == "float":
+            heatmaps = flip_shift_maps(heatmaps, dy / cfg.stride, dx / cfg.stride, flip)
+        elif self.heatmaps == "stored":
+            if heatmaps.dtype != np.uint8:
+                raise ValueError("heatmaps='stored' needs the cache's uint8 maps at its own heatmap size")
+            if flip:
+                heatmaps = mirror_maps(heatmaps)
+            extra["heatmap_shift"] = torch.tensor((dy, -dx if flip else dx), dtype=torch.int32)
         if flip:
             weights = weights[FLIP]
         if self.device_normalise:
             box = erase_box(image.shape[0], image.shape[1], cfg, rng)
             heatmaps = _erase_targets(heatmaps, box, image.shape[:2], cfg, rng)
-            out = _to_tensors(to_planar_rgb(image), heatmaps, weights)   # image (3, H, W) uint8
+            out = self._tensors(to_planar_rgb(image), heatmaps, weights)   # image (3, H, W) uint8
             out["erase"] = torch.tensor(box if box is not None else (0, 0, 0, 0), dtype=torch.int32)
-            return out
+            return {**out, **extra}
         out = normalise(image, cfg)                               # (3, H, W) float32
         box = erase_box(out.shape[1], out.shape[2], cfg, rng)
         heatmaps = _erase_targets(heatmaps, box, out.shape[1:], cfg, rng)
         if box is not None:
             y, x, h, w = box
             out[:, y:y + h, x:x + w] = np.asarray(cfg.erase_fill, np.float32)[:, None, None]
-        return _to_tensors(out, heatmaps, weights)
+        return {**self._tensors(out, heatmaps, weights), **extra}
+
+    def _tensors(self, image: np.ndarray, heatmaps: np.ndarray, weights: np.ndarray) -> Dict[str, torch.Tensor]:
+        if self.heatmaps == "none":
+            return {"image": torch.from_numpy(image)}
+        out = _to_tensors(image, heatmaps, weights)
+        if self.heatmaps == "stored":
+            out["heatmaps"] = torch.from_numpy(np.ascontiguousarray(heatmaps))          # (16, Hm, Wm) uint8
+        return out
 
 
 class EvalTransform:

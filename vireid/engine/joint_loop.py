@@ -15,7 +15,7 @@ from typing import Any, Dict, Mapping, Optional
 import torch
 
 from vireid.data.shards import HeatmapCache
-from vireid.data.transforms import normalise_batch
+from vireid.data.transforms import normalise_batch, shift_heatmaps
 from vireid.engine import distributed as ddp
 from vireid.engine.checkpoint import save_checkpoint
 from vireid.engine.config import TrainConfig
@@ -30,7 +30,7 @@ from vireid.engine.steptimer import StepTimer
 from vireid.engine.train_data import TrainData
 from vireid.engine.validation import validate
 from vireid.losses import compute_losses
-from vireid.model import PoseVIReIDNet
+from vireid.model import PoseVIReIDNet, leading_rgb_count
 
 #: the run's messages (epochs, validation, gradient shares) under the trainer's name, as the console shows them
 logger = logging.getLogger("vireid.engine.trainer")
@@ -89,12 +89,17 @@ class JointLoop(EpochLoop):
         if self.speed.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         labels = batch["label"].to(device, non_blocking=nb)                     # [B]
+        rgb_count = leading_rgb_count(batch["modality"])    # from the host copy: the stems split without a sync
         modality = batch["modality"].to(device, non_blocking=nb)                # [B]
-        heatmaps = batch["heatmaps"].to(device, non_blocking=nb)                # [B, 16, Hm, Wm]
-        joint_w = batch["joint_weights"].to(device, non_blocking=nb)            # [B, 16]
+        heatmaps = joint_w = None                                               # none: the pose loss is off
+        if "heatmaps" in batch:
+            heatmaps = batch["heatmaps"].to(device, non_blocking=nb)            # [B, 16, Hm, Wm] float32 or uint8
+            if "heatmap_shift" in batch:                                        # uint8 as stored: shift here
+                heatmaps = shift_heatmaps(heatmaps, batch["heatmap_shift"], self.data.transform)
+            joint_w = batch["joint_weights"].to(device, non_blocking=nb)        # [B, 16]
         timer.mark("to device")
         with torch.autocast(device.type, dtype=self.amp_dtype, enabled=self.speed.amp_dtype is not None):
-            output = self.net(images, modality)
+            output = self.net(images, modality, rgb_count=rgb_count)
             losses = compute_losses(output, labels, modality, heatmaps, joint_w, self.loss_cfg, gather=self.gather)
         timer.mark("forward")
         timer.keep(output, labels, modality, heatmaps, joint_w)

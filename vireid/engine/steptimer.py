@@ -69,8 +69,8 @@ class StepTimer:
         self._current[phase] += now - self._last
         self._last = now
 
-    def keep(self, output: Any, labels: torch.Tensor, modality: torch.Tensor, heatmaps: torch.Tensor,
-             joint_weights: torch.Tensor) -> None:
+    def keep(self, output: Any, labels: torch.Tensor, modality: torch.Tensor, heatmaps: Optional[torch.Tensor],
+             joint_weights: Optional[torch.Tensor]) -> None:
         """The step's network output and targets, detached (the last step's are timed per loss term)."""
         detached = {f.name: (None if getattr(output, f.name) is None else getattr(output, f.name).detach())
                     for f in fields(output)}

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
+import torch
+import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 from vireid.data.dataset import CacheDataset, make_label_map, training_indices
@@ -22,6 +24,7 @@ from vireid.data.manifest import Manifest
 from vireid.data.sampler import CrossModalitySampler, SamplerConfig, SamplerError
 from vireid.data.shards import HeatmapCache
 from vireid.data.transforms import TransformConfig, TrainTransform
+from vireid.engine import distributed as ddp
 from vireid.engine.config import TrainConfig
 from vireid.engine.errors import TrainError
 from vireid.engine.validation import validation_split
@@ -51,8 +54,11 @@ class TrainData:
     val_gallery: List[int]
 
 
-def split_training_data(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir: Path) -> DataSplit:
-    """The training and held-out rows of ``cache`` and the training identities' labels."""
+def split_training_data(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir: Path,
+                        rank: int = 0, world_size: int = 1) -> DataSplit:
+    """The training and held-out rows of ``cache`` and the training identities' labels (the
+    same on every rank; with ``data.damaged_rows: skip`` each of ``world_size`` ranks reads a
+    share of the rows and the ranks pool what they found)."""
     try:
         train_idx, val_idx = training_indices(cache, manifest, cfg.data.splits, trial=cfg.data.trial,
                                               holdout=cfg.data.holdout, holdout_fraction=cfg.data.holdout_fraction,
@@ -63,7 +69,7 @@ def split_training_data(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifes
         raise TrainError(f"{cache_dir}: {exc}") from None
     damaged: List[Tuple[int, str]] = []
     if cfg.data.damaged_rows == "skip":
-        train_idx, val_idx, damaged = _without_damaged(cache, train_idx, val_idx)
+        train_idx, val_idx, damaged = _without_damaged(cache, train_idx, val_idx, rank, world_size)
     meta = cache.metadata()
     label_map = make_label_map(meta["pid"][np.asarray(train_idx)].tolist())
     return DataSplit(train_idx, val_idx, label_map, damaged)
@@ -97,12 +103,25 @@ def batch_summary(cfg: TrainConfig, world_size: int) -> str:
     return line + f"; optim.lr {cfg.optim.lr:g} in force"
 
 
+def heatmap_mode(use_pose_loss: bool, device: torch.device, erase_targets: str = "none") -> str:
+    """What the loader gives of the target heatmaps (``TrainTransform(heatmaps=...)``): none when
+    no loss uses them (pose loss off); on an accelerator the uint8 maps as stored, shifted on
+    the device (:func:`~vireid.data.transforms.shift_heatmaps`: a quarter of the float32 bytes
+    to copy); on a CPU, or when the targets are erased with the image (``erase_targets``, the
+    release's erasing, which needs the shifted maps), shifted in the loader's workers (float32)."""
+    if not use_pose_loss:
+        return "none"
+    return "float" if device.type == "cpu" or erase_targets != "none" else "stored"
+
+
 def build_loader(cfg: TrainConfig, cache: HeatmapCache, cache_dir: Path, split: DataSplit, rank: int,
-                 world_size: int, pin_memory: bool) -> TrainData:
-    """The training loader (this rank's share of every global batch) and the validation split."""
+                 world_size: int, pin_memory: bool, heatmaps: str = "float") -> TrainData:
+    """The training loader (this rank's share of every global batch) and the validation split;
+    ``heatmaps`` as :func:`heatmap_mode` says."""
     # workers do the geometry on uint8; normalisation and erasing run on the device per batch
     transform_cfg = cfg.data.transform_config()
-    dataset = CacheDataset(cache, split.train_idx, TrainTransform(transform_cfg, device_normalise=True),
+    dataset = CacheDataset(cache, split.train_idx,
+                           TrainTransform(transform_cfg, device_normalise=True, heatmaps=heatmaps),
                            seed=cfg.seed, label_map=split.label_map)
     sampler_cfg = global_sampler_config(cfg, world_size)
     try:
@@ -124,14 +143,26 @@ def build_loader(cfg: TrainConfig, cache: HeatmapCache, cache_dir: Path, split: 
     return TrainData(dataset, sampler, loader, transform_cfg, val_query, val_gallery)
 
 
-def _without_damaged(cache: HeatmapCache, train_idx: Sequence[int],
-                     val_idx: Sequence[int]) -> Tuple[List[int], List[int], List[Tuple[int, str]]]:
+def _group_spans(world_size: int) -> bool:
+    """Whether a process group of ``world_size`` processes is there to pool the ranks' findings."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() == world_size
+
+
+def _without_damaged(cache: HeatmapCache, train_idx: Sequence[int], val_idx: Sequence[int], rank: int = 0,
+                     world_size: int = 1) -> Tuple[List[int], List[int], List[Tuple[int, str]]]:
     """``data.damaged_rows: skip``: read every training and held-out row once and leave out
-    those that fail their checksums, saying which."""
-    damaged = cache.damaged_rows(sorted(set(train_idx) | set(val_idx)))
+    those that fail their checksums, saying which. Under DDP rank ``r`` reads rows ``r``,
+    ``r + world_size``, ... and the ranks gather their findings: every row is read once in
+    all, not once per rank."""
+    rows = sorted(set(train_idx) | set(val_idx))
+    if world_size > 1 and _group_spans(world_size):
+        found = ddp.all_gather_object(cache.damaged_rows(rows[rank::world_size]))
+        damaged = sorted((i, message) for part in found for i, message in part)
+    else:
+        damaged = cache.damaged_rows(rows)
     bad = {i for i, _ in damaged}
     for _, message in damaged:
         logger.warning("left out (data.damaged_rows=skip): %s", message)
     if damaged:
-        logger.warning("%d damaged row(s) left out of %d", len(damaged), len(set(train_idx) | set(val_idx)))
+        logger.warning("%d damaged row(s) left out of %d", len(damaged), len(rows))
     return [i for i in train_idx if i not in bad], [i for i in val_idx if i not in bad], damaged

@@ -89,7 +89,7 @@ from vireid.engine.run_state import RunProgress, check_resumable, load_for_resum
 from vireid.engine.runlog import NullLog, RunLog, read_log, trim_log
 from vireid.engine.speed import ResolvedSpeed, resolve_speed
 from vireid.engine.steptimer import NULL_TIMER, StepTimer
-from vireid.engine.train_data import batch_summary, build_loader, split_training_data
+from vireid.engine.train_data import batch_summary, build_loader, heatmap_mode, split_training_data
 from vireid.io import PathLike, WriteError, ensure_writable
 from vireid.model import ModelConfig, PoseVIReIDNet, load_imagenet_backbone, load_pose_branch_from_lip
 
@@ -195,12 +195,13 @@ def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir:
     seed_everything(cfg.seed)
 
     # ---- 1. data
-    split = split_training_data(cfg, cache, manifest, cache_dir)
+    split = split_training_data(cfg, cache, manifest, cache_dir, ctx.rank, ctx.world_size)
     model_cfg = cfg.model_config(num_classes=len(split.label_map))
     check_cache(cache, manifest, cfg, model_cfg)
     logger.info("cache %s: %d images, crops resized with %s", cache_dir, len(cache), resize_filter_of(cache.attrs))
     data = build_loader(cfg, cache, cache_dir, split, ctx.rank, ctx.world_size,
-                        pin_memory=speed.pin_memory and device.type == "cuda")
+                        pin_memory=speed.pin_memory and device.type == "cuda",
+                        heatmaps=heatmap_mode(model_cfg.use_pose_loss, device, cfg.data.erase_targets))
 
     # ---- 2. model, optimiser; a resume puts the checkpoint's training state back
     resume_from = resume_path(resume, out)

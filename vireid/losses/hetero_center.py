@@ -21,6 +21,13 @@ identity is missing in the other modality has no positive term, and a center wit
 other identity in the batch has no negative term: such centers are left out (and the
 mean is taken over the remaining ones); a batch with none left gives a zero that still
 carries a graph.
+
+The loss has fixed shapes whatever the labels: each sample's group is named by its first
+sample with the same (identity, modality) (a ``[B, B]`` comparison), every sample is a
+*slot* and a slot is a center when it names its own group, so the centers of all P
+stripes come from one ``index_add`` and their distances from one batched product, and
+nothing is read back from the device (no ``unique``, ``bincount``, boolean indexing or
+``bool()``: no host-device synchronisation in a training step).
 """
 from __future__ import annotations
 
@@ -57,9 +64,10 @@ def modality_centers(feats: Tensor, labels: Tensor, modality: Tensor) -> Tuple[T
 
 
 def _euclidean(a: Tensor) -> Tensor:
-    """Pairwise Euclidean distances ``[C, C]``, with a gradient that is finite at 0."""
-    sq = (a * a).sum(1)
-    d2 = sq[:, None] + sq[None, :] - 2.0 * a @ a.t()
+    """Pairwise Euclidean distances ``[..., C, C]`` of ``a`` ``[..., C, d]``, with a gradient
+    that is finite at 0."""
+    sq = (a * a).sum(-1)
+    d2 = sq[..., :, None] + sq[..., None, :] - 2.0 * a @ a.transpose(-1, -2)
     return d2.clamp_min(1e-12).sqrt()
 
 
@@ -82,22 +90,28 @@ class HeteroCenterTripletLoss(nn.Module):
     def extra_repr(self) -> str:
         return f"margin={self.margin}, reduction={self.reduction!r}"
 
-    def _single(self, feats: Tensor, labels: Tensor, modality: Tensor) -> Tensor:
-        centers, c_lab, c_mod = modality_centers(feats, labels, modality)
-        dist = _euclidean(centers)  # [C, C]
-        same_id = c_lab[:, None] == c_lab[None, :]
-        pos_mask = same_id & (c_mod[:, None] != c_mod[None, :])  # at most one per row
-        neg_mask = ~same_id
-        has_pos = pos_mask.any(1)
-        has_neg = neg_mask.any(1)
-        valid = has_pos & has_neg
-        if not bool(valid.any()):
-            logger.debug("hetero-center triplet: no center has both a positive and a negative")
-            return feats.sum() * 0.0
-        d_pos = (dist * pos_mask).sum(1)  # [C]
-        d_neg = dist.masked_fill(~neg_mask, float("inf")).min(1).values  # [C]
-        hinge = torch.relu(self.margin + d_pos - d_neg)[valid]
-        return hinge.mean() if self.reduction == "mean" else hinge.sum()
+    def _stripes(self, feats: Tensor, labels: Tensor, modality: Tensor) -> Tensor:
+        """Eq. 19 for each stripe of ``feats`` ``[B, P, d]`` at once: ``[P]`` losses."""
+        b, p, d = feats.shape
+        slots = torch.arange(b, device=feats.device)
+        same_id = labels[:, None] == labels[None, :]                              # [B, B]
+        same_key = same_id & (modality[:, None] == modality[None, :])
+        group = torch.where(same_key, slots[None, :], b).amin(1)                 # first sample of b's group
+        is_center = group == slots                                               # [B]
+        count = same_key.sum(1, dtype=feats.dtype)                               # group size of every slot
+        sums = feats.new_zeros(b, p * d).index_add(0, group, feats.reshape(b, p * d))
+        centers = (sums / count[:, None]).reshape(b, p, d).transpose(0, 1)     # [P, B, d]; 0 off the centers
+        dist = _euclidean(centers)                                               # [P, B, B]
+        both = is_center[:, None] & is_center[None, :]
+        pos_mask = both & same_id & ~same_key                                    # at most one per row
+        neg_mask = both & ~same_id
+        valid = is_center & pos_mask.any(1) & neg_mask.any(1)                    # [B]
+        d_pos = (dist * pos_mask).sum(-1)                                        # [P, B]
+        d_neg = dist.masked_fill(~neg_mask, float("inf")).amin(-1)               # [P, B]
+        hinge = torch.where(valid, torch.relu(self.margin + d_pos - d_neg), 0.0).sum(-1)   # [P]
+        if self.reduction == "mean":
+            hinge = hinge / valid.sum().clamp_min(1).to(hinge.dtype)
+        return hinge
 
     @float32_loss
     def forward(self, feats: Tensor, labels: Tensor, modality: Tensor) -> Tensor:
@@ -109,5 +123,5 @@ class HeteroCenterTripletLoss(nn.Module):
                 f"labels {tuple(labels.shape)} and modality {tuple(modality.shape)} must be [{b}]"
             )
         if feats.dim() == 2:
-            return self._single(feats, labels, modality)
-        return sum(self._single(feats[:, p], labels, modality) for p in range(feats.shape[1]))
+            return self._stripes(feats[:, None], labels, modality)[0]
+        return self._stripes(feats, labels, modality).sum()

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+import torch
 from torch import Tensor
 
 from .precision import float32_loss
@@ -127,10 +128,9 @@ def pose_loss(
     sq = (pred - target) ** 2 * weights[:, :, None, None]  # [B, C, H, W]
     if normalization == "relative":
         energy = (target ** 2 * weights[:, :, None, None]).sum(dim=(1, 2, 3))  # [B]
-        has = energy > 0
-        if not bool(has.any()):
-            return sq.sum() * 0.0                                 # no target in the batch: no signal
-        per_image = sq.sum(dim=(1, 2, 3))[has] / energy[has]      # [B'] relative squared error
-        return per_image.mean()
+        has = energy > 0                                          # images without a target give no signal
+        per_image = sq.sum(dim=(1, 2, 3)) / torch.where(has, energy, 1.0)   # [B] relative squared error
+        # the mean over the images with a target (0 when none), read nothing back from the device
+        return torch.where(has, per_image, 0.0).sum() / has.sum().clamp_min(1).to(per_image.dtype)
     denom = b * c * h * w if normalization == "mean" else b
     return sq.sum() / denom

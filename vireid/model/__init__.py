@@ -10,7 +10,7 @@ from .backbone import build_resnet, layer_out_channels
 from .config import ABLATIONS, ModelConfig, ModelSettings
 from .hfc import HierarchicalFeatureConstraint
 from .modality_shared import ModalitySharedModule
-from .modality_specific import IR, RGB, ModalitySpecificModule, ModalityStem
+from .modality_specific import IR, RGB, ModalitySpecificModule, ModalityStem, leading_rgb_count
 from .network import PoseVIReIDNet, TrainOutput
 from .pcb import PCBHead, PCBOutput, StripeHead, concat_normalized, stripe_pool
 from .pose_branch import PoseBranchOutput, PoseEstimationBranch
@@ -38,6 +38,7 @@ __all__ = [
     "build_resnet",
     "concat_normalized",
     "layer_out_channels",
+    "leading_rgb_count",
     "load_imagenet_backbone",
     "load_pose_branch_from_lip",
     "stripe_pool",

@@ -121,8 +121,15 @@ class PoseVIReIDNet(nn.Module):
             )
 
     # -------------------------------------------------------------- forward
-    def forward(self, images: Tensor, modality: Tensor) -> Union[TrainOutput, Dict[str, Tensor]]:
-        f_m = self.modality_specific(images, modality)  # [B, C1, H/4, W/4]
+    def forward(self, images: Tensor, modality: Tensor,
+                rgb_count: Optional[int] = None) -> Union[TrainOutput, Dict[str, Tensor]]:
+        """``rgb_count``: the batch is ``rgb_count`` RGB images then IR ones, known on the host
+        (:func:`~vireid.model.modality_specific.leading_rgb_count`): the stems then split it
+        without reading ``modality`` back from the device."""
+        if rgb_count is None:
+            f_m = self.modality_specific(images, modality)  # [B, C1, H/4, W/4]
+        else:
+            f_m = self.modality_specific(images, modality, rgb_count=rgb_count)
         f_s = self.modality_shared(f_m)  # [B, C2, H/8, W/8]
         f_id2 = self.reid_branch(f_s)  # [B, C4, H/16, W/16]
         pose_out = None
