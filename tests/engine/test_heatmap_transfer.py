@@ -78,7 +78,7 @@ def test_maps_shifted_on_the_device_train_exactly_as_in_the_workers(cache_dir, t
     the losses of the CPU's path (maps shifted in the loader)."""
     cfg = tiny_config("epochs=1", "data.batches_per_epoch=3")
     train(cfg, cache_dir, tmp_path / "float")
-    monkeypatch.setattr(trainer_mod, "heatmap_mode", lambda use_pose_loss, device: "stored")
+    monkeypatch.setattr(trainer_mod, "heatmap_mode", lambda use_pose_loss, device, erase_targets="none": "stored")
     train(cfg, cache_dir, tmp_path / "stored")
     keys = ("id", "hctri", "pose", "kd", "total")
     ref = [s[k] for s in _steps(tmp_path / "float") for k in keys]
