@@ -19,6 +19,8 @@ Layout (every key has the paper's default, Section IV-A)::
     optim: {...}                  # OptimConfig
     speed: {...}                  # SpeedConfig: amp, channels_last, pin_memory, compile
     ddp: {...}                    # DdpConfig: multi-process (torchrun) settings
+    weights: {...}                # WeightsRecord: the weight files the run started from
+                                  # (written by vireid-train, not a setting)
 
 Batch size and learning rate under DDP: ``data.num_ids`` x ``data.num_per_modality`` is
 the *global* batch (2 D K images, the paper's 64), split between the ``torchrun`` ranks
@@ -60,7 +62,7 @@ from vireid.losses import LossConfig
 from vireid.model import ModelConfig, ModelSettings
 
 __all__ = ["REQUIRED", "ConfigError", "DataConfig", "DdpConfig", "ModelSection", "OptimConfig", "SpeedConfig",
-           "TrainConfig", "config_from_dict", "config_to_yaml", "load_config", "resolve_required", "save_config",
+           "TrainConfig", "WeightsRecord", "config_from_dict", "config_to_yaml", "load_config", "resolve_required", "save_config",
            "validate"]
 
 DEVICES_HINT = "auto, cpu, cuda or cuda:N"
@@ -91,14 +93,31 @@ REQUIRED = "???"
 class ModelSection(ModelSettings):
     """``model:``: the network's :class:`~vireid.model.config.ModelSettings` (the data decides
     ``input_size`` and ``num_classes``) and how it starts: ``pretrained`` (ImageNet weights:
-    ``null`` = random init, ``imagenet`` = the torch hub cache's ``<backbone>-*.pth``, or a
-    path to a torchvision state dict), ``pose_init`` (a GCCPM / LIP checkpoint whose
+    ``null`` = random init, ``imagenet`` = torchvision's ``IMAGENET1K_V1`` of the backbone,
+    hash-checked, from the torch hub cache or downloaded there, or a path to a torchvision
+    state dict), ``pose_init`` (a GCCPM / LIP checkpoint whose
     refinement stage initialises the Refinement Module, ``null``, or :data:`REQUIRED`) and
     ``pose_init_stage`` (which of its refinement stages)."""
 
     pretrained: Optional[str] = None
     pose_init: Optional[str] = None
     pose_init_stage: int = 0
+
+
+@dataclass
+class WeightsRecord:
+    """``weights:``: the weight files a run started from, as ``vireid-train`` resolved them (a
+    record in ``config.yaml`` and the checkpoint, not a setting: training replaces what a file
+    gives here; a resume keeps its checkpoint's). ``imagenet`` / ``imagenet_sha256`` /
+    ``imagenet_url``: the file ``model.pretrained`` loaded, its SHA-256 and, for ``imagenet``,
+    torchvision's URL of it; ``pose_init`` / ``pose_init_sha256``: the GCCPM (LIP) checkpoint of
+    ``model.pose_init``. ``null`` where nothing was loaded."""
+
+    imagenet: Optional[str] = None
+    imagenet_sha256: Optional[str] = None
+    imagenet_url: Optional[str] = None
+    pose_init: Optional[str] = None
+    pose_init_sha256: Optional[str] = None
 
 
 @dataclass
@@ -218,6 +237,7 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     speed: SpeedConfig = field(default_factory=SpeedConfig)
     ddp: DdpConfig = field(default_factory=DdpConfig)
+    weights: WeightsRecord = field(default_factory=WeightsRecord)
 
     # ------------------------------------------------------------------ derived configs
     def model_config(self, num_classes: int) -> ModelConfig:

@@ -3,7 +3,7 @@
 :func:`train` reads only the cache (its shards, ``cache.json`` and ``manifest.json``),
 never the pose estimator, and writes into the run folder ``RUN``::
 
-    RUN/config.yaml     the resolved configuration
+    RUN/config.yaml     the resolved configuration, with the weight files used and their sha256 (``weights:``)
     RUN/log.jsonl       every named loss and the lr per step, epoch means, validation
     RUN/last.pt         after every epoch: weights + all training state (exact resume)
     RUN/best.pt         best validation mAP (only with a hold-out: data.holdout)
@@ -73,7 +73,8 @@ from vireid.data.sampler import SamplerError
 from vireid.data.shards import CacheError, HeatmapCache
 from vireid.engine import distributed as ddp
 from vireid.engine.checkpoint import CheckpointError
-from vireid.engine.config import ConfigError, TrainConfig, resolve_required, save_config
+from vireid.engine.config import (ConfigError, TrainConfig, WeightsRecord, config_from_dict, resolve_required,
+                                  save_config)
 from vireid.engine.distributed import DistContext, DistributedError
 from vireid.engine.errors import NonFiniteLossError, TrainError  # noqa: F401 - callers import them from here
 from vireid.engine.joint_loop import JointLoop
@@ -85,7 +86,7 @@ from vireid.engine.runlog import NullLog, RunLog, read_log, trim_log
 from vireid.engine.speed import ResolvedSpeed, resolve_speed
 from vireid.engine.steptimer import NULL_TIMER, StepTimer
 from vireid.engine.train_data import build_loader, split_training_data
-from vireid.io import PathLike, WriteError, ensure_writable
+from vireid.io import PathLike, WriteError, ensure_writable, file_sha256
 from vireid.model import ModelConfig, PoseVIReIDNet, load_imagenet_backbone, load_pose_branch_from_lip
 
 logger = logging.getLogger(__name__)
@@ -201,7 +202,7 @@ def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir:
     torch.manual_seed(cfg.seed)
     model = PoseVIReIDNet(model_cfg)
     if resume_from is None:
-        _initialise(model, cfg)
+        cfg = dataclasses.replace(cfg, weights=_initialise(model, cfg))
     if ctx.enabled and cfg.ddp.sync_bn:
         model = ddp.convert_sync_batchnorm(model, device)
     model.to(device)
@@ -215,6 +216,8 @@ def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir:
         ck, resume_from = load_for_resume(resume_from, out)
         check_resumable(ck, resume_from, cfg, manifest, split.label_map, model_cfg)
         done = restore(ck, resume_from, model, optimizer, scheduler, scaler, data.sampler, ctx.rank, ctx.world_size)
+        # the weight files the run started from
+        cfg = dataclasses.replace(cfg, weights=config_from_dict(ck["config"]).weights)
     net: torch.nn.Module = model
     if ctx.enabled:
         net = ddp.wrap_model(model, device, cfg.ddp.sync_bn)
@@ -231,6 +234,7 @@ def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir:
         "model_config": dataclasses.asdict(model_cfg), "config": cfg.to_dict(), "dataset": cfg.dataset,
         "trial": cfg.data.trial if cfg.dataset == "regdb" else None, "manifest_hash": manifest.hash,
         "cache_attrs": dict(cache.attrs), "label_map": dict(split.label_map), "code_version": __version__,
+        "weights": dataclasses.asdict(cfg.weights),
     }
     tb_dir = out / "tensorboard" if cfg.tensorboard else None
     log: Any = RunLog(out / "log.jsonl", tensorboard=tb_dir, resume_step=done.global_step) if ctx.is_main else NullLog()
@@ -273,16 +277,24 @@ def _draw_plots(out: Path) -> Tuple[Optional[Path], Optional[Path]]:
     return losses_png, val_png
 
 
-def _initialise(model: PoseVIReIDNet, cfg: TrainConfig) -> None:
-    """ImageNet backbone (``model.pretrained``) and LIP Refinement Module (``model.pose_init``)."""
+def _initialise(model: PoseVIReIDNet, cfg: TrainConfig) -> WeightsRecord:
+    """ImageNet backbone (``model.pretrained``) and LIP Refinement Module (``model.pose_init``);
+    returns the files used with their SHA-256 (``config.yaml``'s and the checkpoint's ``weights``)."""
+    record = WeightsRecord()
     if cfg.model.pretrained is not None:
         path = None if cfg.model.pretrained == "imagenet" else cfg.model.pretrained
         try:
-            load_imagenet_backbone(model, path)
+            got = load_imagenet_backbone(model, path)
         except (FileNotFoundError, ValueError) as exc:
             raise TrainError(f"model.pretrained: {exc}") from None
+        record = dataclasses.replace(record, imagenet=got["file"], imagenet_sha256=got["sha256"],
+                                     imagenet_url=got["url"])
     if cfg.model.pose_init is not None:
         try:
             load_pose_branch_from_lip(model, cfg.model.pose_init, stage_index=cfg.model.pose_init_stage)
         except (FileNotFoundError, ValueError) as exc:
             raise TrainError(f"model.pose_init: {exc}") from None
+        digest = file_sha256(cfg.model.pose_init)
+        logger.info("model.pose_init: %s, sha256 %s", cfg.model.pose_init, digest)
+        record = dataclasses.replace(record, pose_init=str(cfg.model.pose_init), pose_init_sha256=digest)
+    return record
