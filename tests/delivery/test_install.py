@@ -102,8 +102,8 @@ def _venv(where: Path, wheels: List[Path]) -> Path:
 
 
 def _pip(python: Path, args: List[str]) -> subprocess.CompletedProcess:
-    res = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), *args], cwd=REPO,
-                         capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+    res = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), *args], cwd=REPO, capture_output=True,
+                         text=True, env={"PATH": "/usr/bin:/bin", "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
     assert res.returncode == 0, f"pip {' '.join(args)}:\n{res.stdout}{res.stderr}"
     return res
 

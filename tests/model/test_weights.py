@@ -2,6 +2,8 @@
 torch hub cache and torchvision's IMAGENET1K_V1 file: tests/model/test_pretrained.py."""
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 import torch
 import torchvision
@@ -80,6 +82,7 @@ def test_load_pose_branch_from_lip_synthetic(channels, tmp_path):
     path = tmp_path / "gccpm.pth"
     torch.save(ckpt, path)
     report = load_pose_branch_from_lip(model, path, stage_index=1)
+    assert report["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()     # what a run records
     own = model.pose_branch.refinement.state_dict()
     src = {k[len("refinement_stages.1."):]: v.float() for k, v in ckpt["state_dict"].items()
            if k.startswith("refinement_stages.1.")}

@@ -63,8 +63,8 @@ from vireid.losses import LossConfig
 from vireid.model import ModelConfig, ModelSettings
 
 __all__ = ["REQUIRED", "ConfigError", "DataConfig", "DdpConfig", "ModelSection", "OptimConfig", "SpeedConfig",
-           "TrainConfig", "WeightsRecord", "config_from_dict", "config_to_yaml", "load_config", "resolve_required", "save_config",
-           "validate"]
+           "TrainConfig", "config_from_dict", "config_to_yaml", "load_config", "resolve_required", "save_config",
+           "validate", "WeightsRecord"]
 
 DEVICES_HINT = "auto, cpu, cuda or cuda:N"
 SCHEDULES = ("step", "milestones")

@@ -86,7 +86,7 @@ from vireid.engine.runlog import NullLog, RunLog, read_log, trim_log
 from vireid.engine.speed import ResolvedSpeed, resolve_speed
 from vireid.engine.steptimer import NULL_TIMER, StepTimer
 from vireid.engine.train_data import build_loader, split_training_data
-from vireid.io import PathLike, WriteError, ensure_writable, file_sha256
+from vireid.io import PathLike, WriteError, ensure_writable
 from vireid.model import ModelConfig, PoseVIReIDNet, load_imagenet_backbone, load_pose_branch_from_lip
 
 logger = logging.getLogger(__name__)
@@ -291,10 +291,8 @@ def _initialise(model: PoseVIReIDNet, cfg: TrainConfig) -> WeightsRecord:
                                      imagenet_url=got["url"])
     if cfg.model.pose_init is not None:
         try:
-            load_pose_branch_from_lip(model, cfg.model.pose_init, stage_index=cfg.model.pose_init_stage)
+            got = load_pose_branch_from_lip(model, cfg.model.pose_init, stage_index=cfg.model.pose_init_stage)
         except (FileNotFoundError, ValueError) as exc:
             raise TrainError(f"model.pose_init: {exc}") from None
-        digest = file_sha256(cfg.model.pose_init)
-        logger.info("model.pose_init: %s, sha256 %s", cfg.model.pose_init, digest)
-        record = dataclasses.replace(record, pose_init=str(cfg.model.pose_init), pose_init_sha256=digest)
+        record = dataclasses.replace(record, pose_init=str(cfg.model.pose_init), pose_init_sha256=got["sha256"])
     return record

@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Mapping, Optional, Union
 import torch
 from torch import Tensor
 
+from vireid.io import file_sha256
 from vireid.pose.joints import NUM_JOINTS
 from vireid.sealing import torch_load
 
@@ -112,7 +113,7 @@ def load_pose_branch_from_lip(
     model: PoseVIReIDNet,
     checkpoint: Union[PathLike, Mapping[str, Tensor]],
     stage_index: int = 0,
-) -> Dict[str, List[str]]:
+) -> Dict[str, Any]:
     """Initialise the Refinement Module from a GCCPM (LIP) checkpoint's refinement stage.
 
     The GCCPM state dict (``{'state_dict': ...}`` or the dict itself; float16 is converted)
@@ -136,17 +137,20 @@ def load_pose_branch_from_lip(
     listing the tensors, rather than loading part of the stage silently.
 
     Returns:
-        ``{'loaded': [...], 'adapted': [...]}``: names (in the Refinement Module) copied as
-        they are and adapted.
+        ``{'loaded': [...], 'adapted': [...], 'sha256': hex or None}``: names (in the Refinement
+        Module) copied as they are and adapted, and the checkpoint file's SHA-256 (None for an
+        in-memory state dict).
     """
     if model.pose_branch is None:
         raise ValueError("the model has no Pose Estimation branch (use_pose_branch=False)")
     if isinstance(checkpoint, Mapping):
         src = _unwrap(checkpoint, "the given GCCPM state dict")
         source = "the given GCCPM state dict"
+        digest = None
     else:
         src = _load_file(Path(checkpoint), "GCCPM checkpoint")
         source = str(checkpoint)
+        digest = file_sha256(checkpoint)
     stages = sorted({int(k.split(".")[1]) for k in src if k.startswith("refinement_stages.")})
     if not stages:
         raise ValueError(f"{source} has no 'refinement_stages.*' tensors: not a GCCPM checkpoint")
@@ -192,9 +196,9 @@ def load_pose_branch_from_lip(
     with torch.no_grad():
         for k, v in updates.items():
             own[k].copy_(v.to(own[k].dtype))
-    logger.info("Refinement Module initialised from %s stage %d: %d tensors, %d adapted (%s)",
-                source, stage, len(loaded), len(adapted), adapted)
-    return {"loaded": loaded, "adapted": adapted}
+    logger.info("Refinement Module initialised from %s stage %d: %d tensors, %d adapted (%s)%s",
+                source, stage, len(loaded), len(adapted), adapted, f", sha256 {digest}" if digest else "")
+    return {"loaded": loaded, "adapted": adapted, "sha256": digest}
 
 
 def _output_conv_keys(state: Mapping[str, Tensor]) -> List[str]:
