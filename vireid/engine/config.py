@@ -52,8 +52,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from vireid import configs as presets
 from vireid.config_loader import ConfigError, build_layers, load, plain, to_yaml
-from vireid.configs import find_config
 from vireid.data.geometry import PAPER, Geometry
 from vireid.data.sampler import SamplerConfig
 from vireid.data.transforms import TransformConfig
@@ -260,7 +260,7 @@ def load_config(path: Optional[PathLike] = None, overrides: Sequence[str] = ()) 
     ``path`` is a file, or the name of a packaged preset (``sysu``: :func:`vireid.configs.find_config`).
     Raises :class:`ConfigError` naming the file or override and the key at fault.
     """
-    return load(TrainConfig, None if path is None else find_config(path), overrides, NOTES, validate)
+    return load(TrainConfig, None if path is None else presets.find_config(path), overrides, NOTES, validate)
 
 
 def config_from_dict(values: Dict[str, Any], source: str = "a checkpoint's config") -> TrainConfig:
