@@ -67,3 +67,49 @@ def test_readme_docker_lines_match_the_dockerfile():
             stage = "vireid-train"
         stages.add(stage)
     assert stages == {"vireid-prep", "vireid-train", "vireid-eval"}
+
+
+def _env() -> dict:
+    """The Dockerfile's ENV settings (one ENV instruction, continued lines)."""
+    block = re.search(r"^ENV (.*?)(?:\n\n|\n[A-Z]+ )", DOCKERFILE, re.M | re.S).group(1)
+    return dict(re.findall(r"(\w+)=(\S+)", block.replace("\\\n", " ")))
+
+
+def _volumes() -> set:
+    return set(re.findall(r'VOLUME \[(.*)\]', DOCKERFILE)[0].replace('"', "").replace(" ", "").split(","))
+
+
+def test_torch_home_lies_in_a_volume() -> None:
+    """torch.hub's cache (the ImageNet file) persists in a volume instead of the container."""
+    home = _env().get("TORCH_HOME")
+    assert home, "set TORCH_HOME so the ImageNet weights live in a volume"
+    assert "/" + home.strip("/").split("/")[0] in _volumes(), f"TORCH_HOME={home} is not under a VOLUME"
+
+
+def test_the_image_keeps_its_base_torch(tmp_path: Path) -> None:
+    """install.sh, run as the Dockerfile runs it, into an interpreter with the base image's torch
+    and torchvision (stand-ins), applies no torch pin and pins the image's own versions."""
+    from tests.delivery.test_install import IMAGE_VERSIONS, _venv, _wheel
+
+    env = _env()
+    assert env.get("VIREID_SYSTEM") == "1", "the image installs into its own interpreter (VIREID_SYSTEM=1)"
+    wheels = [_wheel(tmp_path, name, version, module=name) for name, version in IMAGE_VERSIONS.items()]
+    python = _venv(tmp_path / "image", wheels)
+    res = subprocess.run(["bash", str(REPO / "scripts" / "install.sh"), "--print-pip-args"], capture_output=True,
+                         text=True, env={"PATH": "/usr/bin:/bin", **env, "PYTHON": str(python)})
+    assert res.returncode == 0, res.stderr
+    assert "torch-pins.txt" not in res.stdout, res.stdout
+    for name, version in IMAGE_VERSIONS.items():
+        assert f"{name}=={version}" in res.stdout.split(), res.stdout
+
+
+def test_readme_docker_lines_run_as_the_host_user_and_give_the_lip_weights() -> None:
+    readme = (REPO / "README.md").read_text()
+    runs = [ln for ln in readme.replace("\\\n", " ").splitlines() if ln.strip().startswith("docker run")]
+    for line in runs:
+        assert "--user $(id -u):$(id -g)" in line, f"the host's uid writes the host's volumes: {line}"
+        words = line.split()
+        if "--config" in words:
+            preset = REPO / words[words.index("--config") + 1]
+            if "pose_init: ???" in preset.read_text():     # the paper presets refuse to train without it
+                assert "model.pose_init=/weights/" in line and "-v $PWD/weights:/weights" in line, line

@@ -1,5 +1,6 @@
 """The project installs as a wheel: build one from the sources, install it into a folder of
-its own, and run ``vireid-prep manifest`` from outside the repository.
+its own, and run ``vireid-prep manifest`` and ``vireid-train --config <preset name>`` from
+outside the repository (the presets and the LICENSE ship in the wheel).
 
 The wheel is built from a copy of only what ``setup.cfg`` packages (``vireid/``,
 ``pipeline/``, the metadata), so a dataset specification that is not declared as package
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,13 +26,20 @@ import pytest
 from tests.data.trees import make_sysu
 
 REPO = Path(__file__).resolve().parents[2]
-SOURCES = ("vireid", "pipeline", "setup.cfg", "pyproject.toml", "README.md")
+SOURCES = ("vireid", "pipeline", "setup.cfg", "pyproject.toml", "README.md", "LICENSE")
 PROBE = """
 import json, sys
 import pipeline.cli, vireid
 from vireid.data.spec import load_spec
 print(json.dumps({"vireid": vireid.__file__, "pipeline": pipeline.cli.__file__,
                   "spec": str(load_spec("sysu").source)}))
+"""
+
+PRESET_PROBE = """
+import json
+from vireid.configs import find_config
+from vireid.engine.config import load_config
+print(json.dumps({"sysu": str(find_config("sysu")), "epochs": load_config("sysu.yaml").epochs}))
 """
 
 
@@ -59,6 +68,9 @@ def test_wheel_installs_and_runs_vireid_prep_outside_the_repo(tmp_path: Path) ->
     assert {"pipeline/cli.py", "vireid/data/spec.py"} <= names
     assert "vireid-prep = pipeline.cli:main" in entry_points
     assert not any(n.startswith(("tests/", "data_manifests/")) for n in names)
+    presets = sorted(p.name for p in (REPO / "configs").glob("*.yaml"))
+    assert presets and {f"vireid/configs/{p}" for p in presets} <= names      # every preset ships
+    assert any(re.search(r"\.dist-info/(licenses/)?LICENSE$", n) for n in names), "LICENSE not in the dist-info"
 
     site = tmp_path / "site"
     res = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q",
@@ -84,3 +96,18 @@ def test_wheel_installs_and_runs_vireid_prep_outside_the_repo(tmp_path: Path) ->
     manifest = json.loads((work / "sysu.manifest.json").read_text())
     assert len(manifest["records"]) == 52 and not manifest["partial"]
     assert manifest["spec_hash"] == spec.content_hash
+
+    # the presets by name, from outside the checkout: the packaged sysu.yaml (its required
+    # model.pose_init stops the run before anything else is read); an unknown name lists them
+    train = site / "bin" / "vireid-train"
+    res = subprocess.run([sys.executable, str(train), "--config", "sysu", "--cache", "nowhere", "--out", "run"],
+                         cwd=work, env=env, capture_output=True, text=True)
+    assert res.returncode == 1 and "model.pose_init is required by this preset" in res.stderr, res.stderr
+    probe = subprocess.run([sys.executable, "-c", PRESET_PROBE], cwd=work, env=env, capture_output=True, text=True)
+    assert probe.returncode == 0, probe.stderr
+    found = json.loads(probe.stdout)
+    assert Path(found["sysu"]).resolve().is_relative_to(site.resolve()) and found["epochs"] == 100
+    res = subprocess.run([sys.executable, str(train), "--config", "sysuu", "--cache", "nowhere", "--out", "run"],
+                         cwd=work, env=env, capture_output=True, text=True)
+    assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "'sysuu'" in res.stderr and ", ".join(p[:-len(".yaml")] for p in presets) in res.stderr

@@ -1,5 +1,8 @@
-"""Weight loading: ImageNet backbone from a local file, Refinement Module from GCCPM (LIP)."""
+"""Weight loading: ImageNet backbone from a file, Refinement Module from GCCPM (LIP). The
+torch hub cache and torchvision's IMAGENET1K_V1 file: tests/model/test_pretrained.py."""
 from __future__ import annotations
+
+import hashlib
 
 import pytest
 import torch
@@ -40,7 +43,7 @@ def test_load_imagenet_backbone(resnet18_file):
     assert report["tensors"] == 2 * len(stem_keys) + len(other)
 
 
-def test_load_imagenet_errors(tmp_path, resnet18_file, monkeypatch):
+def test_load_imagenet_errors(tmp_path):
     model = PoseVIReIDNet(small_config("baseline"))
     missing = tmp_path / "nope" / "resnet18.pth"
     with pytest.raises(FileNotFoundError, match=str(missing)):
@@ -57,15 +60,6 @@ def test_load_imagenet_errors(tmp_path, resnet18_file, monkeypatch):
     torch.save({"a": 1}, junk)
     with pytest.raises(ValueError, match="state dict"):
         load_imagenet_backbone(model, junk)
-    # Hub cache: nothing there -> clear error; a file there -> used.
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    with pytest.raises(FileNotFoundError, match="nothing is downloaded"):
-        load_imagenet_backbone(model)
-    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
-    path, sd = resnet18_file
-    (tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth").write_bytes(path.read_bytes())
-    load_imagenet_backbone(model)
-    assert torch.equal(model.state_dict()["reid_branch.layer3.0.conv1.weight"], sd["layer3.0.conv1.weight"])
 
 
 def _gccpm_like_state(model: PoseVIReIDNet, stages: int = 2) -> dict:
@@ -88,6 +82,7 @@ def test_load_pose_branch_from_lip_synthetic(channels, tmp_path):
     path = tmp_path / "gccpm.pth"
     torch.save(ckpt, path)
     report = load_pose_branch_from_lip(model, path, stage_index=1)
+    assert report["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()     # what a run records
     own = model.pose_branch.refinement.state_dict()
     src = {k[len("refinement_stages.1."):]: v.float() for k, v in ckpt["state_dict"].items()
            if k.startswith("refinement_stages.1.")}

@@ -47,7 +47,7 @@ def _trial_list(text: str) -> List[int]:
 @click.command(help=HELP, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="vireid-regdb")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Train every trial with this YAML configuration (e.g. configs/regdb.yaml).")
+              help="Train every trial with this YAML configuration (a file, or a preset's name, e.g. regdb).")
 @click.option("--checkpoints", default=None, metavar="PATTERN",
               help="Evaluate given checkpoints instead: a path with {trial}, e.g. 'runs/regdb{trial}/last.pt'.")
 @click.option("--cache", "cache_dir", required=True, type=click.Path(path_type=Path, file_okay=False),

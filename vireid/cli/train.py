@@ -65,7 +65,8 @@ def _setup_logging(rank: int) -> None:
 @click.command(help=HELP, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="vireid-train")
 @click.option("--config", "config_path", required=True, type=click.Path(path_type=Path, dir_okay=False),
-              help="YAML configuration (a preset of configs/ or your own; `inherit: sysu.yaml` extends one).")
+              help="YAML configuration: a file (yours; `inherit: sysu.yaml` extends a preset), or a preset's name "
+                   "(sysu, regdb, demo, ...: the packaged configs/, found by name in an installed wheel).")
 @click.option("--cache", "cache_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
               help="Heatmap cache folder (its cache.json, shards and manifest.json); the estimator is not needed.")
 @click.option("--out", "out_dir", default=None, type=click.Path(path_type=Path, file_okay=False),

@@ -23,6 +23,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
+from vireid.configs import find_config
 from vireid.engine.config import ConfigError, load_config, resolve_required
 from vireid.engine.evaluate import EvalOptions, EvalReport, evaluate_model, untrained_model
 from vireid.io import PathLike, atomic_write_text
@@ -121,8 +122,8 @@ def run_ablation(base_config: PathLike, cache_dir: PathLike, out_dir: PathLike, 
                  configs_dir: Optional[PathLike] = None, rows: Sequence[Tuple[str, str, str]] = ROWS,
                  options: Optional[EvalOptions] = None, untrained_reference: bool = True) -> AblationResult:
     """Table IV: :func:`run_rows` on the row presets of ``configs_dir`` (default: the base
-    configuration's folder), then ``OUT/ablation.json`` / ``OUT/ablation.md``."""
-    configs = Path(configs_dir) if configs_dir is not None else Path(base_config).parent
+    configuration's folder; a preset's name: the packaged presets), then ``OUT/ablation.json`` / ``OUT/ablation.md``."""
+    configs = Path(configs_dir) if configs_dir is not None else find_config(base_config).parent
     return run_rows(base_config, cache_dir, out_dir, preset_rows(configs, rows), overrides=overrides,
                     options=options, untrained_reference=untrained_reference, table_name="ablation")
 

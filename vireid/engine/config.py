@@ -19,6 +19,8 @@ Layout (every key has the paper's default, Section IV-A)::
     optim: {...}                  # OptimConfig
     speed: {...}                  # SpeedConfig: amp, channels_last, pin_memory, compile
     ddp: {...}                    # DdpConfig: multi-process (torchrun) settings
+    weights: {...}                # WeightsRecord: the weight files the run started from
+                                  # (written by vireid-train, not a setting)
 
 Batch size and learning rate under DDP (``ddp.batch``): with ``global`` (the default)
 ``data.num_ids`` x ``data.num_per_modality`` is the *global* batch (2 D K images, the
@@ -54,6 +56,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from vireid import configs as presets
 from vireid.config_loader import ConfigError, build_layers, load, plain, to_yaml
 from vireid.data.geometry import PAPER, Geometry
 from vireid.data.sampler import SamplerConfig
@@ -65,7 +68,7 @@ from vireid.model import ModelConfig, ModelSettings
 
 __all__ = ["REQUIRED", "ConfigError", "DataConfig", "DdpConfig", "ModelSection", "OptimConfig", "SpeedConfig",
            "TrainConfig", "config_from_dict", "config_to_yaml", "load_config", "resolve_required", "save_config",
-           "validate"]
+           "validate", "WeightsRecord"]
 
 DEVICES_HINT = "auto, cpu, cuda or cuda:N"
 SCHEDULES = ("step", "milestones")
@@ -96,14 +99,31 @@ REQUIRED = "???"
 class ModelSection(ModelSettings):
     """``model:``: the network's :class:`~vireid.model.config.ModelSettings` (the data decides
     ``input_size`` and ``num_classes``) and how it starts: ``pretrained`` (ImageNet weights:
-    ``null`` = random init, ``imagenet`` = the torch hub cache's ``<backbone>-*.pth``, or a
-    path to a torchvision state dict), ``pose_init`` (a GCCPM / LIP checkpoint whose
+    ``null`` = random init, ``imagenet`` = torchvision's ``IMAGENET1K_V1`` of the backbone,
+    hash-checked, from the torch hub cache or downloaded there, or a path to a torchvision
+    state dict), ``pose_init`` (a GCCPM / LIP checkpoint whose
     refinement stage initialises the Refinement Module, ``null``, or :data:`REQUIRED`) and
     ``pose_init_stage`` (which of its refinement stages)."""
 
     pretrained: Optional[str] = None
     pose_init: Optional[str] = None
     pose_init_stage: int = 0
+
+
+@dataclass
+class WeightsRecord:
+    """``weights:``: the weight files a run started from, as ``vireid-train`` resolved them (a
+    record in ``config.yaml`` and the checkpoint, not a setting: training replaces what a file
+    gives here; a resume keeps its checkpoint's). ``imagenet`` / ``imagenet_sha256`` /
+    ``imagenet_url``: the file ``model.pretrained`` loaded, its SHA-256 and, for ``imagenet``,
+    torchvision's URL of it; ``pose_init`` / ``pose_init_sha256``: the GCCPM (LIP) checkpoint of
+    ``model.pose_init``. ``null`` where nothing was loaded."""
+
+    imagenet: Optional[str] = None
+    imagenet_sha256: Optional[str] = None
+    imagenet_url: Optional[str] = None
+    pose_init: Optional[str] = None
+    pose_init_sha256: Optional[str] = None
 
 
 @dataclass
@@ -241,6 +261,7 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     speed: SpeedConfig = field(default_factory=SpeedConfig)
     ddp: DdpConfig = field(default_factory=DdpConfig)
+    weights: WeightsRecord = field(default_factory=WeightsRecord)
 
     # ------------------------------------------------------------------ derived configs
     def model_config(self, num_classes: int) -> ModelConfig:
@@ -259,9 +280,10 @@ class TrainConfig:
 def load_config(path: Optional[PathLike] = None, overrides: Sequence[str] = ()) -> TrainConfig:
     """The configuration of ``path`` (with what it inherits) and ``overrides`` (``key.sub=value``).
 
+    ``path`` is a file, or the name of a packaged preset (``sysu``: :func:`vireid.configs.find_config`).
     Raises :class:`ConfigError` naming the file or override and the key at fault.
     """
-    return load(TrainConfig, path, overrides, NOTES, validate)
+    return load(TrainConfig, None if path is None else presets.find_config(path), overrides, NOTES, validate)
 
 
 def config_from_dict(values: Dict[str, Any], source: str = "a checkpoint's config") -> TrainConfig:

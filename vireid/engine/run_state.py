@@ -30,7 +30,10 @@ logger = logging.getLogger(__name__)
 RESUMABLE_KEYS = ("epochs", "device", "progress", "log_every", "val_every", "grad_every", "data.workers",
                   "data.val_batch_size", "model.pretrained", "model.pose_init", "model.pose_init_stage",
                   "speed.amp", "speed.channels_last", "speed.pin_memory", "speed.compile",
-                  "ddp.backend", "ddp.sync_bn", "ddp.gather_hctri", "ddp.timeout_minutes")
+                  "ddp.backend", "ddp.sync_bn", "ddp.gather_hctri", "ddp.timeout_minutes",
+                  # the record of the weight files: a resume keeps its checkpoint's
+                  "weights.imagenet", "weights.imagenet_sha256", "weights.imagenet_url", "weights.pose_init",
+                  "weights.pose_init_sha256")
 
 
 def seed_everything(seed: int) -> None:
@@ -138,7 +141,7 @@ def check_resumable(ck: Mapping[str, Any], path: Path, config: TrainConfig, mani
              for k in changed_keys(saved, now, RESUMABLE_KEYS)]
     if diffs:
         raise TrainError(f"{path} was trained with other settings ({'; '.join(diffs[:6])}); a resume may change "
-                         f"only {', '.join(RESUMABLE_KEYS)}")
+                         f"only {', '.join(k for k in RESUMABLE_KEYS if not k.startswith('weights.'))}")
     saved_model = {k: list(v) if isinstance(v, tuple) else v for k, v in ck["model_config"].items()}
     now_model = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(model_config).items()}
     if saved_model != now_model:

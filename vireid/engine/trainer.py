@@ -3,7 +3,7 @@
 :func:`train` reads only the cache (its shards, ``cache.json`` and ``manifest.json``),
 never the pose estimator, and writes into the run folder ``RUN``::
 
-    RUN/config.yaml     the resolved configuration
+    RUN/config.yaml     the resolved configuration, with the weight files used and their sha256 (``weights:``)
     RUN/log.jsonl       every named loss and the lr per step, epoch means, validation
     RUN/last.pt         after every epoch: weights + all training state (exact resume)
     RUN/best.pt         best validation mAP (only with a hold-out: data.holdout)
@@ -77,7 +77,8 @@ from vireid.data.sampler import SamplerError
 from vireid.data.shards import CacheError, HeatmapCache
 from vireid.engine import distributed as ddp
 from vireid.engine.checkpoint import CheckpointError
-from vireid.engine.config import ConfigError, TrainConfig, resolve_required, save_config
+from vireid.engine.config import (ConfigError, TrainConfig, WeightsRecord, config_from_dict, resolve_required,
+                                  save_config)
 from vireid.engine.distributed import DistContext, DistributedError
 from vireid.engine.errors import NonFiniteLossError, TrainError  # noqa: F401 - callers import them from here
 from vireid.engine.frozen import freeze_unused
@@ -208,7 +209,7 @@ def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir:
     torch.manual_seed(cfg.seed)
     model = PoseVIReIDNet(model_cfg)
     if resume_from is None:
-        _initialise(model, cfg)
+        cfg = dataclasses.replace(cfg, weights=_initialise(model, cfg))
     if ctx.enabled and cfg.ddp.sync_bn:
         model = ddp.convert_sync_batchnorm(model, device)
     freeze_unused(model, cfg.loss_config())              # what the configuration leaves without a gradient
@@ -223,6 +224,8 @@ def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir:
         ck, resume_from = load_for_resume(resume_from, out)
         check_resumable(ck, resume_from, cfg, manifest, split.label_map, model_cfg)
         done = restore(ck, resume_from, model, optimizer, scheduler, scaler, data.sampler, ctx.rank, ctx.world_size)
+        # the weight files the run started from
+        cfg = dataclasses.replace(cfg, weights=config_from_dict(ck["config"]).weights)
     net: torch.nn.Module = model
     batch_line = batch_summary(cfg, ctx.world_size)
     if ctx.enabled:
@@ -240,6 +243,7 @@ def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir:
         "model_config": dataclasses.asdict(model_cfg), "config": cfg.to_dict(), "dataset": cfg.dataset,
         "trial": cfg.data.trial if cfg.dataset == "regdb" else None, "manifest_hash": manifest.hash,
         "cache_attrs": dict(cache.attrs), "label_map": dict(split.label_map), "code_version": __version__,
+        "weights": dataclasses.asdict(cfg.weights),
     }
     tb_dir = out / "tensorboard" if cfg.tensorboard else None
     log: Any = RunLog(out / "log.jsonl", tensorboard=tb_dir, resume_step=done.global_step) if ctx.is_main else NullLog()
@@ -282,16 +286,22 @@ def _draw_plots(out: Path) -> Tuple[Optional[Path], Optional[Path]]:
     return losses_png, val_png
 
 
-def _initialise(model: PoseVIReIDNet, cfg: TrainConfig) -> None:
-    """ImageNet backbone (``model.pretrained``) and LIP Refinement Module (``model.pose_init``)."""
+def _initialise(model: PoseVIReIDNet, cfg: TrainConfig) -> WeightsRecord:
+    """ImageNet backbone (``model.pretrained``) and LIP Refinement Module (``model.pose_init``);
+    returns the files used with their SHA-256 (``config.yaml``'s and the checkpoint's ``weights``)."""
+    record = WeightsRecord()
     if cfg.model.pretrained is not None:
         path = None if cfg.model.pretrained == "imagenet" else cfg.model.pretrained
         try:
-            load_imagenet_backbone(model, path)
+            got = load_imagenet_backbone(model, path)
         except (FileNotFoundError, ValueError) as exc:
             raise TrainError(f"model.pretrained: {exc}") from None
+        record = dataclasses.replace(record, imagenet=got["file"], imagenet_sha256=got["sha256"],
+                                     imagenet_url=got["url"])
     if cfg.model.pose_init is not None:
         try:
-            load_pose_branch_from_lip(model, cfg.model.pose_init, stage_index=cfg.model.pose_init_stage)
+            got = load_pose_branch_from_lip(model, cfg.model.pose_init, stage_index=cfg.model.pose_init_stage)
         except (FileNotFoundError, ValueError) as exc:
             raise TrainError(f"model.pose_init: {exc}") from None
+        record = dataclasses.replace(record, pose_init=str(cfg.model.pose_init), pose_init_sha256=got["sha256"])
+    return record

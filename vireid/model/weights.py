@@ -1,26 +1,28 @@
-"""Initialising the network from local files (nothing is ever downloaded).
+"""Initialising the network from weight files.
 
-* :func:`load_imagenet_backbone`: a torchvision ResNet state dict (e.g.
-  ``resnet50-0676ba61.pth``) into both modality-specific stems (layer0 + layer1), the
+* :func:`load_imagenet_backbone`: a torchvision ResNet state dict (by default torchvision's
+  ``IMAGENET1K_V1``, e.g. ``resnet50-0676ba61.pth``, found or downloaded with its hash checked
+  by :mod:`vireid.model.pretrained`) into both modality-specific stems (layer0 + layer1), the
   modality-shared module (layer2) and the ReID branch (layer3 + layer4); ``fc`` is ignored.
 * :func:`load_pose_branch_from_lip`: a GCCPM checkpoint's refinement stage into the pose
   branch's Refinement Module (Table IV: "PEB pre-trained on a pose estimation dataset").
 """
 from __future__ import annotations
 
-import glob
 import logging
 import os
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Union
+from typing import Any, Dict, List, Mapping, Optional, Union
 
 import torch
 from torch import Tensor
 
+from vireid.io import file_sha256
 from vireid.pose.joints import NUM_JOINTS
 from vireid.sealing import torch_load
 
 from .network import PoseVIReIDNet
+from .pretrained import checked, imagenet_weights
 
 logger = logging.getLogger(__name__)
 
@@ -37,12 +39,6 @@ _BACKBONE_MAP: Dict[str, List[str]] = {
 }
 
 
-def _hub_checkpoint(arch: str) -> Optional[Path]:
-    pattern = os.path.join(torch.hub.get_dir(), "checkpoints", f"{arch}-*.pth")
-    found = sorted(glob.glob(pattern))
-    return Path(found[0]) if found else None
-
-
 def _unwrap(obj: object, source: str) -> Dict[str, Tensor]:
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         obj = obj["state_dict"]
@@ -57,32 +53,32 @@ def _load_file(path: Path, what: str) -> Dict[str, Tensor]:
     return _unwrap(torch_load(path, what, map_location="cpu", weights_only=True), str(path))
 
 
-def load_imagenet_backbone(model: PoseVIReIDNet, path: Optional[PathLike] = None) -> Dict[str, int]:
-    """Copy ImageNet ResNet weights from a local torchvision state dict into ``model``.
+def load_imagenet_backbone(model: PoseVIReIDNet, path: Optional[PathLike] = None) -> Dict[str, Any]:
+    """Copy ImageNet ResNet weights from a torchvision state dict into ``model``.
 
     Args:
         model: the network; its ``config.backbone`` must match the file's architecture.
-        path: the ``.pth`` file. ``None``: the torch hub cache
-            (``<torch.hub.get_dir()>/checkpoints/<backbone>-*.pth``) if a file is there.
+        path: the ``.pth`` file. ``None``: torchvision's ``IMAGENET1K_V1`` weights of the
+            backbone from the torch hub cache, downloaded there when missing
+            (:func:`vireid.model.pretrained.imagenet_weights`).
 
     Returns:
-        ``{'tensors': n}``, the number of tensors written.
+        ``{'tensors': n, 'file': path, 'sha256': hex, 'url': torchvision's URL or None}``: the
+        number of tensors written and the file they came from.
 
     Raises:
-        FileNotFoundError: no file at ``path`` (or none in the hub cache), naming where it looked.
-        ValueError: the file is not a state dict of this ResNet (missing keys or other shapes).
+        FileNotFoundError: no file at ``path`` (or none in the hub cache and no download).
+        ValueError: the file is not a state dict of this ResNet (missing keys or other shapes),
+            or its content differs from the hash in its torch.hub-style name.
     """
     arch = model.config.backbone
     if path is None:
-        found = _hub_checkpoint(arch)
-        if found is None:
-            raise FileNotFoundError(
-                f"no ImageNet weights for {arch}: pass a path to a torchvision state dict, or put "
-                f"'{arch}-<hash>.pth' in {os.path.join(torch.hub.get_dir(), 'checkpoints')} "
-                "(nothing is downloaded)"
-            )
-        path = found
-    path = Path(path)
+        weights = imagenet_weights(arch)
+    else:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"ImageNet {arch} weights not found: {path}")
+        weights = checked(Path(path), arch)
+    path = weights.path
     src = _load_file(path, f"ImageNet {arch} weights")
     own = model.state_dict()
     updates: Dict[str, Tensor] = {}
@@ -109,15 +105,15 @@ def load_imagenet_backbone(model: PoseVIReIDNet, path: Optional[PathLike] = None
     with torch.no_grad():
         for k, v in updates.items():
             own[k].copy_(v.to(own[k].dtype))
-    logger.info("loaded %d ImageNet tensors from %s", len(updates), path)
-    return {"tensors": len(updates)}
+    logger.info("loaded %d ImageNet tensors from %s (sha256 %s)", len(updates), path, weights.sha256)
+    return {"tensors": len(updates), "file": str(path), "sha256": weights.sha256, "url": weights.url}
 
 
 def load_pose_branch_from_lip(
     model: PoseVIReIDNet,
     checkpoint: Union[PathLike, Mapping[str, Tensor]],
     stage_index: int = 0,
-) -> Dict[str, List[str]]:
+) -> Dict[str, Any]:
     """Initialise the Refinement Module from a GCCPM (LIP) checkpoint's refinement stage.
 
     The GCCPM state dict (``{'state_dict': ...}`` or the dict itself; float16 is converted)
@@ -141,17 +137,20 @@ def load_pose_branch_from_lip(
     listing the tensors, rather than loading part of the stage silently.
 
     Returns:
-        ``{'loaded': [...], 'adapted': [...]}``: names (in the Refinement Module) copied as
-        they are and adapted.
+        ``{'loaded': [...], 'adapted': [...], 'sha256': hex or None}``: names (in the Refinement
+        Module) copied as they are and adapted, and the checkpoint file's SHA-256 (None for an
+        in-memory state dict).
     """
     if model.pose_branch is None:
         raise ValueError("the model has no Pose Estimation branch (use_pose_branch=False)")
     if isinstance(checkpoint, Mapping):
         src = _unwrap(checkpoint, "the given GCCPM state dict")
         source = "the given GCCPM state dict"
+        digest = None
     else:
         src = _load_file(Path(checkpoint), "GCCPM checkpoint")
         source = str(checkpoint)
+        digest = file_sha256(checkpoint)
     stages = sorted({int(k.split(".")[1]) for k in src if k.startswith("refinement_stages.")})
     if not stages:
         raise ValueError(f"{source} has no 'refinement_stages.*' tensors: not a GCCPM checkpoint")
@@ -197,9 +196,9 @@ def load_pose_branch_from_lip(
     with torch.no_grad():
         for k, v in updates.items():
             own[k].copy_(v.to(own[k].dtype))
-    logger.info("Refinement Module initialised from %s stage %d: %d tensors, %d adapted (%s)",
-                source, stage, len(loaded), len(adapted), adapted)
-    return {"loaded": loaded, "adapted": adapted}
+    logger.info("Refinement Module initialised from %s stage %d: %d tensors, %d adapted (%s)%s",
+                source, stage, len(loaded), len(adapted), adapted, f", sha256 {digest}" if digest else "")
+    return {"loaded": loaded, "adapted": adapted, "sha256": digest}
 
 
 def _output_conv_keys(state: Mapping[str, Tensor]) -> List[str]:
