@@ -54,6 +54,9 @@ CACHE_FORMAT = "vireid-heatmap-cache/1"
 HEATMAP_SCALE = 255.0
 MODALITY_CODES = {"rgb": 0, "ir": 1}
 IMAGE_FORMATS = ("raw", "jpeg")
+#: the pose estimators ``vireid-prep heatmaps`` can make a cache with (``cache.json``'s
+#: ``estimator.estimator``); ``lip`` is the paper's (GCCPM pre-trained on LIP)
+ESTIMATOR_NAMES = ("lip", "blazepose", "keypoints")
 
 
 @dataclass(frozen=True)
@@ -169,3 +172,29 @@ def compare_attributes(actual: Mapping[str, Any], expected: Mapping[str, Any],
         if a != e:
             out.append(f"{k}: cache has {a!r}, expected {e!r}")
     return out
+
+
+def estimator_of(attrs: Mapping[str, Any]) -> Optional[str]:
+    """The name of the estimator that made the cache of ``attrs`` (its ``cache.json``), or
+    ``None`` when it does not record one."""
+    record = attrs.get("estimator")
+    name = record.get("estimator") if isinstance(record, Mapping) else None
+    return name if isinstance(name, str) and name else None
+
+
+def describe_estimator(attrs: Mapping[str, Any]) -> str:
+    """What made the cache of ``attrs``, in words: the estimator and what identifies its
+    weights (LIP: the file's sha256; blazepose: the mediapipe version and model sha256;
+    keypoints: the exact keypoints' file), for messages."""
+    name = estimator_of(attrs)
+    if name is None:
+        return "an unknown estimator (its cache.json records none: made before vireid recorded it)"
+    record = attrs["estimator"]
+    sha = str(record.get("weights_sha256") or "")[:12] or "unknown"
+    if name == "lip":
+        return f"the lip estimator (GCCPM weights {record.get('weights') or '?'}, sha256 {sha})"
+    if name == "blazepose":
+        return f"the blazepose estimator (mediapipe {record.get('mediapipe_version') or '?'}, model sha256 {sha})"
+    if name == "keypoints":
+        return f"exact keypoints (--estimator keypoints, {record.get('weights') or '?'}, sha256 {sha})"
+    return f"the {name} estimator"
