@@ -11,6 +11,7 @@ import argparse
 import configparser
 import runpy
 import sys
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Sequence
@@ -52,7 +53,8 @@ def parse_click(command: click.Command, args: Sequence[str], prog: str) -> List[
     """Parse ``args`` with ``command`` (and its sub-commands); returns the command path parsed.
     Raises :class:`click.UsageError` (or a subclass) for an unknown option or a bad value."""
     path = [prog]
-    with command.make_context(prog, list(args), resilient_parsing=False) as ctx:
+    with command.make_context(prog, list(args), resilient_parsing=False) as ctx, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)      # click 8.2 deprecates protected_args
         while isinstance(ctx.command, click.Group) and ctx.protected_args:
             name, rest = ctx.protected_args[0], ctx.protected_args[1:] + ctx.args
             sub = ctx.command.get_command(ctx, name)
