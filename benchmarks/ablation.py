@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vireid.engine.ablation import run_ablation  # noqa: E402
 from vireid.engine.ablation_seeds import parse_seeds, run_ablation_seeds  # noqa: E402
 from vireid.engine.evaluate import EvalError, EvalOptions  # noqa: E402
+from vireid.engine.loop import resolve_device  # noqa: E402
 from vireid.engine.sweep import parse_values, run_sweep  # noqa: E402
 from vireid.engine.trainer import USER_ERRORS  # noqa: E402
 
@@ -52,7 +53,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="override for every row (repeatable), e.g. --set epochs=4")
     ap.add_argument("--trials", type=int, default=None, help="SYSU-MM01 gallery trials (default 10)")
-    ap.add_argument("--device", default="cpu", help="evaluation device")
+    ap.add_argument("--device", default="auto", help="evaluation device: auto (CUDA when there is one), cpu, cuda or "
+                                                     "cuda:N (training: the configuration's device)")
     ap.add_argument("--no-untrained", action="store_true", help="skip the untrained reference row")
     ap.add_argument("--sweep", metavar="KEY", default=None,
                     help="Fig. 5 instead of Table IV: train the base config once per --values of KEY, e.g. "
@@ -71,8 +73,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         ap.error(str(exc))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("vireid").setLevel(logging.INFO)
-    options = EvalOptions(mode="all", direction="v2t", trials=args.trials, device=args.device)
     try:
+        options = EvalOptions(mode="all", direction="v2t", trials=args.trials, device=str(resolve_device(args.device)))
         if seeds is not None:
             result = run_ablation_seeds(args.base, args.cache, args.out, seeds, overrides=args.sets,
                                         configs_dir=args.configs, options=options,

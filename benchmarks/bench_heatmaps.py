@@ -10,7 +10,7 @@ Everything is measured in the same run on the same synthetic SYSU-MM01 tree:
    throughput of each cache (image + heatmaps, one process) against decoding the
    original JPEG files and resizing them (what training would do without a cache).
 
-    python benchmarks/bench_heatmaps.py [--ids 24] [--stages 5] [--batch 16] [--device cpu]
+    python benchmarks/bench_heatmaps.py [--ids 24] [--stages 5] [--batch 16] [--device auto]
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from pipeline.synth import synthesize
 from vireid.data.manifest import Manifest
 from vireid.data.scan import scan
 from vireid.data.shards import CacheConfig, HeatmapCache
+from vireid.engine.loop import resolve_device
 from vireid.pose.codec import prepare_input
 from vireid.pose.gccpm import GCCPM
 
@@ -75,11 +76,12 @@ def main() -> None:
     ap.add_argument("--ids", type=int, default=24)
     ap.add_argument("--stages", type=int, default=5)
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--device", default="auto", help="auto (CUDA when there is one), cpu, cuda or cuda:N")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--source-size", default="256x128",
                     help="HxW of the synthetic source crops (SYSU-MM01's are a few hundred rows tall)")
     args = ap.parse_args()
+    args.device = str(resolve_device(args.device))
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

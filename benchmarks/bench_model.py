@@ -22,6 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from vireid.engine.loop import resolve_device  # noqa: E402
 from vireid.losses import compute_losses  # noqa: E402
 from vireid.model import ModelConfig, PoseVIReIDNet, leading_rgb_count  # noqa: E402
 from vireid.pose.joints import NUM_JOINTS  # noqa: E402
@@ -93,13 +94,13 @@ def main() -> None:
     ap.add_argument("--small-batch", type=int, default=16, help="ResNet-18 demo batch")
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--only", choices=["resnet50", "resnet18"], default=None)
-    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--device", default="auto", help="auto (CUDA when there is one), cpu, cuda or cuda:N")
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    device = resolve_device(args.device)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     # ResNet-18 first: max RSS is monotone, so the small model's figure is not the big one's.
     if args.only in (None, "resnet18"):

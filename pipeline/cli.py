@@ -17,7 +17,7 @@ import click
 from click.core import ParameterSource
 
 from vireid import __version__
-from vireid.data.cache_format import IMAGE_FORMATS, CacheConfig
+from vireid.data.cache_format import ESTIMATOR_NAMES, IMAGE_FORMATS, CacheConfig
 from vireid.data.manifest import ManifestError
 from vireid.data.spec import DATASETS, SpecError
 from pipeline.cli_util import MAX_LISTED, one_line_write_errors, writable
@@ -38,7 +38,7 @@ def cli(verbose: int) -> None:
     \b
     Typical use on a real dataset:
       vireid-prep manifest --dataset sysu --root /data/SYSU-MM01 --out sysu.manifest.json
-      vireid-prep heatmaps --dataset sysu --root /data/SYSU-MM01 --out cache/sysu
+      vireid-prep heatmaps --dataset sysu --root /data/SYSU-MM01 --out cache/sysu --weights lip_gccpm.pth
     and on built-in synthetic data (tests, demo):
       vireid-prep synth --layout sysu --out demo/SYSU-MM01 --ids 24 --seed 0
     """
@@ -171,6 +171,20 @@ def _cache_config(config_path: Optional[Path], overrides: Sequence[str], options
         raise click.ClickException(str(exc)) from None
 
 
+def _heatmaps_device(device: str, k: int, n: int) -> str:
+    """``--device`` resolved (``auto``: CUDA when there is one); with ``n`` parts on CUDA each
+    process takes its own GPU (torchrun's ``LOCAL_RANK``, else ``k``)."""
+    from vireid.engine.loop import DeviceError, resolve_device
+
+    try:
+        dev = resolve_device(device)
+    except DeviceError as exc:
+        raise click.ClickException(f"--device: {exc}") from None
+    if dev.type == "cuda" and dev.index is None and n > 1:
+        return f"cuda:{os.environ.get('LOCAL_RANK', k)}"
+    return str(dev)
+
+
 def _parse_part(value: Optional[str]) -> Tuple[int, int]:
     if value is None:
         # under torchrun each process takes its rank's share of the shards
@@ -193,15 +207,17 @@ def _parse_part(value: Optional[str]) -> Tuple[int, int]:
 @click.option("--manifest", "manifest_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Use this manifest instead of scanning --root (a rerun reuses OUT/manifest.json).")
 @click.option("--allow-partial", is_flag=True, help="When scanning: accept a partial copy (see `manifest`).")
-@click.option("--estimator", type=click.Choice(["lip", "blazepose", "keypoints"]), default=None,
-              help="lip: GCCPM pretrained on LIP (needs --weights); blazepose: mediapipe's model, offline "
-                   "(install extra); keypoints: known keypoints (--keypoints, default ROOT/vireid_keypoints.json). "
-                   "Default: lip with --weights, else blazepose.")
+@click.option("--estimator", type=click.Choice(ESTIMATOR_NAMES), default="lip", show_default=True,
+              help="lip: GCCPM pretrained on LIP, the paper's (needs --weights); blazepose: mediapipe's model, "
+                   "offline (install extra); keypoints: known keypoints (--keypoints, default "
+                   "ROOT/vireid_keypoints.json). Without --weights another estimator must be named: none is "
+                   "chosen silently. cache.json records which one made the cache (and its weights' sha256).")
 @click.option("--weights", type=click.Path(path_type=Path, dir_okay=False),
               help="GCCPM checkpoint for --estimator lip ({'state_dict': ...}); never downloaded.")
 @click.option("--keypoints", "keypoints_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Keypoint file for --estimator keypoints (vireid-keypoints/1 or COCO-style JSON).")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N (lip estimator).")
+@click.option("--device", default="auto", show_default=True,
+              help="auto (CUDA when there is one), cpu, cuda or cuda:N (lip estimator).")
 @click.option("--estimator-size", type=click.IntRange(32, None), default=None,
               help="Square input side of the lip estimator, a multiple of 8. Default: the side the "
                    "checkpoint was trained at (recorded by `train-estimator`), else 256 (GCCPM's).")
@@ -269,11 +285,14 @@ def heatmaps_cmd(dataset: str, root: Path, out: Path, manifest_path: Optional[Pa
     if not root.is_dir():
         raise click.ClickException(f"--root {root}: not a directory")
     writable(out, "cache folder (--out)")
+    ctx = click.get_current_context()
+    if estimator == "lip" and weights is None and ctx.get_parameter_source("estimator") is ParameterSource.DEFAULT:
+        raise click.ClickException(
+            "no pose estimator given: the default, --estimator lip (GCCPM pre-trained on LIP, the paper's), "
+            "needs --weights PATH (the public LIP checkpoint or `vireid-prep train-estimator`'s output); "
+            "for another pass --estimator blazepose or --estimator keypoints")
+    device = _heatmaps_device(device, k, n)
     try:
-        if estimator is None:
-            estimator = "lip" if weights is not None else "blazepose"
-        if device == "cuda" and n > 1:
-            device = f"cuda:{os.environ.get('LOCAL_RANK', k)}"
         # the estimator first: a missing or damaged --weights / --keypoints stops before the scan
         est = build_estimator(estimator, root=root, weights=weights, device=device, keypoints=keypoints_path,
                               batch_size=batch_size, size=estimator_size)

@@ -47,7 +47,8 @@ def register(cli: Any) -> None:
     @click.option("--init", "init", type=click.Path(path_type=Path, dir_okay=False),
                   help="GCCPM checkpoint to start from (strict: same number of refinement stages).")
     @click.option("--resume", is_flag=True, help="Continue from OUT-stem.state.pt if present.")
-    @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+    @click.option("--device", default="auto", show_default=True,
+                  help="auto (CUDA when there is one), cpu, cuda or cuda:N.")
     @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, None), help="Seed of initialisation, order and augmentation.")
     @click.option("--workers", default=2, show_default=True, type=click.IntRange(0, None),
                   help="DataLoader worker processes (0: load in the main process).")

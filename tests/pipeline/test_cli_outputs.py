@@ -80,8 +80,8 @@ def test_train_estimator(tmp_path, monkeypatch, sub):
 @pytest.mark.parametrize("args,named", [
     (["manifest", "--dataset", "sysu", "--root", "{t}/nope", "--out", "{t}/m.json"], "{t}/nope"),
     (["heatmaps", "--dataset", "sysu", "--root", "{t}/nope", "--out", "{t}/c"], "{t}/nope"),
-    (["heatmaps", "--dataset", "sysu", "--root", "{root}", "--out", "{t}/c", "--manifest", "{t}/nope.json"],
-     "{t}/nope.json"),
+    (["heatmaps", "--dataset", "sysu", "--root", "{root}", "--out", "{t}/c", "--manifest", "{t}/nope.json",
+      "--estimator", "keypoints"], "{t}/nope.json"),
     (["heatmaps", "--dataset", "sysu", "--root", "{root}", "--out", "{t}/c", "--weights", "{t}/nope.pt"],
      "{t}/nope.pt"),
     (["heatmaps", "--dataset", "sysu", "--root", "{root}", "--out", "{t}/c", "--estimator", "keypoints",

@@ -74,7 +74,7 @@ def _ranking_png(path: Path, cache, row_of: Dict[str, int], indices: List[int], 
                    "this evaluation's mAP divided by its mAP.")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Output folder (default: next to the checkpoint, eval-<dataset>[-untrained]).")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when there is one), cpu, cuda or cuda:N.")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, None))
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def cli(checkpoint: Path, cache_dir: Path, dataset: Optional[str], mode: str, shot: str, trials: Optional[int],
@@ -89,10 +89,15 @@ def cli(checkpoint: Path, cache_dir: Path, dataset: Optional[str], mode: str, sh
     from vireid.data.shards import CacheError
     from vireid.engine.checkpoint import CheckpointError, build_model_from_checkpoint, load_checkpoint
     from vireid.engine.evaluate import EvalError, EvalOptions, evaluate_model, map_ratios, untrained_model
+    from vireid.engine.loop import DeviceError, resolve_device
     from vireid.evaluation.report import read_results_json
     from vireid.io import WriteError, ensure_writable
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        device = str(resolve_device(device))
+    except DeviceError as exc:
+        raise click.ClickException(f"--device: {exc}") from None
     options = EvalOptions(dataset=dataset, mode=mode, shot=shot, trials=trials, trial=trial, direction=direction,
                           flip=flip, device=device, batch_size=batch_size, progress=progress,
                           rerank=rerank_config(rerank, k1, k2, lambda_value))

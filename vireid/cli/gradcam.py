@@ -70,7 +70,7 @@ def _parse_ids(ctx: click.Context, param: click.Parameter, value: Optional[str])
 @click.option("--cell-height", default=288, show_default=True, type=click.IntRange(32, 2048),
               help="Height in pixels of each picture cell (the crop is scaled to it).")
 @click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False), help="Output folder.")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when there is one), cpu, cuda or cuda:N.")
 def cli(checkpoint: Path, baseline: Optional[Path], cache_dir: Path, ids: Optional[List[int]], split: str, num: int,
         score: str, layer: str, cell_height: int, out: Path, device: str) -> None:
     import cv2

@@ -57,8 +57,8 @@ def _trial_list(text: str) -> List[int]:
 @click.option("--trials", default="1-10", show_default=True, help="Trials to run, e.g. '1-10' or '1,2,3'.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override a training configuration key (repeatable; with --config).")
-@click.option("--device", default=None, help="cpu, cuda or cuda:N (training: default the config's; evaluation: "
-                                             "that device, else cpu).")
+@click.option("--device", default=None, help="auto, cpu, cuda or cuda:N (training: default the config's; "
+                                             "evaluation: that device, else auto = CUDA when there is one).")
 @click.option("--flip", is_flag=True, help="Average each test image's features with its mirror image's.")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, None),
               help="Evaluation batch size.")
@@ -90,7 +90,7 @@ def cli(config_path: Optional[Path], checkpoints: Optional[str], cache_dir: Path
             extra = list(sets) + ([f"device={device}"] if device else []) + \
                 [f"progress={'true' if progress else 'false'}"]
             config = load_config(config_path, extra)
-        eval_device = str(resolve_device(device or (config.device if config is not None else "cpu")))
+        eval_device = str(resolve_device(device or (config.device if config is not None else "auto")))
         result = run_regdb_trials(cache_dir, out_dir, config=config, checkpoints=checkpoints, trials=trial_list,
                                   options=EvalOptions(flip=flip, device=eval_device, batch_size=batch_size,
                                                       progress=progress))

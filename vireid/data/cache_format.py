@@ -61,6 +61,9 @@ LEGACY_RESIZE_FILTER = "linear (made before the filter was recorded)"
 HEATMAP_SCALE = 255.0
 MODALITY_CODES = {"rgb": 0, "ir": 1}
 IMAGE_FORMATS = ("raw", "jpeg")
+#: the pose estimators ``vireid-prep heatmaps`` can make a cache with (``cache.json``'s
+#: ``estimator.estimator``); ``lip`` is the paper's (GCCPM pre-trained on LIP)
+ESTIMATOR_NAMES = ("lip", "blazepose", "keypoints")
 
 
 @dataclass(frozen=True)
@@ -201,3 +204,29 @@ def resize_crop(image: np.ndarray, hw: Tuple[int, int]) -> np.ndarray:
     planes = image[:, :, 0] if image.ndim == 3 and image.shape[2] == 1 else image
     out = np.array(Image.fromarray(np.ascontiguousarray(planes)).resize((w, h), Image.LANCZOS))
     return out[:, :, None] if image.ndim == 3 and out.ndim == 2 else out
+
+
+def estimator_of(attrs: Mapping[str, Any]) -> Optional[str]:
+    """The name of the estimator that made the cache of ``attrs`` (its ``cache.json``), or
+    ``None`` when it does not record one."""
+    record = attrs.get("estimator")
+    name = record.get("estimator") if isinstance(record, Mapping) else None
+    return name if isinstance(name, str) and name else None
+
+
+def describe_estimator(attrs: Mapping[str, Any]) -> str:
+    """What made the cache of ``attrs``, in words: the estimator and what identifies its
+    weights (LIP: the file's sha256; blazepose: the mediapipe version and model sha256;
+    keypoints: the exact keypoints' file), for messages."""
+    name = estimator_of(attrs)
+    if name is None:
+        return "an unknown estimator (its cache.json records none: made before vireid recorded it)"
+    record = attrs["estimator"]
+    sha = str(record.get("weights_sha256") or "")[:12] or "unknown"
+    if name == "lip":
+        return f"the lip estimator (GCCPM weights {record.get('weights') or '?'}, sha256 {sha})"
+    if name == "blazepose":
+        return f"the blazepose estimator (mediapipe {record.get('mediapipe_version') or '?'}, model sha256 {sha})"
+    if name == "keypoints":
+        return f"exact keypoints (--estimator keypoints, {record.get('weights') or '?'}, sha256 {sha})"
+    return f"the {name} estimator"

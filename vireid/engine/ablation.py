@@ -113,6 +113,25 @@ class Row:
     overrides: Tuple[str, ...] = ()
 
 
+#: overrides that initialise the Pose Estimation branch: they apply to the rows that have one
+POSE_INIT_KEYS = ("model.pose_init", "model.pose_init_stage")
+
+
+def overrides_for_row(base_config: PathLike, row: Row, overrides: Sequence[str]) -> List[str]:
+    """``overrides`` as they apply to ``row``: a ``model.pose_init`` (or ``pose_init_stage``)
+    given for every row is left out of a row without the Pose Estimation branch (Table IV's
+    Baseline), which has nothing to initialise, with a note in the log; every other override
+    applies as given."""
+    pose = [o for o in overrides if o.split("=", 1)[0].strip() in POSE_INIT_KEYS]
+    if not pose:
+        return list(overrides)
+    rest = [o for o in overrides if o not in pose]
+    if load_config(base_config, list(row.overrides) + rest).model.use_pose_branch:
+        return list(overrides)
+    logger.info("%s: no Pose Estimation branch, so %s do(es) not apply to it", row.name, ", ".join(pose))
+    return rest
+
+
 def preset_rows(configs_dir: PathLike, rows: Sequence[Tuple[str, str, str]] = ROWS) -> List[Row]:
     """Table IV's rows as :class:`Row` s: each preset file's own keys as overrides."""
     return [Row(name, slug, tuple(row_overrides(Path(configs_dir) / f))) for name, slug, f in rows]
@@ -135,7 +154,8 @@ def run_rows(base_config: PathLike, cache_dir: PathLike, out_dir: PathLike, rows
     """Train and evaluate every row of ``rows`` on ``cache_dir`` into ``out_dir``.
 
     Every row uses ``base_config`` + the row's overrides + ``overrides`` (same seed, epochs,
-    steps, batch, lr for all rows unless a row changes them). A row whose run folder already
+    steps, batch, lr for all rows unless a row changes them; ``model.pose_init`` only on the
+    rows with a Pose Estimation branch: :func:`overrides_for_row`). A row whose run folder already
     holds its last epoch is resumed / reused (``--resume auto``). The checkpoint evaluated is
     ``best.pt`` when the base configuration holds identities out for validation, else
     ``last.pt``. Writes ``OUT/<table_name>.json`` and ``OUT/<table_name>.md`` (``table``
@@ -152,7 +172,8 @@ def run_rows(base_config: PathLike, cache_dir: PathLike, out_dir: PathLike, rows
     cache_dir, out = Path(cache_dir), Path(out_dir)
     opt = options or EvalOptions(mode="all", direction="v2t")
     result = AblationResult()
-    configs_used = [(row, resolve_required(load_config(base_config, list(row.overrides) + list(overrides))))
+    configs_used = [(row, resolve_required(load_config(base_config, list(row.overrides)
+                                                        + overrides_for_row(base_config, row, overrides))))
                     for row in rows]                                # every config checked before any training
     ref_ck: Optional[Path] = None
     for i, (row_def, cfg) in enumerate(configs_used, 1):

@@ -58,6 +58,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from vireid import configs as presets
 from vireid.config_loader import ConfigError, build_layers, load, plain, to_yaml
+from vireid.data.cache_format import ESTIMATOR_NAMES
 from vireid.data.geometry import PAPER, Geometry
 from vireid.data.sampler import SamplerConfig
 from vireid.data.transforms import TransformConfig
@@ -147,6 +148,9 @@ class DataConfig:
     targets' cells zeroed under the image's box or under a box of their own),
     ``erase_aspect_sampling`` (``uniform`` or ``log``) and ``erase_attempts`` (tries for a
     box that fits): :class:`~vireid.data.transforms.TransformConfig`.
+    ``require_estimator``: the pose estimator the cache must have been made by (its
+    ``cache.json`` record), e.g. ``lip`` in the paper presets (GCCPM pre-trained on LIP);
+    ``null`` accepts any.
     """
 
     input_size: Tuple[int, int] = PAPER.input_size
@@ -169,6 +173,7 @@ class DataConfig:
     trial: int = 1
     val_batch_size: int = 64
     damaged_rows: str = "stop"
+    require_estimator: Optional[str] = None
 
     @property
     def geometry(self) -> Geometry:
@@ -350,6 +355,9 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError(f"data.trial must be a RegDB trial 1..10, got {d.trial}")
     if d.damaged_rows not in ("stop", "skip"):
         raise ValueError(f"data.damaged_rows must be 'stop' or 'skip', got {d.damaged_rows!r}")
+    if d.require_estimator not in (None,) + ESTIMATOR_NAMES:
+        raise ValueError(f"data.require_estimator must be null or one of {', '.join(ESTIMATOR_NAMES)}, "
+                         f"got {d.require_estimator!r}")
     d.transform_config()
     d.sampler_config()
     sp = cfg.speed

@@ -15,7 +15,8 @@ train-estimator``): 1. data (:mod:`vireid.engine.train_data`), 2. model, optimiz
 (``train_step``: eq. 21's named losses; ``end_of_epoch``: validation, checkpoint).
 
 Start-up checks, each a clear error naming the file or key: the cache's dataset, input
-size and stride against the configuration, its heatmap size against the model's
+size and stride against the configuration, the estimator that made it against
+``data.require_estimator`` (the paper presets: ``lip``), its heatmap size against the model's
 prediction (when the pose loss is on), missing shards, identities without images in
 one modality, fewer identities than a batch needs, a resume checkpoint of another run.
 
@@ -70,7 +71,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import torch
 
 from vireid import __version__
-from vireid.data.cache_format import resize_filter_of
+from vireid.data.cache_format import describe_estimator, estimator_of, resize_filter_of
 from vireid.data.dataset import unwrap_worker_error
 from vireid.data.manifest import Manifest, ManifestError
 from vireid.data.sampler import SamplerError
@@ -137,6 +138,17 @@ def check_cache(cache: HeatmapCache, manifest: Manifest, config: TrainConfig, mo
                          "stride 4 or change the input size")
 
 
+def check_cache_estimator(cache: HeatmapCache, config: TrainConfig) -> None:
+    """The estimator that made the cache (``cache.json``) against ``data.require_estimator``:
+    a paper preset trains only on the LIP estimator's heatmaps unless told otherwise."""
+    want = config.data.require_estimator
+    if want is not None and estimator_of(cache.attrs) != want:
+        raise TrainError(f"{cache.root}/cache.json: made by {describe_estimator(cache.attrs)}, but this "
+                         f"configuration trains on the {want} estimator's heatmaps (data.require_estimator: "
+                         f"{want}); rebuild the cache with `vireid-prep heatmaps --estimator {want}` or accept "
+                         f"it with `--set data.require_estimator=null`")
+
+
 def _open_data(cache_dir: Path) -> Tuple[HeatmapCache, Manifest]:
     cache = HeatmapCache(cache_dir)                                   # CacheError: incomplete, missing shard
     manifest = Manifest.load(cache_dir / "manifest.json")            # ManifestError
@@ -172,6 +184,7 @@ def train(config: TrainConfig, cache_dir: PathLike, out_dir: PathLike, trial: Op
         raise TrainError("data.splits contains 'test': the test identities are never trained on")
     ensure_writable(out, "run folder (--out)")               # before any work: WriteError names it
     cache, manifest = _open_data(cache_dir)
+    check_cache_estimator(cache, cfg)                        # before any work, as the checks above
     device, ctx = ddp.place_process(cfg.device, cfg.ddp.backend, cfg.ddp.timeout_minutes)
     try:
         return _train(cfg, cache, manifest, cache_dir, out, resume, device, ctx, timer or NULL_TIMER)
