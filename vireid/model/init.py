@@ -4,11 +4,12 @@ The paper: "the modality-specific module, modality-shared module, and ReID branc
 initialized by ResNet50 pre-trained on ImageNet. Other parameters are initialized by
 Xavier initialization [49]". :func:`init_weights` with ``scheme='xavier'`` (the default of
 :class:`vireid.model.ModelConfig`) does exactly that for "the other parameters": every conv,
-transposed conv and linear weight of the Pose Estimation branch (the Refinement Module
-included, until a LIP checkpoint overwrites it: ``model.pose_init``), the PCB stripe heads
+transposed conv and linear weight of the Pose Estimation branch, the PCB stripe heads
 and the HFC teacher is drawn from Glorot and Bengio's uniform distribution
 ``U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out))`` (gain 1) with zero biases;
-BatchNorm layers start at weight 1, bias 0.
+BatchNorm layers start at weight 1, bias 0. The Refinement Module, which the paper loads from
+LIP (``model.pose_init``), starts from a random draw only when none is given, and then as
+GCCPM itself starts one (:func:`gccpm_init`, ``ModelConfig.refinement_init``).
 
 The backbone-derived modules are left as torchvision builds them: they are what ImageNet
 weights overwrite. Without ImageNet weights (``model.pretrained: null``, the demo's random
