@@ -64,17 +64,21 @@ def _xavier_bound(w: torch.Tensor) -> float:
     return math.sqrt(6.0 / (fan_in + fan_out))
 
 
-def _new_layers(model: PoseVIReIDNet):
+def _new_layers(model: PoseVIReIDNet, refinement: bool = True):
     for root in (model.pose_branch, model.reid_pcb, model.pose_pcb, model.hfc):
         for name, m in root.named_modules():
+            if not refinement and name.startswith("refinement"):
+                continue
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
                 yield name, m
 
 
-def test_layers_outside_the_backbone_are_xavier_initialised():
+@pytest.mark.parametrize("refinement_init", ["gccpm", "scheme"])
+def test_layers_outside_the_backbone_are_xavier_initialised(refinement_init):
+    # the Refinement Module is Xavier only with refinement_init='scheme' (default 'gccpm': its own start)
     torch.manual_seed(0)
-    model = PoseVIReIDNet(small_config("full"))
-    layers = list(_new_layers(model))
+    model = PoseVIReIDNet(small_config("full", refinement_init=refinement_init))
+    layers = list(_new_layers(model, refinement=refinement_init == "scheme"))
     assert len(layers) > 20
     for name, m in layers:
         a = _xavier_bound(m.weight)

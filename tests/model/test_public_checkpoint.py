@@ -75,4 +75,4 @@ def test_loads_as_pose_init_at_every_stage(five_stage, stage_index, channels):
         assert torch.equal(own[k], sd[f"refinement_stages.{stage}.{k}"].float()), k
     for k in report["adapted"]:
         joints = sd[f"refinement_stages.{stage}.{k}"].float()[:NUM_JOINTS]
-        torch.testing.assert_close(own[k], joints if channels == NUM_JOINTS else joints.sum(0, keepdim=True))
+        torch.testing.assert_close(own[k], joints if channels == NUM_JOINTS else joints.mean(0, keepdim=True))

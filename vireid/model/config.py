@@ -8,7 +8,7 @@ from typing import Dict, Optional, Tuple
 from vireid.pose.codec import PAPER_INPUT_SIZE
 from vireid.pose.joints import NUM_JOINTS
 
-from .init import HEATMAP_HEAD_INITS, INIT_SCHEMES
+from .init import HEATMAP_HEAD_INITS, INIT_SCHEMES, REFINEMENT_INITS
 
 #: Backbone names accepted by :class:`ModelConfig` (torchvision ResNets).
 BACKBONES: Tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
@@ -77,6 +77,11 @@ class ModelSettings:
             predicting near-zero maps. Measured (README "Which reading of eq. 16"): with 16
             joint maps trained from scratch, the head's hidden ReLU layer died within 15
             steps under either scheme, and the pose gradient became exactly 0.
+        refinement_init: the Refinement Module's start when no LIP checkpoint fills it
+            (``model.pose_init: null``): ``'gccpm'`` (default: PyTorch's per-layer default,
+            as GCCPM trains a stage from scratch) or ``'scheme'`` (as ``init``). With
+            ``init: xavier`` and ``'scheme'`` the un-normalised heatmap head starts over SGD's
+            stability limit at lr 0.01 and diverges (:func:`vireid.model.init.gccpm_init`).
     """
 
     backbone: str = "resnet50"
@@ -96,6 +101,7 @@ class ModelSettings:
     teacher_dim: int = 1024
     init: str = "xavier"
     heatmap_head_init: str = "scheme"
+    refinement_init: str = "gccpm"
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -106,6 +112,8 @@ class ModelSettings:
             raise ValueError(f"init must be one of {INIT_SCHEMES}, got {self.init!r}")
         if self.heatmap_head_init not in HEATMAP_HEAD_INITS:
             raise ValueError(f"heatmap_head_init must be one of {HEATMAP_HEAD_INITS}, got {self.heatmap_head_init!r}")
+        if self.refinement_init not in REFINEMENT_INITS:
+            raise ValueError(f"refinement_init must be one of {REFINEMENT_INITS}, got {self.refinement_init!r}")
         if self.heatmap_channels not in (1, NUM_JOINTS):
             raise ValueError(
                 f"heatmap_channels must be 1 (merged) or {NUM_JOINTS} (one per LIP joint), "

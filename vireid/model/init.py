@@ -4,11 +4,12 @@ The paper: "the modality-specific module, modality-shared module, and ReID branc
 initialized by ResNet50 pre-trained on ImageNet. Other parameters are initialized by
 Xavier initialization [49]". :func:`init_weights` with ``scheme='xavier'`` (the default of
 :class:`vireid.model.ModelConfig`) does exactly that for "the other parameters": every conv,
-transposed conv and linear weight of the Pose Estimation branch (the Refinement Module
-included, until a LIP checkpoint overwrites it: ``model.pose_init``), the PCB stripe heads
+transposed conv and linear weight of the Pose Estimation branch, the PCB stripe heads
 and the HFC teacher is drawn from Glorot and Bengio's uniform distribution
 ``U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out))`` (gain 1) with zero biases;
-BatchNorm layers start at weight 1, bias 0.
+BatchNorm layers start at weight 1, bias 0. The Refinement Module, which the paper loads from
+LIP (``model.pose_init``), starts from a random draw only when none is given, and then as
+GCCPM itself starts one (:func:`gccpm_init`, ``ModelConfig.refinement_init``).
 
 The backbone-derived modules are left as torchvision builds them: they are what ImageNet
 weights overwrite. Without ImageNet weights (``model.pretrained: null``, the demo's random
@@ -29,6 +30,8 @@ from torch import nn
 INIT_SCHEMES = ("xavier", "default")
 #: Accepted values of ``ModelConfig.heatmap_head_init``.
 HEATMAP_HEAD_INITS = ("scheme", "small")
+#: Accepted values of ``ModelConfig.refinement_init``.
+REFINEMENT_INITS = ("gccpm", "scheme")
 
 _WEIGHTED = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
@@ -79,6 +82,30 @@ def init_weights(scheme: str, new_modules: Iterable[nn.Module]) -> None:
         xavier_init(modules)
     else:
         default_head_init(modules)
+
+
+def gccpm_init(module: nn.Module) -> int:
+    """PyTorch's per-layer default initialisation for every layer under ``module`` (convs:
+    ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` weights and biases; BatchNorm (1, 0)): how GCCPM
+    ([34]) initialises a refinement stage it trains from scratch. Returns the number of
+    layers reset.
+
+    Why the Refinement Module does not take Xavier: the paper initialises it from LIP
+    (Table IV) and Xavier only "the other parameters". A random Refinement Module
+    (``model.pose_init: null``) drawn from Xavier feeds its un-normalised heatmap head
+    (1x1 conv + ReLU, 1x1 conv; no BatchNorm, GCCPM's design) features whose second moment
+    puts the pose loss's curvature in the head's last conv at ``2 * lambda * eig_max(E[h h^T])``
+    ~ 480 at 288x144 (lambda 5): with lr 0.01 that is 4.8, over momentum SGD's stability
+    limit ``2 (1 + 0.9) = 3.8``, and the heatmaps diverge (inf within 5 steps). PyTorch's
+    default gives ~110 (1.1), the public LIP checkpoint's stages ~130 (1.3): the random start
+    then begins on the pre-trained one's scale. (README "Training from random weights".)
+    """
+    count = 0
+    for m in module.modules():
+        if isinstance(m, _WEIGHTED + _NORMS):
+            m.reset_parameters()
+            count += 1
+    return count
 
 
 def small_init(layer: nn.Module, std: float = 0.001) -> None:

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from .backbone import build_resnet
 from .config import ModelConfig
 from .hfc import HierarchicalFeatureConstraint
-from .init import init_weights, small_init
+from .init import gccpm_init, init_weights, small_init
 from .modality_shared import ModalitySharedModule
 from .modality_specific import ModalitySpecificModule
 from .pcb import PCBHead, concat_normalized
@@ -85,6 +85,8 @@ class PoseVIReIDNet(nn.Module):
             self.hfc = HierarchicalFeatureConstraint(c4, c4, cfg.num_classes, cfg.teacher_dim, cfg.leaky_slope)
         # everything outside the backbone-derived modules (Section IV-A: Xavier by default)
         init_weights(cfg.init, [self.pose_branch, self.pose_pcb, self.reid_pcb, self.hfc])
+        if self.pose_branch is not None and cfg.refinement_init == "gccpm":
+            gccpm_init(self.pose_branch.refinement)   # GCCPM's own start (a LIP checkpoint replaces it)
         if self.pose_branch is not None and cfg.heatmap_head_init == "small":
             small_init(self.pose_branch.refinement.heatmaps[-1][0])   # the conv that outputs Ĥ
         logger.info(

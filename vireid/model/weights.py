@@ -128,9 +128,14 @@ def load_pose_branch_from_lip(
     the last heatmap conv, whose output channels differ and which is adapted explicitly:
 
     * 16 per-joint maps: the 16 joint rows are kept, the background row dropped;
-    * 1 merged map: the weights and biases of the 16 joint rows are summed — the merged
-      target is the max over joints, which the sum of the joint maps approximates where
-      joints do not overlap (a starting point; the pose loss then fits the max).
+    * 1 merged map: the weights and biases of the 16 joint rows are averaged into one. The
+      branch feeds the stage other features than GCCPM's trunk, so its joint rows do not
+      output heatmaps at first; their sum would add 16 rows' errors (a pose loss of 1.43
+      against the average's 0.25 at the first step, 96x32), and that first gradient step
+      through the un-normalised heatmap head sent the pose loss to 81 at step 2 and to NaN
+      by step 15 (``configs/sysu.yaml``, random backbone). The average starts on one row's
+      scale and trains stably (README "Training from random weights"); the pose loss then
+      fits the max over joints.
 
     Any other mismatch (e.g. a non-default ``initial_heatmap_channels`` or
     ``refine_channels``, which change the U-shaped block's widths) raises ``ValueError``
@@ -184,7 +189,7 @@ def load_pose_branch_from_lip(
             loaded.append(k)
         elif k in out_keys and v.shape[0] == NUM_JOINTS + 1 and v.shape[1:] == dst.shape[1:]:
             joints = v[:NUM_JOINTS]  # drop the background row
-            updates[k] = joints if heat_c == NUM_JOINTS else joints.sum(0, keepdim=True)
+            updates[k] = joints if heat_c == NUM_JOINTS else joints.mean(0, keepdim=True)
             adapted.append(k)
         else:
             problems.append(f"{k}: {tuple(v.shape)} vs {tuple(dst.shape)}")
