@@ -25,6 +25,9 @@ REDUCED = {
     "VIREID_SKIP_INSTALL": "1",
     "DEMO_SYSU_IDS": "160",
     "DEMO_IMAGES_PER_CAMERA": "1",
+    # the estimator's training path (DEMO_TRAIN_ESTIMATOR=1), at a size of seconds; the shipped
+    # estimator the default path uses is tested in tests/pipeline/test_demo_estimator.py
+    "DEMO_TRAIN_ESTIMATOR": "1",
     "DEMO_LIP_IDS": "16",
     "DEMO_ESTIMATOR_EPOCHS": "1",
     "DEMO_TRIALS": "3",
@@ -44,6 +47,8 @@ def test_demo_learns_and_reports(tmp_path):
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
     for k in range(1, 7):
         assert f"== {k}/6 " in res.stdout, k
+    durations = re.findall(r"^ +(\d+) s  (\d)/6 ", res.stdout, flags=re.M)      # each stage's time
+    assert [k for _, k in durations] == [str(k) for k in range(1, 7)], res.stdout[-3000:]
     summary = res.stdout.split("== demo finished", 1)[1]
     assert "| f_ID |" in summary and "| f_ALL |" in summary and "All-search R20" in summary
     assert "| All-search | f_ALL |" in summary and "lowest mAP ratio" in summary and "pictures:" in summary
