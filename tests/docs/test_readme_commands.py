@@ -199,7 +199,7 @@ def run_documented(text: str, cwd: Path, what: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(2400)     # about 4 minutes on 2 idle cores; the suite's 900 s is for hung tests
+@pytest.mark.timeout(2400)     # 295 s of CPU time measured; the suite's 900 s is for hung tests
 def test_documented_commands_run(tmp_path, monkeypatch):
     ws = tmp_path / "ws"
     ws.mkdir()
