@@ -265,7 +265,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     me = [py, str(Path(__file__).resolve()), "--work", str(work), "--scale", str(args.scale), "--seed",
           str(args.seed), "--image-size", args.image_size]
     h, w = size_arg(args.input_size)
-    train_sets = ["model.pretrained=null", "model.pose_init=null", "epochs=1", f"data.batches_per_epoch={steps}",
+    # the rehearsal's cache holds the synthetic people's exact keypoints, not a LIP estimator's
+    train_sets = ["model.pretrained=null", "model.pose_init=null", "data.require_estimator=null", "epochs=1", f"data.batches_per_epoch={steps}",
                   f"data.input_size=[{h}, {w}]", "device=cpu", *args.train_set]
     commands = {
         "synth-sysu": me + ["--stage", "synth-sysu"],
