@@ -266,8 +266,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           str(args.seed), "--image-size", args.image_size]
     h, w = size_arg(args.input_size)
     # the rehearsal's cache holds the synthetic people's exact keypoints, not a LIP estimator's
-    train_sets = ["model.pretrained=null", "model.pose_init=null", "data.require_estimator=null", "epochs=1", f"data.batches_per_epoch={steps}",
-                  f"data.input_size=[{h}, {w}]", "device=cpu", *args.train_set]
+    train_sets = ["model.pretrained=null", "model.pose_init=null", "data.require_estimator=null", "epochs=1",
+                  f"data.batches_per_epoch={steps}", f"data.input_size=[{h}, {w}]", "device=cpu", *args.train_set]
     commands = {
         "synth-sysu": me + ["--stage", "synth-sysu"],
         "synth-regdb": me + ["--stage", "synth-regdb"],
