@@ -2,7 +2,6 @@
 rehearsal runs at a tiny scale, printing a row for every stage."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import sys
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.benchmarks.scripts import load_script
 from tests.subprocs import run_bounded
 
 REPO = Path(__file__).resolve().parents[2]
@@ -19,11 +19,7 @@ SCRIPT = REPO / "benchmarks" / "full_scale.py"
 
 @pytest.fixture(scope="module")
 def fs():
-    spec = importlib.util.spec_from_file_location("full_scale", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["full_scale"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("full_scale")
 
 
 def test_sysu_plan_has_the_real_counts(fs):

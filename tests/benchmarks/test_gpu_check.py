@@ -2,7 +2,6 @@
 host runs it), and its parts: capability guards, failure isolation, ratios."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.benchmarks.scripts import load_script
 from tests.subprocs import run_bounded
 
 REPO = Path(__file__).resolve().parents[2]
@@ -20,11 +20,7 @@ SCRIPT = REPO / "benchmarks" / "gpu_check.py"
 
 @pytest.fixture(scope="module")
 def gc():
-    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gpu_check"] = module                  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script("gpu_check")
 
 
 # ----------------------------------------------------------------------------- parts

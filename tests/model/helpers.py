@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from vireid.model import ModelConfig
+from vireid.model import ModalitySpecificModule, ModelConfig, build_resnet
 
 INPUT_HW = (96, 48)
 NUM_CLASSES = 5
@@ -22,3 +22,13 @@ def mixed_batch(seed: int = 0):
     modality = torch.tensor([0, 1, 1, 0, 1, 0, 0, 1])
     labels = torch.tensor([0, 0, 3, 3, 3, 0, 3, 0])
     return images, modality, labels
+
+
+def distinct_stems(seed: int) -> ModalitySpecificModule:
+    """A ResNet-18 modality-specific module whose IR stem differs from its RGB stem, in eval mode."""
+    torch.manual_seed(seed)
+    module = ModalitySpecificModule(build_resnet("resnet18"))
+    with torch.no_grad():
+        for p in module.ir.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return module.eval()

@@ -4,21 +4,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.model.helpers import INPUT_HW, mixed_batch, small_config
+from tests.model.helpers import INPUT_HW, distinct_stems, mixed_batch, small_config
 from tests.syncs import SyncRecorder
 from vireid.losses import compute_losses
-from vireid.model import ModalitySpecificModule, PoseVIReIDNet, build_resnet, leading_rgb_count
+from vireid.model import PoseVIReIDNet, leading_rgb_count
 from vireid.pose.joints import NUM_JOINTS
 
 
 @pytest.fixture(scope="module")
 def module():
-    torch.manual_seed(3)
-    m = ModalitySpecificModule(build_resnet("resnet18"))
-    with torch.no_grad():                                 # make the two stems differ
-        for p in m.ir.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    return m.eval()
+    return distinct_stems(3)
 
 
 def grouped_batch(n_rgb: int = 3, n_ir: int = 2):

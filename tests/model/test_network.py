@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.model.helpers import INPUT_HW, NUM_CLASSES, mixed_batch, small_config
+from tests.model.helpers import INPUT_HW, NUM_CLASSES, distinct_stems, mixed_batch, small_config
 from vireid.losses import compute_losses
 from vireid.model import (
     HierarchicalFeatureConstraint,
@@ -57,12 +57,7 @@ def test_output_shapes(full_model, which):
 
 
 def test_modality_routing_matches_own_stem():
-    torch.manual_seed(1)
-    module = ModalitySpecificModule(build_resnet("resnet18"))
-    with torch.no_grad():  # make the two stems differ
-        for p in module.ir.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    module.eval()
+    module = distinct_stems(1)
     images, modality, _ = mixed_batch()
     out = module(images, modality)
     for b in range(8):
