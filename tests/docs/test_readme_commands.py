@@ -78,7 +78,7 @@ PLANS = [plan(c) for c in documented_commands(REPO)]
 def test_the_documents_have_commands_and_every_not_run_entry_is_used():
     assert len(PLANS) >= 40, [p.command.text for p in PLANS]        # the parser finds the README's blocks
     for entry in SPEC["not_run"]:
-        assert entry.get("reason") and entry.get("check") in ("bash-n", "parse", "dockerfile"), entry
+        assert entry.get("reason") and entry.get("check") in ("bash-n", "shell", "parse", "dockerfile"), entry
         assert any(re.search(entry["match"], p.command.text) for p in PLANS), f"unused not_run entry {entry}"
 
 
@@ -134,6 +134,9 @@ def test_commands_not_run_are_checked(planned):
     if planned.check == "bash-n":
         assert words[0] == "bash", planned.text
         res = subprocess.run(["bash", "-n", str(REPO / words[1])], capture_output=True, text=True)
+        assert res.returncode == 0, f"{planned.where}: {res.stderr}"
+    elif planned.check == "shell":                   # a plain shell line: its syntax
+        res = subprocess.run(["bash", "-n", "-c", planned.text], capture_output=True, text=True)
         assert res.returncode == 0, f"{planned.where}: {res.stderr}"
     elif planned.check == "dockerfile":
         assert words[:2] == ["docker", "build"] and (REPO / words[-1] / "Dockerfile").is_file(), planned.text
