@@ -15,11 +15,14 @@ and gradients mathematically; on a CPU the global BatchNorm statistics come from
 whose float32 arithmetic differs from torch's BatchNorm kernel by ~1e-6 relative, and the
 hetero-center loss's gradient at initialisation amplifies that (a single process running
 the same BatchNorm formula differs from torch's by the same amount). So the step's losses
-agree within ``rel=1e-5`` and the weights after the step within ``atol=1e-2`` (the step
+agree within ``rel=1e-5`` and the weights after the step within ``atol=2e-2`` (the step
 itself moves the first convolution's weights by up to ~0.8). Measured sensitivity: one
 process whose BatchNorm outputs are multiplied by ``1 + 1e-6 * N(0, 1)`` ends the step with
-weights up to 7.1e-3 away from the unperturbed run (first convolution); the 2-process run
-differed by up to 5.2e-3. Before the stripe features were taken before the LeakyReLU and
+weights up to 8.0e-3 away from the unperturbed run (first convolution); the 2-process run
+differed by up to 1.2e-2 there (its losses agree with the single process's within 4e-7
+relative), i.e. BatchNorm noise of about 1.5e-6. Since the Refinement Module starts as
+GCCPM's, the anti-aliased crops and the sampler's slot split; before them the same
+perturbation moved the weights by 7.1e-3 and the 2-process run by 5.2e-3 (``atol=1e-2``). Before the stripe features were taken before the LeakyReLU and
 the heads were Xavier-initialised, the same perturbation moved them by 1.6e-3 and the
 2-process run by 1.4e-3 (then ``atol=3e-3``).
 Without sync_bn each rank normalises over its half of the batch; that setting is only
@@ -51,7 +54,7 @@ from vireid.engine.trainer import NonFiniteLossError, train
 WORLD = 2
 #: The global batch: 2 identities x 2 RGB + 2 IR (each rank: 1 identity, 4 images).
 RUN = ["epochs=2", "data.batches_per_epoch=1"]
-ATOL = 1e-2
+ATOL = 2e-2
 
 #: name, overrides, out, resume, poison: a rank (``kd`` made inf at its global step 2) or
 #: ``(rank, term, factor, call)`` (that rank's ``term`` multiplied by ``factor`` at its ``call``-th step)
