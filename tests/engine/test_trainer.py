@@ -150,6 +150,23 @@ def test_validation_reports_the_pose_branch_pckh_per_modality(cache_dir, tmp_pat
     assert 0 <= val["pckh_rgb"] <= 1 and 0 <= val["pckh_ir"] <= 1
 
 
+def test_non_finite_validation_features_stop_with_one_line(cache_dir, tmp_path, monkeypatch):
+    """Features that are NaN in eval mode (losses finite in training) stop the run with a
+    TrainError naming the feature, not a traceback from the ranking's NaN distances."""
+    import vireid.engine.validation as validation
+
+    real = validation.extract_features
+
+    def nan_rows(*args, **kwargs):
+        feats = real(*args, **kwargs)
+        feats["f_id"][0, 0] = np.nan
+        return feats
+    monkeypatch.setattr(validation, "extract_features", nan_rows)
+    cfg = tiny_config("epochs=1", "data.batches_per_epoch=1", "data.holdout=val", "val_every=1")
+    with pytest.raises(TrainError, match=r"validation: f_id of 1 of \d+ held-out images is not finite"):
+        train(cfg, cache_dir, tmp_path / "run")
+
+
 def test_cache_and_config_mismatch_are_clear_errors(cache_dir, tmp_path):
     # the one geometry check (vireid.data.geometry.Geometry.check), also CacheDataset's
     with pytest.raises(CacheError, match=r"cache.json: input_size 96x48 differs from the configured data.input_size "

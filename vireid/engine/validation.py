@@ -13,6 +13,7 @@ import torch
 
 from vireid.data.protocol import Sample
 from vireid.data.shards import HeatmapCache
+from vireid.engine.errors import TrainError
 from vireid.engine.evaluate import ProtocolSets, evaluate_sets
 from vireid.engine.features import extract_features
 from vireid.evaluation.pose_accuracy import branch_pckh
@@ -38,6 +39,13 @@ def validate(model: PoseVIReIDNet, cache: HeatmapCache, query: Sequence[int], ga
     RGB and the IR images (``pckh_rgb``, ``pckh_ir``, fractions; :mod:`vireid.evaluation.pose_accuracy`)."""
     indices = list(query) + list(gallery)
     feats = extract_features(model, cache, indices, batch_size=batch_size, device=str(device))
+    for name in ("f_all", "f_id"):
+        bad = int((~np.isfinite(np.asarray(feats[name]))).any(axis=1).sum())
+        if bad:
+            # finite losses in training mode, non-finite features in eval mode (e.g. BatchNorm's
+            # running statistics): a ranking of NaN distances would mean nothing
+            raise TrainError(f"validation: {name} of {bad} of {len(indices)} held-out images is not finite "
+                             "(NaN or inf): the model diverged; last.pt keeps the last good epoch")
     meta = cache.metadata()
 
     def samples(rows: Sequence[int]) -> List[Sample]:
