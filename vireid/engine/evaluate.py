@@ -255,7 +255,7 @@ def evaluate_model(model: PoseVIReIDNet, ck: Mapping[str, Any], cache_dir: PathL
     indices = [cache.index_of(p) for p in paths]                       # CacheError names the cache
     row_of = {p: i for i, p in enumerate(paths)}
     feats = extract_features(model, cache, indices, batch_size=opt.batch_size, device=opt.device, flip=opt.flip,
-                             progress=opt.progress)
+                             progress=opt.progress, channels_last=True)
     feats = {k: v for k, v in feats.items() if k in FEATURE_ROWS}
 
     table: Dict[str, Dict[str, Dict[str, float]]] = {FEATURE_ROWS[k]: {} for k in feats}

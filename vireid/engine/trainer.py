@@ -94,6 +94,7 @@ from vireid.engine.steptimer import NULL_TIMER, StepTimer
 from vireid.engine.train_data import batch_summary, build_loader, heatmap_mode, split_training_data
 from vireid.io import PathLike, WriteError, ensure_writable
 from vireid.model import ModelConfig, PoseVIReIDNet, load_imagenet_backbone, load_pose_branch_from_lip
+from vireid.model.recompute import enable_activation_checkpointing
 
 logger = logging.getLogger(__name__)
 
@@ -226,6 +227,9 @@ def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir:
     if ctx.enabled and cfg.ddp.sync_bn:
         model = ddp.convert_sync_batchnorm(model, device)
     freeze_unused(model, cfg.loss_config())              # what the configuration leaves without a gradient
+    if speed.activation_checkpointing:
+        logger.info("activation checkpointing: %d blocks recomputed in the backward pass",
+                    enable_activation_checkpointing(model))
     model.to(device)
     if speed.channels_last:
         model.to(memory_format=torch.channels_last)
