@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from vireid.evaluation import llcm_metrics, sysu_metrics
+from vireid.evaluation._kernel_llcm import _in_place_plan
 from vireid.evaluation.metrics import RankMetrics
 from vireid.evaluation.reference_llcm import llcm_metrics_loop
 
@@ -143,9 +144,17 @@ def test_vectorised_equals_loop_grouped_and_shuffled_gallery(per_cam, workers, c
     dist = dist.astype(dtype)
     fast = llcm_metrics(dist, qp, gp, qc, gc, chunk_size=chunk_size, workers=workers)
     _assert_same(fast, llcm_metrics_loop(dist, qp, gp, qc, gc))
+    # in identity order but cameras mixed inside each identity: the kept images are no run
+    mixed = np.random.default_rng(3).permutation(gc)
+    args = (dist, qp, gp, qc, mixed)
+    _assert_same(llcm_metrics(*args, chunk_size=chunk_size, workers=workers), llcm_metrics_loop(*args))
+    # columns shuffled: not in identity order, one class per query camera
     cols = np.random.default_rng(9).permutation(len(gp))
     args = (dist[:, cols], qp, gp[cols], qc, gc[cols])
     _assert_same(llcm_metrics(*args, chunk_size=chunk_size, workers=workers), llcm_metrics_loop(*args))
+    rows = np.arange(len(qp))
+    assert _in_place_plan(qp, gp, qc, gc, rows, 1 << 18, None) is not None  # both paths run above
+    assert _in_place_plan(qp, gp[cols], qc, gc[cols], rows, 1 << 18, None) is None
 
 
 @pytest.mark.parametrize(
