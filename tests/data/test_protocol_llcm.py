@@ -24,7 +24,8 @@ def sampling(golden_dir):
 
 
 def _as_lists(samples):
-    return {"paths": [s.path for s in samples], "pids": [s.pid for s in samples], "cams": [s.cam for s in samples]}
+    return {"paths": [s.path for s in samples], "pids": [s.pid for s in samples],
+            "cams": [s.cam for s in samples]}
 
 
 @pytest.mark.shared
@@ -112,7 +113,8 @@ def test_gallery_does_not_touch_global_random_state():
 
 def test_parse_test_ids():
     assert parse_llcm_test_ids("3,17,1064\n") == [3, 17, 1064]
-    assert llcm_query(LAYOUT, parse_llcm_test_ids("2,1"), "test_nir") == llcm_query(LAYOUT, [1, 2], "test_nir")
+    from_file = llcm_query(LAYOUT, parse_llcm_test_ids("2,1"), "test_nir")
+    assert from_file == llcm_query(LAYOUT, [1, 2], "test_nir")
     with pytest.raises(ValueError, match="empty"):
         parse_llcm_test_ids("")
     with pytest.raises(ValueError, match="'x'"):

@@ -120,7 +120,8 @@ def _random_problem(seed: int, num_q: int, num_g: int, num_ids: int, levels: int
 def test_vectorised_equals_loop(seed, chunk_size, dtype):
     dist, qp, gp, qc, gc = _random_problem(seed, 60, 45, 8, [5, 40, 1000][seed], ir_rows=seed != 1)
     dist = dist.astype(dtype)
-    _assert_same(llcm_metrics(dist, qp, gp, qc, gc, chunk_size=chunk_size), llcm_metrics_loop(dist, qp, gp, qc, gc))
+    fast = llcm_metrics(dist, qp, gp, qc, gc, chunk_size=chunk_size)
+    _assert_same(fast, llcm_metrics_loop(dist, qp, gp, qc, gc))
 
 
 def _grouped_problem(seed: int, per_cam: int, num_ids: int = 6, num_q: int = 40):

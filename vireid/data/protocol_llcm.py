@@ -81,7 +81,9 @@ def parse_llcm_test_ids(text: str) -> List[int]:
     return out
 
 
-def _cameras(layout: LlcmLayout, folder: str, cameras: Optional[Sequence[str]]) -> Tuple[Mapping, Sequence[str]]:
+def _cameras(
+    layout: LlcmLayout, folder: str, cameras: Optional[Sequence[str]]
+) -> Tuple[Mapping, Sequence[str]]:
     if folder not in LLCM_CAMERAS:
         raise ValueError(f"folder must be one of {sorted(LLCM_CAMERAS)}, got {folder!r}")
     if folder not in layout:
