@@ -239,7 +239,7 @@ def _parse_part(value: Optional[str]) -> Tuple[int, int]:
                    "training pipeline (benchmarks/bench_data_pipeline.py), 162 KiB per 288x144 image, "
                    "about 5.3 GiB for SYSU-MM01's 34,167 images. jpeg: q95 crops and gzip heatmaps, "
                    "about 15 KiB per image (0.5 GiB for SYSU-MM01), but every read decodes a JPEG, "
-                   "several times slower (see README).")
+                   "several times slower (see docs/cache.md).")
 @click.option("--shard-size", default=_default("shard_size"), show_default=True, type=int,
               help="Images per HDF5 shard.")
 @click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
