@@ -22,6 +22,7 @@ __all__ = ["BUILTIN", "UnknownDataset", "get", "names", "reid_names", "synth_lay
 BUILTIN: Dict[str, str] = {
     "sysu": "vireid.data.readers.sysu",
     "regdb": "vireid.data.readers.regdb",
+    "llcm": "vireid.data.readers.llcm",
     "lip": "vireid.data.readers.lip",
 }
 

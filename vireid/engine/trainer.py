@@ -180,8 +180,8 @@ def train(config: TrainConfig, cache_dir: PathLike, out_dir: PathLike, trial: Op
         from vireid.data import registry
 
         if not registry.get(config.dataset).trained_per_trial:
-            raise TrainError(f"--trial {trial} applies to a dataset trained per trial (RegDB), not "
-                             f"{config.dataset}")
+            per_trial = " and ".join(r.spec().full_name for r in registry.readers() if r.trained_per_trial)
+            raise TrainError(f"--trial {trial} applies to {per_trial} only (dataset is {config.dataset})")
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, trial=int(trial)))
     cfg = resolve_required(config)
     if "test" in cfg.data.splits:
