@@ -200,6 +200,9 @@ def llcm_sets(manifest: Manifest, direction: str = "t2v", trials: Optional[Seque
     :func:`~vireid.data.protocol.llcm_gallery`."""
     from vireid.data import protocol
 
+    if not (hasattr(protocol, "llcm_query") and hasattr(protocol, "llcm_gallery")):
+        raise ValueError("the LLCM test protocol is not installed: vireid.data.protocol has no llcm_query / "
+                         "llcm_gallery (they come with the llcm branch)")
     spec = spec or READER.spec()
     if direction not in SETTING_NAMES:
         raise ValueError(f"direction must be one of {sorted(SETTING_NAMES)}, got {direction!r}")
