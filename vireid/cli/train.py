@@ -152,7 +152,9 @@ def _evaluate_after_training(result, config, cache_dir: Path, out_dir: Path, tri
             device = "cuda" if torch.cuda.is_available() else "cpu"
     args = ["--checkpoint", str(checkpoint), "--cache", str(cache_dir), "--out", str(out_dir / "eval"),
             "--device", str(device), "--shot", shot]
-    if config.dataset == "regdb":
+    from vireid.data import registry
+
+    if registry.get(config.dataset).trained_per_trial:
         args += ["--trial", str(trial if trial is not None else config.data.trial)]
     if progress is False or not config.progress:
         args.append("--no-progress")

@@ -317,8 +317,11 @@ def resolve_required(cfg: TrainConfig) -> TrainConfig:
 
 def validate(cfg: TrainConfig) -> None:
     """Value checks across sections (raises ``ValueError``); the section classes check their own."""
-    if cfg.dataset not in ("sysu", "regdb"):
-        raise ValueError(f"dataset must be 'sysu' or 'regdb', got {cfg.dataset!r}")
+    from vireid.data import registry
+
+    if cfg.dataset not in registry.reid_names():
+        raise ValueError(f"dataset must be one of {', '.join(repr(n) for n in registry.reid_names())}, "
+                         f"got {cfg.dataset!r}")
     if cfg.grad_every < 0:
         raise ValueError(f"grad_every must be >= 0 (0: off), got {cfg.grad_every}")
     for name in ("epochs", "log_every", "val_every"):
