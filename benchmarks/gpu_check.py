@@ -7,7 +7,7 @@
 On synthetic SYSU-MM01 data made in a temporary folder (``vireid-prep synth`` and the keypoints
 estimator: no weights, no download) it measures
 
-* **train**: the trainer itself (``vireid-train --profile``, :mod:`vireid.engine.profile`) at the
+* **train**: the trainer itself (``vireid-train --profile``, :mod:`vireid.experiments.profile`) at the
   paper's setting (ResNet-50, 288x144, 8 ids x 4 RGB x 4 IR, random weights) in each speed mode:
   float32, bf16 and fp16 autocast, channels-last on / off, ``torch.compile``; training images/s
   (and without the data wait), its ratio to float32, peak GPU memory, warm-up time, whether the
@@ -242,7 +242,7 @@ def _train_config(overrides: Sequence[str]):
 
 def job_train(spec: Dict[str, Any]) -> List[Row]:
     """One training mode through the trainer (vireid-train --profile)."""
-    from vireid.engine.profile import profile_training
+    from vireid.experiments.profile import profile_training
 
     report = profile_training(_train_config(spec["overrides"]), spec["cache"], spec["steps"], warmup=spec["warmup"])
     d = report.to_dict()
@@ -262,7 +262,7 @@ def job_train(spec: Dict[str, Any]) -> List[Row]:
 def job_loader(spec: Dict[str, Any]) -> List[Row]:
     """The loader stall share with ``workers`` workers, and the loader alone against the model."""
     from bench_train import loader_rate
-    from vireid.engine.profile import profile_training
+    from vireid.experiments.profile import profile_training
 
     cfg = _train_config(spec["overrides"])
     trained = spec.get("reuse")                     # the train row of the same mode and workers, if it ran
@@ -317,9 +317,9 @@ def job_eval(spec: Dict[str, Any]) -> List[Row]:
     """vireid-eval's feature extraction, and the SYSU-MM01 metrics against the per-query loop."""
     from bench_eval_metrics import NUM_QUERIES, time_trial
     from vireid.data.manifest import Manifest
-    from vireid.data.dataset import make_label_map, training_indices
-    from vireid.data.shards import HeatmapCache
-    from vireid.engine.features import extract_features
+    from vireid.inputs.dataset import make_label_map, training_indices
+    from vireid.cache.reader import HeatmapCache
+    from vireid.evaluation.features import extract_features
     from vireid.model import PoseVIReIDNet
 
     rows: List[Row] = []
@@ -366,7 +366,7 @@ def job_ddp(spec: Dict[str, Any]) -> List[Row]:
     """Run under torchrun: the trainer's DDP path for a few steps; rank 0 reports."""
     import torch.distributed as dist
 
-    from vireid.engine.profile import profile_training
+    from vireid.experiments.profile import profile_training
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     overrides = list(spec["overrides"])

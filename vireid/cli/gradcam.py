@@ -76,7 +76,7 @@ def cli(checkpoint: Path, baseline: Optional[Path], cache_dir: Path, ids: Option
     import cv2
 
     from vireid.data.manifest import Manifest, ManifestError
-    from vireid.data.shards import CacheError, HeatmapCache
+    from vireid.cache.reader import CacheError, HeatmapCache
     from vireid.engine.checkpoint import CheckpointError
     from vireid.inference.extractor import ExtractorError, FeatureExtractor
     from vireid.inference.gradcam_figure import render

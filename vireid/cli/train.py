@@ -131,7 +131,7 @@ def cli(config_path: Path, cache_dir: Path, out_dir: Optional[Path], trial: Opti
 
 
 def _profile(config, cache_dir: Path, steps: int, trial: Optional[int], rank: int) -> None:
-    from vireid.engine.profile import profile_training
+    from vireid.experiments.profile import profile_training
 
     report = profile_training(config, cache_dir, steps, warmup=1, trial=trial)
     if rank == 0:

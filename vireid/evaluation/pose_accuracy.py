@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from vireid.data.dataset import CacheDataset, eval_transform
-from vireid.data.shards import HeatmapCache
+from vireid.inputs.dataset import CacheDataset, eval_transform
+from vireid.cache.reader import HeatmapCache
 from vireid.model import PoseVIReIDNet
 from vireid.pose.joints import NUM_JOINTS
 from vireid.pose.pckh import PCKh, heatmap_pckh

@@ -77,7 +77,7 @@ def test_identities(manifest: Manifest, checkpoint_data: Dict[str, Any]) -> List
     """The test identities: SYSU-MM01's test split; RegDB's test lists of the checkpoint's trial."""
     ids = {r.pid for r in manifest.records if r.split == "test"}
     if not ids and manifest.dataset == "regdb":
-        from vireid.engine.evaluate import regdb_sets
+        from vireid.evaluation.testing import regdb_sets
 
         sets = regdb_sets(manifest, int(checkpoint_data.get("trial") or 1), "v2t")
         ids = {s.pid for s in sets.query} | {s.pid for g in sets.galleries for s in g}

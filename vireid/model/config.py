@@ -146,7 +146,7 @@ class ModelConfig(ModelSettings):
     Attributes:
         num_classes: number of training identities (SYSU-MM01: 395, RegDB: 206).
         input_size: ``(H, W)`` of the input images (paper: 288x144; ``vireid-train``: the
-            cache's :class:`~vireid.data.geometry.Geometry`); used to check at construction
+            cache's :class:`~vireid.cache.geometry.Geometry`); used to check at construction
             that the stripes and heatmaps are feasible and to report the predicted heatmap size.
     """
 

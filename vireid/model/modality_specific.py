@@ -39,7 +39,7 @@ class ModalityStem(nn.Module):
 
 def leading_rgb_count(modality: Union[Tensor, Sequence[int]]) -> Optional[int]:
     """The number of RGB samples when host-side ``modality`` flags are grouped RGB first, then IR
-    (the layout of :class:`~vireid.data.sampler.CrossModalitySampler` batches); else None.
+    (the layout of :class:`~vireid.inputs.sampler.CrossModalitySampler` batches); else None.
 
     Computed from the batch's CPU copy before it goes to the device, it lets
     :meth:`ModalitySpecificModule.forward` split the batch by slicing (``rgb_count``) without
