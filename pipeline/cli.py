@@ -16,7 +16,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import click
 from click.core import ParameterSource
 
-from vireid import __version__
+from vireid._version import __version__
 from vireid.cache.format import ESTIMATOR_NAMES, IMAGE_FORMATS, CacheConfig
 from vireid.data.manifest import ManifestError
 from vireid.data.spec import DATASETS, SpecError

@@ -12,7 +12,7 @@ imports ``vireid``, never the reverse.
 """
 from typing import Any
 
-__version__ = "0.1.0"
+from vireid._version import __version__
 
 __all__ = ["FeatureExtractor", "__version__"]
 

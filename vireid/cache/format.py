@@ -45,7 +45,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from vireid import __version__
+from vireid._version import __version__
 from vireid.cache.errors import CacheError, DamagedRowError  # noqa: F401  (re-exported)
 from vireid.cache.geometry import PAPER, Geometry
 from vireid.pose.codec import HeatmapCodec

@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Optional
 import click
 import numpy as np
 
-from vireid import __version__
+from vireid._version import __version__
 from vireid.cli.options import CONTEXT, rerank_config, rerank_options
 
 log = logging.getLogger(__name__)

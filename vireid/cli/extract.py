@@ -14,7 +14,7 @@ from typing import Optional, Tuple
 
 import click
 
-from vireid import __version__
+from vireid._version import __version__
 from vireid.cli.options import CONTEXT
 
 HELP = """Extract L2-normalised features of a trained checkpoint for a folder of crops (--images)

@@ -15,7 +15,7 @@ from typing import List, Optional
 
 import click
 
-from vireid import __version__
+from vireid._version import __version__
 from vireid.cli.options import CONTEXT
 
 HELP = """Grad-CAM maps of the ReID branch, and the pose branch's mask (channel mean of sigmoid(F_P),

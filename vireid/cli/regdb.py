@@ -13,7 +13,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import click
 
-from vireid import __version__
+from vireid._version import __version__
 
 HELP = """RegDB's protocol end to end (the paper's Table II): one model per trial, each tested on
 its own trial visible-to-thermal and thermal-to-visible, mean +- std over the trials.

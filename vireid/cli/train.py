@@ -17,7 +17,7 @@ from typing import Optional, Sequence, Tuple
 
 import click
 
-from vireid import __version__
+from vireid._version import __version__
 
 HELP = """Train the joint pose / ReID network on a heatmap cache (vireid-prep heatmaps).
 

@@ -70,7 +70,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 
-from vireid import __version__
+from vireid._version import __version__
 from vireid.cache.format import describe_estimator, estimator_of, resize_filter_of
 from vireid.inputs.dataset import unwrap_worker_error
 from vireid.data.manifest import Manifest, ManifestError
