@@ -133,7 +133,7 @@ def test_untrained_reference_and_compare(sysu, tmp_path):
     # another network (seed 5) against the untrained reference
     data = load_checkpoint(ck)
     torch.manual_seed(5)
-    from vireid.engine.checkpoint import model_config_from
+    from vireid.model.config import model_config_from
     data["model"] = PoseVIReIDNet(model_config_from(data)).state_dict()
     other = tmp_path / "other.pt"
     save_checkpoint(other, data)

@@ -196,7 +196,7 @@ def untrained_model(ck: Mapping[str, Any]) -> PoseVIReIDNet:
     ``seed`` exactly as ``vireid-train`` seeds it before building the model, so for a run
     without ``model.pretrained`` / ``model.pose_init`` these are the weights it started
     from. The global torch RNG is left as it was."""
-    from vireid.engine.checkpoint import model_config_from
+    from vireid.model.config import model_config_from
 
     seed = int((ck.get("config") or {}).get("seed", 0))
     with torch.random.fork_rng(devices=[]):
@@ -213,7 +213,7 @@ def evaluate_model(model: PoseVIReIDNet, ck: Mapping[str, Any], cache_dir: PathL
     Raises :class:`EvalError` (or the cache's own ``CacheError`` / ``ManifestError``)
     naming the file at fault.
     """
-    from vireid import __version__
+    from vireid._version import __version__
     from vireid.cache.reader import HeatmapCache
     from vireid.evaluation.features import extract_features
     from vireid.evaluation.report import markdown_table, table_entry
