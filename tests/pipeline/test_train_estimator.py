@@ -16,7 +16,7 @@ from pipeline.lip_data import (AugmentConfig, AugmentParams, LipTrainSet, Target
 from pipeline.synth import synthesize
 from pipeline.estimator_optim import gccpm_param_groups, heatmap_loss
 from pipeline.cli_train_estimator import register
-from pipeline.train_estimator import TrainConfig, TrainEstimatorError, log_path, state_path, train_estimator
+from pipeline.train_estimator import EstimatorTrainConfig, TrainEstimatorError, log_path, state_path, train_estimator
 from vireid.data.manifest import Record
 from vireid.pose.codec import STRIDE, HeatmapCodec, fit_image, normalise_input, prepare_input, transform_points
 from vireid.pose.gccpm import GCCPM, load_gccpm_checkpoint
@@ -255,7 +255,7 @@ def lip_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def trained(lip_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "weights.pt"
-    result = train_estimator(lip_root, out, TrainConfig(epochs=2, **TINY))
+    result = train_estimator(lip_root, out, EstimatorTrainConfig(epochs=2, **TINY))
     return out, result
 
 
@@ -284,16 +284,16 @@ def test_weights_feed_the_lip_estimator(trained):
 
 def test_resume_continues_identically(lip_root, trained, tmp_path):
     out = tmp_path / "w.pt"
-    train_estimator(lip_root, out, TrainConfig(epochs=1, **TINY))
+    train_estimator(lip_root, out, EstimatorTrainConfig(epochs=1, **TINY))
     assert state_path(out).is_file()
-    result = train_estimator(lip_root, out, TrainConfig(epochs=2, **TINY), resume=True)
+    result = train_estimator(lip_root, out, EstimatorTrainConfig(epochs=2, **TINY), resume=True)
     assert [e["epoch"] for e in result.epochs] == [1, 2]
     ref = torch.load(trained[0], weights_only=True)["state_dict"]
     got = torch.load(out, weights_only=True)["state_dict"]
     for k in ref:
         torch.testing.assert_close(got[k], ref[k], rtol=0, atol=0, msg=k)
     with pytest.raises(TrainEstimatorError, match="different options.*input_size"):
-        train_estimator(lip_root, out, TrainConfig(epochs=4, **{**TINY, "input_size": 96}), resume=True)
+        train_estimator(lip_root, out, EstimatorTrainConfig(epochs=4, **{**TINY, "input_size": 96}), resume=True)
 
 
 def test_warmup_cosine_hand_values():
@@ -309,7 +309,7 @@ def test_warmup_cosine_hand_values():
 def test_cosine_schedule_steps_every_batch_and_resumes_exactly(lip_root, tmp_path):
     cfg = dict(TINY, schedule="cosine", warmup_fraction=0.25)
     straight = tmp_path / "a.pt"
-    result = train_estimator(lip_root, straight, TrainConfig(epochs=2, **cfg))
+    result = train_estimator(lip_root, straight, EstimatorTrainConfig(epochs=2, **cfg))
     # 18 images, batches of 6: 3 updates an epoch, 6 in all, warm-up round(0.25 * 6) = 2
     lr = cfg["lr"]
     assert result.epochs[0]["lr"] == pytest.approx(lr * 0.5 * (1 + math.cos(math.pi * 1 / 4)))
@@ -320,16 +320,16 @@ def test_cosine_schedule_steps_every_batch_and_resumes_exactly(lip_root, tmp_pat
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):          # killed after epoch 1 of 2
-        train_estimator(lip_root, resumed, TrainConfig(epochs=2, **cfg), on_epoch=stop)
+        train_estimator(lip_root, resumed, EstimatorTrainConfig(epochs=2, **cfg), on_epoch=stop)
     with pytest.raises(TrainEstimatorError, match="different options.*epochs"):   # the schedule's length
-        train_estimator(lip_root, resumed, TrainConfig(epochs=3, **cfg), resume=True)
-    train_estimator(lip_root, resumed, TrainConfig(epochs=2, **cfg), resume=True)
+        train_estimator(lip_root, resumed, EstimatorTrainConfig(epochs=3, **cfg), resume=True)
+    train_estimator(lip_root, resumed, EstimatorTrainConfig(epochs=2, **cfg), resume=True)
     ref = torch.load(straight, weights_only=True)["state_dict"]
     got = torch.load(resumed, weights_only=True)["state_dict"]
     for k in ref:
         torch.testing.assert_close(got[k], ref[k], rtol=0, atol=0, msg=k)
     with pytest.raises(ValueError, match="schedule 'linear'"):
-        TrainConfig(schedule="linear")
+        EstimatorTrainConfig(schedule="linear")
 
 
 def test_augment_presets():
@@ -347,9 +347,9 @@ def test_resume_from_a_damaged_state_falls_back_to_the_previous_one(lip_root, tr
     from tests.fs import flip_byte
 
     out = tmp_path / "w.pt"
-    train_estimator(lip_root, out, TrainConfig(epochs=2, **TINY))
+    train_estimator(lip_root, out, EstimatorTrainConfig(epochs=2, **TINY))
     flip_byte(state_path(out), state_path(out).stat().st_size // 2, 0x10)
-    result = train_estimator(lip_root, out, TrainConfig(epochs=2, **TINY), resume=True)
+    result = train_estimator(lip_root, out, EstimatorTrainConfig(epochs=2, **TINY), resume=True)
     said = [m for m in caplog.messages if "resuming from the previous state" in m]
     assert said and "(epoch 1)" in said[0] and str(state_path(out)) in said[0], caplog.messages
     assert [e["epoch"] for e in result.epochs] == [1, 2]
@@ -371,22 +371,22 @@ def test_non_finite_loss_stops_before_the_update(lip_root, tmp_path, monkeypatch
 
     monkeypatch.setattr(te, "heatmap_loss", poisoned)
     with pytest.raises(TrainEstimatorError, match=r"^epoch 1: the loss became nan; lower --lr$"):
-        train_estimator(lip_root, tmp_path / "w.pt", TrainConfig(epochs=1, **TINY))
+        train_estimator(lip_root, tmp_path / "w.pt", EstimatorTrainConfig(epochs=1, **TINY))
     assert not (tmp_path / "w.pt").exists() and not state_path(tmp_path / "w.pt").exists()
 
 
 def test_init_checkpoint_must_fit(lip_root, tmp_path):
     torch.save({"state_dict": GCCPM(num_refinement_stages=2).state_dict()}, tmp_path / "two.pt")
     with pytest.raises(TrainEstimatorError, match="(?s)--init.*unexpected keys"):
-        train_estimator(lip_root, tmp_path / "w.pt", TrainConfig(epochs=1, **TINY), init=tmp_path / "two.pt")
+        train_estimator(lip_root, tmp_path / "w.pt", EstimatorTrainConfig(epochs=1, **TINY), init=tmp_path / "two.pt")
 
 
 def test_bad_root_errors(tmp_path):
     with pytest.raises(TrainEstimatorError, match="not a directory"):
-        train_estimator(tmp_path / "absent", tmp_path / "w.pt", TrainConfig(epochs=1, **TINY))
+        train_estimator(tmp_path / "absent", tmp_path / "w.pt", EstimatorTrainConfig(epochs=1, **TINY))
     (tmp_path / "empty").mkdir()
     with pytest.raises(TrainEstimatorError, match="(?s)not a usable LIP data set.*lip_train_set.csv"):
-        train_estimator(tmp_path / "empty", tmp_path / "w.pt", TrainConfig(epochs=1, **TINY))
+        train_estimator(tmp_path / "empty", tmp_path / "w.pt", EstimatorTrainConfig(epochs=1, **TINY))
     assert not (tmp_path / "w.pt").exists()
 
 
