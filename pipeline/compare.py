@@ -18,9 +18,10 @@ from typing import Dict, Tuple
 import numpy as np
 
 from vireid.cache.reader import CacheError, HeatmapCache
+from vireid.data.modality import Modality
 from vireid.pose.pckh import PCKh, pckh
 
-MODALITIES = {0: "rgb", 1: "ir"}
+MODALITIES = {int(Modality.RGB): "rgb", int(Modality.IR): "ir"}
 
 
 def cache_agreement(cache: HeatmapCache, reference: HeatmapCache,

@@ -8,7 +8,9 @@ from typing import Dict, Mapping, Sequence
 
 import numpy as np
 
-MODALITY_NAMES = {0: "RGB", 1: "IR"}
+from vireid.data.modality import Modality
+
+MODALITY_NAMES = {int(Modality.RGB): "RGB", int(Modality.IR): "IR"}
 #: thresholds reported by default: any detection (the pose loss's default) and a confident one
 DEFAULT_THRESHOLDS = (0.0, 0.5)
 

@@ -46,6 +46,7 @@ import numpy as np
 from PIL import Image
 
 from vireid._version import __version__
+from vireid.data.modality import Modality
 from vireid.cache.errors import CacheError, DamagedRowError  # noqa: F401  (re-exported)
 from vireid.cache.geometry import PAPER, Geometry
 from vireid.pose.codec import HeatmapCodec
@@ -59,7 +60,7 @@ RESIZE_FILTER = "pil-lanczos"
 #: ``INTER_LINEAR``, no anti-aliasing when shrinking), as :func:`resize_filter_of` reports it.
 LEGACY_RESIZE_FILTER = "linear (made before the filter was recorded)"
 HEATMAP_SCALE = 255.0
-MODALITY_CODES = {"rgb": 0, "ir": 1}
+MODALITY_CODES = {"rgb": int(Modality.RGB), "ir": int(Modality.IR)}
 IMAGE_FORMATS = ("raw", "jpeg")
 #: the pose estimators ``vireid-prep heatmaps`` can make a cache with (``cache.json``'s
 #: ``estimator.estimator``); ``lip`` is the paper's (GCCPM pre-trained on LIP)

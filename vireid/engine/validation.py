@@ -13,6 +13,7 @@ import torch
 
 from vireid.data.protocol import Sample
 from vireid.cache.reader import HeatmapCache
+from vireid.data.modality import Modality
 from vireid.engine.errors import TrainError
 from vireid.evaluation.testing import ProtocolSets, evaluate_sets
 from vireid.evaluation.features import extract_features
@@ -25,7 +26,7 @@ def validation_split(cache: HeatmapCache, val_indices: Sequence[int]) -> Tuple[L
     meta = cache.metadata()
     idx = np.asarray(list(val_indices), dtype=np.int64)
     pids, mods = meta["pid"][idx], meta["modality"][idx]
-    both = set(pids[mods == 0].tolist()) & set(pids[mods == 1].tolist())
+    both = set(pids[mods == Modality.RGB].tolist()) & set(pids[mods == Modality.IR].tolist())
     query = [int(i) for i, p, m in zip(idx, pids, mods) if m == 1 and p in both]
     gallery = [int(i) for i, p, m in zip(idx, pids, mods) if m == 0 and p in both]
     return query, gallery

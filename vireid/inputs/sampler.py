@@ -56,6 +56,8 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 from torch.utils.data import Sampler
 
+from vireid.data.modality import Modality
+
 logger = logging.getLogger(__name__)
 
 Key = Tuple[int, int, int]          # (dataset index, epoch, draw)
@@ -91,7 +93,7 @@ def missing_modality_ids(pids: Sequence[int], modalities: Sequence[int]) -> Dict
     """Identities lacking RGB (``'rgb'``) or IR (``'ir'``) images."""
     pids = np.asarray(pids)
     mods = np.asarray(modalities)
-    rgb, ir = set(pids[mods == 0].tolist()), set(pids[mods == 1].tolist())
+    rgb, ir = set(pids[mods == Modality.RGB].tolist()), set(pids[mods == Modality.IR].tolist())
     everyone = set(pids.tolist())
     return {"rgb": sorted(everyone - rgb), "ir": sorted(everyone - ir)}
 
@@ -124,7 +126,7 @@ class CrossModalitySampler(Sampler):
         mods_a = np.asarray(modalities, dtype=np.int64).reshape(-1)
         if pids_a.shape != mods_a.shape:
             raise ValueError(f"{pids_a.size} pids but {mods_a.size} modality flags")
-        if not np.isin(mods_a, (0, 1)).all():
+        if not np.isin(mods_a, list(Modality)).all():
             raise ValueError(f"modality flags must be 0 (RGB) or 1 (IR), got {sorted(set(mods_a.tolist()))}")
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is not in [0, world_size={world_size})")
@@ -142,12 +144,12 @@ class CrossModalitySampler(Sampler):
         # positions of each (identity, modality), in dataset order: pools[m][pid] -> int64 array
         self.pools: Tuple[Dict[int, np.ndarray], Dict[int, np.ndarray]] = ({}, {})
         order = np.argsort(pids_a, kind="stable")
-        for m in (0, 1):
+        for m in Modality:
             sel = order[mods_a[order] == m]
             bounds = np.flatnonzero(np.diff(pids_a[sel])) + 1
             for group in np.split(sel, bounds):
                 self.pools[m][int(pids_a[group[0]])] = group
-        n_rgb, n_ir = int((mods_a == 0).sum()), int((mods_a == 1).sum())
+        n_rgb, n_ir = int((mods_a == Modality.RGB).sum()), int((mods_a == Modality.IR).sum())
         per_batch = config.num_ids * config.num_per_modality
         self.batches_per_epoch = config.batches_per_epoch or math.ceil(max(n_rgb, n_ir) / per_batch)
         self.epoch = 0
@@ -171,7 +173,7 @@ class CrossModalitySampler(Sampler):
                 pid = id_deck.pop()
                 (deferred if pid in chosen else chosen).append(pid)
             id_deck.extend(deferred)                      # popped first in the next batch
-            for m in (0, 1):
+            for m in Modality:
                 for slot, pid in enumerate(chosen):
                     start = m * d * k + slot * k
                     out[b, start:start + k] = self._draw(pid, m, k, rng, img_decks[m])

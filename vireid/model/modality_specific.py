@@ -9,12 +9,15 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
+from vireid.data.modality import Modality
+
 from .backbone import layer_out_channels
 
 logger = logging.getLogger(__name__)
 
-RGB: int = 0
-IR: int = 1
+#: the modality codes as plain ints (the network's ``modality`` input)
+RGB: int = int(Modality.RGB)
+IR: int = int(Modality.IR)
 
 
 class ModalityStem(nn.Module):
