@@ -73,13 +73,12 @@ from vireid.inputs.augment import (  # noqa: F401  (the steps and settings are r
     maps_to_float,
     mirror_maps,
     normalise,
-    normalise_batch,
     resize_image,
     resize_pair,
-    shift_heatmaps,
     shift_image,
     to_planar_rgb,
 )
+from vireid.inputs.batch_steps import normalise_batch, shift_heatmaps  # noqa: F401  (re-exported)
 from vireid.pose.joints import NUM_JOINTS
 
 __all__ = ["ERASE_FILL", "ERASE_TARGETS", "HEATMAP_MODES", "IMAGENET_MEAN", "IMAGENET_STD", "EvalTransform",
