@@ -32,11 +32,11 @@ from typing import List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vireid.engine.ablation import run_ablation  # noqa: E402
-from vireid.engine.ablation_seeds import parse_seeds, run_ablation_seeds  # noqa: E402
-from vireid.engine.evaluate import EvalError, EvalOptions  # noqa: E402
+from vireid.experiments.ablation import run_ablation  # noqa: E402
+from vireid.experiments.ablation_seeds import parse_seeds, run_ablation_seeds  # noqa: E402
+from vireid.evaluation.testing import EvalError, EvalOptions  # noqa: E402
 from vireid.engine.loop import resolve_device  # noqa: E402
-from vireid.engine.sweep import parse_values, run_sweep  # noqa: E402
+from vireid.experiments.sweep import parse_values, run_sweep  # noqa: E402
 from vireid.engine.trainer import USER_ERRORS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,14 +1,14 @@
 """Training data pipeline speed and memory: the heatmap cache against the two usual alternatives.
 
-All three pipelines run the same :class:`~vireid.data.transforms.TrainTransform` (288x144,
+All three pipelines run the same :class:`~vireid.inputs.transforms.TrainTransform` (288x144,
 pad-and-crop, flip, erasing box) with the same per-item generators, as ``vireid-train``
 runs it: with ``device_normalise=True``, so each sample leaves the worker as uint8 and
 the trainer normalises and erases the batch on its device
-(:func:`~vireid.data.transforms.normalise_batch`); ``--cpu-normalise`` measures the
-float32 path instead. Over the same cross-modality batches (:class:`~vireid.data.sampler.CrossModalitySampler`, D=8, K=4,
+(:func:`~vireid.inputs.transforms.normalise_batch`); ``--cpu-normalise`` measures the
+float32 path instead. Over the same cross-modality batches (:class:`~vireid.inputs.sampler.CrossModalitySampler`, D=8, K=4,
 keyed draws), on one synthetic SYSU-MM01 tree built in a temporary folder:
 
-* **cache**: :class:`~vireid.data.dataset.CacheDataset` over the HDF5 heatmap cache as
+* **cache**: :class:`~vireid.inputs.dataset.CacheDataset` over the HDF5 heatmap cache as
   ``vireid-prep heatmaps`` writes it by default (``--image-format raw``: uncompressed
   288x144 crops and uint8 heatmaps, one ``preadv`` each) -- this project's pipeline;
   ``--cache-format jpeg`` measures the compact JPEG cache instead;
@@ -70,12 +70,12 @@ sys.path.insert(0, str(REPO))
 from pipeline.estimators.keypoints import SIDE_FILE, KeypointFileEstimator  # noqa: E402
 from pipeline.heatmaps import HeatmapJob  # noqa: E402
 from pipeline.synth import synthesize  # noqa: E402
-from vireid.data.dataset import CacheDataset, training_indices  # noqa: E402
+from vireid.inputs.dataset import CacheDataset, training_indices  # noqa: E402
 from vireid.data.manifest import Manifest  # noqa: E402
-from vireid.data.sampler import CrossModalitySampler, SamplerConfig  # noqa: E402
+from vireid.inputs.sampler import CrossModalitySampler, SamplerConfig  # noqa: E402
 from vireid.data.scan import scan  # noqa: E402
-from vireid.data.shards import CacheConfig, HeatmapCache  # noqa: E402
-from vireid.data.transforms import TrainTransform, TransformConfig  # noqa: E402
+from vireid.cache.reader import CacheConfig, HeatmapCache  # noqa: E402
+from vireid.inputs.transforms import TrainTransform, TransformConfig  # noqa: E402
 
 log = logging.getLogger("bench_data_pipeline")
 SEED = 0

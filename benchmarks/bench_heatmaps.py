@@ -29,7 +29,7 @@ from pipeline.heatmaps import HeatmapJob
 from pipeline.synth import synthesize
 from vireid.data.manifest import Manifest
 from vireid.data.scan import scan
-from vireid.data.shards import CacheConfig, HeatmapCache
+from vireid.cache.reader import CacheConfig, HeatmapCache
 from vireid.engine.loop import resolve_device
 from vireid.pose.codec import prepare_input
 from vireid.pose.gccpm import GCCPM

@@ -13,7 +13,7 @@ Sources: the real pedestrian crops of ``../shared/images/pedestrians`` (288x144)
 
 For each case and filter: the mean absolute difference from PIL LANCZOS over all pixels and
 channels, in 0-255 units, and the time per image. ``vireid``'s crop path
-(:func:`vireid.data.cache_format.resize_crop`) is printed as its own row.
+(:func:`vireid.cache.format.resize_crop`) is printed as its own row.
 
     python benchmarks/bench_resize.py [--images DIR] [--repeat 3]
 """
@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from vireid.data.cache_format import RESIZE_FILTER, resize_crop
+from vireid.cache.format import RESIZE_FILTER, resize_crop
 
 DEFAULT_IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "images" / "pedestrians"
 

@@ -32,12 +32,12 @@ sys.path.insert(0, str(REPO))
 from pipeline.estimators.keypoints import SIDE_FILE, KeypointFileEstimator  # noqa: E402
 from pipeline.heatmaps import HeatmapJob  # noqa: E402
 from pipeline.synth import synthesize  # noqa: E402
-from vireid.data.dataset import CacheDataset, make_label_map, training_indices  # noqa: E402
+from vireid.inputs.dataset import CacheDataset, make_label_map, training_indices  # noqa: E402
 from vireid.data.manifest import Manifest  # noqa: E402
-from vireid.data.sampler import CrossModalitySampler, SamplerConfig  # noqa: E402
+from vireid.inputs.sampler import CrossModalitySampler, SamplerConfig  # noqa: E402
 from vireid.data.scan import scan  # noqa: E402
-from vireid.data.shards import CacheConfig, HeatmapCache  # noqa: E402
-from vireid.data.transforms import TrainTransform, normalise_batch, shift_heatmaps  # noqa: E402
+from vireid.cache.reader import CacheConfig, HeatmapCache  # noqa: E402
+from vireid.inputs.transforms import TrainTransform, normalise_batch, shift_heatmaps  # noqa: E402
 from vireid.engine.config import TrainConfig, load_config  # noqa: E402
 from vireid.engine.speed import resolve_speed  # noqa: E402
 from vireid.engine.train_data import heatmap_mode  # noqa: E402

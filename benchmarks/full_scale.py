@@ -197,7 +197,7 @@ def tree_bytes(path: Path, suffixes: Optional[Tuple[str, ...]] = None) -> int:
 def eval_images(cache: Path) -> int:
     """How many distinct test images the SYSU protocol (all + indoor, single shot, 10 trials) extracts."""
     from vireid.data.manifest import Manifest
-    from vireid.engine.evaluate import sysu_sets
+    from vireid.evaluation.testing import sysu_sets
 
     manifest = Manifest.load(cache / "manifest.json")
     seen = set()

@@ -97,7 +97,7 @@ def config(overrides: List[str]):
 def job_train(s: dict) -> List[dict]:
     """A training mode through the trainer; under torchrun (``s['ddp']``) rank 0 reports the ddp row."""
     import torch.distributed as dist
-    from vireid.engine.profile import profile_training
+    from vireid.experiments.profile import profile_training
 
     world, overrides, own = int(os.environ.get("WORLD_SIZE", "1")), list(s["overrides"]), False
     if s.get("ddp") and world == 1:                      # NCCL refuses two ranks on one GPU: a group of our own
@@ -167,8 +167,8 @@ def job_eval(s: dict) -> List[dict]:
         loop_s, fast, gallery, _ = time_trial(0, s["shot"], 1, [1])     # raises unless the numbers are identical
         return [row("eval", s["name"], seconds=fast[1], speedup=loop_s / fast[1], details=f"{NUM_QUERIES} queries x "
                     f"{gallery} gallery images, 1 trial, 1 thread; loop {loop_s:.3f} s; identical numbers")]
-    from vireid.data.shards import HeatmapCache
-    from vireid.engine.features import extract_features
+    from vireid.cache.reader import HeatmapCache
+    from vireid.evaluation.features import extract_features
     from vireid.model import PoseVIReIDNet
 
     cache, cfg, batch = HeatmapCache(s["cache"]), config(s["overrides"]), s["batch"]

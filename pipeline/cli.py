@@ -16,8 +16,8 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import click
 from click.core import ParameterSource
 
-from vireid import __version__
-from vireid.data.cache_format import ESTIMATOR_NAMES, IMAGE_FORMATS, CacheConfig
+from vireid._version import __version__
+from vireid.cache.format import ESTIMATOR_NAMES, IMAGE_FORMATS, CacheConfig
 from vireid.data.manifest import ManifestError
 from vireid.cli.datasets import DatasetChoice
 from vireid.data.spec import SpecError
@@ -48,7 +48,7 @@ def cli(verbose: int) -> None:
 
 @cli.command("manifest")
 @click.option("--dataset", required=True, type=DatasetChoice("all"),
-              help="Which dataset layout to expect (declared in vireid/data/manifests/<dataset>.yaml; the "
+              help="Which dataset layout to expect (declared in data_manifests/<dataset>.yaml; the "
                    "datasets are those of vireid/data/registry.py).")
 @click.option("--root", required=True, type=click.Path(path_type=Path),
               help="Dataset root: the folder holding cam1..cam6 and exp/ (SYSU-MM01), Visible/, Thermal/ "
@@ -279,7 +279,7 @@ def heatmaps_cmd(dataset: str, root: Path, out: Path, manifest_path: Optional[Pa
     from vireid.data.manifest import Manifest
     from vireid.data.scan import scan
     from vireid.data.scan_checks import ScanError
-    from vireid.data.shards import CacheError
+    from vireid.cache.reader import CacheError
 
     k, n = _parse_part(part)
     # the settings first: a wrong key or value stops before anything is touched
@@ -328,8 +328,8 @@ def heatmaps_cmd(dataset: str, root: Path, out: Path, manifest_path: Optional[Pa
     if not result.complete:
         click.echo(f"{out}: shards of other parts are still missing; index.json is written when all exist", err=True)
         return
-    from vireid.data.coverage import describe_coverage, joint_coverage
-    from vireid.data.shards import HeatmapCache
+    from vireid.cache.coverage import describe_coverage, joint_coverage
+    from vireid.cache.reader import HeatmapCache
 
     click.echo(f"{out}: {describe_coverage(joint_coverage(HeatmapCache(out).metadata()))}")
 

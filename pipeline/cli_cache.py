@@ -40,7 +40,7 @@ def register(cli: Any) -> None:
         """
         from pipeline.heatmaps import JobError
         from pipeline.repair import add_checksums
-        from vireid.data.shards import CacheError
+        from vireid.cache.reader import CacheError
 
         if not cache.is_dir():
             raise click.ClickException(f"{cache}: no such cache folder")
@@ -99,8 +99,8 @@ def register(cli: Any) -> None:
           vireid-prep compare demo_out/cache/sysu-lip --reference demo_out/cache/sysu-keypoints
         Images are matched by source path; a joint CACHE did not report counts as wrong.
         """
-        from vireid.data.shards import CacheError, HeatmapCache
-        from vireid.evaluation.cache_agreement import cache_agreement, describe_agreement
+        from vireid.cache.reader import CacheError, HeatmapCache
+        from pipeline.compare import cache_agreement, describe_agreement
 
         for folder in (cache, reference):
             if not folder.is_dir():
@@ -125,7 +125,7 @@ def register(cli: Any) -> None:
         import cv2
         import numpy as np
 
-        from vireid.data.shards import CacheError, HeatmapCache
+        from vireid.cache.reader import CacheError, HeatmapCache
         from vireid.io import atomic_path
         from vireid.pose.draw import draw_skeleton, overlay_heatmaps
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from pipeline.lip_data import AugmentConfig, LipDataError
-from pipeline.train_estimator import TrainConfig, TrainEstimatorError, log_path, train_estimator
+from pipeline.train_estimator import EstimatorTrainConfig, TrainEstimatorError, log_path, train_estimator
 from vireid.io import WriteError
 
 
@@ -72,7 +72,7 @@ def register(cli: Any) -> None:
         if input_size % 8:
             raise click.BadParameter(f"{input_size} is not a multiple of 8", param_hint="--input-size")
         try:
-            cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, input_size=input_size,
+            cfg = EstimatorTrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, input_size=input_size,
                               num_refinement_stages=num_refinement_stages, occluded=occluded, missing=missing,
                               val_images=val_images, seed=seed, sigma=sigma, schedule=schedule,
                               augment=AugmentConfig.preset(augment))

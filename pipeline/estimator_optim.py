@@ -4,14 +4,27 @@ train-estimator``."""
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Protocol, Sequence, Tuple
 
 if TYPE_CHECKING:   # torch is imported where it is used, so `vireid-prep --help` stays quick
     import torch
     from torch import Tensor, nn
 
-    from pipeline.train_estimator import TrainConfig
     from vireid.pose.gccpm import GCCPM
+
+
+class EstimatorOptimSettings(Protocol):
+    """The settings :func:`build_estimator_optimizer` reads (``EstimatorTrainConfig`` of
+    :mod:`pipeline.train_estimator` has them): the optimiser does not import its trainer."""
+
+    lr: float
+    weight_decay: float
+    epochs: int
+    schedule: str
+    warmup_fraction: float
+    plateau_factor: float
+    plateau_patience: int
+    plateau_threshold: float
 
 
 def heatmap_loss(stages: Sequence[Tensor], target: Tensor, weights: Tensor) -> Tuple[Tensor, List[float]]:
@@ -92,7 +105,7 @@ def gccpm_param_groups(model: GCCPM, lr: float) -> List[Dict[str, Any]]:
 
 
 #: the learning-rate schedules of ``--schedule``
-SCHEDULES = ("plateau", "cosine")
+ESTIMATOR_SCHEDULES = ("plateau", "cosine")
 
 
 def warmup_cosine(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
@@ -106,7 +119,8 @@ def warmup_cosine(total_steps: int, warmup_steps: int) -> Callable[[int], float]
     return factor
 
 
-def build_optimizer(model: GCCPM, cfg: "TrainConfig", steps_per_epoch: int) -> Tuple[torch.optim.Adam, Any]:
+def build_estimator_optimizer(model: GCCPM, cfg: EstimatorOptimSettings,
+                              steps_per_epoch: int) -> Tuple[torch.optim.Adam, Any]:
     """Adam over :func:`gccpm_param_groups` and the schedule ``cfg.schedule``: GCCPM's plateau
     scheduler (stepped after each epoch on ``100 - val PCKh``) or, for short runs, a warm-up over
     ``cfg.warmup_fraction`` of all ``cfg.epochs * steps_per_epoch`` updates and a cosine decay to 0

@@ -1,5 +1,5 @@
 """``vireid-prep heatmaps``: run a pose estimator over every image of a manifest and cache
-the heatmaps in HDF5 shards (format: :mod:`vireid.data.shards`).
+the heatmaps in HDF5 shards (format: :mod:`vireid.cache.reader`).
 
 The job is resumable and safe:
 
@@ -21,12 +21,12 @@ The job is resumable and safe:
 
 Geometry: each crop is resized to the cache's ``input_size`` (288x144 by default, the
 training input, ignoring the crop's aspect ratio as the SYSU/RegDB baselines do) with an
-anti-aliasing filter (:func:`vireid.data.cache_format.resize_crop`, recorded as ``cache.json``'s
+anti-aliasing filter (:func:`vireid.cache.format.resize_crop`, recorded as ``cache.json``'s
 ``resize_filter``); the
 estimator's keypoints (in the original crop's pixels) are mapped to that size with the
 pixel-centre convention ``x' = (x + 0.5) * W'/W - 0.5`` and rendered as Gaussians of
 peak 1 and ``sigma`` input pixels on the stride-``stride`` grid (72x36) by the cache's
-heatmap codec (:attr:`vireid.data.cache_format.CacheConfig.codec`, the one that decodes them).
+heatmap codec (:attr:`vireid.cache.format.CacheConfig.codec`, the one that decodes them).
 """
 from __future__ import annotations
 
@@ -48,9 +48,9 @@ from joblib import Parallel, delayed
 from pipeline.estimators.base import PoseEstimator
 from vireid.data.images import load_image
 from vireid.data.manifest import Manifest, Record
-from vireid.data.shard_writer import Row, ShardRows, read_shard_attrs, write_index, write_shard
-from vireid.data.cache_format import resize_crop
-from vireid.data.shards import (CacheConfig, CacheError, MODALITY_CODES, cache_attributes, compare_attributes,
+from vireid.cache.writer import Row, ShardRows, read_shard_attrs, write_index, write_shard
+from vireid.cache.format import resize_crop
+from vireid.cache.reader import (CacheConfig, CacheError, MODALITY_CODES, cache_attributes, compare_attributes,
                                 encode_image, quantize_heatmaps, shard_name)
 from vireid.io import atomic_write_json, remove_stale_temporaries
 from vireid.pose.joints import NUM_JOINTS

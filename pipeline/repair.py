@@ -28,8 +28,8 @@ from typing import Dict, List, Set, Tuple
 from pipeline.heatmaps import HeatmapJob, cache_lock
 from pipeline.verify import CacheReport, inspect_cache
 from vireid.data.manifest import Manifest, ManifestError
-from vireid.data.shard_writer import ShardRows, read_shard_attrs, read_shard_rows, write_index, write_shard
-from vireid.data.shards import CacheError, shard_name
+from vireid.cache.writer import ShardRows, read_shard_attrs, read_shard_rows, write_index, write_shard
+from vireid.cache.reader import CacheError, shard_name
 from vireid.io import atomic_write_json, remove_stale_temporaries
 
 log = logging.getLogger(__name__)

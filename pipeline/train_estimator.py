@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, 
 import numpy as np
 
 from pipeline.lip_data import AugmentConfig, LipTrainSet, LipValSet, TargetConfig, split_records
-from pipeline.estimator_optim import SCHEDULES, build_optimizer, heatmap_loss
+from pipeline.estimator_optim import ESTIMATOR_SCHEDULES, build_estimator_optimizer, heatmap_loss
 from pipeline.estimator_val import evaluate_pckh
 from vireid.engine.loop import (DeviceError, EpochLoop, EpochStats, changed_keys, progress_bar, read_with_fallback,
                                 resolve_device)
@@ -76,7 +76,7 @@ class TrainEstimatorError(ValueError):
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class EstimatorTrainConfig:
     """GCCPM's training defaults (``train.py``); the demo scales epochs, size and stages down."""
 
     epochs: int = 100
@@ -89,7 +89,7 @@ class TrainConfig:
     occluded: str = "ignore"
     missing: str = "ignore"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    schedule: str = "plateau"                     # 'plateau' (GCCPM) | 'cosine' (estimator_optim.build_optimizer)
+    schedule: str = "plateau"                     # 'plateau' (GCCPM) | 'cosine' (build_estimator_optimizer)
     warmup_fraction: float = 0.05                 # cosine: share of all updates spent warming up
     plateau_factor: float = 0.1
     plateau_patience: int = 5
@@ -105,8 +105,8 @@ class TrainConfig:
             raise ValueError(f"num_refinement_stages must be >= 0, got {self.num_refinement_stages}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
+        if self.schedule not in ESTIMATOR_SCHEDULES:
+            raise ValueError(f"schedule {self.schedule!r}: choose one of {', '.join(ESTIMATOR_SCHEDULES)}")
         if not 0.0 <= self.warmup_fraction < 1.0:
             raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
         self.targets()   # validates input size and policies
@@ -136,7 +136,7 @@ def save_weights(model: nn.Module, out: Path, input_size: int) -> None:
     torch_save({"state_dict": sd, "input_size": int(input_size)}, out)
 
 
-def _config_json(cfg: TrainConfig) -> Dict[str, Any]:
+def _config_json(cfg: EstimatorTrainConfig) -> Dict[str, Any]:
     doc = dataclasses.asdict(cfg)
     doc["sigma_px"] = cfg.targets().sigma_px
     return doc
@@ -153,18 +153,18 @@ def _worker_init(_: int) -> None:
 
 # ---------------------------------------------------------------- training
 @dataclass
-class TrainResult:
+class EstimatorTrainResult:
     out: Path
     epochs: List[Dict[str, Any]]
     initial_pckh: Optional[PCKh]
     final_pckh: Optional[PCKh]
 
 
-def train_estimator(root: "str | Path", out: "str | Path", cfg: TrainConfig = TrainConfig(), *,
+def train_estimator(root: "str | Path", out: "str | Path", cfg: EstimatorTrainConfig = EstimatorTrainConfig(), *,
                     init: Optional["str | Path"] = None, resume: bool = False, device: str = "cpu",
                     workers: int = 0, allow_partial: bool = False, progress: bool = False,
                     max_iters_per_epoch: Optional[int] = None,
-                    on_epoch: Optional[Callable[[Dict[str, Any]], None]] = None) -> TrainResult:
+                    on_epoch: Optional[Callable[[Dict[str, Any]], None]] = None) -> EstimatorTrainResult:
     """Train GCCPM on the LIP data set at ``root``; write ``out`` and its log (see module docstring).
 
     ``max_iters_per_epoch`` caps the batches of an epoch (smoke tests); ``on_epoch`` is
@@ -215,7 +215,7 @@ def train_estimator(root: "str | Path", out: "str | Path", cfg: TrainConfig = Tr
         init_sha = file_sha256(init)
     model.to(dev).train()
     steps = -(-len(train_records) // cfg.batch_size)
-    optimizer, scheduler = build_optimizer(model, cfg, steps if max_iters_per_epoch is None
+    optimizer, scheduler = build_estimator_optimizer(model, cfg, steps if max_iters_per_epoch is None
                                            else min(steps, max_iters_per_epoch))
 
     history: List[Dict[str, Any]] = []
@@ -251,7 +251,7 @@ def train_estimator(root: "str | Path", out: "str | Path", cfg: TrainConfig = Tr
     if start_epoch >= cfg.epochs:
         log.info("%s: already trained for %d epoch(s)", out, cfg.epochs)
         save_weights(model, out, cfg.input_size)
-    return TrainResult(out=out, epochs=history, initial_pckh=initial, final_pckh=loop.final)
+    return EstimatorTrainResult(out=out, epochs=history, initial_pckh=initial, final_pckh=loop.final)
 
 
 @dataclass
@@ -264,7 +264,7 @@ class _EstimatorLoop(EpochLoop):
     model: "nn.Module"
     optimizer: "torch.optim.Optimizer"
     scheduler: Any
-    cfg: TrainConfig
+    cfg: EstimatorTrainConfig
     train_set: LipTrainSet
     val_loader: Optional["DataLoader"]
     dev: "torch.device"
@@ -335,8 +335,8 @@ class _EstimatorLoop(EpochLoop):
             self.on_epoch(entry)
 
 
-def _save_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, cfg: TrainConfig,
-                epoch: int, history: List[Dict[str, Any]], initial: Optional[PCKh]) -> None:
+def _save_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+                cfg: EstimatorTrainConfig, epoch: int, history: List[Dict[str, Any]], initial: Optional[PCKh]) -> None:
     state = {"epoch": epoch, "config": json.loads(json.dumps(_config_json(cfg))), "history": history,
              "initial_val": initial.to_json() if initial else None,
              "state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -349,8 +349,8 @@ def _save_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, 
 _RESUMABLE = {"epochs"}
 
 
-def _load_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, cfg: TrainConfig,
-                dev: torch.device) -> Tuple[int, List[Dict[str, Any]], Optional[PCKh]]:
+def _load_state(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+                cfg: EstimatorTrainConfig, dev: torch.device) -> Tuple[int, List[Dict[str, Any]], Optional[PCKh]]:
     def read(p: Path) -> Dict[str, Any]:
         try:
             state = torch_load(p, "training state", map_location=dev, weights_only=True)

@@ -4,7 +4,7 @@ Every problem names the file at fault; a row's problem names its shard, its row 
 source image it was made from. Shards are laid out by the manifest (records sorted by
 path, ``shard_size`` per shard), so a shard that is missing or cannot be opened is
 reported with the images it holds rather than as images absent from the cache. Every
-row is read and compared with its checksums (:mod:`vireid.data.rowsums`); shards written
+row is read and compared with its checksums (:mod:`vireid.cache.rowsums`); shards written
 before the checksums existed are noted, with how to add them.
 """
 from __future__ import annotations
@@ -17,10 +17,10 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import h5py
 import numpy as np
 
-from vireid.data import rowsums
+from vireid.cache import rowsums
 from vireid.data.manifest import Manifest, ManifestError, Record
-from vireid.data.cache_format import RESIZE_FILTER, resize_filter_of
-from vireid.data.shards import CACHE_FORMAT, MODALITY_CODES, compare_attributes, shard_name
+from vireid.cache.format import RESIZE_FILTER, resize_filter_of
+from vireid.cache.reader import CACHE_FORMAT, MODALITY_CODES, compare_attributes, shard_name
 from vireid.pose.joints import JOINT_NAMES, NUM_JOINTS
 
 MODALITY_NAMES = {v: k for k, v in MODALITY_CODES.items()}

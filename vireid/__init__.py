@@ -1,10 +1,12 @@
 """vireid: pose estimation as an auxiliary learning task for visible-infrared person ReID.
 
-Layout (bottom-up): ``vireid.pose`` (LIP joint schema, heatmaps, the GCCPM estimator),
-``vireid.data`` (dataset manifests, protocols, shard format, datasets), ``vireid.model``
-and ``vireid.losses`` (the paper's Fig. 2 and eqs. 1-21), ``vireid.evaluation`` and
-``vireid.engine``, ``vireid.inference`` (a trained model on your own images), and the
-CLIs in ``vireid.cli``. The offline stage lives in the sibling package ``pipeline`` and
+Layout (bottom-up, the layers of ``.importlinter``): ``vireid.pose`` (LIP joints, heatmaps,
+the GCCPM estimator), ``vireid.data`` (dataset specs, manifests, protocols), ``vireid.cache``
+(the heatmap cache's format, reader and writer), ``vireid.inputs`` (the training input
+pipeline), ``vireid.model`` and ``vireid.losses`` (the paper's Fig. 2 and eqs. 1-21),
+``vireid.evaluation`` (test protocols and metrics), ``vireid.engine`` (the trainer),
+``vireid.experiments`` and ``vireid.inference`` (a trained model on your own images), and
+the CLIs in ``vireid.cli``. The offline stage lives in the sibling package ``pipeline`` and
 imports ``vireid``, never the reverse.
 
 ``vireid.FeatureExtractor`` is imported on first use, so ``import vireid`` stays cheap
@@ -12,7 +14,7 @@ imports ``vireid``, never the reverse.
 """
 from typing import Any
 
-__version__ = "0.1.0"
+from vireid._version import __version__
 
 __all__ = ["FeatureExtractor", "__version__"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Optional
 
 from pipeline.estimators.base import EstimatorError, PoseEstimator
-from vireid.data.cache_format import ESTIMATOR_NAMES as ESTIMATORS
+from vireid.cache.format import ESTIMATOR_NAMES as ESTIMATORS
 
 
 def build_estimator(name: str, *, root: Path, weights: Optional[Path] = None, device: str = "cpu",

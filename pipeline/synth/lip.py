@@ -1,6 +1,6 @@
 """Synthetic LIP (pose track): ``TrainVal_images/{train,val}_images/<name>.jpg`` and the CSVs.
 
-Folder and CSV paths come from ``vireid/data/manifests/lip.yaml``. Each CSV has no header and
+Folder and CSV paths come from ``data_manifests/lip.yaml``. Each CSV has no header and
 one row per image, sorted by name: ``name.jpg,x1,y1,o1,...,x16,y16,o16`` in the
 JOINT_NAMES order; x, y are integer pixel coordinates (column, row), o is 1 for an
 occluded joint and 0 for a visible one; a joint outside the image is ``nan,nan,nan``.

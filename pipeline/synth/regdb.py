@@ -1,7 +1,7 @@
 """Synthetic RegDB: ``Visible/<id>/*.bmp``, ``Thermal/<id>/*.bmp``, ``idx/{split}_{modality}_{trial}.txt``.
 
 Folder names, modality words and the idx file pattern come from
-``vireid/data/manifests/regdb.yaml``. As in the real set, the visible and thermal images of
+``data_manifests/regdb.yaml``. As in the real set, the visible and thermal images of
 one identity are simultaneous pairs (same pose, the two cameras slightly offset), file
 names read ``<male|female>_<front|back>_<v|t>_<5-digit frame>_<id>.bmp``, and each
 trial splits the identities at random into disjoint halves; an idx line is

@@ -1,7 +1,7 @@
 """Synthetic SYSU-MM01: ``camN/<4-digit id>/<4-digit>.jpg``, ``exp/{train,val,test}_id.txt``.
 
 Camera names, modalities, indoor flags, the id-list paths and the file patterns come
-from ``vireid/data/manifests/sysu.yaml``. Like the real set, id numbers skip values, and not
+from ``data_manifests/sysu.yaml``. Like the real set, id numbers skip values, and not
 every identity is seen by every camera: each has at least one RGB and one IR camera,
 and about a quarter are never seen indoors. Crop sizes vary around the base size.
 """

@@ -15,7 +15,7 @@ from vireid.evaluation import rank_metrics, sysu_excluded_camera_pairs, sysu_met
 
 
 def test_specs_are_package_data():
-    assert manifests_dir() == Path(metrics_mod.__file__).parents[1] / "data" / "manifests"
+    assert manifests_dir() == Path(metrics_mod.__file__).parents[2] / "data_manifests"
     for name in DATASETS:
         assert load_spec(name).source == manifests_dir() / f"{name}.yaml"
 

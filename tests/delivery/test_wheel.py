@@ -3,7 +3,7 @@ its own, and run ``vireid-prep manifest`` and ``vireid-train --config <preset na
 outside the repository (the presets and the LICENSE ship in the wheel).
 
 The wheel is built from a copy of only what ``setup.cfg`` packages (``vireid/``,
-``pipeline/``, the metadata), so a dataset specification that is not declared as package
+``pipeline/``, ``data_manifests/``, the metadata), so a dataset specification that is not declared as package
 data is missing from it. It is installed with ``pip install --no-deps --target``; its
 console script runs with ``PYTHONPATH`` set to that folder alone, from a folder outside
 the checkout, and the run proves which copy it imported (``vireid``, ``pipeline`` and the
@@ -26,12 +26,13 @@ import pytest
 from tests.data.trees import make_sysu
 
 REPO = Path(__file__).resolve().parents[2]
-SOURCES = ("vireid", "pipeline", "setup.cfg", "pyproject.toml", "README.md", "LICENSE")
+SOURCES = ("vireid", "pipeline", "data_manifests", "setup.cfg", "pyproject.toml", "README.md", "LICENSE")
 PROBE = """
 import json, sys
-import pipeline.cli, vireid
+import data_manifests, pipeline.cli, vireid
 from vireid.data.spec import load_spec
 print(json.dumps({"vireid": vireid.__file__, "pipeline": pipeline.cli.__file__,
+                  "data_manifests": data_manifests.__file__,
                   "spec": str(load_spec("sysu").source)}))
 """
 
@@ -64,10 +65,10 @@ def test_wheel_installs_and_runs_vireid_prep_outside_the_repo(tmp_path: Path) ->
         names = set(zf.namelist())
         entry_points = next(zf.read(n).decode() for n in names if n.endswith(".dist-info/entry_points.txt"))
     for yaml in ("sysu", "regdb", "lip"):
-        assert f"vireid/data/manifests/{yaml}.yaml" in names
-    assert {"pipeline/cli.py", "vireid/data/spec.py"} <= names
+        assert f"data_manifests/{yaml}.yaml" in names
+    assert {"pipeline/cli.py", "vireid/data/spec.py", "data_manifests/__init__.py"} <= names
     assert "vireid-prep = pipeline.cli:main" in entry_points
-    assert not any(n.startswith(("tests/", "data_manifests/")) for n in names)
+    assert not any(n.startswith("tests/") for n in names)
     presets = sorted(p.name for p in (REPO / "configs").glob("*.yaml"))
     assert presets and {f"vireid/configs/{p}" for p in presets} <= names      # every preset ships
     assert any(re.search(r"\.dist-info/(licenses/)?LICENSE$", n) for n in names), "LICENSE not in the dist-info"

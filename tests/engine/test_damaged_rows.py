@@ -10,9 +10,9 @@ from click.testing import CliRunner
 from tests.engine.test_trainer import TINY, cache_dir  # noqa: F401 - the module-scoped cache fixture
 from tests.fs import flip_byte, one_line, row_offset
 from vireid.cli.train import cli as train_cli
-from vireid.data.dataset import training_indices
+from vireid.inputs.dataset import training_indices
 from vireid.data.manifest import Manifest
-from vireid.data.shards import HeatmapCache
+from vireid.cache.reader import HeatmapCache
 from vireid.engine.checkpoint import load_checkpoint
 from vireid.engine.runlog import read_log
 

@@ -9,7 +9,7 @@ import vireid.engine.train_data as train_data
 from tests.engine.test_damaged_rows import _damage
 from tests.engine.test_trainer import cache_dir, tiny_config  # noqa: F401 - module-scoped cache fixture
 from vireid.data.manifest import Manifest
-from vireid.data.shards import HeatmapCache
+from vireid.cache.reader import HeatmapCache
 
 
 def _count_reads(monkeypatch):

@@ -15,7 +15,7 @@ from pipeline.heatmaps import HeatmapJob
 from pipeline.synth import synthesize
 from vireid.cli.evaluate import cli
 from vireid.data.scan import scan
-from vireid.data.shards import CacheConfig
+from vireid.cache.reader import CacheConfig
 from vireid.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from vireid.model import ModelConfig, PoseVIReIDNet
 
@@ -81,7 +81,7 @@ def test_sysu_outputs(sysu):
     assert cv2.imread(str(out / "cmc.png")).shape == (450, 600, 3)
     rank = cv2.imread(str(out / "ranking.png"))
     from vireid.data.manifest import Manifest
-    from vireid.engine.evaluate import sysu_sets
+    from vireid.evaluation.testing import sysu_sets
     sets = sysu_sets(Manifest.load(sysu / "cache" / "manifest.json"), "all", "single", trials=[0])
     n, k = min(6, len(sets.query)), min(10, len(sets.galleries[0]))
     # plot_ranking geometry: rows of 128+2*4+4 px, columns of 64+2*4+4 px, a 16 px gap, 4 px margin
@@ -133,7 +133,7 @@ def test_untrained_reference_and_compare(sysu, tmp_path):
     # another network (seed 5) against the untrained reference
     data = load_checkpoint(ck)
     torch.manual_seed(5)
-    from vireid.engine.checkpoint import model_config_from
+    from vireid.model.config import model_config_from
     data["model"] = PoseVIReIDNet(model_config_from(data)).state_dict()
     other = tmp_path / "other.pt"
     save_checkpoint(other, data)
@@ -171,13 +171,13 @@ def test_compare_refuses_another_protocol(sysu, tmp_path):
 def test_read_only_out_is_one_line_before_evaluating(sysu, tmp_path, monkeypatch):
     """Drill (issue 21): with a read-only --out, vireid-eval computed the whole evaluation and
     then died with a PermissionError traceback, its results lost."""
-    import vireid.engine.evaluate
+    import vireid.evaluation.testing
     from tests.fs import one_line, read_only
 
     def refuse(*args, **kwargs):
         raise AssertionError("evaluated although --out is not writable")
 
-    monkeypatch.setattr(vireid.engine.evaluate, "evaluate_model", refuse)
+    monkeypatch.setattr(vireid.evaluation.testing, "evaluate_model", refuse)
     with read_only(tmp_path / "ro") as ro:
         res = CliRunner().invoke(cli, ["--checkpoint", str(sysu / "run" / "last.pt"), "--cache", str(sysu / "cache"),
                                        "--trials", "1", "--out", str(ro / "ev"), "--no-progress"])
@@ -238,10 +238,10 @@ def test_rerank_is_reported_beside_the_plain_results(sysu, tmp_path):
     """--rerank keeps every plain number and key, adds "reranked" per setting (the metrics of
     k-reciprocal re-ranked cosine distances, recomputed here for one trial) and table rows."""
     from vireid.data.manifest import Manifest
-    from vireid.data.shards import HeatmapCache
+    from vireid.cache.reader import HeatmapCache
     from vireid.engine.checkpoint import build_model_from_checkpoint
-    from vireid.engine.evaluate import sysu_sets
-    from vireid.engine.features import extract_features
+    from vireid.evaluation.testing import sysu_sets
+    from vireid.evaluation.features import extract_features
     from vireid.evaluation import sysu_metrics
     from vireid.evaluation.rerank import RerankConfig, rerank_features
 

@@ -9,8 +9,8 @@ import vireid.engine.joint_loop as loop_mod
 import vireid.engine.trainer as trainer_mod
 from tests.engine.test_trainer import _steps, cache_dir, tiny_config  # noqa: F401 - module-scoped cache fixture
 from vireid.data.manifest import Manifest
-from vireid.data.shards import HeatmapCache
-from vireid.data.transforms import shift_heatmaps
+from vireid.cache.reader import HeatmapCache
+from vireid.inputs.transforms import shift_heatmaps
 from vireid.engine.train_data import build_loader, heatmap_mode, split_training_data
 from vireid.engine.trainer import train
 from vireid.model import ModalitySpecificModule
@@ -34,7 +34,7 @@ def test_heatmap_mode():
 
 
 def test_stored_maps_refuse_target_erasing():
-    from vireid.data.transforms import TrainTransform, TransformConfig
+    from vireid.inputs.transforms import TrainTransform, TransformConfig
 
     with pytest.raises(ValueError, match="cannot erase the targets"):
         TrainTransform(TransformConfig(erase_targets="same"), heatmaps="stored")

@@ -27,7 +27,7 @@ from pipeline.estimators.keypoints import SIDE_FILE, KeypointFileEstimator
 from pipeline.heatmaps import HeatmapJob
 from pipeline.synth import synthesize
 from vireid.data.scan import scan
-from vireid.data.shards import CacheConfig
+from vireid.cache.reader import CacheConfig
 from vireid.engine.config import load_config
 from vireid.engine.runlog import read_log
 from vireid.engine.trainer import train

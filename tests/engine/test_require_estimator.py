@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from tests.engine.test_trainer import TINY, cache_dir  # noqa: F401 - the module-scoped cache fixture
 from vireid.cli.train import cli
-from vireid.data.errors import CacheError
-from vireid.engine import ablation as ab
+from vireid.cache.errors import CacheError
+from vireid.experiments import ablation as ab
 from vireid.engine.config import ConfigError, load_config
 from vireid.engine.errors import TrainError
 from vireid.engine.trainer import check_cache_estimator

@@ -54,7 +54,7 @@ def test_short_training_run_writes_the_loss_scalars(tmp_path):
     from pipeline.heatmaps import HeatmapJob
     from pipeline.synth import synthesize
     from vireid.data.scan import scan
-    from vireid.data.shards import CacheConfig
+    from vireid.cache.reader import CacheConfig
     from vireid.engine.trainer import train
 
     synthesize("sysu", tmp_path / "SYSU", ids=8, seed=1, images_per_camera=1)

@@ -16,7 +16,7 @@ from pipeline.estimators.keypoints import SIDE_FILE, KeypointFileEstimator
 from pipeline.heatmaps import HeatmapJob
 from pipeline.synth import synthesize
 from vireid.data.scan import scan
-from vireid.data.shards import CacheConfig, CacheError
+from vireid.cache.reader import CacheConfig, CacheError
 from vireid.engine.checkpoint import build_model_from_checkpoint, load_checkpoint
 from vireid.engine.config import load_config
 from vireid.engine.runlog import read_log
@@ -168,7 +168,7 @@ def test_non_finite_validation_features_stop_with_one_line(cache_dir, tmp_path, 
 
 
 def test_cache_and_config_mismatch_are_clear_errors(cache_dir, tmp_path):
-    # the one geometry check (vireid.data.geometry.Geometry.check), also CacheDataset's
+    # the one geometry check (vireid.cache.geometry.Geometry.check), also CacheDataset's
     with pytest.raises(CacheError, match=r"cache.json: input_size 96x48 differs from the configured data.input_size "
                                          r"128x64 \(heatmaps 24x12 in the cache, 32x16 configured\): set "
                                          r"data.input_size=\[96, 48\] to train on this cache, or rebuild it with "
@@ -192,7 +192,7 @@ def test_cache_and_config_mismatch_are_clear_errors(cache_dir, tmp_path):
 
 
 def test_identity_without_ir_is_named(tmp_path):
-    from tests.data.test_dataset import build_cache
+    from tests.inputs.test_dataset import build_cache
     from tests.data.trees import make_sysu
 
     cache, _ = build_cache(tmp_path, "SYSU", make_sysu, "sysu", drop=("cam3/0004", "cam6/0004"))

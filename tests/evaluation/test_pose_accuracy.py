@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tests.engine.test_trainer import cache_dir  # noqa: F401 - module-scoped fixture
-from vireid.data.shards import HeatmapCache
+from vireid.cache.reader import HeatmapCache
 from vireid.evaluation.pose_accuracy import branch_pckh
 from vireid.model import ModelConfig, PoseVIReIDNet
 
@@ -27,9 +27,9 @@ def _model(channels: int) -> PoseVIReIDNet:
 
 def _targets(cache: HeatmapCache, indices):
     """The cache's maps and confidences, as the evaluation reads them (float, [N, 16, h, w])."""
-    from vireid.data.dataset import CacheDataset
-    from vireid.data.geometry import Geometry
-    from vireid.data.transforms import EvalTransform, TransformConfig
+    from vireid.inputs.dataset import CacheDataset
+    from vireid.cache.geometry import Geometry
+    from vireid.inputs.transforms import EvalTransform, TransformConfig
 
     ds = CacheDataset(cache, indices=list(indices), transform=EvalTransform(TransformConfig(Geometry(HW, 4))),
                       label_map=None)

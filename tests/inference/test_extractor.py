@@ -24,9 +24,9 @@ def records(trained):
 def test_features_are_those_vireid_eval_uses(trained, records, flip):
     """Same preprocessing as the heatmap cache + vireid-eval: the features of the source
     images equal those of the cached crops (then L2-normalised) to float precision."""
-    from vireid.data.shards import HeatmapCache
+    from vireid.cache.reader import HeatmapCache
     from vireid.engine.checkpoint import build_model_from_checkpoint
-    from vireid.engine.features import extract_features
+    from vireid.evaluation.features import extract_features
 
     ex = FeatureExtractor(trained.checkpoint, device="cpu", feature="f_all", flip=flip, batch_size=4)
     got = ex(records, root=trained.root)

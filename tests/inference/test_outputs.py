@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 import vireid.engine.checkpoint
-import vireid.engine.regdb_trials
+import vireid.experiments.regdb_trials
 import vireid.inference.extractor
 from tests.fs import disk_full, one_line, read_only
 from vireid.cli.export import cli as export_cli
@@ -31,7 +31,7 @@ def _commands(trained, ro):
         "export": (export_cli, ["--checkpoint", str(trained.checkpoint), "--format", "torchscript", "--out",
                                 str(ro / "m.ts")], vireid.engine.checkpoint, "build_model_from_checkpoint", ro),
         "regdb": (regdb_cli, ["--checkpoints", str(ro.parent / "r{trial}" / "last.pt"), "--cache", str(trained.cache),
-                              "--out", str(ro / "regdb"), "--no-progress"], vireid.engine.regdb_trials,
+                              "--out", str(ro / "regdb"), "--no-progress"], vireid.experiments.regdb_trials,
                   "run_regdb_trials", ro / "regdb"),
     }
 

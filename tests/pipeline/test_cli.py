@@ -92,7 +92,7 @@ def test_heatmaps_settings_from_config_file_overrides_and_options(dataset, tmp_p
 
 
 def test_heatmaps_options_alone_keep_their_dataclass_defaults(tmp_path):
-    from vireid.data.cache_format import CacheConfig
+    from vireid.cache.format import CacheConfig
 
     res = run("heatmaps", "--help")
     default = CacheConfig()

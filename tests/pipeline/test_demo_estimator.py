@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 from pipeline.cli import cli
 from pipeline.synth import synthesize
-from vireid.data.shards import HeatmapCache
-from vireid.evaluation.cache_agreement import cache_agreement
+from vireid.cache.reader import HeatmapCache
+from pipeline.compare import cache_agreement
 from vireid.pose import gccpm
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "pipeline" / "estimators" / "weights"

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import _heatmaps_device, cli
 from tests.data.trees import make_sysu
-from vireid.data.cache_format import describe_estimator
+from vireid.cache.format import describe_estimator
 from vireid.pose.gccpm import GCCPM
 
 

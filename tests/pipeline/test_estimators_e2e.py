@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from pipeline.cli import cli
 from pipeline.synth import synthesize
 from pipeline.verify import verify_cache
-from vireid.data.shards import HeatmapCache
+from vireid.cache.reader import HeatmapCache
 
 LAYOUTS = {"sysu": dict(ids=4, images_per_camera=1), "regdb": dict(ids=2, images_per_camera=2),
            "lip": dict(ids=3, images_per_camera=2)}

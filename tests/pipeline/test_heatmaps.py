@@ -20,7 +20,7 @@ from pipeline.estimators.keypoints import SIDE_FILE, KeypointFileEstimator
 from pipeline.heatmaps import HeatmapJob, JobError, cache_lock, scale_keypoints
 from pipeline.verify import verify_cache
 from vireid.data.scan import scan
-from vireid.data.shards import (CacheConfig, CacheError, HeatmapCache, dequantize_heatmaps, quantize_heatmaps)
+from vireid.cache.reader import (CacheConfig, CacheError, HeatmapCache, dequantize_heatmaps, quantize_heatmaps)
 from vireid.pose.joints import JOINT_NAMES
 from tests.data.trees import make_sysu
 
@@ -240,8 +240,8 @@ def test_cli_heatmaps_verify_show(dataset, tmp_path):
     assert res.exit_code == 0, res.output
     assert "52 images in 4 new shard(s)" in res.output
     # the share of confident joints per modality (exact keypoints: every joint inside the crop)
-    from vireid.data.coverage import describe_coverage, joint_coverage
-    from vireid.data.shards import HeatmapCache
+    from vireid.cache.coverage import describe_coverage, joint_coverage
+    from vireid.cache.reader import HeatmapCache
     line = describe_coverage(joint_coverage(HeatmapCache(out).metadata()))
     assert f"{out}: {line}" in res.output and line.startswith("joints with confidence > 0: RGB ")
     assert CliRunner().invoke(cli, ["verify", str(out)]).output.strip().endswith("OK")

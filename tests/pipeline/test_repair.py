@@ -16,7 +16,7 @@ from pipeline.cli import cli
 from pipeline.verify import inspect_cache
 from tests.fs import flip_byte, row_offset, snapshot
 from tests.pipeline.test_heatmaps import dataset  # noqa: F401 - the tree fixture
-from vireid.data.shards import HeatmapCache
+from vireid.cache.reader import HeatmapCache
 
 
 def _heatmaps(root: Path, out: Path, *extra: str):

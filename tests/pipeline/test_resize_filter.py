@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from pipeline.cli import cli
 from pipeline.heatmaps import HeatmapJob
 from pipeline.verify import inspect_cache
-from vireid.data.cache_format import RESIZE_FILTER, resize_crop
-from vireid.data.shards import CacheError, HeatmapCache
+from vireid.cache.format import RESIZE_FILTER, resize_crop
+from vireid.cache.reader import CacheError, HeatmapCache
 from vireid.data.scan import scan
 from tests.data.trees import make_sysu
 from tests.pipeline.test_heatmaps import SIDE_FILE, SMALL, KeypointFileEstimator, build, dataset, write_side_file  # noqa: F401

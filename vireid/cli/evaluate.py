@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Optional
 import click
 import numpy as np
 
-from vireid import __version__
+from vireid._version import __version__
 from vireid.cli.datasets import DatasetChoice
 from vireid.cli.options import CONTEXT, rerank_config, rerank_options
 
@@ -89,9 +89,9 @@ def cli(checkpoint: Path, cache_dir: Path, dataset: Optional[str], mode: str, sh
     --rerank also after k-reciprocal re-ranking (rows "f_ID re-ranked", "f_ALL re-ranked" in
     results.md, "reranked" beside "features" in results.json)."""
     from vireid.data.manifest import ManifestError
-    from vireid.data.shards import CacheError
+    from vireid.cache.reader import CacheError
     from vireid.engine.checkpoint import CheckpointError, build_model_from_checkpoint, load_checkpoint
-    from vireid.engine.evaluate import EvalError, EvalOptions, evaluate_model, map_ratios, untrained_model
+    from vireid.evaluation.testing import EvalError, EvalOptions, evaluate_model, map_ratios, untrained_model
     from vireid.engine.loop import DeviceError, resolve_device
     from vireid.evaluation.report import read_results_json
     from vireid.io import WriteError, ensure_writable
@@ -170,7 +170,7 @@ def _write_outputs(report: Any, out: Path, ck: Dict[str, Any], untrained: bool, 
                    ratios: Optional[Dict[str, Any]], baseline: Optional[Dict[str, Any]], shot: str,
                    pose_png: Optional[np.ndarray] = None) -> None:
     """results.json first (the numbers), then results.md and the pictures; prints the table."""
-    from vireid.engine.evaluate import ratio_table
+    from vireid.evaluation.testing import ratio_table
     from vireid.evaluation.report import plot_cmc, write_results_json
     from vireid.io import atomic_write_text, write_error
 

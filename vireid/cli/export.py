@@ -14,7 +14,7 @@ from typing import Optional
 
 import click
 
-from vireid import __version__
+from vireid._version import __version__
 from vireid.cli.options import CONTEXT
 
 HELP = """Export the inference network of a checkpoint: images [B, 3, H, W] float32 (RGB, ImageNet-

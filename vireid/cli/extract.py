@@ -14,7 +14,7 @@ from typing import Optional, Tuple
 
 import click
 
-from vireid import __version__
+from vireid._version import __version__
 from vireid.cli.options import CONTEXT
 
 HELP = """Extract L2-normalised features of a trained checkpoint for a folder of crops (--images)
@@ -83,11 +83,13 @@ def cli(checkpoint: Path, images_dir: Optional[Path], manifest_path: Optional[Pa
     except (CheckpointError, ExtractorError, FeatureFileError, ManifestError, WriteError) as exc:
         raise click.ClickException(str(exc)) from None
     from vireid.inference.featurefile import FeatureFile
+    from vireid.data.modality import Modality
 
     done = FeatureFile.load(result.path)
     mods = done.modality
     known = int((done.pid >= 0).sum())
-    click.echo(f"{out}: {len(done)} images ({int((mods == 0).sum())} RGB, {int((mods == 1).sum())} IR, "
+    n_rgb, n_ir = int((mods == Modality.RGB).sum()), int((mods == Modality.IR).sum())
+    click.echo(f"{out}: {len(done)} images ({n_rgb} RGB, {n_ir} IR, "
                f"{known} with identities), {feature} {extractor.dim}-d, flip {'on' if flip else 'off'}, "
                f"checkpoint {checkpoint} (sha256 {extractor.checkpoint_sha256[:12]}); "
                f"{result.chunks_extracted} chunk(s) extracted, {result.chunks_reused} reused")

@@ -15,7 +15,7 @@ from typing import List, Optional
 
 import click
 
-from vireid import __version__
+from vireid._version import __version__
 from vireid.cli.options import CONTEXT
 
 HELP = """Grad-CAM maps of the ReID branch, and the pose branch's mask (channel mean of sigmoid(F_P),
@@ -76,7 +76,7 @@ def cli(checkpoint: Path, baseline: Optional[Path], cache_dir: Path, ids: Option
     import cv2
 
     from vireid.data.manifest import Manifest, ManifestError
-    from vireid.data.shards import CacheError, HeatmapCache
+    from vireid.cache.reader import CacheError, HeatmapCache
     from vireid.engine.checkpoint import CheckpointError
     from vireid.inference.extractor import ExtractorError, FeatureExtractor
     from vireid.inference.gradcam_figure import render

@@ -3,7 +3,7 @@
     vireid-regdb --config configs/regdb.yaml --cache CACHE --out OUT [--set KEY=VALUE ...]
     vireid-regdb --checkpoints 'runs/regdb{trial}/last.pt' --cache CACHE --out OUT
 
-See :mod:`vireid.engine.regdb_trials` for what is written.
+See :mod:`vireid.experiments.regdb_trials` for what is written.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import click
 
-from vireid import __version__
+from vireid._version import __version__
 
 HELP = """RegDB's protocol end to end (the paper's Table II): one model per trial, each tested on
 its own trial visible-to-thermal and thermal-to-visible, mean +- std over the trials.
@@ -66,12 +66,12 @@ def _trial_list(text: str) -> List[int]:
 def cli(config_path: Optional[Path], checkpoints: Optional[str], cache_dir: Path, out_dir: Path, trials: str,
         sets: Tuple[str, ...], device: Optional[str], flip: bool, batch_size: int, progress: bool) -> None:
     from vireid.data.manifest import ManifestError
-    from vireid.data.shards import CacheError
+    from vireid.cache.reader import CacheError
     from vireid.engine.checkpoint import CheckpointError
     from vireid.engine.config import load_config
-    from vireid.engine.evaluate import EvalError, EvalOptions
+    from vireid.evaluation.testing import EvalError, EvalOptions
     from vireid.engine.loop import resolve_device
-    from vireid.engine.regdb_trials import run_regdb_trials
+    from vireid.experiments.regdb_trials import run_regdb_trials
     from vireid.engine.trainer import USER_ERRORS
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

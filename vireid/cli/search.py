@@ -15,7 +15,7 @@ from typing import Optional, Tuple
 
 import click
 
-from vireid import __version__
+from vireid._version import __version__
 from vireid.cli.options import CONTEXT, rerank_config, rerank_options
 
 HELP = """Search a feature file (vireid-extract) with one or more QUERY images, e.g. an IR crop

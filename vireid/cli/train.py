@@ -17,7 +17,7 @@ from typing import Optional, Sequence, Tuple
 
 import click
 
-from vireid import __version__
+from vireid._version import __version__
 
 HELP = """Train the joint pose / ReID network on a heatmap cache (vireid-prep heatmaps).
 
@@ -131,7 +131,7 @@ def cli(config_path: Path, cache_dir: Path, out_dir: Optional[Path], trial: Opti
 
 
 def _profile(config, cache_dir: Path, steps: int, trial: Optional[int], rank: int) -> None:
-    from vireid.engine.profile import profile_training
+    from vireid.experiments.profile import profile_training
 
     report = profile_training(config, cache_dir, steps, warmup=1, trial=trial)
     if rank == 0:

@@ -5,7 +5,7 @@ system: a SYSU-MM01 ``layout`` maps a camera folder name (``"cam1"`` ...
 ``"cam6"``) to a mapping from 4-digit identity folder (``"0023"``) to the file
 names in it. The caller lists the folders; this module only selects. The cameras,
 trials and multi-shot size are those of the dataset's specification
-(``vireid/data/manifests/<dataset>.yaml``, read by :mod:`vireid.data.spec`); a caller
+(``data_manifests/<dataset>.yaml``, read by :mod:`vireid.data.spec`); a caller
 may pass its own.
 
 SYSU-MM01 (as the public Cross-Modal-Re-ID-baseline ``data_manager.py`` does,

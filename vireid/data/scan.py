@@ -6,7 +6,7 @@ check with (the problem report, image inspection, expected sizes) is
 :mod:`vireid.data.scan_checks`.
 
 Each scanner checks the root against the dataset's declared layout and sizes
-(``vireid/data/manifests/<name>.yaml``) and collects *every* problem before failing, each
+(``data_manifests/<name>.yaml``) and collects *every* problem before failing, each
 with the path (and line) at fault: missing or extra folders, unreadable or zero-byte
 images, ids listed without images, malformed list lines, counts that differ from the
 declared ones. With ``allow_partial=True`` a partial or custom copy is accepted: count

@@ -1,7 +1,7 @@
-"""Dataset specifications: the declarative files in ``vireid/data/manifests/`` read into dataclasses.
+"""Dataset specifications: the declarative files in ``data_manifests/`` read into dataclasses.
 
 Every constant about a dataset's layout, expected size and test protocol comes from
-``vireid/data/manifests/<name>.yaml``; code never repeats them. The files are package
+``data_manifests/<name>.yaml``; code never repeats them. The files are package
 data, read through :mod:`importlib.resources`, so an editable install, a wheel and a
 site-packages install all find them. Each file is parsed once (:func:`load_spec` caches)
 into a :class:`DatasetSpec`; its ``protocol:`` section into a typed
@@ -39,7 +39,7 @@ class SpecError(ValueError):
 
 def manifests_dir() -> Path:
     """The package folder holding the ``<dataset>.yaml`` specifications."""
-    return Path(str(resources.files("vireid.data") / "manifests"))
+    return Path(str(resources.files("data_manifests")))
 
 
 @dataclass(frozen=True)
@@ -192,7 +192,7 @@ def parse_spec(doc: Mapping[str, Any], source: Path) -> DatasetSpec:
 
 @lru_cache(maxsize=None)
 def load_spec(name: str) -> DatasetSpec:
-    """Load ``vireid/data/manifests/<name>.yaml`` (package data). ``name`` is a registered
+    """Load ``data_manifests/<name>.yaml`` (package data). ``name`` is a registered
     dataset (:mod:`vireid.data.registry`) or a path to a YAML file."""
     path = Path(name) if name.endswith((".yaml", ".yml")) else manifests_dir() / f"{name}.yaml"
     if not path.is_file():

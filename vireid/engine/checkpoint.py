@@ -22,12 +22,12 @@ epoch              epochs completed
 """
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any, Dict, Mapping, Tuple
 
 from vireid.io import PathLike
-from vireid.model import ModelConfig, PoseVIReIDNet
+from vireid.model import PoseVIReIDNet
+from vireid.model.config import model_config_from
 from vireid.sealing import DamagedFileError, torch_load, torch_save
 
 CHECKPOINT_FORMAT = "vireid-checkpoint/1"
@@ -59,14 +59,6 @@ def load_checkpoint(path: PathLike, map_location: Any = "cpu") -> Dict[str, Any]
         if key not in data:
             raise CheckpointError(f"{path}: checkpoint has no {key!r}")
     return data
-
-
-def model_config_from(data: Mapping[str, Any]) -> ModelConfig:
-    fields = {f.name for f in dataclasses.fields(ModelConfig)}
-    cfg = {k: v for k, v in data["model_config"].items() if k in fields}
-    if "input_size" in cfg:
-        cfg["input_size"] = tuple(cfg["input_size"])
-    return ModelConfig(**cfg)
 
 
 def build_model_from_checkpoint(path: PathLike, map_location: Any = "cpu") -> Tuple[PoseVIReIDNet, Dict[str, Any]]:

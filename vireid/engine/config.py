@@ -58,10 +58,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from vireid import configs as presets
 from vireid.config_loader import ConfigError, build_layers, load, plain, to_yaml
-from vireid.data.cache_format import ESTIMATOR_NAMES
-from vireid.data.geometry import PAPER, Geometry
-from vireid.data.sampler import SamplerConfig
-from vireid.data.transforms import TransformConfig
+from vireid.cache.format import ESTIMATOR_NAMES
+from vireid.cache.geometry import PAPER, Geometry
+from vireid.inputs.sampler import SamplerConfig
+from vireid.inputs.transforms import TransformConfig
 from vireid.engine.speed import AMP_VALUES, SWITCH_VALUES, SpeedConfig
 from vireid.io import PathLike, atomic_write_text
 from vireid.losses import LossConfig
@@ -141,13 +141,13 @@ class DataConfig:
     default), or with ``skip`` every training and held-out row is checked before training
     (one read of each) and the damaged ones are left out, each logged (warning and a
     ``damaged`` record in ``log.jsonl``); a row damaged later still stops the run.
-    ``input_size`` / ``stride``: the cache's :class:`~vireid.data.geometry.Geometry`, checked
+    ``input_size`` / ``stride``: the cache's :class:`~vireid.cache.geometry.Geometry`, checked
     against its ``cache.json`` when training starts. Random erasing: ``erase_p``,
     ``erase_area`` (fraction of the image), ``erase_fill`` (per-channel value in the
     normalised image), ``erase_targets`` (``none``, ``same`` or ``independent``: the pose
     targets' cells zeroed under the image's box or under a box of their own),
     ``erase_aspect_sampling`` (``uniform`` or ``log``) and ``erase_attempts`` (tries for a
-    box that fits): :class:`~vireid.data.transforms.TransformConfig`.
+    box that fits): :class:`~vireid.inputs.transforms.TransformConfig`.
     ``require_estimator``: the pose estimator the cache must have been made by (its
     ``cache.json`` record), e.g. ``lip`` in the paper presets (GCCPM pre-trained on LIP);
     ``null`` accepts any.

@@ -14,8 +14,8 @@ from typing import Any, Dict, Mapping, Optional
 
 import torch
 
-from vireid.data.shards import HeatmapCache
-from vireid.data.transforms import normalise_batch, shift_heatmaps
+from vireid.cache.reader import HeatmapCache
+from vireid.inputs.transforms import normalise_batch, shift_heatmaps
 from vireid.engine import distributed as ddp
 from vireid.engine.checkpoint import save_checkpoint
 from vireid.engine.config import TrainConfig

@@ -10,7 +10,7 @@ little: the profile is a diagnosis, not the training speed). After ``limit`` ste
 :meth:`end_step` raises :class:`ProfileStop`, which ends the run without the epoch's
 checkpoint or validation. :data:`NULL_TIMER`, the trainer's default, does nothing.
 
-:mod:`vireid.engine.profile` runs the trainer with a :class:`StepTimer` and reports.
+:mod:`vireid.experiments.profile` runs the trainer with a :class:`StepTimer` and reports.
 """
 from __future__ import annotations
 

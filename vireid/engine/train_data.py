@@ -19,11 +19,11 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-from vireid.data.dataset import CacheDataset, make_label_map, training_indices
+from vireid.inputs.dataset import CacheDataset, make_label_map, training_indices
 from vireid.data.manifest import Manifest
-from vireid.data.sampler import CrossModalitySampler, SamplerConfig, SamplerError
-from vireid.data.shards import HeatmapCache
-from vireid.data.transforms import TransformConfig, TrainTransform
+from vireid.inputs.sampler import CrossModalitySampler, SamplerConfig, SamplerError
+from vireid.cache.reader import HeatmapCache
+from vireid.inputs.transforms import TransformConfig, TrainTransform
 from vireid.engine import distributed as ddp
 from vireid.engine.config import TrainConfig
 from vireid.engine.errors import TrainError
@@ -106,7 +106,7 @@ def batch_summary(cfg: TrainConfig, world_size: int) -> str:
 def heatmap_mode(use_pose_loss: bool, device: torch.device, erase_targets: str = "none") -> str:
     """What the loader gives of the target heatmaps (``TrainTransform(heatmaps=...)``): none when
     no loss uses them (pose loss off); on an accelerator the uint8 maps as stored, shifted on
-    the device (:func:`~vireid.data.transforms.shift_heatmaps`: a quarter of the float32 bytes
+    the device (:func:`~vireid.inputs.transforms.shift_heatmaps`: a quarter of the float32 bytes
     to copy); on a CPU, or when the targets are erased with the image (``erase_targets``, the
     release's erasing, which needs the shifted maps), shifted in the loader's workers (float32)."""
     if not use_pose_loss:

@@ -70,12 +70,12 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 
-from vireid import __version__
-from vireid.data.cache_format import describe_estimator, estimator_of, resize_filter_of
-from vireid.data.dataset import unwrap_worker_error
+from vireid._version import __version__
+from vireid.cache.format import describe_estimator, estimator_of, resize_filter_of
+from vireid.inputs.dataset import unwrap_worker_error
 from vireid.data.manifest import Manifest, ManifestError
-from vireid.data.sampler import SamplerError
-from vireid.data.shards import CacheError, HeatmapCache
+from vireid.inputs.sampler import SamplerError
+from vireid.cache.reader import CacheError, HeatmapCache
 from vireid.engine import distributed as ddp
 from vireid.engine.checkpoint import CheckpointError
 from vireid.engine.config import (ConfigError, TrainConfig, WeightsRecord, config_from_dict, resolve_required,
@@ -169,7 +169,7 @@ def train(config: TrainConfig, cache_dir: PathLike, out_dir: PathLike, trial: Op
         resume: ``None`` (a new run; an error if ``out_dir`` has ``last.pt``), ``'auto'``
             (continue ``out_dir/last.pt`` if present) or a checkpoint path.
         timer: a :class:`~vireid.engine.steptimer.StepTimer` marked at every phase of every step
-            (``vireid-train --profile``, :mod:`vireid.engine.profile`); it may end the run early.
+            (``vireid-train --profile``, :mod:`vireid.experiments.profile`); it may end the run early.
 
     Raises:
         one of :data:`USER_ERRORS` for a user's mistake, :class:`NonFiniteLossError` when a

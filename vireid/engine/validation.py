@@ -2,7 +2,7 @@
 the RGB gallery, mAP / Rank-1 of f_all and f_id with the RegDB-style metrics, and the pose
 branch's PCKh on RGB and IR images when it predicts joint maps.
 
-The ranking is ``vireid-eval``'s evaluator (:func:`vireid.engine.evaluate.evaluate_sets`) on a
+The ranking is ``vireid-eval``'s evaluator (:func:`vireid.evaluation.testing.evaluate_sets`) on a
 one-trial protocol of the held-out images, so validation and test scores are computed alike."""
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import numpy as np
 import torch
 
 from vireid.data.protocol import Sample
-from vireid.data.shards import HeatmapCache
+from vireid.cache.reader import HeatmapCache
+from vireid.data.modality import Modality
 from vireid.engine.errors import TrainError
-from vireid.engine.evaluate import ProtocolSets, evaluate_sets
-from vireid.engine.features import extract_features
+from vireid.evaluation.testing import ProtocolSets, evaluate_sets
+from vireid.evaluation.features import extract_features
 from vireid.evaluation.pose_accuracy import branch_pckh
 from vireid.model import PoseVIReIDNet
 
@@ -25,7 +26,7 @@ def validation_split(cache: HeatmapCache, val_indices: Sequence[int]) -> Tuple[L
     meta = cache.metadata()
     idx = np.asarray(list(val_indices), dtype=np.int64)
     pids, mods = meta["pid"][idx], meta["modality"][idx]
-    both = set(pids[mods == 0].tolist()) & set(pids[mods == 1].tolist())
+    both = set(pids[mods == Modality.RGB].tolist()) & set(pids[mods == Modality.IR].tolist())
     query = [int(i) for i, p, m in zip(idx, pids, mods) if m == 1 and p in both]
     gallery = [int(i) for i, p, m in zip(idx, pids, mods) if m == 0 and p in both]
     return query, gallery

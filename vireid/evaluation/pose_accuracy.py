@@ -17,8 +17,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from vireid.data.dataset import CacheDataset, eval_transform
-from vireid.data.shards import HeatmapCache
+from vireid.inputs.dataset import CacheDataset, eval_transform
+from vireid.cache.reader import HeatmapCache
+from vireid.data.modality import Modality
 from vireid.model import PoseVIReIDNet
 from vireid.pose.joints import NUM_JOINTS
 from vireid.pose.pckh import PCKh, heatmap_pckh
@@ -45,14 +46,15 @@ def branch_pckh(model: PoseVIReIDNet, cache: HeatmapCache, indices: Sequence[int
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0)
     was_training = model.training
     model.eval()
-    parts: Dict[str, Dict[int, List[np.ndarray]]] = {k: {0: [], 1: []} for k in ("pred", "target", "conf")}
+    parts: Dict[str, Dict[int, List[np.ndarray]]] = {k: {int(m): [] for m in Modality}
+                                                     for k in ("pred", "target", "conf")}
     try:
         for batch in loader:
             images = batch["image"].to(device)                                      # [B, 3, H, W]
             modality = batch["modality"].to(device)                                 # [B]
             pred = model.predict_heatmaps(images, modality).float().cpu().numpy()  # [B, 16, H/4, W/4]
             mods = batch["modality"].numpy()
-            for m in (0, 1):
+            for m in Modality:
                 sel = mods == m
                 if sel.any():
                     parts["pred"][m].append(pred[sel])

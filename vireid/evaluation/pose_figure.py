@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import torch
 
-from vireid.data.dataset import eval_transform
-from vireid.data.shards import HeatmapCache
-from vireid.data.transforms import EvalTransform
+from vireid.inputs.dataset import eval_transform
+from vireid.cache.reader import HeatmapCache
+from vireid.inputs.transforms import EvalTransform
 from vireid.evaluation.pose_accuracy import scores_joints
 from vireid.model import PoseVIReIDNet
 from vireid.pose.draw import draw_skeleton, overlay_heatmaps

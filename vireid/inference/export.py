@@ -1,7 +1,7 @@
 """The inference network of a checkpoint as TorchScript or ONNX.
 
 The exported network takes ``images`` ``[B, 3, H, W]`` float32 (H x W = the checkpoint's
-input size; RGB, ``/ 255``, ImageNet mean/std: :func:`vireid.data.transforms.normalise`)
+input size; RGB, ``/ 255``, ImageNet mean/std: :func:`vireid.inputs.transforms.normalise`)
 and ``modality`` ``[B]`` int64 (0 RGB, 1 IR), and returns ``(f_id, f_all)``, each
 ``[B, D]``: the network's eval-mode features (stripe embeddings L2-normalised per stripe
 and concatenated, eqs. 12-13; normalise the whole row for cosine similarities, as

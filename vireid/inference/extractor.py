@@ -9,9 +9,9 @@
 Images go through exactly what the heatmap cache and ``vireid-eval`` do to a crop: read
 as BGR (``cv2.IMREAD_COLOR``: a grey IR file becomes three equal channels), resized to
 the checkpoint's input size (bilinear), BGR -> RGB, ImageNet normalisation
-(:func:`vireid.data.transforms.normalise`); the network runs in eval mode, batched, each
+(:func:`vireid.inputs.transforms.normalise`); the network runs in eval mode, batched, each
 image through its modality's stem; with ``flip`` the features of the image and its
-mirror image are averaged (:func:`vireid.engine.features.forward_features`). Every
+mirror image are averaged (:func:`vireid.evaluation.features.forward_features`). Every
 returned row is L2-normalised, so inner products are cosine similarities.
 """
 from __future__ import annotations
@@ -116,7 +116,7 @@ def as_items(inputs: Any, modality: Any = None, root: Optional[PathLike] = None)
 def load_bgr(item: ImageItem) -> np.ndarray:
     """(H, W, 3) uint8 BGR of an item (a grey array or file as three equal channels)."""
     from vireid.data.images import load_image
-    from vireid.data.transforms import as_three_channels
+    from vireid.inputs.transforms import as_three_channels
 
     if isinstance(item.source, np.ndarray):
         image = item.source
@@ -148,8 +148,8 @@ class FeatureExtractor:
 
     def __init__(self, checkpoint: PathLike, device: str = "auto", feature: str = "f_all", flip: bool = True,
                  batch_size: int = 64) -> None:
-        from vireid.data.geometry import Geometry
-        from vireid.data.transforms import TransformConfig
+        from vireid.cache.geometry import Geometry
+        from vireid.inputs.transforms import TransformConfig
         from vireid.engine.checkpoint import build_model_from_checkpoint
 
         if feature not in FEATURES:
@@ -189,7 +189,7 @@ class FeatureExtractor:
 
     def prepare(self, item: ImageItem) -> tuple:
         """``(normalised (3, H, W) float32, modality code)`` of one item."""
-        from vireid.data.transforms import normalise, resize_image
+        from vireid.inputs.transforms import normalise, resize_image
 
         image = load_bgr(item)
         mod = item.modality if item.modality is not None else (IR if is_grey(image) else RGB)
@@ -201,7 +201,7 @@ class FeatureExtractor:
     def extract_items(self, items: Sequence[ImageItem], return_modality: bool = False) -> Any:
         """``(len(items), dim)`` float32, unit rows, in ``items`` order; with ``return_modality``
         also the ``(len(items),)`` int8 modality each image was run with."""
-        from vireid.engine.features import forward_features
+        from vireid.evaluation.features import forward_features
 
         out = np.empty((len(items), self.dim), np.float32)
         used = np.empty(len(items), np.int8)

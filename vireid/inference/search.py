@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from vireid.data.modality import Modality
 from vireid.evaluation.rerank import RerankConfig, rerank_features
 from vireid.inference.featurefile import FeatureFile
 
@@ -16,7 +17,7 @@ log = logging.getLogger(__name__)
 
 #: Re-ranking holds the (Q + G)^2 float32 distances; refused above this many bytes.
 MAX_RERANK_BYTES = 8 << 30
-MODALITY_LABELS = {0: "RGB", 1: "IR"}
+MODALITY_LABELS = {int(Modality.RGB): "RGB", int(Modality.IR): "IR"}
 
 
 @dataclass

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields, replace
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from vireid.pose.codec import PAPER_INPUT_SIZE
 from vireid.pose.joints import NUM_JOINTS
@@ -146,7 +146,7 @@ class ModelConfig(ModelSettings):
     Attributes:
         num_classes: number of training identities (SYSU-MM01: 395, RegDB: 206).
         input_size: ``(H, W)`` of the input images (paper: 288x144; ``vireid-train``: the
-            cache's :class:`~vireid.data.geometry.Geometry`); used to check at construction
+            cache's :class:`~vireid.cache.geometry.Geometry`); used to check at construction
             that the stripes and heatmaps are feasible and to report the predicted heatmap size.
     """
 
@@ -192,3 +192,13 @@ class ModelConfig(ModelSettings):
     def replace(self, **changes: object) -> "ModelConfig":
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def model_config_from(data: Mapping[str, Any]) -> ModelConfig:
+    """The :class:`ModelConfig` a checkpoint recorded (its ``model_config`` dict; keys that
+    are not fields are dropped)."""
+    known = {f.name for f in fields(ModelConfig)}
+    cfg = {k: v for k, v in data["model_config"].items() if k in known}
+    if "input_size" in cfg:
+        cfg["input_size"] = tuple(cfg["input_size"])
+    return ModelConfig(**cfg)

@@ -9,12 +9,15 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
+from vireid.data.modality import Modality
+
 from .backbone import layer_out_channels
 
 logger = logging.getLogger(__name__)
 
-RGB: int = 0
-IR: int = 1
+#: the modality codes as plain ints (the network's ``modality`` input)
+RGB: int = int(Modality.RGB)
+IR: int = int(Modality.IR)
 
 
 class ModalityStem(nn.Module):
@@ -39,7 +42,7 @@ class ModalityStem(nn.Module):
 
 def leading_rgb_count(modality: Union[Tensor, Sequence[int]]) -> Optional[int]:
     """The number of RGB samples when host-side ``modality`` flags are grouped RGB first, then IR
-    (the layout of :class:`~vireid.data.sampler.CrossModalitySampler` batches); else None.
+    (the layout of :class:`~vireid.inputs.sampler.CrossModalitySampler` batches); else None.
 
     Computed from the batch's CPU copy before it goes to the device, it lets
     :meth:`ModalitySpecificModule.forward` split the batch by slicing (``rgb_count``) without

@@ -46,7 +46,7 @@ STRIDE = 8
 #: grey of the padding and of masked regions: 0 after :func:`normalise_input`
 PAD_VALUE = 128
 #: The paper's geometry of the joint model (Section IV-A): 288x144 crops and stride-4 heatmaps
-#: (72x36), the defaults of :class:`vireid.data.geometry.Geometry` and of the model's configuration
+#: (72x36), the defaults of :class:`vireid.cache.geometry.Geometry` and of the model's configuration
 PAPER_INPUT_SIZE: Tuple[int, int] = (288, 144)
 PAPER_HEATMAP_STRIDE = 4
 CUTOFF_EXPONENT = math.log(100.0)

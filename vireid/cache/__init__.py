@@ -1,0 +1,1 @@
+"""vireid.cache: the heatmap cache's format, its reader and its writer."""

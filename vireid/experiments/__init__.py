@@ -1,0 +1,1 @@
+"""vireid.experiments: the drivers of the paper's experiments (ablation, sweeps, RegDB trials, profiling)."""

@@ -1,0 +1,138 @@
+"""Table IV with error bars: every row trained with several seeds, mean +- std per metric.
+
+:func:`run_ablation_seeds` runs :func:`vireid.experiments.ablation.run_ablation` once per seed
+(``seed=S`` added to every row's overrides: initialisation, batch order and augmentation
+change; data, budget and rows do not) into ``OUT/seed<S>/`` and writes
+``OUT/ablation_seeds.json`` / ``.md``: for each row, All-search (or the protocol's setting)
+R1 and mAP of f_ID and f_ALL as mean +- sample standard deviation (ddof 1) over the seeds,
+and each seed's value. A difference between two rows smaller than their spread is not a
+finding; the table says how many standard deviations separate each row from the baseline.
+"""
+from __future__ import annotations
+
+import logging
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from vireid.experiments.ablation import ROWS, run_ablation
+from vireid.evaluation.testing import EvalOptions
+from vireid.io import PathLike, atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+FEATURES = ("f_ID", "f_ALL")
+COLUMNS = ("R1", "mAP")
+
+
+@dataclass
+class SeedsResult:
+    rows: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    markdown: str = ""
+    json_path: Optional[Path] = None
+    md_path: Optional[Path] = None
+
+
+def parse_seeds(text: str) -> List[int]:
+    """``'3'`` -> ``[0, 1, 2]``; ``'0,5,7'`` -> ``[0, 5, 7]``."""
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise ValueError(f"--seeds takes a count (3) or a list (0,1,2), got {text!r}") from None
+    if len(values) == 1 and "," not in str(text):
+        if values[0] < 1:
+            raise ValueError(f"--seeds needs at least 1 seed, got {values[0]}")
+        return list(range(values[0]))
+    if len(set(values)) != len(values) or any(v < 0 for v in values):
+        raise ValueError(f"--seeds must be distinct non-negative integers, got {text!r}")
+    return values
+
+
+def mean_std(values: Sequence[float]) -> Tuple[float, float]:
+    """Mean and sample standard deviation (ddof 1; 0 for a single value)."""
+    vals = [float(v) for v in values]
+    return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
+
+
+def aggregate(per_seed: Mapping[int, Mapping[str, Mapping[str, Any]]]) -> Dict[str, Dict[str, Any]]:
+    """``{seed: {row: summary}}`` (``run_ablation``'s rows) -> ``{row: {feature: {metric: {mean, std,
+    values}}, components, setting}}`` over the seeds that have the row."""
+    names: List[str] = []
+    for rows in per_seed.values():
+        names += [n for n in rows if n not in names]
+    out: Dict[str, Dict[str, Any]] = {}
+    for name in names:
+        runs = [(s, rows[name]) for s, rows in per_seed.items() if name in rows]
+        first = runs[0][1]
+        row: Dict[str, Any] = {"setting": first["setting"], "components": first.get("components", {}),
+                               "seeds": [s for s, _ in runs], "features": {}}
+        for f in FEATURES:
+            if f not in first["features"]:
+                continue
+            row["features"][f] = {}
+            for m in COLUMNS:
+                vals = [float(r["features"][f][m]) for _, r in runs]
+                mu, sd = mean_std(vals)
+                row["features"][f][m] = {"mean": mu, "std": sd, "values": vals}
+        out[name] = row
+    return out
+
+
+def seeds_table(rows: Mapping[str, Mapping[str, Any]], baseline: str = ROWS[0][0]) -> str:
+    """Markdown: mean +- std (%) per row and column, and f_ALL mAP's distance to the baseline
+    in units of the two rows' pooled standard deviation."""
+    if not rows:
+        return ""
+    first = next(iter(rows.values()))
+    n = len(first["seeds"])
+    head = ["Row", "PEB", "L_pose", "HFC"] + [f"{f} {m}" for f in FEATURES for m in COLUMNS] + \
+        ["f_ALL mAP - baseline (pooled sd)"]
+    lines = [f"{first['setting']}, {n} seeds ({', '.join(map(str, first['seeds']))}), mean +- sample std (%):", "",
+             "| " + " | ".join(head) + " |", "|" + "|".join([":---"] + [":-:"] * 3 + ["---:"] * (len(head) - 4)) + "|"]
+    base = rows.get(baseline, {}).get("features", {}).get("f_ALL", {}).get("mAP")
+    for name, row in rows.items():
+        comp = row.get("components", {})
+        marks = ["x" if comp.get(k) else "" for k in ("use_pose_branch", "use_pose_loss", "use_hfc")]
+        cells = []
+        for f in FEATURES:
+            for m in COLUMNS:
+                v = row["features"].get(f, {}).get(m)
+                cells.append("-" if v is None else f"{100 * v['mean']:.2f} +- {100 * v['std']:.2f}")
+        this = row["features"].get("f_ALL", {}).get("mAP")
+        if base is None or this is None or name == baseline:
+            sep = "-"
+        else:
+            diff = this["mean"] - base["mean"]
+            pooled = ((this["std"] ** 2 + base["std"] ** 2) / 2) ** 0.5
+            sep = f"{100 * diff:+.2f}" + (f" ({diff / pooled:+.1f} sd)" if pooled > 0 else "")
+        lines.append("| " + " | ".join([name] + marks + cells + [sep]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def run_ablation_seeds(base_config: PathLike, cache_dir: PathLike, out_dir: PathLike, seeds: Sequence[int],
+                       overrides: Sequence[str] = (), configs_dir: Optional[PathLike] = None,
+                       options: Optional[EvalOptions] = None, untrained_reference: bool = True) -> SeedsResult:
+    """Table IV once per seed into ``OUT/seed<S>/``, then ``OUT/ablation_seeds.json`` / ``.md``.
+    Rerunning reuses every finished row (each run folder resumes)."""
+    from vireid.evaluation.report import write_results_json
+
+    if not seeds:
+        raise ValueError("give at least one seed")
+    out = Path(out_dir)
+    per_seed: Dict[int, Dict[str, Dict[str, Any]]] = {}
+    for i, seed in enumerate(seeds, 1):
+        logger.info("seed %d (%d/%d)", seed, i, len(seeds))
+        res = run_ablation(base_config, cache_dir, out / f"seed{seed}", overrides=[*overrides, f"seed={seed}"],
+                           configs_dir=configs_dir, options=options, untrained_reference=untrained_reference)
+        per_seed[seed] = res.rows
+    result = SeedsResult(rows=aggregate(per_seed))
+    result.markdown = seeds_table(result.rows)
+    result.json_path = write_results_json(out / "ablation_seeds.json", {
+        "base_config": str(base_config), "overrides": list(overrides), "cache": str(cache_dir),
+        "seeds": list(seeds), "rows": [{"name": n, **r} for n, r in result.rows.items()],
+    })
+    result.md_path = out / "ablation_seeds.md"
+    atomic_write_text(result.md_path, result.markdown)
+    return result
