@@ -30,9 +30,9 @@ evaluation does).
 from __future__ import annotations
 
 import random
-import re
-from typing import Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import List, Mapping, Optional, Sequence, Tuple, Union
 
+from vireid.data.samples import IdList, Layout, Sample, camera_number, normalise_sysu_ids
 from vireid.data.spec import DatasetSpec, EvalProtocol, load_spec
 
 __all__ = [
@@ -41,51 +41,16 @@ __all__ = [
     "sysu_query",
     "sysu_gallery",
     "regdb_test_lists",
+    "llcm_query",
+    "llcm_gallery",
+    "llcm_ranking_lists",
+    "parse_llcm_test_ids",
+    "LLCM_CAMERAS",
+    "LLCM_DIRECTIONS",
+    "LLCM_TRIALS",
 ]
 
-Layout = Mapping[str, Mapping[str, Sequence[str]]]
-IdList = Iterable[Union[int, str]]
-
-
-class Sample(NamedTuple):
-    """One test image: path relative to the dataset root, identity, camera."""
-
-    path: str
-    pid: int
-    cam: int
-
-
-_CAMERA_RE = re.compile(r"^cam(\d+)$")
-
-
-def normalise_sysu_ids(test_ids: IdList) -> List[str]:
-    """Test identities as sorted 4-digit strings (``23`` and ``"0023"`` are the same).
-
-    Raises:
-        ValueError: an identity that is not a non-negative integer below 10000, or a
-            repeated one.
-    """
-    out = []
-    for raw in test_ids:
-        try:
-            value = int(raw)
-        except (TypeError, ValueError):
-            raise ValueError(f"test_ids: {raw!r} is not an integer identity") from None
-        if not 0 <= value <= 9999 or isinstance(raw, bool):
-            raise ValueError(f"test_ids: {raw!r} is not a 4-digit identity")
-        out.append("%04d" % value)
-    if len(set(out)) != len(out):
-        raise ValueError("test_ids contains a repeated identity")
-    if not out:
-        raise ValueError("test_ids is empty")
-    return sorted(out)
-
-
-def _camera_number(name: str) -> int:
-    match = _CAMERA_RE.match(name)
-    if match is None:
-        raise ValueError(f"camera name {name!r} is not of the form 'camN'")
-    return int(match.group(1))
+_camera_number = camera_number
 
 
 def _files(layout: Layout, cam: str, pid: str) -> Optional[List[str]]:
@@ -222,11 +187,6 @@ def regdb_test_lists(
     return samples(query_camera), samples(gallery_camera)
 
 
-def __getattr__(name: str):
-    """LLCM's selection (``llcm_query``, ``llcm_gallery``...) lives in
-    :mod:`vireid.data.protocol_llcm`; re-exported on first use, as that module imports this one."""
-    from vireid.data import protocol_llcm
-
-    if name in protocol_llcm.__all__:
-        return getattr(protocol_llcm, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# LLCM's selection lives in its own module (this one would pass 400 lines); re-exported here
+from vireid.data.protocol_llcm import (  # noqa: E402
+    LLCM_CAMERAS, LLCM_DIRECTIONS, LLCM_TRIALS, llcm_gallery, llcm_query, llcm_ranking_lists, parse_llcm_test_ids)

@@ -33,7 +33,8 @@ from __future__ import annotations
 import random
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from vireid.data.protocol import IdList, Sample, _camera_number, normalise_sysu_ids
+from vireid.data.samples import IdList, Sample, normalise_sysu_ids
+from vireid.data.samples import camera_number as _camera_number
 
 __all__ = [
     "LLCM_CAMERAS",

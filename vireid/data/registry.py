@@ -12,9 +12,10 @@ layouts come from here. :func:`register` adds a reader at run time (a plug-in, a
 from __future__ import annotations
 
 import importlib
-from typing import Dict, List, Tuple
+from typing import TYPE_CHECKING, Dict, List, Tuple
 
-from vireid.data.readers import DatasetReader
+if TYPE_CHECKING:                     # the readers import the specs, which ask the registry
+    from vireid.data.readers import DatasetReader
 
 __all__ = ["BUILTIN", "UnknownDataset", "get", "names", "reid_names", "synth_layouts", "register", "unregister"]
 

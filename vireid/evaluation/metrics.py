@@ -249,6 +249,13 @@ def sysu_metrics(
     )
 
 
+def standard_metrics(distmat: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray,
+                     q_camids: Optional[np.ndarray] = None, g_camids: Optional[np.ndarray] = None) -> RankMetrics:
+    """The metric of a protocol without camera rules (RegDB's; a dataset reader's default):
+    :func:`regdb_metrics`, with the cameras a reader passes ignored."""
+    return regdb_metrics(distmat, q_pids, g_pids)
+
+
 def regdb_metrics(
     distmat: np.ndarray,
     q_pids: np.ndarray,

@@ -17,6 +17,7 @@ same data, protocol and trials.
 """
 from __future__ import annotations
 
+import importlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,16 @@ def _features_of(samples: Sequence[Sample], features: np.ndarray, row_of: Mappin
 MetricFn = Callable[..., RankMetrics]
 
 
+def metric_of(reader: Any) -> MetricFn:
+    """The ranking metric a dataset reader names (``reader.metric``, ``"module:function"``):
+    resolved here, in the evaluation layer, so the data layer never imports it."""
+    module, _, name = reader.metric.partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"dataset {reader.name!r}: its metric {reader.metric!r} cannot be loaded ({exc})") from None
+
+
 def evaluate_sets(sets: ProtocolSets, features: Mapping[str, np.ndarray], row_of: Mapping[str, int],
                   dataset: Union[str, MetricFn], rerank: Optional[RerankConfig] = None) -> ProtocolResult:
     """Metrics of every feature type (e.g. f_id, f_all) on every trial of ``sets``; with
@@ -65,11 +76,11 @@ def evaluate_sets(sets: ProtocolSets, features: Mapping[str, np.ndarray], row_of
     distances; the query-query distances computed once for all trials).
 
     ``features[name]`` is (N, D) with row ``row_of[path]`` for each image. ``dataset``: a
-    registered dataset, whose reader's ``metrics`` rank, or such a function
+    registered dataset, whose reader's ``metric`` ranks, or such a function
     ``(distmat, q_pids, g_pids, q_cams, g_cams)``. ``sets.transposed``: each trial's gallery
     sample is ranked as the queries against every ``sets.query`` image.
     """
-    metric_fn: MetricFn = dataset if callable(dataset) else registry.get(dataset).metrics
+    metric_fn: MetricFn = dataset if callable(dataset) else metric_of(registry.get(dataset))
     result = ProtocolResult(sets.name, trials=list(sets.trials))
     q_pids = np.array([s.pid for s in sets.query])
     q_cams = np.array([s.cam for s in sets.query])

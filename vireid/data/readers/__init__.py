@@ -71,6 +71,11 @@ class DatasetReader:
     root_hint: str = ""
     #: the synthesizer hook (None: ``vireid-prep synth`` cannot write this layout)
     synth: Optional[SynthHook] = None
+    #: the protocol's ranking metric, ``"module:function"`` called as ``(distmat, q_pids,
+    #: g_pids, q_cams, g_cams)`` -> :class:`vireid.evaluation.RankMetrics`; named, not
+    #: imported: the evaluation layer, above this one, resolves it
+    #: (:func:`vireid.evaluation.testing.metric_of`)
+    metric: str = "vireid.evaluation.metrics:standard_metrics"
     #: the spec file; None: ``<manifests dir>/<name>.yaml``
     spec_path: Optional[Path] = None
 
@@ -97,12 +102,6 @@ class DatasetReader:
         """Setting name (a column group of :attr:`settings`) -> query and per-trial galleries,
         for ``vireid-eval``'s options (:class:`vireid.engine.evaluate.EvalOptions`)."""
         raise ValueError(f"{self.name} has no test protocol")
-
-    def metrics(self, distmat: Any, q_pids: Any, g_pids: Any, q_cams: Any, g_cams: Any) -> Any:
-        """The protocol's ranking metrics (:class:`vireid.evaluation.RankMetrics`)."""
-        from vireid.evaluation import regdb_metrics
-
-        return regdb_metrics(distmat, q_pids, g_pids)
 
     def test_ids(self, manifest: "Manifest", trial: Optional[int] = None) -> List[int]:
         """The test identities (for notes on identities without queries, Grad-CAM)."""

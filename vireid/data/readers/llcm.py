@@ -232,15 +232,12 @@ class LlcmReader(DatasetReader):
     def scan(self, root: Path, spec: DatasetSpec, col: Collector, jobs: int, progress: bool) -> Manifest:
         return scan_llcm(root, spec, col, jobs, progress)
 
+    metric = "vireid.evaluation:llcm_metrics"
+
     def protocol_sets(self, manifest: Manifest, options: Any, checkpoint: Mapping[str, Any]) -> Dict[str, ProtocolSets]:
         dirs = ["t2v", "v2t"] if options.direction == "both" else [options.direction]
         trial_list = list(range(options.trials)) if options.trials else None
         return {SETTING_NAMES[d]: llcm_sets(manifest, d, trials=trial_list, spec=self.spec()) for d in dirs}
-
-    def metrics(self, distmat: Any, q_pids: Any, g_pids: Any, q_cams: Any, g_cams: Any) -> Any:
-        from vireid.evaluation import llcm_metrics   # the llcm branch
-
-        return llcm_metrics(distmat, q_pids, g_pids, q_cams, g_cams)
 
     def test_ids(self, manifest: Manifest, trial: Any = None) -> List[int]:
         return list(manifest.splits.get("id_lists", {}).get("test", []))

@@ -115,16 +115,13 @@ class SysuReader(DatasetReader):
     def scan(self, root: Path, spec: DatasetSpec, col: Collector, jobs: int, progress: bool) -> Manifest:
         return scan_sysu(root, spec, col, jobs, progress)
 
+    metric = "vireid.evaluation:sysu_metrics"
+
     def protocol_sets(self, manifest: Manifest, options: Any, checkpoint: Mapping[str, Any]) -> Dict[str, ProtocolSets]:
         modes = ["all", "indoor"] if options.mode == "both" else [options.mode]
         trial_list = list(range(options.trials)) if options.trials else None
         return {SETTING_NAMES[m]: sysu_sets(manifest, m, options.shot, trials=trial_list, spec=self.spec())
                 for m in modes}
-
-    def metrics(self, distmat: Any, q_pids: Any, g_pids: Any, q_cams: Any, g_cams: Any) -> Any:
-        from vireid.evaluation import sysu_metrics
-
-        return sysu_metrics(distmat, q_pids, g_pids, q_cams, g_cams)
 
     def test_ids(self, manifest: Manifest, trial: Any = None) -> List[int]:
         return list(manifest.splits.get("id_lists", {}).get("test", []))
