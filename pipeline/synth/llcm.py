@@ -1,7 +1,7 @@
 """Synthetic LLCM: ``idx/train_{vis,nir}.txt``, ``idx/test_id.txt``, ``test_{vis,nir}/camN/IIII/*.jpg``.
 
 List and folder names, cameras (nine, each visible and near-infrared; no NIR camera 3)
-and the modality words come from ``vireid/data/manifests/llcm.yaml``. About a third of the
+and the modality words come from ``data_manifests/llcm.yaml``. About a third of the
 identities are test identities (LLCM: 351 of 1,064); the training images lie under
 ``vis/camN/IIII/`` and ``nir/camN/IIII/`` and are listed with their labels (the index of
 the identity among the sorted training ids) in ``idx/train_vis.txt`` / ``train_nir.txt``.

@@ -116,7 +116,7 @@ def _fake_protocol(monkeypatch) -> None:
 
 
 def test_protocol_sets_both_directions(llcm_tree: Path, monkeypatch) -> None:
-    from vireid.engine.evaluate import EvalOptions, evaluate_sets
+    from vireid.evaluation.testing import EvalOptions, evaluate_sets
 
     _fake_protocol(monkeypatch)
     manifest = scan("llcm", llcm_tree)

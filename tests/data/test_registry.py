@@ -130,7 +130,7 @@ def test_a_fourth_dataset_is_a_spec_a_reader_and_a_registry_line(toy) -> None:
 def test_the_commands_and_the_evaluation_know_the_fourth_dataset(toy, tmp_path: Path) -> None:
     from pipeline.cli import cli as prep
     from vireid.engine.config import load_config
-    from vireid.engine.evaluate import EvalOptions, evaluate_sets
+    from vireid.evaluation.testing import EvalOptions, evaluate_sets
     from vireid.evaluation.report import SETTINGS, markdown_table
 
     reader, root = toy

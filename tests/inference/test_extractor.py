@@ -115,9 +115,9 @@ def test_channels_last_features_equal_and_model_given_back(trained, records):
     features to float32 rounding, and the model is left in its contiguous layout."""
     import torch
 
-    from vireid.data.shards import HeatmapCache
+    from vireid.cache.reader import HeatmapCache
     from vireid.engine.checkpoint import build_model_from_checkpoint
-    from vireid.engine.features import extract_features
+    from vireid.evaluation.features import extract_features
 
     model, _ = build_model_from_checkpoint(trained.checkpoint)
     cache = HeatmapCache(trained.cache)

@@ -2,7 +2,7 @@
 
 Adding a dataset is a spec, a reader and a line here (``docs/datasets.md``):
 
-1. ``vireid/data/manifests/<name>.yaml``: layout, cameras, modalities, splits, protocol;
+1. ``data_manifests/<name>.yaml``: layout, cameras, modalities, splits, protocol;
 2. ``vireid/data/readers/<name>.py`` with ``READER = <a DatasetReader subclass>()``;
 3. ``"<name>": "vireid.data.readers.<name>"`` in :data:`BUILTIN` below.
 

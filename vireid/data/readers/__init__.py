@@ -100,7 +100,7 @@ class DatasetReader:
     def protocol_sets(self, manifest: "Manifest", options: Any,
                       checkpoint: Mapping[str, Any]) -> Dict[str, "ProtocolSets"]:
         """Setting name (a column group of :attr:`settings`) -> query and per-trial galleries,
-        for ``vireid-eval``'s options (:class:`vireid.engine.evaluate.EvalOptions`)."""
+        for ``vireid-eval``'s options (:class:`vireid.evaluation.testing.EvalOptions`)."""
         raise ValueError(f"{self.name} has no test protocol")
 
     def test_ids(self, manifest: "Manifest", trial: Optional[int] = None) -> List[int]:
