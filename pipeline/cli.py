@@ -174,12 +174,9 @@ def _cache_config(config_path: Optional[Path], overrides: Sequence[str], options
 def _heatmaps_device(device: str, k: int, n: int) -> str:
     """``--device`` resolved (``auto``: CUDA when there is one); with ``n`` parts on CUDA each
     process takes its own GPU (torchrun's ``LOCAL_RANK``, else ``k``)."""
-    from vireid.engine.loop import DeviceError, resolve_device
+    from vireid.cli.options import resolve_device_option
 
-    try:
-        dev = resolve_device(device)
-    except DeviceError as exc:
-        raise click.ClickException(f"--device: {exc}") from None
+    dev = resolve_device_option(device)
     if dev.type == "cuda" and dev.index is None and n > 1:
         return f"cuda:{os.environ.get('LOCAL_RANK', k)}"
     return str(dev)

@@ -69,7 +69,7 @@ from vireid.model import ModelConfig, ModelSettings
 
 __all__ = ["REQUIRED", "ConfigError", "DataConfig", "DdpConfig", "ModelSection", "OptimConfig", "SpeedConfig",
            "TrainConfig", "config_from_dict", "config_to_yaml", "load_config", "resolve_required", "save_config",
-           "validate", "WeightsRecord"]
+           "validate", "with_options", "WeightsRecord"]
 
 DEVICES_HINT = "auto, cpu, cuda or cuda:N"
 SCHEDULES = ("step", "milestones")
@@ -315,6 +315,27 @@ def resolve_required(cfg: TrainConfig) -> TrainConfig:
         "to train the branch from random weights")
 
 
+def _check_device(dev: str) -> None:
+    if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
+        raise ValueError(f"device must be {DEVICES_HINT}, got {dev!r}")
+
+
+def with_options(cfg: TrainConfig, device: Optional[str] = None, progress: Optional[bool] = None) -> TrainConfig:
+    """``cfg`` with the command-line options that set one of its keys applied to the dataclass
+    (``--device``, ``--progress/--no-progress``; ``None``: not given, the configuration's
+    value stays). A device that is not one is a :class:`ConfigError` naming the option."""
+    changes: Dict[str, Any] = {}
+    if device is not None:
+        try:
+            _check_device(device)
+        except ValueError as exc:
+            raise ConfigError(f"--device {device}: {exc}") from None
+        changes["device"] = device
+    if progress is not None:
+        changes["progress"] = bool(progress)
+    return dataclasses.replace(cfg, **changes) if changes else cfg
+
+
 def validate(cfg: TrainConfig) -> None:
     """Value checks across sections (raises ``ValueError``); the section classes check their own."""
     if cfg.dataset not in ("sysu", "regdb"):
@@ -324,9 +345,7 @@ def validate(cfg: TrainConfig) -> None:
     for name in ("epochs", "log_every", "val_every"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
-    dev = cfg.device
-    if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
-        raise ValueError(f"device must be {DEVICES_HINT}, got {dev!r}")
+    _check_device(cfg.device)
     o = cfg.optim
     if o.lr <= 0 or o.momentum < 0 or o.weight_decay < 0 or o.stem_lr_factor < 0:
         raise ValueError("optim.lr must be > 0 and optim.momentum, weight_decay, stem_lr_factor >= 0")
