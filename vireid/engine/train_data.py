@@ -16,7 +16,6 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 from vireid.data.dataset import CacheDataset, make_label_map, training_indices
@@ -143,11 +142,6 @@ def build_loader(cfg: TrainConfig, cache: HeatmapCache, cache_dir: Path, split: 
     return TrainData(dataset, sampler, loader, transform_cfg, val_query, val_gallery)
 
 
-def _group_spans(world_size: int) -> bool:
-    """Whether a process group of ``world_size`` processes is there to pool the ranks' findings."""
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() == world_size
-
-
 def _without_damaged(cache: HeatmapCache, train_idx: Sequence[int], val_idx: Sequence[int], rank: int = 0,
                      world_size: int = 1) -> Tuple[List[int], List[int], List[Tuple[int, str]]]:
     """``data.damaged_rows: skip``: read every training and held-out row once and leave out
@@ -155,7 +149,7 @@ def _without_damaged(cache: HeatmapCache, train_idx: Sequence[int], val_idx: Seq
     ``r + world_size``, ... and the ranks gather their findings: every row is read once in
     all, not once per rank."""
     rows = sorted(set(train_idx) | set(val_idx))
-    if world_size > 1 and _group_spans(world_size):
+    if world_size > 1 and ddp.active():
         found = ddp.all_gather_object(cache.damaged_rows(rows[rank::world_size]))
         damaged = sorted((i, message) for part in found for i, message in part)
     else:
