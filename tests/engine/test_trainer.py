@@ -129,6 +129,29 @@ def test_non_finite_loss_stops_with_the_name_and_step(cache_dir, tmp_path, monke
     assert (run / "losses.png").is_file()
 
 
+def _count_calls(monkeypatch, cls, name="__init__"):
+    """How often ``cls.name`` runs (a counter wrapping the real method)."""
+    calls = {"n": 0}
+    real = getattr(cls, name)
+
+    def counted(self, *args, **kwargs):
+        calls["n"] += 1
+        return real(self, *args, **kwargs)
+    monkeypatch.setattr(cls, name, counted)
+    return calls
+
+
+def test_a_run_builds_its_losses_once(cache_dir, tmp_path, monkeypatch):
+    """The hetero-center triplet loss is built once per run, not at every step."""
+    from vireid.losses import HeteroCenterTripletLoss
+
+    built = _count_calls(monkeypatch, HeteroCenterTripletLoss)
+    result = train(tiny_config("epochs=1", "data.batches_per_epoch=2", "data.holdout=null"), cache_dir,
+                   tmp_path / "run")
+    assert result.global_step == 2
+    assert built["n"] == 1
+
+
 def test_holdout_validation_selects_best(cache_dir, tmp_path):
     cfg = tiny_config("epochs=2", "data.batches_per_epoch=1", "data.holdout=val", "val_every=1")
     res = train(cfg, cache_dir, tmp_path / "run")

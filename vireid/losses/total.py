@@ -132,6 +132,7 @@ def loss_terms(
     joint_weights: Optional[Tensor] = None,
     config: Optional[LossConfig] = None,
     gather: Optional[BatchGather] = None,
+    hctri: Optional[HeteroCenterTripletLoss] = None,
 ) -> Dict[str, Tuple[float, Callable[[], Tensor]]]:
     """Each term of eq. 21 as ``name -> (weight, compute)``, in the order of the total.
 
@@ -141,7 +142,7 @@ def loss_terms(
     """
     cfg = config or LossConfig()
     weight = term_weights(cfg)
-    hctri = HeteroCenterTripletLoss(cfg.margin, cfg.hctri_reduction)
+    hctri = hctri if hctri is not None else hctri_loss(cfg)
     branches = [(outputs.id_logits, outputs.id_embeddings)]
     if outputs.pose_logits is not None:
         branches.append((outputs.pose_logits, outputs.pose_embeddings))
@@ -159,6 +160,13 @@ def loss_terms(
         terms["kd"] = (weight["kd"], lambda: sum(kd_loss(outputs.teacher_logits, lg, cfg.kd_temperature,
                                                       cfg.detach_teacher) for lg, _ in branches))
     return terms
+
+
+def hctri_loss(config: Optional[LossConfig] = None) -> HeteroCenterTripletLoss:
+    """The hetero-center triplet loss of ``config`` (margin, reduction): built once per run and
+    passed to :func:`compute_losses` / :func:`loss_terms` (:class:`JointLoss` holds one)."""
+    cfg = config or LossConfig()
+    return HeteroCenterTripletLoss(cfg.margin, cfg.hctri_reduction)
 
 
 def hctri_features(embeddings: Tensor, feature: str = "raw") -> Tensor:
@@ -191,6 +199,7 @@ def compute_losses(
     joint_weights: Optional[Tensor] = None,
     config: Optional[LossConfig] = None,
     gather: Optional[BatchGather] = None,
+    hctri: Optional[HeteroCenterTripletLoss] = None,
 ) -> Dict[str, Tensor]:
     """All loss terms of eq. 21 for one training batch.
 
@@ -205,6 +214,8 @@ def compute_losses(
         config: loss weights; paper defaults when ``None``.
         gather: multi-process training: the global batch for the hetero-center triplet
             term (:data:`BatchGather`; module docstring); ``None``: this batch alone.
+        hctri: the run's hetero-center triplet loss (:func:`hctri_loss` of ``config``, built
+            once: :class:`JointLoss` holds one); ``None``: built for this call.
 
     Returns:
         ``{'id', 'hctri'[, 'pose'][, 'kd'], 'total'}``: unweighted terms and the weighted total,
@@ -214,7 +225,7 @@ def compute_losses(
     total: Optional[Tensor] = None
     with autocast_off(labels, target_heatmaps):      # the weighted sum in float32 too
         for name, (weight, compute) in loss_terms(outputs, labels, modality, target_heatmaps, joint_weights,
-                                                  config, gather).items():
+                                                  config, gather, hctri).items():
             losses[name] = compute()
             total = losses[name] if name == "id" else total + weight * losses[name]
     losses["total"] = total
@@ -222,11 +233,14 @@ def compute_losses(
 
 
 class JointLoss(nn.Module):
-    """Module wrapper of :func:`compute_losses` holding a :class:`LossConfig`."""
+    """Module wrapper of :func:`compute_losses` holding a :class:`LossConfig`, the losses it
+    builds (once, here: the hetero-center triplet loss) and the multi-process ``gather``."""
 
-    def __init__(self, config: Optional[LossConfig] = None) -> None:
+    def __init__(self, config: Optional[LossConfig] = None, gather: Optional[BatchGather] = None) -> None:
         super().__init__()
         self.config = config or LossConfig()
+        self.hctri = hctri_loss(self.config)
+        self.gather = gather
 
     def forward(
         self,
@@ -236,4 +250,5 @@ class JointLoss(nn.Module):
         target_heatmaps: Optional[Tensor] = None,
         joint_weights: Optional[Tensor] = None,
     ) -> Dict[str, Tensor]:
-        return compute_losses(outputs, labels, modality, target_heatmaps, joint_weights, self.config)
+        return compute_losses(outputs, labels, modality, target_heatmaps, joint_weights, self.config,
+                              gather=self.gather, hctri=self.hctri)
