@@ -141,15 +141,34 @@ def _count_calls(monkeypatch, cls, name="__init__"):
     return calls
 
 
-def test_a_run_builds_its_losses_once(cache_dir, tmp_path, monkeypatch):
-    """The hetero-center triplet loss is built once per run, not at every step."""
+def test_a_run_derives_its_settings_and_losses_once(cache_dir, tmp_path, monkeypatch):
+    """From loading the configuration to the end of a run with validation: the transform and
+    sampler settings are built once (the configuration's check builds them, training reuses
+    them), the model config once, the cache geometry checked once, its metadata gathered
+    once, and the hetero-center triplet loss built once, not at every step."""
+    import vireid.engine.config as config_module
+    from vireid.data.geometry import Geometry
+    from vireid.data.shards import HeatmapCache
     from vireid.losses import HeteroCenterTripletLoss
+    from vireid.model import ModelConfig
 
-    built = _count_calls(monkeypatch, HeteroCenterTripletLoss)
-    result = train(tiny_config("epochs=1", "data.batches_per_epoch=2", "data.holdout=null"), cache_dir,
-                   tmp_path / "run")
-    assert result.global_step == 2
-    assert built["n"] == 1
+    counts = {}
+    for name in ("TransformConfig", "SamplerConfig"):
+        real = getattr(config_module, name)
+
+        def build(*args, _real=real, _name=name, **kwargs):
+            counts[_name] = counts.get(_name, 0) + 1
+            return _real(*args, **kwargs)
+        monkeypatch.setattr(config_module, name, build)
+    model_configs = _count_calls(monkeypatch, ModelConfig, "__post_init__")
+    geometry_checks = _count_calls(monkeypatch, Geometry, "check")
+    metadata = _count_calls(monkeypatch, HeatmapCache, "metadata")
+    losses = _count_calls(monkeypatch, HeteroCenterTripletLoss)
+    cfg = tiny_config("epochs=1", "data.batches_per_epoch=2", "data.holdout=val", "val_every=1")
+    result = train(cfg, cache_dir, tmp_path / "run")
+    assert result.global_step == 2 and len(result.val_history) == 1
+    assert counts == {"TransformConfig": 1, "SamplerConfig": 1}
+    assert (model_configs["n"], geometry_checks["n"], metadata["n"], losses["n"]) == (1, 1, 1, 1)
 
 
 def test_holdout_validation_selects_best(cache_dir, tmp_path):
@@ -191,7 +210,7 @@ def test_non_finite_validation_features_stop_with_one_line(cache_dir, tmp_path, 
 
 
 def test_cache_and_config_mismatch_are_clear_errors(cache_dir, tmp_path):
-    # the one geometry check (vireid.data.geometry.Geometry.check), also CacheDataset's
+    # the one geometry check (vireid.data.geometry.Geometry.check, at start-up: trainer.check_cache)
     with pytest.raises(CacheError, match=r"cache.json: input_size 96x48 differs from the configured data.input_size "
                                          r"128x64 \(heatmaps 24x12 in the cache, 32x16 configured\): set "
                                          r"data.input_size=\[96, 48\] to train on this cache, or rebuild it with "

@@ -66,6 +66,7 @@ from vireid.engine.speed import AMP_VALUES, SWITCH_VALUES, SpeedConfig
 from vireid.io import PathLike, atomic_write_text
 from vireid.losses import LossConfig
 from vireid.model import ModelConfig, ModelSettings
+from vireid.model.config import check_input_size
 
 __all__ = ["REQUIRED", "ConfigError", "DataConfig", "DdpConfig", "ModelSection", "OptimConfig", "SpeedConfig",
            "TrainConfig", "config_from_dict", "config_to_yaml", "load_config", "resolve_required", "save_config",
@@ -182,14 +183,26 @@ class DataConfig:
         return Geometry(self.input_size, self.stride)
 
     def transform_config(self) -> TransformConfig:
-        return TransformConfig(self.geometry, pad=self.pad, flip_p=self.flip_p, erase_p=self.erase_p,
-                               erase_area=tuple(self.erase_area), erase_fill=tuple(self.erase_fill),
-                               erase_targets=self.erase_targets, erase_aspect_sampling=self.erase_aspect_sampling,
-                               erase_attempts=self.erase_attempts)
+        """The augmentation's :class:`TransformConfig`, built once per section (when the
+        configuration is checked on loading) and the same object after: configurations are
+        never changed in place (``dataclasses.replace`` makes a new section)."""
+        return self._built("transform", lambda: TransformConfig(
+            self.geometry, pad=self.pad, flip_p=self.flip_p, erase_p=self.erase_p,
+            erase_area=tuple(self.erase_area), erase_fill=tuple(self.erase_fill), erase_targets=self.erase_targets,
+            erase_aspect_sampling=self.erase_aspect_sampling, erase_attempts=self.erase_attempts))
 
     def sampler_config(self) -> SamplerConfig:
-        return SamplerConfig(num_ids=self.num_ids, num_per_modality=self.num_per_modality,
-                             batches_per_epoch=self.batches_per_epoch)
+        """The batch composition's :class:`SamplerConfig`, built once per section (as
+        :meth:`transform_config`)."""
+        return self._built("sampler", lambda: SamplerConfig(num_ids=self.num_ids,
+                                                            num_per_modality=self.num_per_modality,
+                                                            batches_per_epoch=self.batches_per_epoch))
+
+    def _built(self, name: str, build: Any) -> Any:
+        cache = self.__dict__.setdefault("_derived", {})     # not a field: asdict, ==, replace ignore it
+        if name not in cache:
+            cache[name] = build()
+        return cache[name]
 
 
 @dataclass
@@ -271,7 +284,7 @@ class TrainConfig:
     # ------------------------------------------------------------------ derived configs
     def model_config(self, num_classes: int) -> ModelConfig:
         """The network's :class:`ModelConfig` for ``num_classes`` training identities."""
-        return ModelConfig(**self.model.settings(), input_size=self.data.geometry.input_size,
+        return ModelConfig(**self.model.settings(), input_size=self.data.transform_config().geometry.input_size,
                            num_classes=int(num_classes))
 
     def loss_config(self) -> LossConfig:
@@ -393,7 +406,9 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError(f"ddp.timeout_minutes must be > 0, got {cfg.ddp.timeout_minutes}")
     if cfg.model.pose_init not in (None, REQUIRED) and not cfg.model.use_pose_branch:
         raise ValueError("model.pose_init needs model.use_pose_branch: true (it initialises the pose branch)")
-    cfg.model_config(num_classes=2)
+    # what the data's input size must allow the model (the trainer builds its ModelConfig once,
+    # with the number of classes the data gives)
+    check_input_size(cfg.model, d.transform_config().geometry.input_size)
 
 
 def config_to_yaml(cfg: TrainConfig) -> str:

@@ -3,7 +3,7 @@ features of cache entries over an ``EvalTransform``."""
 from __future__ import annotations
 
 import logging
-from typing import Dict, Sequence
+from typing import Dict, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -32,13 +32,13 @@ def forward_features(model: PoseVIReIDNet, images: Tensor, modality: Tensor, fli
 @torch.no_grad()
 def extract_features(model: PoseVIReIDNet, cache: HeatmapCache, indices: Sequence[int], batch_size: int = 64,
                      device: str = "cpu", flip: bool = False, workers: int = 0,
-                     progress: bool = False) -> Dict[str, np.ndarray]:
+                     progress: bool = False, meta: Optional[Mapping[str, np.ndarray]] = None) -> Dict[str, np.ndarray]:
     """Features ``{'f_id', 'f_all'[, 'f_p']}`` -> (len(indices), D) float32, rows in ``indices`` order
-    (``flip``: see :func:`forward_features`)."""
+    (``flip``: see :func:`forward_features`; ``meta``: the cache's metadata if the caller has it)."""
     from tqdm.auto import tqdm
 
     # every test image needs a label; identities are only reported, never learned here
-    ds = CacheDataset(cache, indices=list(indices), transform=eval_transform(cache), label_map=None)
+    ds = CacheDataset(cache, indices=list(indices), transform=eval_transform(cache), label_map=None, meta=meta)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers)
     model.eval().to(device)
     chunks: Dict[str, list] = {}

@@ -181,7 +181,7 @@ class JointLoop(EpochLoop):
         val = None
         if self.ctx.is_main:
             val = validate(self.model, self.cache, self.data.val_query, self.data.val_gallery, self.device,
-                           self.cfg.data.val_batch_size, self.cfg.loss.pose_min_confidence)
+                           self.cfg.data.val_batch_size, self.cfg.loss.pose_min_confidence, self.data.meta)
         val = ddp.broadcast_object(val)
         self.done.val_history.append({"epoch": epoch + 1, **val})
         self.log.write("val", epoch=epoch + 1, step=self.done.global_step, **val)

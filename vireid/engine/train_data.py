@@ -39,6 +39,7 @@ class DataSplit:
     val_idx: List[int]
     label_map: Dict[int, int]                     # raw identity -> training label
     damaged: List[Tuple[int, str]]                # rows left out (data.damaged_rows: skip) and why
+    meta: Dict[str, np.ndarray]                   # the cache's metadata, gathered once per run
 
 
 @dataclass
@@ -51,6 +52,7 @@ class TrainData:
     transform: TransformConfig                    # normalisation and erasing run on the device per batch
     val_query: List[int]
     val_gallery: List[int]
+    meta: Dict[str, np.ndarray]                   # the cache's metadata (DataSplit.meta)
 
 
 def split_training_data(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir: Path,
@@ -69,9 +71,9 @@ def split_training_data(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifes
     damaged: List[Tuple[int, str]] = []
     if cfg.data.damaged_rows == "skip":
         train_idx, val_idx, damaged = _without_damaged(cache, train_idx, val_idx, rank, world_size)
-    meta = cache.metadata()
+    meta = cache.metadata()                       # the run's one gathering: DataSplit.meta
     label_map = make_label_map(meta["pid"][np.asarray(train_idx)].tolist())
-    return DataSplit(train_idx, val_idx, label_map, damaged)
+    return DataSplit(train_idx, val_idx, label_map, damaged, meta)
 
 
 def global_sampler_config(cfg: TrainConfig, world_size: int) -> SamplerConfig:
@@ -117,11 +119,12 @@ def build_loader(cfg: TrainConfig, cache: HeatmapCache, cache_dir: Path, split: 
                  world_size: int, pin_memory: bool, heatmaps: str = "float") -> TrainData:
     """The training loader (this rank's share of every global batch) and the validation split;
     ``heatmaps`` as :func:`heatmap_mode` says."""
-    # workers do the geometry on uint8; normalisation and erasing run on the device per batch
+    # workers do the geometry on uint8; normalisation and erasing run on the device per batch;
+    # the cache's geometry is checked against it once, at start-up (trainer.check_cache)
     transform_cfg = cfg.data.transform_config()
     dataset = CacheDataset(cache, split.train_idx,
                            TrainTransform(transform_cfg, device_normalise=True, heatmaps=heatmaps),
-                           seed=cfg.seed, label_map=split.label_map)
+                           seed=cfg.seed, label_map=split.label_map, meta=split.meta)
     sampler_cfg = global_sampler_config(cfg, world_size)
     try:
         sampler = CrossModalitySampler(dataset.pids, dataset.modalities, sampler_cfg, seed=cfg.seed,
@@ -135,11 +138,11 @@ def build_loader(cfg: TrainConfig, cache: HeatmapCache, cache_dir: Path, split: 
     val_query: List[int] = []
     val_gallery: List[int] = []
     if cfg.data.holdout is not None:
-        val_query, val_gallery = validation_split(cache, split.val_idx)
+        val_query, val_gallery = validation_split(cache, split.val_idx, split.meta)
         if not val_query or not val_gallery:
             raise TrainError(f"{cache_dir}: the held-out identities (data.holdout={cfg.data.holdout}) have no "
                              "identity with both RGB and IR images: nothing to validate on")
-    return TrainData(dataset, sampler, loader, transform_cfg, val_query, val_gallery)
+    return TrainData(dataset, sampler, loader, transform_cfg, val_query, val_gallery, split.meta)
 
 
 def _without_damaged(cache: HeatmapCache, train_idx: Sequence[int], val_idx: Sequence[int], rank: int = 0,

@@ -129,7 +129,7 @@ def check_cache(cache: HeatmapCache, manifest: Manifest, config: TrainConfig, mo
         raise TrainError(f"{root}/cache.json says dataset {attrs.get('dataset')!r} but its manifest.json is "
                          f"{manifest.dataset!r}: the cache folder is inconsistent; rebuild it")
     geometry = cache.geometry                   # the one geometry check: CacheError naming cache.json
-    geometry.check(config.data.geometry, root / "cache.json")
+    geometry.check(config.data.transform_config().geometry, root / "cache.json")
     predicted = model_config.heatmap_size()
     if model_config.use_pose_loss and predicted != geometry.heatmap_size:
         raise TrainError(f"{root}/cache.json: heatmaps are {'x'.join(map(str, geometry.heatmap_size))} but the "
