@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, List, Mapping, Optional, Tuple
+from typing import Any, Mapping, Optional, Tuple
 
 import yaml
 
@@ -83,9 +83,6 @@ class DatasetSpec:
             if cam.name == name:
                 return cam
         raise KeyError(f"{self.name}: no camera {name!r} (cameras: {[c.name for c in self.cameras]})")
-
-    def cameras_of(self, modality: str) -> List[Camera]:
-        return [c for c in self.cameras if c.modality == modality]
 
     @property
     def content_hash(self) -> str:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from .hetero_center import HeteroCenterTripletLoss
 from .identity import identity_loss
@@ -101,14 +101,6 @@ class LossConfig:
                 f"got {self.pose_normalization!r}"
             )
 
-    @classmethod
-    def release(cls, dataset: str = "sysu", **overrides: object) -> "LossConfig":
-        """The public release's pose weight: 3 on SYSU-MM01, 7 on RegDB (paper: 5)."""
-        weights = {"sysu": 3.0, "regdb": 7.0}
-        if dataset not in weights:
-            raise ValueError(f"dataset must be one of {sorted(weights)}, got {dataset!r}")
-        return cls(**{"lambda_pose": weights[dataset], **overrides})  # type: ignore[arg-type]
-
 
 #: ``gather(embeddings, labels, modality) -> (embeddings, labels, modality)`` of the global
 #: batch: the hetero-center triplet term's view of a batch split over processes.
@@ -164,7 +156,7 @@ def loss_terms(
 
 def hctri_loss(config: Optional[LossConfig] = None) -> HeteroCenterTripletLoss:
     """The hetero-center triplet loss of ``config`` (margin, reduction): built once per run and
-    passed to :func:`compute_losses` / :func:`loss_terms` (:class:`JointLoss` holds one)."""
+    passed to :func:`compute_losses` / :func:`loss_terms` (``vireid-train``'s loop holds one)."""
     cfg = config or LossConfig()
     return HeteroCenterTripletLoss(cfg.margin, cfg.hctri_reduction)
 
@@ -215,7 +207,7 @@ def compute_losses(
         gather: multi-process training: the global batch for the hetero-center triplet
             term (:data:`BatchGather`; module docstring); ``None``: this batch alone.
         hctri: the run's hetero-center triplet loss (:func:`hctri_loss` of ``config``, built
-            once: :class:`JointLoss` holds one); ``None``: built for this call.
+            once per run); ``None``: built for this call.
 
     Returns:
         ``{'id', 'hctri'[, 'pose'][, 'kd'], 'total'}``: unweighted terms and the weighted total,
@@ -231,24 +223,3 @@ def compute_losses(
     losses["total"] = total
     return losses
 
-
-class JointLoss(nn.Module):
-    """Module wrapper of :func:`compute_losses` holding a :class:`LossConfig`, the losses it
-    builds (once, here: the hetero-center triplet loss) and the multi-process ``gather``."""
-
-    def __init__(self, config: Optional[LossConfig] = None, gather: Optional[BatchGather] = None) -> None:
-        super().__init__()
-        self.config = config or LossConfig()
-        self.hctri = hctri_loss(self.config)
-        self.gather = gather
-
-    def forward(
-        self,
-        outputs: "object",
-        labels: Tensor,
-        modality: Tensor,
-        target_heatmaps: Optional[Tensor] = None,
-        joint_weights: Optional[Tensor] = None,
-    ) -> Dict[str, Tensor]:
-        return compute_losses(outputs, labels, modality, target_heatmaps, joint_weights, self.config,
-                              gather=self.gather, hctri=self.hctri)
