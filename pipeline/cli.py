@@ -19,7 +19,8 @@ from click.core import ParameterSource
 from vireid import __version__
 from vireid.data.cache_format import ESTIMATOR_NAMES, IMAGE_FORMATS, CacheConfig
 from vireid.data.manifest import ManifestError
-from vireid.data.spec import DATASETS, SpecError
+from vireid.cli.datasets import DatasetChoice
+from vireid.data.spec import SpecError
 from pipeline.cli_util import MAX_LISTED, one_line_write_errors, writable
 from vireid.io import atomic_write_text
 
@@ -46,11 +47,13 @@ def cli(verbose: int) -> None:
 
 
 @cli.command("manifest")
-@click.option("--dataset", required=True, type=click.Choice(DATASETS),
-              help="Which dataset layout to expect (declared in vireid/data/manifests/<dataset>.yaml).")
+@click.option("--dataset", required=True, type=DatasetChoice("all"),
+              help="Which dataset layout to expect (declared in vireid/data/manifests/<dataset>.yaml; the "
+                   "datasets are those of vireid/data/registry.py).")
 @click.option("--root", required=True, type=click.Path(path_type=Path),
               help="Dataset root: the folder holding cam1..cam6 and exp/ (SYSU-MM01), Visible/, Thermal/ "
-                   "and idx/ (RegDB), or TrainVal_images/ and TrainVal_pose_annotations/ (LIP).")
+                   "and idx/ (RegDB), idx/, test_vis/ and test_nir/ (LLCM), or TrainVal_images/ and "
+                   "TrainVal_pose_annotations/ (LIP).")
 @click.option("--out", required=True, type=click.Path(path_type=Path, dir_okay=False),
               help="Manifest JSON to write (atomically). Later stages record its content hash.")
 @click.option("--allow-partial", is_flag=True,
@@ -99,7 +102,7 @@ def manifest_cmd(dataset: str, root: Path, out: Path, allow_partial: bool, jobs:
 
 
 @cli.command("synth")
-@click.option("--layout", required=True, type=click.Choice(DATASETS),
+@click.option("--layout", required=True, type=DatasetChoice("synth"),
               help="Which real dataset layout to write.")
 @click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False),
               help="Output dataset root (created; must be empty or an earlier synth output).")
@@ -109,7 +112,7 @@ def manifest_cmd(dataset: str, root: Path, out: Path, allow_partial: bool, jobs:
 @click.option("--images-per-camera", default=None, type=click.IntRange(1, None),
               help="Images per identity and camera (RegDB: per modality). Default depends on the layout.")
 @click.option("--ir-levels", type=click.Choice(["dye", "random"]), default="dye", show_default=True,
-              help="SYSU/RegDB garments' infrared grey levels: 'dye' follows each colour by one fixed map "
+              help="Layouts with infrared images: garments' infrared grey levels: 'dye' follows each colour by one fixed map "
                    "(a shortcut a network can learn), 'random' is drawn per identity independently of the "
                    "colours, so only build, pose, pattern and carried items are shared across modalities.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
@@ -209,7 +212,7 @@ def _parse_part(value: Optional[str]) -> Tuple[int, int]:
 
 
 @cli.command("heatmaps")
-@click.option("--dataset", required=True, type=click.Choice(DATASETS), help="Dataset layout of --root.")
+@click.option("--dataset", required=True, type=DatasetChoice("all"), help="Dataset layout of --root.")
 @click.option("--root", required=True, type=click.Path(path_type=Path), help="Dataset root (as for `manifest`).")
 @click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False),
               help="Cache folder: cache.json, shard-*.h5, index.json, manifest.json, skipped.json.")
@@ -249,7 +252,7 @@ def _parse_part(value: Optional[str]) -> Tuple[int, int]:
                    "training pipeline (benchmarks/bench_data_pipeline.py), 162 KiB per 288x144 image, "
                    "about 5.3 GiB for SYSU-MM01's 34,167 images. jpeg: q95 crops and gzip heatmaps, "
                    "about 15 KiB per image (0.5 GiB for SYSU-MM01), but every read decodes a JPEG, "
-                   "several times slower (see README).")
+                   "several times slower (see docs/cache.md).")
 @click.option("--shard-size", default=CACHE_DEFAULTS.shard_size, show_default=True, type=int,
               help="Images per HDF5 shard.")
 @click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,

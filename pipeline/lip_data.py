@@ -95,7 +95,7 @@ class AugmentConfig:
         """A short run's augmentation (``--augment light``, the demo's): no masking, rotation within
         15 degrees, scale in [0.9, 1.2); channel order and flip as GCCPM. GCCPM's masking and
         40-degree rotations make a harder task than upright pedestrian crops need, which a run of a
-        few hundred steps cannot afford (README: the demo's estimator)."""
+        few hundred steps cannot afford (docs/findings.md: the demo's estimator)."""
         return AugmentConfig(mask_prob=0.0, max_rotate_deg=15.0, scale_range=(0.9, 1.2))
 
     @staticmethod

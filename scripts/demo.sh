@@ -19,7 +19,7 @@
 #   DEMO_TRAIN_ESTIMATOR=0  1: synthesise the LIP set and train the estimator (about 6 minutes on 2
 #                           cores) instead of using the shipped one it reproduces
 #   DEMO_LIP_IDS=1000  DEMO_ESTIMATOR_EPOCHS=5  with DEMO_TRAIN_ESTIMATOR=1: the LIP estimator's data
-#                           (5 images a person, 80% train) and epochs (README: the demo's estimator)
+#                           (5 images a person, 80% train) and epochs (docs/findings.md: the demo's estimator)
 #   DEMO_TRAIN_SET="k=v ..."  extra vireid-train overrides, e.g. "epochs=2"
 #   DEMO_TRIALS=10          SYSU-MM01 gallery trials
 #   DEMO_TRAIN_TARGETS=lip  train on the demo estimator's cache (default) or keypoints (the
@@ -65,7 +65,7 @@ stage "2/6 manifests"
 [[ "$train_estimator" == "1" ]] && "$prep" manifest --dataset lip --root "$out/LIP" --out "$out/lip.manifest.json" --no-progress
 stage "3/6 LIP pose estimator (GCCPM, initial stage only, 96x96) pretrained on a synthetic LIP set"
 if [[ "$train_estimator" == "1" ]]; then
-    # a short run's recipe (README "The demo's estimator"): no refinement stage (0.6x the step time),
+    # a short run's recipe (docs/findings.md, "The demo's LIP estimator"): no refinement stage (0.6x the step time),
     # lr 1e-2 with a warm-up and a cosine decay, light augmentation, GCCPM's sigma of 7 px at stride 8
     "$prep" train-estimator --dataset lip --root "$out/LIP" --out "$out/lip_gccpm.pt" \
         --input-size 96 --num-refinement-stages 0 --epochs "$est_epochs" --lr 1e-2 --schedule cosine \

@@ -16,13 +16,7 @@ values: an int is accepted for a float, a list for a tuple, and nothing else; a 
 never read as a number or a switch. The merged layers build the dataclasses, whose own
 ``__post_init__`` checks values (:func:`build_layers`).
 
-Why not OmegaConf's structured configs (measured on ``vireid-train``'s configuration, the
-prototype kept every message pinned by ``tests/engine/test_config.py``): it saved 20 of 549
-lines but converted strings to numbers (``epochs='7'`` -> 7) and list items to strings,
-accepted 3 for a boolean and a number for a string (each needed a check of our own), raised
-errors without a key for a tuple of the wrong length or a bad list item (a crash in the
-prototype), dropped ``???`` values when merging (the presets' required ``model.pose_init``
-silently became null) and resolved ``${...}`` in paths.
+Why this loader rather than OmegaConf's structured configs: docs/getting-started.md, "Settings".
 """
 from __future__ import annotations
 

@@ -19,15 +19,15 @@ import logging
 import shutil
 import time
 from pathlib import Path
-from typing import Callable, Dict, Optional, Tuple
+from collections.abc import Mapping
+from typing import Any, Callable, Iterator, Optional, Tuple
 
-from pipeline.synth.lip import write_lip
 from pipeline.synth.output import check_target, publish, staging_dir, write_file
 from pipeline.synth.randomness import check_seed
-from pipeline.synth.regdb import write_regdb
 from pipeline.synth.summary import SynthSummary, Written
-from pipeline.synth.sysu import write_sysu
 from pipeline.synth.traits import IR_LEVELS
+from vireid.data import registry
+from vireid.data.readers import SynthHook
 from vireid.data.scan_checks import SYNTH_MARKER
 
 __all__ = ["synthesize", "SynthSummary", "SYNTH_VERSION", "LAYOUTS", "DEFAULT_IMAGES_PER_CAMERA"]
@@ -37,9 +37,31 @@ log = logging.getLogger(__name__)
 #: Bumped whenever the same seed would give different files.
 SYNTH_VERSION = 1
 
-LAYOUTS: Dict[str, Callable[..., Written]] = {"sysu": write_sysu, "regdb": write_regdb, "lip": write_lip}
-DEFAULT_IMAGES_PER_CAMERA = {"sysu": 4, "regdb": 10, "lip": 5}
 MIN_SIZE = 32
+
+
+class _ByLayout(Mapping):
+    """A read-only view over the registry's synthesizer hooks (``vireid-prep synth --layout``)."""
+
+    def __init__(self, value: Callable[[SynthHook], Any]) -> None:
+        self._value = value
+
+    def __getitem__(self, layout: str) -> Any:
+        if layout not in registry.synth_layouts():
+            raise KeyError(layout)
+        return self._value(registry.get(layout).synth)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(registry.synth_layouts())
+
+    def __len__(self) -> int:
+        return len(registry.synth_layouts())
+
+
+#: layout -> writer (each dataset reader's synthesizer hook)
+LAYOUTS: Mapping[str, Callable[..., Written]] = _ByLayout(lambda hook: hook.load())
+#: layout -> default images per identity and camera
+DEFAULT_IMAGES_PER_CAMERA: Mapping[str, int] = _ByLayout(lambda hook: hook.default_images_per_camera)
 
 
 def _check_args(layout: str, ids: int, images_per_camera: Optional[int],
@@ -58,7 +80,8 @@ def _check_args(layout: str, ids: int, images_per_camera: Optional[int],
 def synthesize(layout: str, out: Path, ids: int, seed: int, images_per_camera: Optional[int] = None,
                image_size: Optional[Tuple[int, int]] = None, progress: bool = False,
                ir_levels: str = "dye") -> SynthSummary:
-    """Write a synthetic ``layout`` ('sysu' | 'regdb' | 'lip') data set to ``out``.
+    """Write a synthetic ``layout`` (a registered dataset with a synthesizer hook:
+    'sysu' | 'regdb' | 'llcm' | 'lip') data set to ``out``.
 
     ``ids`` is the number of identities (LIP: distinct people); ``images_per_camera``
     the images per identity and camera (RegDB: per modality; LIP: per person), by
@@ -75,9 +98,11 @@ def synthesize(layout: str, out: Path, ids: int, seed: int, images_per_camera: O
     _check_args(layout, ids, images_per_camera, image_size)
     if ir_levels not in IR_LEVELS:
         raise ValueError(f"ir_levels must be one of {', '.join(IR_LEVELS)}, got {ir_levels!r}")
-    if layout == "lip" and ir_levels != "dye":
-        raise ValueError("LIP has no infrared images: ir_levels applies to the sysu and regdb layouts")
-    extra = {"ir_levels": ir_levels} if layout != "lip" else {}
+    infrared = registry.get(layout).synth.infrared
+    if not infrared and ir_levels != "dye":
+        raise ValueError(f"{layout} has no infrared images: ir_levels applies to the layouts "
+                         f"{', '.join(n for n in LAYOUTS if registry.get(n).synth.infrared)}")
+    extra = {"ir_levels": ir_levels} if infrared else {}
     check_target(out, layout)
     per_cam = int(images_per_camera or DEFAULT_IMAGES_PER_CAMERA[layout])
     size = (int(image_size[0]), int(image_size[1])) if image_size is not None else None

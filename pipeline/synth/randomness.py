@@ -20,7 +20,6 @@ NAMES = 5         # file names (RegDB, LIP)
 COVERAGE = 6      # which cameras see which identity (SYSU)
 TRIAL = 7         # RegDB per-trial train/test split
 
-_LAYOUT_CODES = {"sysu": 1, "regdb": 2, "lip": 3}
 
 
 def check_seed(seed: int) -> int:
@@ -30,7 +29,17 @@ def check_seed(seed: int) -> int:
     return int(seed)
 
 
+def layout_code(layout: str) -> int:
+    """The layout's stream code: its reader's ``synth.stream`` (:mod:`vireid.data.registry`)."""
+    from vireid.data import registry
+
+    hook = registry.get(layout).synth
+    if hook is None:
+        raise ValueError(f"dataset {layout!r} has no synthetic layout")
+    return int(hook.stream)
+
+
 def rng_for(seed: int, layout: str, *key: int) -> np.random.Generator:
     """A generator for ``(layout, *key)`` under ``seed``: same inputs, same stream."""
-    spawn_key: Tuple[int, ...] = (_LAYOUT_CODES[layout],) + tuple(int(k) for k in key)
+    spawn_key: Tuple[int, ...] = (layout_code(layout),) + tuple(int(k) for k in key)
     return np.random.default_rng(np.random.SeedSequence(check_seed(seed), spawn_key=spawn_key))

@@ -54,11 +54,11 @@ def test_tiny_rehearsal_prints_every_stage(fs, tmp_path):
     rc, out, err = run_bounded(cmd, 1200, "full_scale.py --scale 0.01", env=env, cwd=REPO)
     assert rc == 0, out[-3000:] + err[-3000:]
     size = r"([\d.]+) (B|KiB|MiB|GiB)"
-    row = rf"^\| ([a-z-]+) \| ([\d.]+) \| ([\d.]+) \| {size} \| {size} \|$"
+    row = rf"^\| ([a-z-]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| {size} \| {size} \|$"
     rows = {m.group(1): m.groups()[1:] for m in re.finditer(row, out, re.M)}
     assert list(rows) == list(fs.STAGES), out
-    for stage, (wall, rate, rss, rss_unit, _, _) in rows.items():
-        assert float(wall) > 0 and float(rss) > 0, stage
+    for stage, (wall, cpu, rate, rss, rss_unit, _, _) in rows.items():
+        assert float(wall) > 0 and float(cpu) > 0 and float(rss) > 0, stage
         assert float(rate) > 0, stage
     assert "stages over 8 GiB peak RSS: none" in out
     assert re.search(r"sysu: cache .* = [\d.]+x the raw images'", out)

@@ -35,64 +35,67 @@ def test_cuda_only_modes_are_skipped_with_a_reason(gc, monkeypatch):
     monkeypatch.setattr(gc, "has_triton", lambda: False)
     assert "no bfloat16 (compute capability 7.0)" in gc.mode_skip_reason(modes["bf16"], "cuda")
     assert gc.mode_skip_reason(modes["fp16"], "cuda") is None
-    assert "needs triton" in gc.mode_skip_reason(modes["fp16 + channels_last"] | {"compile": True}, "cuda")
+    assert "needs triton" in gc.mode_skip_reason(("fp16", True, True), "cuda")
     assert gc.default_mode("cuda") == "fp16 + channels_last" and gc.default_mode("cpu") == "float32"
     monkeypatch.setattr(torch.distributed, "is_nccl_available", lambda: False)
     assert "no NCCL" in gc.ddp_skip_reason("cuda")
 
 
 def test_a_failing_check_is_a_row_and_the_rest_goes_on(gc, tmp_path, monkeypatch):
-    plan = gc.make_plan("cpu", True, None, None, "no")
-
     def boom(spec):
         raise RuntimeError("CUDA out of memory.\nTried to allocate 2 GiB")
     monkeypatch.setitem(gc.JOBS, "train", boom)
-    (row,) = gc.run_job("train", {"section": "train"}, plan, tmp_path, 10, "fp16")
-    assert (row.section, row.check, row.status) == ("train", "fp16", "failed")
-    assert row.reason == "RuntimeError: CUDA out of memory. Tried to allocate 2 GiB"
+    (row,) = gc.run_job("train", {"section": "train", "name": "fp16"}, False, 10, tmp_path / "log")
+    assert (row["section"], row["check"], row["status"]) == ("train", "fp16", "failed")
+    assert row["reason"] == "RuntimeError: CUDA out of memory. Tried to allocate 2 GiB"
     # a child that dies, and one that hangs: a failed row each, the hung one killed with its group
-    spec = tmp_path / "job.json"
-    (row,) = gc._run_child([sys.executable, "-c", "print('segfault-ish'); raise SystemExit(3)"], 60, spec, "eval",
-                           "eval")
-    assert row.status == "failed" and row.reason.startswith("exit status 3") and "segfault-ish" in row.reason
+    spec = {"section": "eval", "name": "eval"}
+    (row,) = gc.run_child([sys.executable, "-c", "print('segfault-ish'); raise SystemExit(3)"], 60, tmp_path / "a", spec)
+    assert row["status"] == "failed" and row["reason"].startswith("exit status 3") and "segfault-ish" in row["reason"]
     pid_file = tmp_path / "pid"
     hang = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
-    (row,) = gc._run_child([sys.executable, "-c", hang], 3, spec, "train", "compile")
-    assert row.status == "failed" and "did not finish within 3 s" in row.reason
+    (row,) = gc.run_child([sys.executable, "-c", hang], 3, tmp_path / "b", {"section": "train", "name": "compile"})
+    assert row["status"] == "failed" and "did not finish within 3 s" in row["reason"]
     with pytest.raises(ProcessLookupError):
         os.kill(int(pid_file.read_text()), 0)
 
 
-def test_worker_writes_its_rows_beside_the_spec(gc, tmp_path, monkeypatch):
-    monkeypatch.setitem(gc.JOBS, "eval", lambda spec: [gc.Row("eval", spec["name"], figures={"seconds": 1.5})])
-    spec = tmp_path / "eval-1.json"
-    spec.write_text(json.dumps({"kind": "eval", "spec": {"section": "eval", "name": "metrics"}}))
-    gc.worker_main(spec)
-    (row,) = json.loads(spec.with_suffix(".rows.json").read_text())
+def test_a_worker_prints_its_rows_and_the_parent_reads_them(gc, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(gc.JOBS, "eval", lambda spec: [gc.row("eval", spec["name"], seconds=1.5)])
+    monkeypatch.setattr(gc.signal, "alarm", lambda s: None)
+    assert gc.main(["--_worker", json.dumps(["eval", {"section": "eval", "name": "metrics"}, 60])]) == 0
+    out = capsys.readouterr().out
+    (log := tmp_path / "child.log").write_text("noise\n" + out)
+    (row,) = gc.run_child([sys.executable, "-c", f"print(open({str(log)!r}).read())"], 60, tmp_path / "c",
+                          {"section": "eval", "name": "metrics"})
     assert row["check"] == "metrics" and row["figures"] == {"seconds": 1.5} and row["status"] == "ok"
 
 
 def test_ratios_are_against_the_rows_they_name(gc):
-    Row = gc.Row
-    rows = [Row("train", "float32", figures={"images_per_s": 100.0, "peak_memory_mib": 2000.0}),
-            Row("train", "bf16 + channels_last", figures={"images_per_s": 250.0, "peak_memory_mib": 1200.0}),
-            Row("train", "fp16", "skipped", "no"),
-            Row("ddp", "torchrun 1 process(es), nccl", figures={"images_per_s": 240.0}),
-            Row("loader", "4 workers", figures={"data_wait_share": 0.25, "loader_over_model": 0.8}),
-            Row("eval", "metrics multi-shot", figures={"seconds": 0.5, "speedup": 21.0}),
-            Row("train", "bf16 + channels_last + grad_every=1", figures={"images_per_s": 200.0,
-                                                                         "peak_memory_mib": 1300.0})]
-    gc._add_ratios(rows, "bf16 + channels_last")
-    assert rows[6].figures["vs_without_grad_share"] == pytest.approx(0.8)
-    assert rows[6].ratio == "0.80x bf16 + channels_last without the gradient shares"
-    assert rows[1].figures["vs_float32"] == pytest.approx(2.5)
-    assert rows[1].figures["memory_vs_float32"] == pytest.approx(0.6)
-    assert rows[1].ratio == "2.50x float32 (memory 0.60x)" and rows[1].result == "250.0 img/s"
-    assert rows[2].result == "skipped: no" and rows[2].figures == {}
-    assert rows[3].figures["vs_one_process"] == pytest.approx(0.96)
-    assert rows[4].result == "25.0% of a step waits for data"
-    assert rows[5].ratio == "21.0x the per-query loop"
-    assert gc._finite_figures([Row("x", "y", figures={"a": float("nan"), "b": 1.0})]) == ["x/y/a"]
+    row = gc.row
+    rows = [row("train", "float32", images_per_s=100.0, peak_memory_mib=2000.0),
+            row("train", "bf16 + channels_last", images_per_s=250.0, peak_memory_mib=1200.0),
+            row("train", "fp16", "skipped", "no"),
+            row("ddp", "torchrun 1 process(es), nccl", images_per_s=240.0),
+            row("loader", "4 workers", data_wait_share=0.25, loader_over_model=0.8),
+            row("eval", "metrics multi-shot", seconds=0.5, speedup=21.0),
+            row("train", "bf16 + channels_last + grad_every=1", images_per_s=200.0, peak_memory_mib=1300.0)]
+    gc.add_ratios(rows, "bf16 + channels_last")
+    assert rows[6]["figures"]["vs_without_grad_share"] == pytest.approx(0.8)
+    assert rows[6]["ratio"] == "0.80x bf16 + channels_last without the gradient shares"
+    assert rows[1]["figures"]["vs_float32"] == pytest.approx(2.5)
+    assert rows[1]["figures"]["memory_vs_float32"] == pytest.approx(0.6)
+    assert rows[1]["ratio"] == "2.50x float32 (memory 0.60x)" and rows[1]["result"] == "250.0 img/s"
+    assert rows[2]["result"] == "skipped: no" and rows[2]["figures"] == {}
+    assert rows[3]["figures"]["vs_one_process"] == pytest.approx(0.96)
+    assert rows[4]["result"] == "25.0% of a step waits for data"
+    assert rows[5]["ratio"] == "21.0x the per-query loop"
+    # on a CPU the default mode is float32: the gradient-share row is still against its own mode
+    rows = [row("train", "float32", images_per_s=100.0, peak_memory_mib=1.0),
+            row("train", "float32 + grad_every=1", images_per_s=50.0, peak_memory_mib=1.0)]
+    gc.add_ratios(rows, "float32")
+    assert rows[0]["ratio"] == "1.00x float32 (memory 1.00x)"
+    assert rows[1]["ratio"] == "0.50x float32 without the gradient shares"
 
 
 def test_bad_arguments_are_one_line_errors(gc, capsys):

@@ -7,7 +7,7 @@ Reduced: 160 synthetic SYSU-MM01 identities with one image per camera (40 test i
 one-epoch LIP estimator, 12 x 8 training steps of configs/demo.yaml, 3 gallery trials.
 About 4 minutes on 2 idle cores. The margin asked (All-search mAP at least 1.5x the
 untrained network's, both features) is well inside what this reduced run measured
-(README, demo section); the full demo is what the 5x target is measured on.
+(docs/getting-started.md); the full demo is what the 5x target is measured on.
 """
 from __future__ import annotations
 

@@ -47,8 +47,13 @@ def test_console_scripts_in_setup_cfg_are_importable():
         assert Path(sys.executable).with_name(name).exists(), f"{name} not installed on PATH"
 
 
+def documents_text() -> str:
+    """The README and the pages of docs/ (the Docker lines are on docs/reproducing.md)."""
+    return "\n".join(p.read_text() for p in [REPO / "README.md", *sorted((REPO / "docs").glob("**/*.md"))])
+
+
 def test_readme_docker_lines_match_the_dockerfile():
-    readme = (REPO / "README.md").read_text()
+    readme = documents_text()
     assert "docker build -t vireid ." in readme
     runs = [ln for ln in readme.replace("\\\n", " ").splitlines() if ln.strip().startswith("docker run")]
     assert len(runs) >= 3, "one docker run line per stage"
@@ -104,7 +109,7 @@ def test_the_image_keeps_its_base_torch(tmp_path: Path) -> None:
 
 
 def test_readme_docker_lines_run_as_the_host_user_and_give_the_lip_weights() -> None:
-    readme = (REPO / "README.md").read_text()
+    readme = documents_text()
     runs = [ln for ln in readme.replace("\\\n", " ").splitlines() if ln.strip().startswith("docker run")]
     for line in runs:
         assert "--user $(id -u):$(id -g)" in line, f"the host's uid writes the host's volumes: {line}"

@@ -117,12 +117,26 @@ def commands(block: Block) -> Iterator[Command]:
         yield Command(block.path, start, " ".join(p for p in pending if p))
 
 
+#: a Markdown link's target: ``[text](target)``, the target up to a space or the closing parenthesis
+_LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def links(path: Path) -> List[str]:
+    """The targets of the inline Markdown links of ``path``, in order (fenced blocks included)."""
+    return _LINK.findall(path.read_text(encoding="utf-8"))
+
+
 def documents(root: Path) -> List[Path]:
-    """The Markdown documents whose commands CI runs: README.md and docs/**/*.md."""
+    """The Markdown documents whose commands CI runs: README.md, then docs/**/*.md in the order the
+    README first links them (a reader's order: a page's commands may read what an earlier page's
+    wrote), then any page it does not link, by name."""
     docs = sorted((root / "docs").glob("**/*.md")) if (root / "docs").is_dir() else []
-    return [root / "README.md"] + docs
+    readme = root / "README.md"
+    linked = [(root / t.split("#")[0]).resolve() for t in links(readme) if t.split("#")[0].endswith(".md")]
+    rank = {p: i for i, p in reversed(list(enumerate(linked)))}
+    return [readme] + sorted(docs, key=lambda d: (rank.get(d.resolve(), len(rank)), str(d)))
 
 
 def documented_commands(root: Path) -> List[Command]:
-    """Every command of every shell block of :func:`documents`, in document order."""
+    """Every command of every shell block of :func:`documents`, in their order."""
     return [c for doc in documents(root) for b in fenced_blocks(doc) for c in commands(b)]

@@ -1,9 +1,10 @@
 """Every documented command runs in CI (issue 26): each command of the shell blocks of
-README.md (and docs/**/*.md) is run, in document order, in one workspace of tiny synthetic
-data, after the substitutions of ``tests/docs/substitutions.yaml`` (the one place that
-says how a documented command is made to run here: paths, ``--device cpu``, tiny budgets);
-a command that cannot run here is listed there with the reason and its options are parsed
-instead. So a documented command that breaks, or a new one nobody made runnable, fails CI.
+README.md and docs/**/*.md is run, in document order (README.md, then the pages in the order
+it links them), in one workspace of tiny synthetic data, after the substitutions of
+``tests/docs/substitutions.yaml`` (the one place that says how a documented command is made
+to run here: paths, ``--device cpu``, tiny budgets); a command that cannot run here is listed
+there with the reason and its options are parsed instead. So a documented command that
+breaks, or a new one nobody made runnable, fails CI.
 """
 from __future__ import annotations
 
@@ -76,7 +77,7 @@ PLANS = [plan(c) for c in documented_commands(REPO)]
 
 
 def test_the_documents_have_commands_and_every_not_run_entry_is_used():
-    assert len(PLANS) >= 40, [p.command.text for p in PLANS]        # the parser finds the README's blocks
+    assert len(PLANS) >= 40, [p.command.text for p in PLANS]        # the parser finds the documents' blocks
     for entry in SPEC["not_run"]:
         assert entry.get("reason") and entry.get("check") in ("bash-n", "shell", "parse", "dockerfile"), entry
         assert any(re.search(entry["match"], p.command.text) for p in PLANS), f"unused not_run entry {entry}"

@@ -68,7 +68,7 @@ def test_table_iv_pose_init_applies_to_the_rows_with_the_pose_branch(tmp_path):
     applied = {r.slug: ab.overrides_for_row(CONFIGS / "sysu.yaml", r, sets) for r in rows}
     assert applied["baseline"] == ["device=cpu"]
     assert all(applied[s] == sets for s in ("peb", "peb_pose", "full"))
-    # the README's command gets past every row's configuration (old code: ConfigError on the
+    # docs/reproducing.md's Table IV command gets past every row's configuration (old code: ConfigError on the
     # Baseline row); it stops only at the cache, which does not exist here
     with pytest.raises(CacheError):
         ab.run_ablation(CONFIGS / "sysu.yaml", tmp_path / "no-cache", tmp_path / "abl", overrides=sets)

@@ -108,3 +108,23 @@ def test_top_level_import_is_lazy():
 
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         vireid.Nope  # noqa: B018
+
+
+def test_channels_last_features_equal_and_model_given_back(trained, records):
+    """vireid-eval extracts in channels-last memory format (faster on a CPU): the same
+    features to float32 rounding, and the model is left in its contiguous layout."""
+    import torch
+
+    from vireid.data.shards import HeatmapCache
+    from vireid.engine.checkpoint import build_model_from_checkpoint
+    from vireid.engine.features import extract_features
+
+    model, _ = build_model_from_checkpoint(trained.checkpoint)
+    cache = HeatmapCache(trained.cache)
+    indices = [cache.index_of(r.path) for r in records]
+    plain = extract_features(model, cache, indices, batch_size=4)
+    nhwc = extract_features(model, cache, indices, batch_size=4, channels_last=True)
+    for k in plain:
+        np.testing.assert_allclose(nhwc[k], plain[k], rtol=1e-4, atol=1e-5)
+    conv = model.modality_specific.rgb.conv1.weight
+    assert conv.is_contiguous() and not conv.is_contiguous(memory_format=torch.channels_last)

@@ -1,6 +1,6 @@
 """The Refinement Module's random start (``model.pose_init: null``): GCCPM's own (PyTorch's
 per-layer default) initialisation, so that its un-normalised heatmap head starts under
-momentum SGD's stability limit at the paper's lr 0.01 and pose weight 5 (README "Training
+momentum SGD's stability limit at the paper's lr 0.01 and pose weight 5 (docs/model.md, "Training
 from random weights"). With Xavier there (``refinement_init='scheme'``) it starts over the
 limit: the reported "loss 'pose' is inf" at step 5."""
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""``vireid-eval``: the SYSU-MM01 and RegDB test protocols on a trained checkpoint.
+"""``vireid-eval``: the test protocol of a trained checkpoint's dataset (SYSU-MM01, RegDB,
+LLCM: each registered dataset's, :mod:`vireid.data.registry`).
 
 Reads the checkpoint and the heatmap cache (its crops at the training input size and
 its manifest); writes ``results.json``, ``results.md`` (the layout of the paper's Tables I
@@ -21,6 +22,7 @@ from typing import Any, Optional
 import click
 
 from vireid import __version__
+from vireid.cli.datasets import DatasetChoice
 from vireid.cli.options import CONTEXT, rerank_config, rerank_options, resolve_device_option
 
 log = logging.getLogger(__name__)
@@ -32,18 +34,19 @@ log = logging.getLogger(__name__)
               help="A vireid-train checkpoint (RUN/last.pt or RUN/best.pt).")
 @click.option("--cache", "cache_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
               help="The heatmap cache of the dataset (vireid-prep heatmaps): test crops and manifest.")
-@click.option("--dataset", type=click.Choice(["sysu", "regdb"]), default=None,
+@click.option("--dataset", type=DatasetChoice("reid"), default=None,
               help="Protocol (default: the checkpoint's dataset).")
 @click.option("--mode", type=click.Choice(["all", "indoor", "both"]), default="both", show_default=True,
               help="SYSU-MM01 search mode: gallery cameras 1,2,4,5 (all) or 1,2 (indoor).")
 @click.option("--shot", type=click.Choice(["single", "multi"]), default="single", show_default=True,
               help="SYSU-MM01 gallery: one image per identity and camera, or ten.")
 @click.option("--trials", default=None, type=click.IntRange(1, None),
-              help="SYSU-MM01: number of gallery trials (default 10, seeds 0..9 as the literature).")
+              help="SYSU-MM01, LLCM: number of gallery trials (default 10, seeds 0..9 as the literature).")
 @click.option("--trial", default=None, type=click.IntRange(1, 10),
               help="RegDB: the trial the model was trained on (default: the checkpoint's).")
 @click.option("--direction", type=click.Choice(["v2t", "t2v", "both"]), default="both", show_default=True,
-              help="RegDB: visible query / thermal gallery (v2t) or the reverse.")
+              help="RegDB: visible query / thermal gallery (v2t) or the reverse; LLCM: VIS-to-IR (v2t) or "
+                   "IR-to-VIS (t2v).")
 @click.option("--flip", is_flag=True, help="Average the features of each image and its mirror image.")
 @rerank_options
 @click.option("--untrained", is_flag=True,
@@ -61,8 +64,8 @@ def cli(checkpoint: Path, cache_dir: Path, dataset: Optional[str], mode: str, sh
         trial: Optional[int], direction: str, flip: bool, rerank: bool, k1: int, k2: int, lambda_value: float,
         untrained: bool, compare_path: Optional[Path], out: Optional[Path], device: str, batch_size: int,
         progress: bool) -> None:
-    """Evaluate a checkpoint with the SYSU-MM01 (10 trials, all/indoor search) or RegDB
-    (visible-to-thermal, thermal-to-visible) protocol, for the paper's f_ID and f_ALL; with
+    """Evaluate a checkpoint with the SYSU-MM01 (10 trials, all/indoor search), RegDB
+    (visible-to-thermal, thermal-to-visible) or LLCM (IR-to-VIS, VIS-to-IR, 10 trials) protocol, for the paper's f_ID and f_ALL; with
     --rerank also after k-reciprocal re-ranking (rows "f_ID re-ranked", "f_ALL re-ranked" in
     results.md, "reranked" beside "features" in results.json)."""
     from vireid.engine.evaluate import EvalOptions

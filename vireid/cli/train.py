@@ -144,9 +144,11 @@ def _evaluate_after_training(result, config, cache_dir: Path, out_dir: Path, tri
     from vireid.engine.evaluate import EvalOptions
 
     checkpoint = result.best or result.last
+    from vireid.data import registry
+
+    per_trial = registry.get(config.dataset).trained_per_trial
     options = EvalOptions(shot=shot, device=str(resolve_device_option(config.device)), progress=config.progress,
-                          trial=(trial if trial is not None else config.data.trial) if config.dataset == "regdb"
-                          else None)
+                          trial=(trial if trial is not None else config.data.trial) if per_trial else None)
     click.echo(f"evaluating {checkpoint} on the test split ({config.dataset}, {shot}-shot) into {out_dir / 'eval'}")
     run_evaluation(checkpoint, cache_dir, options, out=out_dir / "eval")
 

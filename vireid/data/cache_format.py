@@ -194,7 +194,7 @@ def resize_crop(image: np.ndarray, hw: Tuple[int, int]) -> np.ndarray:
     Pillow's LANCZOS widens its kernel by the shrink factor, so a downscaled crop is
     anti-aliased (OpenCV's ``INTER_LINEAR`` samples 4 pixels whatever the factor and aliases
     fine texture), and it is the filter of the AGW / DDAG loaders and the paper's release.
-    ``benchmarks/bench_resize.py`` measures OpenCV's filters against it (README, "The heatmap
+    ``benchmarks/bench_resize.py`` measures OpenCV's filters against it (docs/cache.md, "The heatmap
     cache"). Each channel is filtered on its own, so BGR and RGB give the same result."""
     h, w = int(hw[0]), int(hw[1])
     if image.shape[:2] == (h, w):

@@ -15,7 +15,9 @@ with ``keyed=True`` (an image drawn twice in one epoch is then augmented differe
   identities the literature trains on); ``holdout='val'`` keeps the ``val`` identities
   apart for validation instead;
 * RegDB: the images listed in trial ``t``'s ``train:visible`` / ``train:thermal`` tables
-  of the manifest (``manifest.splits['trial:t']``); ``splits`` does not apply;
+  of the manifest (``manifest.splits['trial:t']``); ``splits`` does not apply (a dataset
+  whose reader lists its own training images: ``DatasetReader.training_paths``);
+* LLCM: the records of the ``train`` split (its training lists);
 * either: ``holdout='fraction'`` moves a seeded ``holdout_fraction`` of the training
   identities to validation.
 """
@@ -165,19 +167,6 @@ def _paths_to_indices(cache: HeatmapCache, paths: Sequence[str]) -> List[int]:
     return out
 
 
-def _regdb_train_paths(manifest: Manifest, trial: int) -> List[str]:
-    key = f"trial:{trial}"
-    table = manifest.splits.get(key)
-    if table is None:
-        raise ValueError(f"RegDB manifest has no {key!r} split table (has {sorted(manifest.splits)})")
-    paths: List[str] = []
-    for name in ("train:visible", "train:thermal"):
-        if name not in table:
-            raise ValueError(f"RegDB manifest's {key!r} table has no {name!r} list")
-        paths.extend(str(row[0]) for row in table[name])
-    return paths
-
-
 def training_indices(cache: Union[HeatmapCache, PathLike], manifest: Manifest,
                      splits: Sequence[str] = ("train", "val"), *, trial: int = 1,
                      holdout: Optional[str] = None, holdout_fraction: float = 0.1,
@@ -194,10 +183,15 @@ def training_indices(cache: Union[HeatmapCache, PathLike], manifest: Manifest,
         raise ValueError(f"holdout must be one of {HOLDOUTS}, got {holdout!r}")
     _check_manifest(cache, manifest)
     by_path = manifest.by_path()
-    if manifest.dataset == "regdb":
+    from vireid.data import registry
+
+    reader = registry.get(manifest.dataset)
+    listed = reader.training_paths(manifest, splits, trial)
+    if listed is not None:                                   # the reader's own lists (RegDB: the trial's)
         if holdout == "val":
-            raise ValueError("RegDB has no 'val' split: use holdout='fraction' to hold out training identities")
-        paths = _regdb_train_paths(manifest, trial)
+            raise ValueError(f"{reader.spec().full_name} has no 'val' split: use holdout='fraction' to hold out "
+                             "training identities")
+        paths = list(listed)
     else:
         wanted = set(splits)
         if holdout == "val":

@@ -220,3 +220,13 @@ def regdb_test_lists(
 
     query_camera, gallery_camera = directions[direction]
     return samples(query_camera), samples(gallery_camera)
+
+
+def __getattr__(name: str):
+    """LLCM's selection (``llcm_query``, ``llcm_gallery``...) lives in
+    :mod:`vireid.data.protocol_llcm`; re-exported on first use, as that module imports this one."""
+    from vireid.data import protocol_llcm
+
+    if name in protocol_llcm.__all__:
+        return getattr(protocol_llcm, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,13 +16,21 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any, List, Mapping, Optional, Tuple
 
 import yaml
 
 from vireid.pose.joints import JOINT_NAMES
 
-DATASETS: Tuple[str, ...] = ("sysu", "regdb", "lip")
+
+
+def __getattr__(name: str) -> Any:
+    """``DATASETS``: the registered dataset names (:func:`vireid.data.registry.names`)."""
+    if name == "DATASETS":
+        from vireid.data import registry
+
+        return registry.names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class SpecError(ValueError):
@@ -83,6 +91,9 @@ class DatasetSpec:
             if cam.name == name:
                 return cam
         raise KeyError(f"{self.name}: no camera {name!r} (cameras: {[c.name for c in self.cameras]})")
+
+    def cameras_of(self, modality: str) -> List[Camera]:
+        return [c for c in self.cameras if c.modality == modality]
 
     @property
     def content_hash(self) -> str:
@@ -166,7 +177,7 @@ def parse_spec(doc: Mapping[str, Any], source: Path) -> DatasetSpec:
         cameras.append(Camera(name=str(cam_name), modality=modality, index=_camera_index(str(cam_name), pos),
                               indoor=bool(cam.get("indoor", False)), idx_name=str(cam.get("idx_name", ""))))
     layout = _require(doc, "layout", source)
-    if name == "lip":
+    if isinstance(layout, Mapping) and "joints" in layout:      # a pose dataset's joint order (LIP)
         joints = tuple(layout.get("joints", ()))
         if joints != JOINT_NAMES:
             raise SpecError(f"{source}: layout.joints {list(joints)} differ from vireid.pose.joints.JOINT_NAMES")
@@ -181,11 +192,13 @@ def parse_spec(doc: Mapping[str, Any], source: Path) -> DatasetSpec:
 
 @lru_cache(maxsize=None)
 def load_spec(name: str) -> DatasetSpec:
-    """Load ``vireid/data/manifests/<name>.yaml`` (package data). ``name`` is one of
-    :data:`DATASETS` or a path to a YAML file."""
+    """Load ``vireid/data/manifests/<name>.yaml`` (package data). ``name`` is a registered
+    dataset (:mod:`vireid.data.registry`) or a path to a YAML file."""
     path = Path(name) if name.endswith((".yaml", ".yml")) else manifests_dir() / f"{name}.yaml"
     if not path.is_file():
-        known = ", ".join(DATASETS)
+        from vireid.data import registry
+
+        known = ", ".join(registry.names())
         raise SpecError(f"no dataset specification {path} (known datasets: {known})")
     try:
         doc = yaml.safe_load(path.read_text())

@@ -17,7 +17,7 @@ Layout (every key has the paper's default, Section IV-A)::
     loss: {...}                   # LossConfig's fields
     data: {...}                   # DataConfig
     optim: {...}                  # OptimConfig
-    speed: {...}                  # SpeedConfig: amp, channels_last, pin_memory, compile
+    speed: {...}                  # SpeedConfig: amp, channels_last, pin_memory, compile, activation_checkpointing
     ddp: {...}                    # DdpConfig: multi-process (torchrun) settings
     weights: {...}                # WeightsRecord: the weight files the run started from
                                   # (written by vireid-train, not a setting)
@@ -351,8 +351,11 @@ def with_options(cfg: TrainConfig, device: Optional[str] = None, progress: Optio
 
 def validate(cfg: TrainConfig) -> None:
     """Value checks across sections (raises ``ValueError``); the section classes check their own."""
-    if cfg.dataset not in ("sysu", "regdb"):
-        raise ValueError(f"dataset must be 'sysu' or 'regdb', got {cfg.dataset!r}")
+    from vireid.data import registry
+
+    if cfg.dataset not in registry.reid_names():
+        raise ValueError(f"dataset must be one of {', '.join(repr(n) for n in registry.reid_names())}, "
+                         f"got {cfg.dataset!r}")
     if cfg.grad_every < 0:
         raise ValueError(f"grad_every must be >= 0 (0: off), got {cfg.grad_every}")
     for name in ("epochs", "log_every", "val_every"):
@@ -398,6 +401,8 @@ def validate(cfg: TrainConfig) -> None:
     for name in ("channels_last", "pin_memory", "compile"):
         if getattr(sp, name) not in SWITCH_VALUES:
             raise ValueError(f"speed.{name} must be auto, true or false, got {getattr(sp, name)!r}")
+    if not isinstance(sp.activation_checkpointing, bool):
+        raise ValueError(f"speed.activation_checkpointing must be true or false, got {sp.activation_checkpointing!r}")
     if cfg.ddp.backend not in DDP_BACKENDS:
         raise ValueError(f"ddp.backend must be one of {', '.join(DDP_BACKENDS)}, got {cfg.ddp.backend!r}")
     if cfg.ddp.batch not in DDP_BATCH:

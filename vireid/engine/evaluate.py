@@ -1,5 +1,8 @@
-"""The test protocols run on extracted features: SYSU-MM01 (all/indoor search, single/
-multi shot, 10 trials) and RegDB (one trial, visible-to-thermal or thermal-to-visible).
+"""The test protocols run on extracted features: each registered dataset's (its reader's
+:meth:`~vireid.data.readers.DatasetReader.protocol_sets` and ``metrics``, found through
+:mod:`vireid.data.registry`): SYSU-MM01 (all/indoor search, single/multi shot, 10 trials),
+RegDB (one trial, visible-to-thermal or thermal-to-visible), LLCM (IR-to-VIS and
+VIS-to-IR, 10 trials).
 
 Features are compared by inner product of the L2-normalised stripe embeddings (the
 paper's release): ``distance = -q . g``, so that smaller is closer as the metrics
@@ -17,76 +20,21 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
+from vireid.data import registry
 from vireid.data.manifest import Manifest
-from vireid.data.protocol import Sample, regdb_test_lists, sysu_gallery, sysu_query
-from vireid.data.spec import DatasetSpec, load_spec
-from vireid.evaluation import RankMetrics, TrialSummary, aggregate_trials, regdb_metrics, sysu_metrics
+from vireid.data.protocol import Sample
+from vireid.data.protocol_sets import ProtocolSets
+from vireid.evaluation import RankMetrics, TrialSummary, aggregate_trials
 from vireid.evaluation.rerank import RerankConfig, cosine_distance, k_reciprocal_rerank
 from vireid.io import PathLike, file_sha256
 from vireid.model import PoseVIReIDNet
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ProtocolSets:
-    """Query list and one gallery list per trial."""
-
-    name: str                          # e.g. "sysu/all/single", "regdb/trial3/v2t"
-    query: List[Sample]
-    galleries: List[List[Sample]]
-    trials: List[int]
-
-    def ids_without_queries(self, test_ids: Sequence[int] = ()) -> List[int]:
-        """Identities of the protocol (``test_ids`` and every gallery's) with no query image:
-        they can only be matched against, never searched for."""
-        ids = set(int(p) for p in test_ids) | {s.pid for g in self.galleries for s in g}
-        return sorted(ids - {s.pid for s in self.query})
-
-    def paths(self) -> List[str]:
-        """Every image the protocol needs features of (query first, each once)."""
-        seen: Dict[str, None] = {}
-        for s in self.query:
-            seen.setdefault(s.path)
-        for g in self.galleries:
-            for s in g:
-                seen.setdefault(s.path)
-        return list(seen)
-
-
-def sysu_sets(manifest: Manifest, mode: str = "all", shot: str = "single",
-              trials: Sequence[int] | None = None, spec: DatasetSpec | None = None) -> ProtocolSets:
-    """SYSU-MM01 query and per-trial galleries over the manifest's test identities."""
-    spec = spec or load_spec("sysu")
-    proto = spec.evaluation
-    test_ids = manifest.splits.get("id_lists", {}).get("test")
-    if not test_ids:
-        raise ValueError("the manifest has no SYSU-MM01 test id list (exp/test_id.txt)")
-    trials = list(trials) if trials is not None else list(proto.trials)
-    layout = manifest.layout()
-    gallery_cameras = {m: list(c) for m, c in proto.gallery_cameras.items()}
-    query = sysu_query(layout, test_ids, mode, query_cameras=list(proto.query_cameras))
-    num_shots = int(proto.multi_shot or 10)
-    galleries = [sysu_gallery(layout, test_ids, mode, trial=t, shot=shot, gallery_cameras=gallery_cameras,
-                              num_shots=num_shots) for t in trials]
-    return ProtocolSets(f"sysu/{mode}/{shot}", query, galleries, trials)
-
-
-def regdb_sets(manifest: Manifest, trial: int, direction: str = "v2t",
-               spec: DatasetSpec | None = None) -> ProtocolSets:
-    """RegDB query and gallery of one trial (each trial has its own trained model), from the
-    index lists the scanner parsed into the manifest."""
-    table = manifest.splits.get(f"trial:{trial}")
-    if table is None:
-        raise ValueError(f"the manifest has no RegDB trial {trial} (trials: "
-                         f"{sorted(k for k in manifest.splits if k.startswith('trial:'))})")
-    query, gallery = regdb_test_lists(table, direction, spec)
-    return ProtocolSets(f"regdb/trial{trial}/{direction}", query, [gallery], [trial])
 
 
 @dataclass
@@ -107,23 +55,31 @@ def _features_of(samples: Sequence[Sample], features: np.ndarray, row_of: Mappin
         raise ValueError(f"no features for test image {exc.args[0]}") from None
 
 
+MetricFn = Callable[..., RankMetrics]
+
+
 def evaluate_sets(sets: ProtocolSets, features: Mapping[str, np.ndarray], row_of: Mapping[str, int],
-                  dataset: str, rerank: Optional[RerankConfig] = None) -> ProtocolResult:
+                  dataset: Union[str, MetricFn], rerank: Optional[RerankConfig] = None) -> ProtocolResult:
     """Metrics of every feature type (e.g. f_id, f_all) on every trial of ``sets``; with
     ``rerank`` also after k-reciprocal re-ranking (:mod:`vireid.evaluation.rerank`, cosine
     distances; the query-query distances computed once for all trials).
 
-    ``features[name]`` is (N, D) with row ``row_of[path]`` for each image.
+    ``features[name]`` is (N, D) with row ``row_of[path]`` for each image. ``dataset``: a
+    registered dataset, whose reader's ``metrics`` rank, or such a function
+    ``(distmat, q_pids, g_pids, q_cams, g_cams)``. ``sets.transposed``: each trial's gallery
+    sample is ranked as the queries against every ``sets.query`` image.
     """
+    metric_fn: MetricFn = dataset if callable(dataset) else registry.get(dataset).metrics
     result = ProtocolResult(sets.name, trials=list(sets.trials))
     q_pids = np.array([s.pid for s in sets.query])
     q_cams = np.array([s.cam for s in sets.query])
 
     def metrics(distmat: np.ndarray, gallery: Sequence[Sample]) -> RankMetrics:
         g_pids = np.array([s.pid for s in gallery])
-        if dataset == "sysu":
-            return sysu_metrics(distmat, q_pids, g_pids, q_cams, np.array([s.cam for s in gallery]))
-        return regdb_metrics(distmat, q_pids, g_pids)
+        g_cams = np.array([s.cam for s in gallery])
+        if sets.transposed:                                                # rows: the gallery sample
+            return metric_fn(distmat, g_pids, q_pids, g_cams, q_cams)
+        return metric_fn(distmat, q_pids, g_pids, q_cams, g_cams)
 
     for name, feats in features.items():
         qf = _features_of(sets.query, feats, row_of)                       # (Q, D)
@@ -131,9 +87,11 @@ def evaluate_sets(sets: ProtocolSets, features: Mapping[str, np.ndarray], row_of
         runs, reranked = [], []
         for gallery in sets.galleries:
             gf = _features_of(gallery, feats, row_of)                      # (G, D)
-            runs.append(metrics(-(qf @ gf.T), gallery))                    # (Q, G), smaller = closer
+            rows, cols = (gf, qf) if sets.transposed else (qf, gf)
+            runs.append(metrics(-(rows @ cols.T), gallery))                # (rows, cols), smaller = closer
             if q_q is not None:
-                d_star = k_reciprocal_rerank(cosine_distance(qf, gf), q_q, cosine_distance(gf, gf), rerank)
+                r_r, c_c = (cosine_distance(gf, gf), q_q) if sets.transposed else (q_q, cosine_distance(gf, gf))
+                d_star = k_reciprocal_rerank(cosine_distance(rows, cols), r_r, c_c, rerank)
                 reranked.append(metrics(d_star, gallery))
         result.per_feature[name] = runs
         result.summary[name] = aggregate_trials(runs)
@@ -236,14 +194,9 @@ def evaluate_model(model: PoseVIReIDNet, ck: Mapping[str, Any], cache_dir: PathL
         raise EvalError(f"{where} was trained on manifest {trained_on[:12]}, {cache_dir} holds "
                         f"manifest {manifest.hash[:12]}: not the same data set")
     try:
-        if dataset == "sysu":
-            modes = ["all", "indoor"] if opt.mode == "both" else [opt.mode]
-            trial_list = list(range(opt.trials)) if opt.trials else None
-            protocol_sets = {SETTING_NAMES[m]: sysu_sets(manifest, m, opt.shot, trials=trial_list) for m in modes}
-        else:
-            trial = opt.trial or ck.get("trial") or 1
-            dirs = ["v2t", "t2v"] if opt.direction == "both" else [opt.direction]
-            protocol_sets = {SETTING_NAMES[d]: regdb_sets(manifest, trial, d) for d in dirs}
+        reader = registry.get(dataset)
+        protocol_sets = reader.protocol_sets(manifest, opt, ck)
+        test_ids = reader.test_ids(manifest, opt.trial or ck.get("trial"))
     except ValueError as exc:
         raise EvalError(f"{cache_dir}: {exc}") from None
 
@@ -255,7 +208,7 @@ def evaluate_model(model: PoseVIReIDNet, ck: Mapping[str, Any], cache_dir: PathL
     indices = [cache.index_of(p) for p in paths]                       # CacheError names the cache
     row_of = {p: i for i, p in enumerate(paths)}
     feats = extract_features(model, cache, indices, batch_size=opt.batch_size, device=opt.device, flip=opt.flip,
-                             progress=opt.progress)
+                             progress=opt.progress, channels_last=True)
     feats = {k: v for k, v in feats.items() if k in FEATURE_ROWS}
 
     table: Dict[str, Dict[str, Dict[str, float]]] = {FEATURE_ROWS[k]: {} for k in feats}
@@ -267,7 +220,7 @@ def evaluate_model(model: PoseVIReIDNet, ck: Mapping[str, Any], cache_dir: PathL
         ck_info["note"] = ("random initialisation from the checkpoint's model config, seeded with its seed; "
                            "no weights loaded")
     payload: Dict[str, Any] = {
-        "protocol": {"dataset": dataset, "shot": opt.shot if dataset == "sysu" else None, "flip": opt.flip,
+        "protocol": {"dataset": dataset, "shot": opt.shot if reader.has_shots else None, "flip": opt.flip,
                      "settings": {name: s.name for name, s in protocol_sets.items()}},
         "checkpoint": ck_info, "manifest_hash": manifest.hash, "cache": str(cache_dir),
         "config": ck.get("config"), "code_version": __version__, "results": {},
@@ -277,7 +230,6 @@ def evaluate_model(model: PoseVIReIDNet, ck: Mapping[str, Any], cache_dir: PathL
         table.update({RERANKED_ROW.format(FEATURE_ROWS[k]): {} for k in feats})
     curves: Dict[str, Sequence[float]] = {}
     notes: List[str] = []
-    test_ids = manifest.splits.get("id_lists", {}).get("test", []) if dataset == "sysu" else []
     for setting, sets in protocol_sets.items():
         res = evaluate_sets(sets, feats, row_of, dataset, rerank=opt.rerank)
         lonely = sets.ids_without_queries(test_ids)
@@ -457,8 +409,7 @@ def write_evaluation(ev: CheckpointEvaluation) -> List[Path]:
     write_results_json(out / "results.json", report.payload)
     atomic_write_text(out / "results.md", evaluation_markdown(ev) + (
         f"\nmAP against {ev.compare_path}:\n\n{ratio_table(ev.ratios)}" if ev.ratios is not None else ""))
-    plot_cmc(out / "cmc.png", report.curves,
-             title=f"{ds.upper()} CMC ({ev.options.shot} shot)" if ds == "sysu" else "RegDB CMC")
+    plot_cmc(out / "cmc.png", report.curves, title=registry.get(ds).cmc_title(ev.options.shot))
     first = next(iter(report.protocol_sets.values()))
     _ranking_png(out / "ranking.png", report.cache, report.row_of, report.indices, first, report.features["f_all"])
     pictures = [out / "cmc.png", out / "ranking.png"]
@@ -490,3 +441,15 @@ def _ranking_png(path: Path, cache: Any, row_of: Dict[str, int], indices: List[i
     plot_ranking(path, [rgb(sets.query[i].path) for i in q_rows],
                  [[rgb(gallery[j].path) for j in row] for row in order],
                  np.array([[gallery[j].pid == sets.query[i].pid for j in row] for i, row in zip(q_rows, order)]))
+
+
+def __getattr__(name: str) -> Any:
+    """``<dataset>_sets`` (``sysu_sets``, ``regdb_sets``, ``llcm_sets``): the set builders, which
+    live in their dataset's reader module (:mod:`vireid.data.readers`)."""
+    import importlib
+
+    if name.endswith("_sets") and name[:-len("_sets")] in registry.names():
+        module = importlib.import_module(type(registry.get(name[:-len("_sets")])).__module__)
+        if hasattr(module, name):
+            return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 RESUMABLE_KEYS = ("epochs", "device", "progress", "log_every", "val_every", "grad_every", "data.workers",
                   "data.val_batch_size", "model.pretrained", "model.pose_init", "model.pose_init_stage",
                   "speed.amp", "speed.channels_last", "speed.pin_memory", "speed.compile",
+                  "speed.activation_checkpointing",
                   "ddp.backend", "ddp.sync_bn", "ddp.gather_hctri", "ddp.timeout_minutes",
                   # the record of the weight files: a resume keeps its checkpoint's
                   "weights.imagenet", "weights.imagenet_sha256", "weights.imagenet_url", "weights.pose_init",

@@ -36,13 +36,18 @@ class SpeedConfig:
     :func:`torch.compile` of the training forward; ``auto`` means *off* on every device:
     compiling takes minutes per input shape, the eval-mode validation forward is another
     graph, and a CPU compile needs a C++ toolchain, so it only pays on long GPU runs; set
-    ``true`` to opt in.
+    ``true`` to opt in. ``activation_checkpointing``: recompute the ResNet stages' and the
+    Refinement Module's blocks in the backward pass instead of keeping their activations
+    (:mod:`vireid.model.recompute`): the same step in about half the memory for about one
+    more forward pass of compute; off by default (a GPU holds the paper's batch), on where
+    memory is what stops a run (a small GPU, or the paper's batch on a CPU).
     """
 
     amp: Union[bool, str] = "auto"
     channels_last: Union[bool, str] = "auto"
     pin_memory: Union[bool, str] = "auto"
     compile: Union[bool, str] = "auto"
+    activation_checkpointing: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,7 @@ class ResolvedSpeed:
     channels_last: bool
     pin_memory: bool
     compile: bool
+    activation_checkpointing: bool = False
 
     @property
     def grad_scaler(self) -> bool:
@@ -68,7 +74,8 @@ class ResolvedSpeed:
         amp = {None: "float32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast + GradScaler"}
         on = {True: "on", False: "off"}
         return (f"precision {amp[self.amp_dtype]}, channels_last {on[self.channels_last]}, pin_memory "
-                f"{on[self.pin_memory]}, compile {on[self.compile]}")
+                f"{on[self.pin_memory]}, compile {on[self.compile]}, activation checkpointing "
+                f"{on[self.activation_checkpointing]}")
 
 
 def cuda_bf16_native(device: Union[str, torch.device, None] = None) -> bool:
@@ -126,4 +133,5 @@ def resolve_speed(speed: SpeedConfig, device: Union[str, torch.device]) -> Resol
         logger.warning("speed.amp=%s: this GPU has no native bfloat16 (compute capability < 8.0), torch emulates "
                        "it, slower than float16: speed.amp auto (fp16 + GradScaler here) is faster", speed.amp)
     return ResolvedSpeed(amp_dtype=dtype, channels_last=switch(speed.channels_last, cuda),
-                         pin_memory=switch(speed.pin_memory, cuda), compile=switch(speed.compile, False))
+                         pin_memory=switch(speed.pin_memory, cuda), compile=switch(speed.compile, False),
+                         activation_checkpointing=speed.activation_checkpointing)

@@ -94,6 +94,7 @@ from vireid.engine.steptimer import NULL_TIMER, StepTimer
 from vireid.engine.train_data import batch_summary, build_loader, heatmap_mode, split_training_data
 from vireid.io import PathLike, WriteError, ensure_writable
 from vireid.model import ModelConfig, PoseVIReIDNet, load_imagenet_backbone, load_pose_branch_from_lip
+from vireid.model.recompute import enable_activation_checkpointing
 
 logger = logging.getLogger(__name__)
 
@@ -176,8 +177,11 @@ def train(config: TrainConfig, cache_dir: PathLike, out_dir: PathLike, trial: Op
     """
     cache_dir, out = Path(cache_dir), Path(out_dir)
     if trial is not None:
-        if config.dataset != "regdb":
-            raise TrainError(f"--trial {trial} applies to RegDB only (dataset is {config.dataset})")
+        from vireid.data import registry
+
+        if not registry.get(config.dataset).trained_per_trial:
+            per_trial = " and ".join(r.spec().full_name for r in registry.readers() if r.trained_per_trial)
+            raise TrainError(f"--trial {trial} applies to {per_trial} only (dataset is {config.dataset})")
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, trial=int(trial)))
     cfg = resolve_required(config)
     if "test" in cfg.data.splits:
@@ -226,6 +230,9 @@ def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir:
     if ctx.enabled and cfg.ddp.sync_bn:
         model = ddp.convert_sync_batchnorm(model, device)
     freeze_unused(model, cfg.loss_config())              # what the configuration leaves without a gradient
+    if speed.activation_checkpointing:
+        logger.info("activation checkpointing: %d blocks recomputed in the backward pass",
+                    enable_activation_checkpointing(model))
     model.to(device)
     if speed.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -254,7 +261,7 @@ def _train(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir:
         save_config(cfg, out / "config.yaml", note=batch_line)
     static = {
         "model_config": dataclasses.asdict(model_cfg), "config": cfg.to_dict(), "dataset": cfg.dataset,
-        "trial": cfg.data.trial if cfg.dataset == "regdb" else None, "manifest_hash": manifest.hash,
+        "trial": cfg.data.trial if _per_trial(cfg.dataset) else None, "manifest_hash": manifest.hash,
         "cache_attrs": dict(cache.attrs), "label_map": dict(split.label_map), "code_version": __version__,
         "weights": dataclasses.asdict(cfg.weights),
     }
@@ -318,3 +325,10 @@ def _initialise(model: PoseVIReIDNet, cfg: TrainConfig) -> WeightsRecord:
             raise TrainError(f"model.pose_init: {exc}") from None
         record = dataclasses.replace(record, pose_init=str(cfg.model.pose_init), pose_init_sha256=got["sha256"])
     return record
+
+
+def _per_trial(dataset: str) -> bool:
+    """Whether ``dataset`` is trained per trial (its reader's ``trained_per_trial``: RegDB)."""
+    from vireid.data import registry
+
+    return registry.get(dataset).trained_per_trial

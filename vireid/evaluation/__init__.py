@@ -13,11 +13,13 @@ from vireid.evaluation.metrics import (
     sysu_excluded_camera_pairs,
     sysu_metrics,
 )
+from vireid.evaluation.metrics_llcm import llcm_metrics
 
 __all__ = [
     "RankMetrics",
     "TrialSummary",
     "aggregate_trials",
+    "llcm_metrics",
     "rank_metrics",
     "regdb_metrics",
     "sysu_excluded_camera_pairs",

@@ -4,11 +4,12 @@ Tables I and II, CMC curves and ranking visualisations (PNG, matplotlib Agg).
 from __future__ import annotations
 
 import dataclasses
+from collections import abc
 import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -30,11 +31,27 @@ __all__ = [
 
 PathLike = Union[str, os.PathLike]
 
+class _Settings(abc.Mapping):
+    """Column groups of the results table per dataset: each registered reader's ``settings``
+    (:mod:`vireid.data.registry`; SYSU-MM01 and RegDB: the paper's Tables I and II)."""
+
+    def _table(self) -> Dict[str, Tuple[str, ...]]:
+        from vireid.data import registry
+
+        return {r.name: tuple(r.settings) for r in registry.readers() if r.settings}
+
+    def __getitem__(self, key: str) -> Tuple[str, ...]:
+        return self._table()[key]
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+
 #: Column groups of the paper's tables per dataset.
-SETTINGS: Mapping[str, Tuple[str, str]] = {
-    "sysu": ("All-search", "Indoor-search"),
-    "regdb": ("Visible-to-Thermal", "Thermal-to-Visible"),
-}
+SETTINGS: Mapping[str, Tuple[str, ...]] = _Settings()
 #: Metrics per column group (the paper shows R1, R10, R20 and mAP; we add mINP).
 TABLE_METRICS: Tuple[str, ...] = ("R1", "R10", "R20", "mAP", "mINP")
 

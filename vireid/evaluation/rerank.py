@@ -29,7 +29,7 @@ Cost: the ``N x N`` original distances (float32) plus O(N (k1 + k2 k1)) for the 
 ``V`` rows, and two ``Q x G`` float64 arrays for the Jaccard sums. The Jaccard sums are
 never dense ``N``-vector operations: the sparse rows are joined on their shared columns
 (an inverted index), in chunks of a bounded number of pairs. At SYSU-MM01 size (3,803
-queries, 3,000 gallery images) see ``benchmarks/bench_rerank.py`` and the README.
+queries, 3,000 gallery images) see ``benchmarks/bench_rerank.py`` and docs/inference.md.
 """
 from __future__ import annotations
 

@@ -74,13 +74,13 @@ def check_compatible(model: Model, cache: Any, manifest: Manifest) -> None:
 
 
 def test_identities(manifest: Manifest, checkpoint_data: Dict[str, Any]) -> List[int]:
-    """The test identities: SYSU-MM01's test split; RegDB's test lists of the checkpoint's trial."""
+    """The test identities: the test split's; else the dataset reader's (RegDB: the test lists
+    of the checkpoint's trial)."""
     ids = {r.pid for r in manifest.records if r.split == "test"}
-    if not ids and manifest.dataset == "regdb":
-        from vireid.engine.evaluate import regdb_sets
+    if not ids:
+        from vireid.data import registry
 
-        sets = regdb_sets(manifest, int(checkpoint_data.get("trial") or 1), "v2t")
-        ids = {s.pid for s in sets.query} | {s.pid for g in sets.galleries for s in g}
+        ids = set(registry.get(manifest.dataset).test_ids(manifest, checkpoint_data.get("trial")))
     return sorted(ids)
 
 

@@ -18,8 +18,8 @@ Normalisation (``normalization``):
   perfect one, whatever the heatmap resolution, the number of maps or the Gaussian's
   width. ``'mean'`` divides by every pixel, nearly all of them background, so the term is
   tiny and predicting zeros is nearly optimal; ``'sum'`` grows with the resolution.
-  Measured on the demo (``benchmarks/pose_share.py``, README "Which reading of eq. 16"):
-  see the README for the gradient shares that chose it for the demo preset.
+  Measured on the demo (``benchmarks/pose_share.py``, docs/model.md, "Which reading of eq. 16"):
+  see docs/model.md for the gradient shares that chose it for the demo preset.
 
 Joint confidences: targets are given per joint, ``[B, J, H, W]`` with ``J = NUM_JOINTS``
 (16), each joint's map a Gaussian of peak 1 as cached, with ``joint_weights`` ``[B, J]``: the

@@ -74,7 +74,7 @@ class ModelSettings:
         heatmap_head_init: the Refinement Module's last conv (the one that outputs Ĥ):
             ``'scheme'`` (as ``init``, default) or ``'small'`` (N(0, 0.001) weights, zero
             bias: mmpose's heatmap heads), so that a branch trained from scratch starts by
-            predicting near-zero maps. Measured (README "Which reading of eq. 16"): with 16
+            predicting near-zero maps. Measured (docs/model.md, "Which reading of eq. 16"): with 16
             joint maps trained from scratch, the head's hidden ReLU layer died within 15
             steps under either scheme, and the pose gradient became exactly 0.
         refinement_init: the Refinement Module's start when no LIP checkpoint fills it

@@ -98,7 +98,7 @@ def gccpm_init(module: nn.Module) -> int:
     ~ 480 at 288x144 (lambda 5): with lr 0.01 that is 4.8, over momentum SGD's stability
     limit ``2 (1 + 0.9) = 3.8``, and the heatmaps diverge (inf within 5 steps). PyTorch's
     default gives ~110 (1.1), the public LIP checkpoint's stages ~130 (1.3): the random start
-    then begins on the pre-trained one's scale. (README "Training from random weights".)
+    then begins on the pre-trained one's scale. (docs/model.md, "Training from random weights".)
     """
     count = 0
     for m in module.modules():

@@ -134,7 +134,7 @@ def load_pose_branch_from_lip(
       against the average's 0.25 at the first step, 96x32), and that first gradient step
       through the un-normalised heatmap head sent the pose loss to 81 at step 2 and to NaN
       by step 15 (``configs/sysu.yaml``, random backbone). The average starts on one row's
-      scale and trains stably (README "Training from random weights"); the pose loss then
+      scale and trains stably (docs/model.md, "Training from random weights"); the pose loss then
       fits the max over joints.
 
     Any other mismatch (e.g. a non-default ``initial_heatmap_channels`` or
