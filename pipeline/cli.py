@@ -141,18 +141,30 @@ def synth_cmd(layout: str, out: Path, ids: int, seed: int, images_per_camera: Op
     click.echo(f"{out}: {summary}")
 
 
-def _parse_size(value: str) -> Tuple[int, int]:
-    try:
-        h, w = (int(v) for v in value.lower().split("x"))
-    except ValueError:
-        raise click.BadParameter(f"{value!r}: expected HEIGHTxWIDTH, e.g. 288x144") from None
-    return h, w
+class SizeType(click.ParamType):
+    """``HEIGHTxWIDTH`` on the command line, an ``(H, W)`` tuple in the program (a tuple default
+    passes through): the one conversion of ``--input-size``."""
+
+    name = "HxW"
+
+    def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> Tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            h, w = (int(v) for v in str(value).lower().split("x"))
+        except ValueError:
+            self.fail(f"{value!r}: expected HEIGHTxWIDTH, e.g. 288x144", param, ctx)
+        return h, w
+
+    @staticmethod
+    def format(size: Tuple[int, int]) -> str:
+        """``(288, 144)`` -> ``'288x144'`` (help text, error labels)."""
+        return "x".join(map(str, size))
 
 
-def _default(key: str) -> Any:
-    """CacheConfig's default of ``key``, an option's default (the dataclass is the one source)."""
-    value = getattr(CacheConfig(), key)
-    return "x".join(map(str, value)) if isinstance(value, tuple) else value
+SIZE = SizeType()
+#: CacheConfig's defaults: the options' defaults (the dataclass is the one source)
+CACHE_DEFAULTS = CacheConfig()
 
 
 def _cache_config(config_path: Optional[Path], overrides: Sequence[str], options: Dict[str, Any]) -> CacheConfig:
@@ -167,7 +179,7 @@ def _cache_config(config_path: Optional[Path], overrides: Sequence[str], options
     try:
         layers = read_yaml(config_path) if config_path is not None else []
         layers += [override_layer(o, CacheConfig) for o in overrides]
-        layers += [(f"--{k.replace('_', '-')} {'x'.join(map(str, v)) if isinstance(v, tuple) else v}", {k: v})
+        layers += [(f"--{k.replace('_', '-')} {SIZE.format(v) if isinstance(v, tuple) else v}", {k: v})
                    for k, v in given.items()]
         return build_layers(CacheConfig, layers)
     except ConfigError as exc:
@@ -177,12 +189,9 @@ def _cache_config(config_path: Optional[Path], overrides: Sequence[str], options
 def _heatmaps_device(device: str, k: int, n: int) -> str:
     """``--device`` resolved (``auto``: CUDA when there is one); with ``n`` parts on CUDA each
     process takes its own GPU (torchrun's ``LOCAL_RANK``, else ``k``)."""
-    from vireid.engine.loop import DeviceError, resolve_device
+    from vireid.cli.options import resolve_device_option
 
-    try:
-        dev = resolve_device(device)
-    except DeviceError as exc:
-        raise click.ClickException(f"--device: {exc}") from None
+    dev = resolve_device_option(device)
     if dev.type == "cuda" and dev.index is None and n > 1:
         return f"cuda:{os.environ.get('LOCAL_RANK', k)}"
     return str(dev)
@@ -231,19 +240,20 @@ def _parse_part(value: Optional[str]) -> Tuple[int, int]:
               help="YAML file of cache settings: input_size, stride, sigma, image_format, jpeg_quality, shard_size "
                    "(`inherit: other.yaml` as in vireid-train presets). Trailing KEY=VALUE arguments override it, "
                    "and the options below override both.")
-@click.option("--input-size", default=_default("input_size"), show_default=True,
-              callback=lambda c, p, v: _parse_size(v), help="Stored crop size HxW = the training input size.")
-@click.option("--stride", default=_default("stride"), show_default=True, type=int,
+@click.option("--input-size", type=SIZE, default=CACHE_DEFAULTS.input_size, metavar="HxW",
+              help="Stored crop size HxW = the training input size.  "
+                   f"[default: {SIZE.format(CACHE_DEFAULTS.input_size)}]")
+@click.option("--stride", default=CACHE_DEFAULTS.stride, show_default=True, type=int,
               help="Heatmap stride: 72x36 maps for 288x144 (what the pose branch predicts).")
-@click.option("--sigma", default=_default("sigma"), show_default=True, type=float,
+@click.option("--sigma", default=CACHE_DEFAULTS.sigma, show_default=True, type=float,
               help="Gaussian sigma in input pixels (at least 0.5).")
-@click.option("--image-format", type=click.Choice(IMAGE_FORMATS), default=_default("image_format"), show_default=True,
+@click.option("--image-format", type=click.Choice(IMAGE_FORMATS), default=CACHE_DEFAULTS.image_format, show_default=True,
               help="raw: crops and heatmaps uncompressed, each row read with one pread: the fast "
                    "training pipeline (benchmarks/bench_data_pipeline.py), 162 KiB per 288x144 image, "
                    "about 5.3 GiB for SYSU-MM01's 34,167 images. jpeg: q95 crops and gzip heatmaps, "
                    "about 15 KiB per image (0.5 GiB for SYSU-MM01), but every read decodes a JPEG, "
                    "several times slower (see docs/cache.md).")
-@click.option("--shard-size", default=_default("shard_size"), show_default=True, type=int,
+@click.option("--shard-size", default=CACHE_DEFAULTS.shard_size, show_default=True, type=int,
               help="Images per HDF5 shard.")
 @click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
               help="Unreadable image (also one found while scanning --root): stop with its path, or skip it "

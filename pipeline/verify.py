@@ -251,7 +251,3 @@ def inspect_cache(root: "str | Path", manifest_path: Optional["str | Path"] = No
                             f"those")
     return report
 
-
-def verify_cache(root: "str | Path", manifest_path: Optional["str | Path"] = None) -> List[str]:
-    """Problems found in the cache at ``root`` (empty list = sound); see :func:`inspect_cache`."""
-    return inspect_cache(root, manifest_path).problems

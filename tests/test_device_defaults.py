@@ -40,3 +40,25 @@ def test_train_and_regdb_take_the_configs_device_which_is_auto():
     ("bench_train.py", []), ("gpu_check.py", [])])
 def test_benchmark_scripts_default_to_auto(script, args):
     assert parse_argparse_script(REPO / "benchmarks" / script, args).device == "auto"
+
+
+def test_a_device_that_cannot_run_is_one_line_from_the_one_resolver(tmp_path):
+    """vireid-eval and vireid-prep heatmaps resolve --device through one function
+    (vireid.cli.options.resolve_device_option), so a device that cannot run reads the same."""
+    import click
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli as prep
+    from vireid.cli.evaluate import cli as evaluate
+    from vireid.cli.options import resolve_device_option
+
+    with pytest.raises(click.ClickException) as caught:
+        resolve_device_option("gpu0")
+    expected = f"Error: {caught.value.message}"
+    assert expected.startswith("Error: --device: device 'gpu0'")
+    runs = [CliRunner().invoke(evaluate, ["--checkpoint", str(tmp_path / "last.pt"), "--cache", str(tmp_path),
+                                          "--device", "gpu0"]),
+            CliRunner().invoke(prep, ["heatmaps", "--dataset", "sysu", "--root", str(tmp_path), "--out",
+                                      str(tmp_path / "c"), "--estimator", "keypoints", "--device", "gpu0"])]
+    for res in runs:
+        assert res.exit_code == 1 and [ln for ln in res.output.splitlines() if ln.strip()] == [expected], res.output

@@ -22,7 +22,6 @@ own CSV annotations instead.)
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any, Dict, Mapping
 
 import numpy as np
@@ -55,13 +54,3 @@ def dumps(doc: Mapping[str, Any]) -> str:
     lines.append("}}")
     return "\n".join(lines) + "\n"
 
-
-def read_keypoints(root: Path) -> Dict[str, np.ndarray]:
-    """Read ``root/vireid_keypoints.json`` -> ``{relative path: (16, 3) float array}``."""
-    path = Path(root) / KEYPOINTS_FILE
-    doc = json.loads(path.read_text())
-    if doc.get("format") != KEYPOINTS_FORMAT:
-        raise ValueError(f"{path}: format {doc.get('format')!r}, expected {KEYPOINTS_FORMAT!r}")
-    if tuple(doc.get("joints", ())) != JOINT_NAMES:
-        raise ValueError(f"{path}: joints differ from the LIP schema")
-    return {rel: np.asarray(rows, dtype=np.float64) for rel, rows in doc["images"].items()}

@@ -29,10 +29,6 @@ class SynthSummary:
     splits: Dict[str, Dict[str, int]] = field(default_factory=dict)
     seconds: float = 0.0
 
-    @property
-    def total_images(self) -> int:
-        return sum(self.images.values())
-
     def __str__(self) -> str:
         mods = " + ".join(f"{n} {m.upper()}" for m, n in sorted(self.images.items(), key=lambda kv: kv[0] != "rgb"))
         splits = ", ".join(f"{s} {c.get('ids', 0)} ids" for s, c in self.splits.items())

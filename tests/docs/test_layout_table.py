@@ -78,6 +78,15 @@ def test_rows_run_bottom_up_in_the_layer_order():
     rows = layout_rows()
     level = layer_index()
     vireid_rows = [r for r in rows if r.startswith("vireid/") and r != "vireid/__init__.py"]
+    # a sub-package's row (vireid/data/readers/) follows its package's row, inside that layer
+    subs = [r for r in vireid_rows if r.rstrip("/").count("/") > 1]
+    for sub in subs:
+        parent = "/".join(sub.rstrip("/").split("/")[:2]) + "/"
+        assert parent in rows, f"{sub}: its package {parent} has no row"
+        between = rows[rows.index(parent) + 1:rows.index(sub)]
+        assert rows.index(sub) > rows.index(parent) and all(r.startswith(parent) for r in between), \
+            f"{sub} does not follow its package's row {parent}"
+    vireid_rows = [r for r in vireid_rows if r not in subs]
     names = [r[len("vireid/"):].rstrip("/").removesuffix(".py") for r in vireid_rows]
     assert sorted(names) == sorted(level), "the vireid rows and the layers contract name other packages"
     levels = [level[n] for n in names]

@@ -12,7 +12,7 @@ from tests.engine.test_trainer import TINY, cache_dir  # noqa: F401 - the module
 from tests.fs import flip_byte, one_line
 from vireid.cli.evaluate import cli as eval_cli
 from vireid.cli.train import cli as train_cli
-from vireid.engine.checkpoint import load_checkpoint
+from vireid.model.checkpoint import load_checkpoint
 from vireid.io import previous_path
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

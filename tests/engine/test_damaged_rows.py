@@ -13,7 +13,7 @@ from vireid.cli.train import cli as train_cli
 from vireid.inputs.dataset import training_indices
 from vireid.data.manifest import Manifest
 from vireid.cache.reader import HeatmapCache
-from vireid.engine.checkpoint import load_checkpoint
+from vireid.model.checkpoint import load_checkpoint
 from vireid.engine.runlog import read_log
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -71,7 +71,7 @@ def test_evaluation_stops_naming_the_row(cache_dir, tmp_path):  # noqa: F811
     import torch
 
     from vireid.cli.evaluate import cli as eval_cli
-    from vireid.engine.checkpoint import save_checkpoint
+    from vireid.model.checkpoint import save_checkpoint
     from vireid.model import ModelConfig, PoseVIReIDNet
 
     work, shard, row, source = _damage(cache_dir, tmp_path, "test")

@@ -44,7 +44,7 @@ def test_each_rank_reads_its_share_and_all_agree(cache_dir, tmp_path, monkeypatc
         posted[rank] = obj
         barrier.wait()
         return list(posted)
-    monkeypatch.setattr(train_data, "_group_spans", lambda n: n == world)
+    monkeypatch.setattr(train_data.ddp, "active", lambda: True)
     monkeypatch.setattr(train_data.ddp, "all_gather_object", gather)
     splits = [None] * world
 

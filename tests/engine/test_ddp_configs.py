@@ -23,7 +23,7 @@ from tests.engine.test_distributed import ATOL, Job, _record_batches, _spawn, _s
 from tests.engine.test_trainer import cache_dir, tiny_config  # noqa: F401 - the module-scoped cache fixture
 from tests.model.helpers import mixed_batch, small_config
 from vireid.inputs.sampler import CrossModalitySampler
-from vireid.engine.checkpoint import load_checkpoint
+from vireid.model.checkpoint import load_checkpoint
 from vireid.engine.errors import TrainError
 from vireid.engine.frozen import check_gradients, freeze_unused, unused_parameters
 from vireid.engine.runlog import read_log

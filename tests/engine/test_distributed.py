@@ -46,7 +46,7 @@ import vireid.engine.joint_loop as loop_mod
 import vireid.engine.trainer as trainer_mod
 from tests.engine.test_trainer import cache_dir, tiny_config  # noqa: F401 - the module-scoped cache fixture
 from vireid.inputs.sampler import CrossModalitySampler
-from vireid.engine.checkpoint import load_checkpoint
+from vireid.model.checkpoint import load_checkpoint
 from vireid.engine.distributed import AllReduceBatchNorm
 from vireid.engine.runlog import read_log
 from vireid.engine.trainer import NonFiniteLossError, train

@@ -16,7 +16,7 @@ from pipeline.synth import synthesize
 from vireid.cli.evaluate import cli
 from vireid.data.scan import scan
 from vireid.cache.reader import CacheConfig
-from vireid.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from vireid.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from vireid.model import ModelConfig, PoseVIReIDNet
 
 HW = (96, 48)
@@ -239,7 +239,7 @@ def test_rerank_is_reported_beside_the_plain_results(sysu, tmp_path):
     k-reciprocal re-ranked cosine distances, recomputed here for one trial) and table rows."""
     from vireid.data.manifest import Manifest
     from vireid.cache.reader import HeatmapCache
-    from vireid.engine.checkpoint import build_model_from_checkpoint
+    from vireid.model.checkpoint import build_model_from_checkpoint
     from vireid.evaluation.testing import sysu_sets
     from vireid.evaluation.features import extract_features
     from vireid.evaluation import sysu_metrics

@@ -7,7 +7,7 @@ import torch
 
 from tests.engine.test_trainer import TINY, cache_dir, tiny_config  # noqa: F401 - module-scoped cache fixture
 from tests.model.helpers import INPUT_HW, mixed_batch, small_config
-from vireid.engine.checkpoint import load_checkpoint
+from vireid.model.checkpoint import load_checkpoint
 from vireid.engine.grad_share import describe, gradient_norms, shared_blocks, weighted_terms
 from vireid.engine.plots import grad_share_series
 from vireid.engine.runlog import read_log

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from tests.engine.test_trainer import TINY, cache_dir  # noqa: F401 - the module-scoped cache fixture
 from vireid.cli.train import cli
-from vireid.engine.checkpoint import load_checkpoint
+from vireid.model.checkpoint import load_checkpoint
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -69,9 +69,54 @@ def test_short_run_prints_where_the_outputs_are(cache_dir, tmp_path):  # noqa: F
     assert "trained 2 epoch(s), 2 steps" in res.output
 
 
-def test_evaluate_after_training_runs_the_test_protocol(cache_dir, tmp_path):  # noqa: F811
+def test_device_and_progress_options_set_the_dataclass_not_overrides(cache_dir, tmp_path, monkeypatch):  # noqa: F811
+    """--device / --progress are applied to the loaded TrainConfig (dataclasses.replace), never
+    turned back into KEY=VALUE text for the YAML parser."""
+    import vireid.engine.config as config_module
+    import vireid.engine.trainer as trainer_module
+    from vireid.engine.errors import TrainError
+
+    seen = {}
+    real_load = config_module.load_config
+
+    def load(path, overrides=()):
+        seen["overrides"] = list(overrides)
+        return real_load(path, overrides)
+
+    def train(config, *args, **kwargs):
+        seen["config"] = config
+        raise TrainError("stopped by the test")
+
+    monkeypatch.setattr(config_module, "load_config", load)
+    monkeypatch.setattr(trainer_module, "train", train)
+    res = CliRunner().invoke(cli, _args(cache_dir, tmp_path / "run", "--set", "epochs=1", "--device", "cpu",
+                                        "--no-progress"))
+    assert res.exit_code == 1 and "stopped by the test" in res.output
+    assert seen["overrides"] == ["epochs=1"]
+    assert (seen["config"].device, seen["config"].progress, seen["config"].epochs) == ("cpu", False, 1)
+    res = CliRunner().invoke(cli, _args(cache_dir, tmp_path / "run", "--device", "gpu"))
+    assert res.exit_code == 1 and "--device gpu: device must be auto, cpu, cuda or cuda:N" in _one_line(res.output)
+
+
+def test_evaluate_after_training_runs_the_test_protocol(cache_dir, tmp_path, monkeypatch):  # noqa: F811
     import json
 
+    import vireid.cli.evaluate as eval_cli
+    import vireid.evaluation.run as evaluate_module
+
+    # the evaluation is a function call with typed options, not vireid-eval's command line
+    def no_click(*args, **kwargs):
+        raise AssertionError("vireid-train ran vireid-eval's click command")
+
+    calls = []
+    real = evaluate_module.evaluate_checkpoint
+
+    def spy(checkpoint, cache, options, **kwargs):
+        calls.append(options)
+        return real(checkpoint, cache, options, **kwargs)
+
+    monkeypatch.setattr(eval_cli.cli, "main", no_click)
+    monkeypatch.setattr(evaluate_module, "evaluate_checkpoint", spy)
     out = tmp_path / "run"
     sets = [a for kv in TINY for a in ("--set", kv)]
     res = CliRunner().invoke(cli, _args(cache_dir, out, *sets, "epochs=1", "data.batches_per_epoch=1",
@@ -84,6 +129,9 @@ def test_evaluate_after_training_runs_the_test_protocol(cache_dir, tmp_path):  #
     text = json.dumps(results)
     assert "sysu/all/single" in text and "sysu/indoor/single" in text
     assert (out / "eval" / "results.md").is_file() and (out / "eval" / "cmc.png").is_file()
+    (options,) = calls
+    assert isinstance(options, evaluate_module.EvalOptions)
+    assert (options.device, options.progress, options.shot, options.trial) == ("cpu", False, "single", None)
 
 
 def test_torchrun_two_processes_through_the_cli(cache_dir, tmp_path):  # noqa: F811

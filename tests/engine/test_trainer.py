@@ -17,7 +17,7 @@ from pipeline.heatmaps import HeatmapJob
 from pipeline.synth import synthesize
 from vireid.data.scan import scan
 from vireid.cache.reader import CacheConfig, CacheError
-from vireid.engine.checkpoint import build_model_from_checkpoint, load_checkpoint
+from vireid.model.checkpoint import build_model_from_checkpoint, load_checkpoint
 from vireid.engine.config import load_config
 from vireid.engine.runlog import read_log
 from vireid.engine.trainer import NonFiniteLossError, TrainError, train
@@ -129,6 +129,48 @@ def test_non_finite_loss_stops_with_the_name_and_step(cache_dir, tmp_path, monke
     assert (run / "losses.png").is_file()
 
 
+def _count_calls(monkeypatch, cls, name="__init__"):
+    """How often ``cls.name`` runs (a counter wrapping the real method)."""
+    calls = {"n": 0}
+    real = getattr(cls, name)
+
+    def counted(self, *args, **kwargs):
+        calls["n"] += 1
+        return real(self, *args, **kwargs)
+    monkeypatch.setattr(cls, name, counted)
+    return calls
+
+
+def test_a_run_derives_its_settings_and_losses_once(cache_dir, tmp_path, monkeypatch):
+    """From loading the configuration to the end of a run with validation: the transform and
+    sampler settings are built once (the configuration's check builds them, training reuses
+    them), the model config once, the cache geometry checked once, its metadata gathered
+    once, and the hetero-center triplet loss built once, not at every step."""
+    import vireid.engine.config as config_module
+    from vireid.cache.geometry import Geometry
+    from vireid.cache.reader import HeatmapCache
+    from vireid.losses import HeteroCenterTripletLoss
+    from vireid.model import ModelConfig
+
+    counts = {}
+    for name in ("TransformConfig", "SamplerConfig"):
+        real = getattr(config_module, name)
+
+        def build(*args, _real=real, _name=name, **kwargs):
+            counts[_name] = counts.get(_name, 0) + 1
+            return _real(*args, **kwargs)
+        monkeypatch.setattr(config_module, name, build)
+    model_configs = _count_calls(monkeypatch, ModelConfig, "__post_init__")
+    geometry_checks = _count_calls(monkeypatch, Geometry, "check")
+    metadata = _count_calls(monkeypatch, HeatmapCache, "metadata")
+    losses = _count_calls(monkeypatch, HeteroCenterTripletLoss)
+    cfg = tiny_config("epochs=1", "data.batches_per_epoch=2", "data.holdout=val", "val_every=1")
+    result = train(cfg, cache_dir, tmp_path / "run")
+    assert result.global_step == 2 and len(result.val_history) == 1
+    assert counts == {"TransformConfig": 1, "SamplerConfig": 1}
+    assert (model_configs["n"], geometry_checks["n"], metadata["n"], losses["n"]) == (1, 1, 1, 1)
+
+
 def test_holdout_validation_selects_best(cache_dir, tmp_path):
     cfg = tiny_config("epochs=2", "data.batches_per_epoch=1", "data.holdout=val", "val_every=1")
     res = train(cfg, cache_dir, tmp_path / "run")
@@ -168,7 +210,7 @@ def test_non_finite_validation_features_stop_with_one_line(cache_dir, tmp_path, 
 
 
 def test_cache_and_config_mismatch_are_clear_errors(cache_dir, tmp_path):
-    # the one geometry check (vireid.cache.geometry.Geometry.check), also CacheDataset's
+    # the one geometry check (vireid.cache.geometry.Geometry.check, at start-up: trainer.check_cache)
     with pytest.raises(CacheError, match=r"cache.json: input_size 96x48 differs from the configured data.input_size "
                                          r"128x64 \(heatmaps 24x12 in the cache, 32x16 configured\): set "
                                          r"data.input_size=\[96, 48\] to train on this cache, or rebuild it with "
@@ -192,7 +234,7 @@ def test_cache_and_config_mismatch_are_clear_errors(cache_dir, tmp_path):
 
 
 def test_identity_without_ir_is_named(tmp_path):
-    from tests.inputs.test_dataset import build_cache
+    from tests.data.test_dataset import build_cache
     from tests.data.trees import make_sysu
 
     cache, _ = build_cache(tmp_path, "SYSU", make_sysu, "sysu", drop=("cam3/0004", "cam6/0004"))

@@ -12,7 +12,7 @@ import yaml
 from tests.engine.test_trainer import cache_dir, tiny_config  # noqa: F401 - cache_dir is a fixture
 from tests.model.test_pretrained import URL_BASE, hub  # noqa: F401 - hub is a fixture
 from tests.model.test_weights import _gccpm_like_state
-from vireid.engine.checkpoint import load_checkpoint
+from vireid.model.checkpoint import load_checkpoint
 from vireid.engine.config import load_config
 from vireid.engine.trainer import train
 from vireid.model import PoseVIReIDNet

@@ -9,7 +9,7 @@ import torch
 
 from tests.engine.test_trainer import TINY, cache_dir  # noqa: F401 - the module-scoped cache fixture
 from vireid.experiments import ablation as ab
-from vireid.engine.checkpoint import load_checkpoint
+from vireid.model.checkpoint import load_checkpoint
 from vireid.engine.config import ConfigError, load_config
 from vireid.evaluation.testing import EvalOptions, untrained_model
 

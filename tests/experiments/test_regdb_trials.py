@@ -102,5 +102,5 @@ def test_trains_each_trial_then_evaluates(regdb, tmp_path):
         assert ck.is_file() and result.checkpoints[t] == str(ck)
         assert (out / f"trial{t}" / "eval" / "results.json").is_file()
     assert (out / "table2.md").is_file() and set(result.per_trial) == {1, 2}
-    from vireid.engine.checkpoint import load_checkpoint
+    from vireid.model.checkpoint import load_checkpoint
     assert [load_checkpoint(out / f"trial{t}" / "last.pt")["trial"] for t in (1, 2)] == [1, 2]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.engine.test_trainer import TINY, cache_dir  # noqa: F401 - the module-scoped cache fixture
-from vireid.engine.checkpoint import load_checkpoint
+from vireid.model.checkpoint import load_checkpoint
 from vireid.evaluation.testing import EvalOptions
 from vireid.experiments.sweep import parse_values, run_sweep, sweep_rows
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from tests.inference.helpers import assert_help_mentions
 from vireid.cli.export import cli
-from vireid.engine.checkpoint import build_model_from_checkpoint
+from vireid.model.checkpoint import build_model_from_checkpoint
 from vireid.model.pcb import stripe_pool, stripe_pool_sliced
 
 

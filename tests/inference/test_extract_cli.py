@@ -96,7 +96,7 @@ def test_mismatches_are_refused_by_name(trained, tmp_path):
     line = _one_line_error(CliRunner().invoke(cli, base + ["--out", str(out), "--feature", "f_id"]))
     assert "q.h5 holds features of checkpoint" in line and "feature f_all" in line and "(feature differs)" in line
     # another checkpoint (other weights): refused for an interrupted extraction too
-    from vireid.engine.checkpoint import load_checkpoint, save_checkpoint
+    from vireid.model.checkpoint import load_checkpoint, save_checkpoint
 
     data = load_checkpoint(trained.checkpoint)
     data["model"] = {k: v + 0.01 if v.is_floating_point() else v for k, v in data["model"].items()}

@@ -25,7 +25,7 @@ def test_features_are_those_vireid_eval_uses(trained, records, flip):
     """Same preprocessing as the heatmap cache + vireid-eval: the features of the source
     images equal those of the cached crops (then L2-normalised) to float precision."""
     from vireid.cache.reader import HeatmapCache
-    from vireid.engine.checkpoint import build_model_from_checkpoint
+    from vireid.model.checkpoint import build_model_from_checkpoint
     from vireid.evaluation.features import extract_features
 
     ex = FeatureExtractor(trained.checkpoint, device="cpu", feature="f_all", flip=flip, batch_size=4)
@@ -116,7 +116,7 @@ def test_channels_last_features_equal_and_model_given_back(trained, records):
     import torch
 
     from vireid.cache.reader import HeatmapCache
-    from vireid.engine.checkpoint import build_model_from_checkpoint
+    from vireid.model.checkpoint import build_model_from_checkpoint
     from vireid.evaluation.features import extract_features
 
     model, _ = build_model_from_checkpoint(trained.checkpoint)

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from tests.inference.helpers import assert_help_mentions
 from vireid.cli.gradcam import cli
 from vireid.cache.reader import HeatmapCache
-from vireid.engine.checkpoint import load_checkpoint, save_checkpoint
+from vireid.model.checkpoint import load_checkpoint, save_checkpoint
 from vireid.inference.gradcam_figure import BORDER, GREY, HEADER, PAD, ROW_TITLE, figure_size
 from vireid.model import ModelConfig, PoseVIReIDNet
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-import vireid.engine.checkpoint
+import vireid.model.checkpoint
 import vireid.experiments.regdb_trials
 import vireid.inference.extractor
 from tests.fs import disk_full, one_line, read_only
@@ -29,7 +29,7 @@ def _commands(trained, ro):
         "search": (search_cli, ["--gallery", str(ro.parent / "g.h5"), str(trained.root / "cam3"), "--out",
                                 str(ro / "search")], vireid.inference.extractor, "FeatureExtractor", ro / "search"),
         "export": (export_cli, ["--checkpoint", str(trained.checkpoint), "--format", "torchscript", "--out",
-                                str(ro / "m.ts")], vireid.engine.checkpoint, "build_model_from_checkpoint", ro),
+                                str(ro / "m.ts")], vireid.model.checkpoint, "build_model_from_checkpoint", ro),
         "regdb": (regdb_cli, ["--checkpoints", str(ro.parent / "r{trial}" / "last.pt"), "--cache", str(trained.cache),
                               "--out", str(ro / "regdb"), "--no-progress"], vireid.experiments.regdb_trials,
                   "run_regdb_trials", ro / "regdb"),

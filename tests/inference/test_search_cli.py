@@ -91,7 +91,7 @@ def test_errors(trained, gallery, queries, tmp_path):
     res = CliRunner().invoke(cli, [q, "--gallery", str(gallery), "--query-pid", "1", "--query-pid", "2",
                                    "--out", str(tmp_path / "o")])
     assert res.exit_code == 1 and "--query-pid given 2 times for 1 query images" in res.output
-    from vireid.engine.checkpoint import load_checkpoint, save_checkpoint
+    from vireid.model.checkpoint import load_checkpoint, save_checkpoint
 
     data = load_checkpoint(trained.checkpoint)
     data["epoch"] = 99                                   # same weights, another file: another sha256

@@ -161,10 +161,11 @@ def test_identity_without_ir_is_named(tmp_path):
 
 def test_size_mismatch_names_both_sizes(sysu):
     cache, _ = sysu
-    # the one geometry check (vireid.cache.geometry), as vireid-train's
+    # the one geometry check (vireid.cache.geometry), vireid-train's at start-up (trainer.check_cache);
+    # CacheDataset leaves it to its caller
     with pytest.raises(CacheError, match=r"cache\.json: input_size 32x16 differs from the configured "
                                          r"data\.input_size 288x144 \(heatmaps 8x4 in the cache, 72x36 configured\)"):
-        CacheDataset(cache, transform=TrainTransform(TransformConfig()))
+        cache.geometry.check(TransformConfig().geometry, cache.root / "cache.json")
 
 
 def test_wrong_manifest_refused(sysu, regdb):

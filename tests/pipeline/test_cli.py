@@ -101,6 +101,19 @@ def test_heatmaps_options_alone_keep_their_dataclass_defaults(tmp_path):
         assert shown in res.output, shown
 
 
+def test_heatmaps_input_size_is_a_tuple_from_the_dataclass_converted_once():
+    """--input-size: the dataclass's tuple is the default as it is (no "288x144" text turned back
+    into a tuple); the command line's HxW text is converted once, by the option's type."""
+    from pipeline.cli import SizeType
+    from vireid.cache.format import CacheConfig
+
+    option = next(p for p in cli.commands["heatmaps"].params if p.name == "input_size")
+    assert isinstance(option.type, SizeType) and option.default == CacheConfig().input_size
+    assert isinstance(option.default, tuple)
+    assert option.type.convert("32x16", option, None) == (32, 16)
+    assert option.type.convert((32, 16), option, None) == (32, 16)
+
+
 def test_heatmaps_bad_settings_are_one_line_naming_the_key(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("sigm: 3\n")

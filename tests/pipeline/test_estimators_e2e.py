@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import cli
 from pipeline.synth import synthesize
-from pipeline.verify import verify_cache
+from pipeline.verify import inspect_cache
 from vireid.cache.reader import HeatmapCache
 
 LAYOUTS = {"sysu": dict(ids=4, images_per_camera=1), "regdb": dict(ids=2, images_per_camera=2),
@@ -42,7 +42,7 @@ def test_heatmaps_end_to_end(layout, estimator, tmp_path, golden_dir):
         args += ["--weights", str(golden_dir / "lip_gccpm_2stage.pth")]
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output
-    assert verify_cache(tmp_path / "cache") == []
+    assert inspect_cache(tmp_path / "cache").problems == []
     cache = HeatmapCache(tmp_path / "cache")
     assert cache.attrs["estimator"]["estimator"] == estimator and cache.attrs["dataset"] == layout
     entry = cache.get(0)

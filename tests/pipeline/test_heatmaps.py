@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from pipeline.cli import cli
 from pipeline.estimators.keypoints import SIDE_FILE, KeypointFileEstimator
 from pipeline.heatmaps import HeatmapJob, JobError, cache_lock, scale_keypoints
-from pipeline.verify import verify_cache
+from pipeline.verify import inspect_cache
 from vireid.data.scan import scan
 from vireid.cache.reader import (CacheConfig, CacheError, HeatmapCache, dequantize_heatmaps, quantize_heatmaps)
 from vireid.pose.joints import JOINT_NAMES
@@ -80,7 +80,7 @@ def test_cache_content_matches_keypoints(dataset, tmp_path):
     root, manifest = dataset
     res = build(root, manifest, tmp_path / "c")
     assert res.complete and res.images == len(manifest.records) == 52 and res.shards_written == 6
-    assert verify_cache(tmp_path / "c") == []
+    assert inspect_cache(tmp_path / "c").problems == []
     cache = HeatmapCache(tmp_path / "c")
     assert len(cache) == 52
     e = cache.get(cache.index_of("cam3/0007/0002.jpg"))
@@ -189,7 +189,7 @@ def test_corrupt_image_fail_and_skip(dataset, tmp_path):
     assert res.complete and res.images == 51 and res.images_skipped == 1
     skipped = json.loads((tmp_path / "c2" / "skipped.json").read_text())
     assert skipped == [{"path": "cam4/0002/0001.jpg", "reason": "cannot be decoded as an image"}]
-    assert verify_cache(tmp_path / "c2") == []
+    assert inspect_cache(tmp_path / "c2").problems == []
 
 
 def test_second_writer_refused(dataset, tmp_path):
@@ -224,7 +224,7 @@ def test_verify_reports_problems(dataset, tmp_path):
     root, manifest = dataset
     build(root, manifest, tmp_path / "c")
     (tmp_path / "c" / "shard-00002.h5").unlink()
-    problems = verify_cache(tmp_path / "c")
+    problems = inspect_cache(tmp_path / "c").problems
     assert any("shard-00002.h5: shard missing: it should hold 10 image(s)" in p for p in problems)
     assert not any("absent from the cache" in p for p in problems)        # named with their shard
     res = CliRunner().invoke(cli, ["verify", str(tmp_path / "c")])

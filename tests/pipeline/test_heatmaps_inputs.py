@@ -9,7 +9,7 @@ import numpy as np
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.verify import verify_cache
+from pipeline.verify import inspect_cache
 from tests.fs import one_line
 from tests.pipeline.test_heatmaps import build, dataset  # noqa: F401 - the tree fixture
 
@@ -34,7 +34,7 @@ def test_stale_temporary_shards_are_removed(dataset, tmp_path):  # noqa: F811
     assert res.complete
     assert [p.name for p in stale if p.exists()] == []
     assert other.read_text() == "the user's own file"
-    assert verify_cache(out) == []
+    assert inspect_cache(out).problems == []
 
 
 def test_a_part_removes_only_the_temporary_files_of_its_own_shards(dataset, tmp_path):  # noqa: F811
@@ -60,7 +60,7 @@ def test_skip_applies_to_unreadable_images_found_by_the_scan(dataset, tmp_path):
     assert "51 images" in res.output and "1 skipped" in res.output
     skipped = json.loads((out / "skipped.json").read_text())
     assert skipped == [{"path": "cam1/0004/0002.jpg", "reason": "zero-byte file"}]
-    assert verify_cache(out) == []
+    assert inspect_cache(out).problems == []
     res = CliRunner().invoke(cli, _heatmaps_args(root, tmp_path / "c2", "--allow-partial"))
     assert res.exit_code == 1 and str(bad) in res.output          # the default still stops, naming it
 

@@ -11,7 +11,7 @@ from pipeline.cli import cli
 from pipeline.estimators import build_estimator
 from pipeline.estimators.base import EstimatorError
 from pipeline.estimators.lip import LipEstimator
-from pipeline.verify import verify_cache
+from pipeline.verify import inspect_cache
 from vireid.pose.gccpm import GCCPM
 from tests.data.trees import make_sysu
 
@@ -127,7 +127,7 @@ def test_heatmaps_command_with_lip_estimator(golden_dir, tmp_path):
                                    "--weights", str(golden_dir / "lip_gccpm_2stage.pth"), "--input-size", "32x16",
                                    "--sigma", "2", "--no-progress", "--allow-partial"])
     assert res.exit_code == 0, res.output
-    assert verify_cache(out) == []
+    assert inspect_cache(out).problems == []
     import json
     attrs = json.loads((out / "cache.json").read_text())
     assert "longer side 256, centred on 256x256" in json.dumps(attrs)     # the public weights record no size

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from pipeline.synth import SYNTH_VERSION, synthesize
-from pipeline.synth.keypoints import KEYPOINTS_FILE, KEYPOINTS_FORMAT, read_keypoints
+from pipeline.synth.keypoints import KEYPOINTS_FILE, KEYPOINTS_FORMAT
 from pipeline.synth.randomness import rng_for
 from pipeline.synth.render import OCCLUDED, VISIBLE, Placement, render_person
 from pipeline.synth.skeleton import Pose
@@ -240,13 +240,19 @@ def test_lip_layout_and_csv(lip: Path) -> None:
     assert len(sizes) > 10
 
 
+def _keypoints(root: Path) -> Dict[str, np.ndarray]:
+    """``root/vireid_keypoints.json`` -> ``{relative path: (16, 3) float array}``."""
+    doc = json.loads((Path(root) / KEYPOINTS_FILE).read_text())
+    return {rel: np.asarray(rows, dtype=np.float64) for rel, rows in doc["images"].items()}
+
+
 # ------------------------------------------------------------------ ground truth
 @pytest.mark.parametrize("fixture,ext", [("sysu", ".jpg"), ("regdb", ".bmp")])
 def test_keypoints_side_file(request, fixture: str, ext: str) -> None:
     root = request.getfixturevalue(fixture)
     doc = json.loads((root / KEYPOINTS_FILE).read_text())
     assert doc["format"] == KEYPOINTS_FORMAT and doc["joints"] == list(JOINT_NAMES)
-    kps = read_keypoints(root)
+    kps = _keypoints(root)
     assert sorted(kps) == _images(root, ext)
     n_occluded = 0
     for rel, kp in kps.items():
@@ -263,7 +269,7 @@ def test_keypoints_side_file(request, fixture: str, ext: str) -> None:
 
 def test_keypoints_sit_on_the_drawn_person(sysu: Path) -> None:
     """The ground truth marks the figure: pixels at the joints differ from the background corners."""
-    kps = read_keypoints(sysu)
+    kps = _keypoints(sysu)
     diffs = []
     for rel in sorted(kps)[:30]:
         img = cv2.imread(str(sysu / rel)).astype(np.float32)

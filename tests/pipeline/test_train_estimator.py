@@ -222,3 +222,35 @@ def test_cli(lip_root, tmp_path):
     assert res.exit_code == 1 and "not a directory" in res.output and "Traceback" not in res.output
     res = runner.invoke(_cli(), args[:5] + ["--input-size", "100"])
     assert res.exit_code == 2 and "multiple of 8" in res.output
+
+
+def test_cli_settings_from_yaml_set_and_options_over_the_dataclass_defaults(tmp_path, monkeypatch):
+    """train-estimator is configured as the other commands: EstimatorTrainConfig's defaults, a YAML file
+    (with what it inherits), --set overrides, then the options given; no option repeats a default."""
+    import pipeline.cli_train_estimator as cli_module
+
+    seen = []
+
+    def fake(root, out, cfg, **kwargs):
+        seen.append((cfg, kwargs))
+        raise TrainEstimatorError("stopped by the test")
+    monkeypatch.setattr(cli_module, "train_estimator", fake)
+    (tmp_path / "base.yaml").write_text("epochs: 3\nlr: 0.002\naugment:\n  mask_prob: 0.0\n")
+    (tmp_path / "est.yaml").write_text("inherit: base.yaml\ninput_size: 64\n")
+    base = ["train-estimator", "--root", str(tmp_path), "--out", str(tmp_path / "w.pt"), "--no-progress"]
+    runner = CliRunner()
+    res = runner.invoke(_cli(), base)
+    assert res.exit_code == 1 and "stopped by the test" in res.output
+    assert seen[-1][0] == EstimatorTrainConfig()                                 # the dataclass's defaults alone
+    res = runner.invoke(_cli(), base + ["--config", str(tmp_path / "est.yaml"), "--set", "lr=0.001", "--set",
+                                        "schedule=cosine", "--epochs", "2", "--augment", "light"])
+    assert res.exit_code == 1, res.output
+    cfg = seen[-1][0]
+    assert (cfg.epochs, cfg.lr, cfg.schedule, cfg.input_size, cfg.batch_size) == (2, 0.001, "cosine", 64, 32)
+    assert cfg.augment == AugmentConfig.light()                        # the option's preset over the file's
+    res = runner.invoke(_cli(), base + ["--config", str(tmp_path / "est.yaml"), "--set", "augment.flip_prob=0"])
+    assert seen[-1][0].augment == AugmentConfig(mask_prob=0.0, flip_prob=0.0) and seen[-1][0].epochs == 3
+    res = runner.invoke(_cli(), base + ["--set", "lrr=1"])
+    assert res.exit_code == 2 and "unknown key 'lrr'; did you mean 'lr'?" in res.output
+    res = runner.invoke(_cli(), base + ["--set", "input_size=100"])
+    assert res.exit_code == 2 and "multiple of 8" in res.output

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.verify import verify_cache
+from pipeline.verify import inspect_cache
 from tests.fs import flip_byte, row_offset
 from tests.pipeline.test_heatmaps import build, dataset  # noqa: F401 - the tree fixture
 
@@ -32,7 +32,7 @@ def test_flipped_identity_is_found(cache):
     offset, _ = row_offset(shard, "pid", row)
     flip_byte(shard, offset, 0x01)
     flip_byte(shard, offset + 3, 0x00)                  # the second byte touched, unchanged
-    problems = verify_cache(out)
+    problems = inspect_cache(out).problems
     hit = [p for p in problems if f"row {row}" in p and paths[row] in p]
     assert hit, problems
     assert f"identity {pids[row] + 1} in the cache, {pids[row]} in the manifest" in hit[0]
@@ -50,7 +50,7 @@ def test_flipped_camera_and_modality_are_found(cache, field, dataset_name, mask,
     shard = out / "shard-00002.h5"
     offset, _ = row_offset(shard, dataset_name, 4)
     flip_byte(shard, offset, mask)
-    problems = verify_cache(out)
+    problems = inspect_cache(out).problems
     assert any("row 4" in p and expect in p for p in problems), problems
 
 
@@ -61,7 +61,7 @@ def test_damaged_shard_is_named_with_the_images_it_holds(cache):
     data = bytearray(shard.read_bytes())
     data[:8] = b"garbage!"                               # the HDF5 signature: unopenable
     shard.write_bytes(bytes(data))
-    problems = verify_cache(out)
+    problems = inspect_cache(out).problems
     assert not any("absent from the cache" in p for p in problems), problems
     first, last = manifest.records[20].path, manifest.records[29].path
     hit = [p for p in problems if "shard-00002.h5" in p and "damaged" in p]
@@ -73,7 +73,7 @@ def test_damaged_shard_is_named_with_the_images_it_holds(cache):
 def test_missing_shard_is_named_with_the_images_it_should_hold(cache):
     out, manifest = cache
     (out / "shard-00003.h5").unlink()
-    problems = verify_cache(out)
+    problems = inspect_cache(out).problems
     assert not any("absent from the cache" in p for p in problems), problems
     hit = [p for p in problems if "shard-00003.h5" in p]
     assert hit and "missing" in hit[0] and "10 image(s)" in hit[0] and manifest.records[30].path in hit[0]
@@ -92,5 +92,5 @@ def test_truly_absent_images_are_still_counted(cache, tmp_path):
             del f[key]
             f.create_dataset(key, data=data, dtype=dtype)
         f.attrs["rows"] = int(f.attrs["rows"]) - 1
-    problems = verify_cache(copy)
+    problems = inspect_cache(copy).problems
     assert any("absent from the cache" in p and manifest.records[9].path in p for p in problems), problems

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vireid.pose.joints import (FLIP_PAIRS, JOINT_NAMES, NUM_JOINTS, SKELETON, check_joint_names,
+from vireid.pose.joints import (FLIP_PAIRS, JOINT_NAMES, NUM_JOINTS, SKELETON,
                                 flip_keypoints, flip_permutation)
 
 
@@ -28,9 +28,3 @@ def test_flip_is_an_involution():
 def test_skeleton_is_a_tree_over_all_joints():
     assert len(SKELETON) == NUM_JOINTS - 1
     assert {j for e in SKELETON for j in e} == set(range(NUM_JOINTS))
-
-
-def test_check_joint_names():
-    check_joint_names(JOINT_NAMES)
-    with pytest.raises(ValueError, match="differ"):
-        check_joint_names(list(reversed(JOINT_NAMES)))

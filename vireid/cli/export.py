@@ -37,7 +37,7 @@ onnx extra (pip install 'vireid[onnx]'), its check onnxruntime.
 @click.option("--check/--no-check", default=True, show_default=True,
               help="Compare the exported network with eager PyTorch on random inputs.")
 def cli(checkpoint: Path, fmt: str, out: Path, check: bool) -> None:
-    from vireid.engine.checkpoint import CheckpointError, build_model_from_checkpoint
+    from vireid.model.checkpoint import CheckpointError, build_model_from_checkpoint
     from vireid.inference.export import ExportError, check_export, export_model
     from vireid.io import WriteError, ensure_writable, file_sha256
 

@@ -59,7 +59,7 @@ def cli(checkpoint: Path, images_dir: Optional[Path], manifest_path: Optional[Pa
         split: Tuple[str, ...], cameras: Tuple[str, ...], modality: str, feature: str, flip: bool, out: Path,
         chunk_size: int, batch_size: int, device: str, overwrite: bool, restart: bool, progress: bool) -> None:
     from vireid.data.manifest import ManifestError
-    from vireid.engine.checkpoint import CheckpointError
+    from vireid.model.checkpoint import CheckpointError
     from vireid.inference.extractor import ExtractorError, FeatureExtractor
     from vireid.inference.featurefile import ExtractionJob, FeatureFileError
     from vireid.inference.sources import folder_items, manifest_items

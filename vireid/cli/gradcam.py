@@ -77,7 +77,7 @@ def cli(checkpoint: Path, baseline: Optional[Path], cache_dir: Path, ids: Option
 
     from vireid.data.manifest import Manifest, ManifestError
     from vireid.cache.reader import CacheError, HeatmapCache
-    from vireid.engine.checkpoint import CheckpointError
+    from vireid.model.checkpoint import CheckpointError
     from vireid.inference.extractor import ExtractorError, FeatureExtractor
     from vireid.inference.gradcam_figure import render
     from vireid.inference.gradcam_job import (GradCamError, Model, check_compatible, explain_identity,

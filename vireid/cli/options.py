@@ -1,11 +1,26 @@
 """Options shared by several CLIs (click decorators), so each is declared once."""
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import click
 
+if TYPE_CHECKING:
+    import torch
+
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def resolve_device_option(name: str) -> "torch.device":
+    """``--device NAME`` resolved (:func:`vireid.engine.loop.resolve_device`: ``auto`` is CUDA
+    when there is one), or a one-line click error naming the option: the one place every
+    command turns a device it cannot use into its message."""
+    from vireid.engine.loop import DeviceError, resolve_device
+
+    try:
+        return resolve_device(name)
+    except DeviceError as exc:
+        raise click.ClickException(f"--device: {exc}") from None
 
 
 def rerank_options(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -67,8 +67,8 @@ def cli(config_path: Optional[Path], checkpoints: Optional[str], cache_dir: Path
         sets: Tuple[str, ...], device: Optional[str], flip: bool, batch_size: int, progress: bool) -> None:
     from vireid.data.manifest import ManifestError
     from vireid.cache.reader import CacheError
-    from vireid.engine.checkpoint import CheckpointError
-    from vireid.engine.config import load_config
+    from vireid.model.checkpoint import CheckpointError
+    from vireid.engine.config import load_config, with_options
     from vireid.evaluation.testing import EvalError, EvalOptions
     from vireid.engine.loop import resolve_device
     from vireid.experiments.regdb_trials import run_regdb_trials
@@ -87,9 +87,8 @@ def cli(config_path: Optional[Path], checkpoints: Optional[str], cache_dir: Path
         ensure_writable(out_dir)                      # before any trial is trained or evaluated
         config = None
         if config_path is not None:
-            extra = list(sets) + ([f"device={device}"] if device else []) + \
-                [f"progress={'true' if progress else 'false'}"]
-            config = load_config(config_path, extra)
+            # --device and --progress set the configuration's keys: applied to the loaded dataclass
+            config = with_options(load_config(config_path, list(sets)), device=device or None, progress=progress)
         eval_device = str(resolve_device(device or (config.device if config is not None else "auto")))
         result = run_regdb_trials(cache_dir, out_dir, config=config, checkpoints=checkpoints, trials=trial_list,
                                   options=EvalOptions(flip=flip, device=eval_device, batch_size=batch_size,

@@ -48,7 +48,7 @@ OUT/topk.json and OUT/ranking.png (scores: cosine similarity, or the re-ranked d
 def cli(queries: Tuple[Path, ...], gallery: Path, checkpoint: Optional[Path], query_modality: str,
         query_pids: Tuple[int, ...], top_k: int, rerank: bool, k1: int, k2: int, lambda_value: float, out: Path,
         device: str) -> None:
-    from vireid.engine.checkpoint import CheckpointError
+    from vireid.model.checkpoint import CheckpointError
     from vireid.inference.extractor import ExtractorError, FeatureExtractor, ImageItem, load_bgr, modality_code
     from vireid.inference.featurefile import FeatureFile, FeatureFileError, check_origin
     from vireid.inference.search import ranking_json, ranking_png, rank_gallery

@@ -90,7 +90,7 @@ def _setup_logging(rank: int) -> None:
 def cli(config_path: Path, cache_dir: Path, out_dir: Optional[Path], trial: Optional[int], resume: Optional[str],
         sets: Tuple[str, ...], device: Optional[str], progress: Optional[bool], evaluate_shot: Optional[str],
         profile_steps: Optional[int], overrides: Tuple[str, ...]) -> None:
-    from vireid.engine.config import load_config
+    from vireid.engine.config import load_config, with_options
     from vireid.engine.trainer import USER_ERRORS, train
 
     if profile_steps is not None:
@@ -100,13 +100,10 @@ def cli(config_path: Path, cache_dir: Path, out_dir: Optional[Path], trial: Opti
         raise click.UsageError("Missing option '--out'.")
     rank = _rank()
     _setup_logging(rank)
-    extra = list(sets) + list(overrides)
-    if device is not None:
-        extra.append(f"device={device}")
-    if progress is not None:
-        extra.append(f"progress={'true' if progress else 'false'}")
     try:
-        config = load_config(config_path, extra)
+        # --device and --progress set the configuration's keys: applied to the loaded dataclass
+        config = with_options(load_config(config_path, list(sets) + list(overrides)), device=device,
+                              progress=progress)
         if profile_steps is not None:
             _profile(config, cache_dir, profile_steps, trial, rank)
             return
@@ -127,7 +124,7 @@ def cli(config_path: Path, cache_dir: Path, out_dir: Optional[Path], trial: Opti
     plots = [str(p) for p in (result.losses_png, result.val_png) if p is not None]
     click.echo(f"log: {result.run_dir / 'log.jsonl'}; plots: {', '.join(plots) or 'none'}")
     if evaluate_shot is not None:
-        _evaluate_after_training(result, config, cache_dir, out_dir, trial, device, evaluate_shot, progress)
+        _evaluate_after_training(result, config, cache_dir, out_dir, trial, evaluate_shot)
 
 
 def _profile(config, cache_dir: Path, steps: int, trial: Optional[int], rank: int) -> None:
@@ -139,27 +136,21 @@ def _profile(config, cache_dir: Path, steps: int, trial: Optional[int], rank: in
 
 
 def _evaluate_after_training(result, config, cache_dir: Path, out_dir: Path, trial: Optional[int],
-                             device: Optional[str], shot: str, progress: Optional[bool]) -> None:
-    """vireid-eval on the run's selected checkpoint, into RUN/eval (same outputs as vireid-eval)."""
-    import torch
-
-    from vireid.cli.evaluate import cli as eval_cli
+                             shot: str) -> None:
+    """vireid-eval's evaluation (:func:`vireid.cli.evaluate.run_evaluation`) of the run's selected
+    checkpoint into RUN/eval, with the run's device and progress switch (same outputs as vireid-eval)."""
+    from vireid.cli.evaluate import run_evaluation
+    from vireid.cli.options import resolve_device_option
+    from vireid.evaluation.testing import EvalOptions
 
     checkpoint = result.best or result.last
-    if device is None:
-        device = config.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-    args = ["--checkpoint", str(checkpoint), "--cache", str(cache_dir), "--out", str(out_dir / "eval"),
-            "--device", str(device), "--shot", shot]
     from vireid.data import registry
 
-    if registry.get(config.dataset).trained_per_trial:
-        args += ["--trial", str(trial if trial is not None else config.data.trial)]
-    if progress is False or not config.progress:
-        args.append("--no-progress")
+    per_trial = registry.get(config.dataset).trained_per_trial
+    options = EvalOptions(shot=shot, device=str(resolve_device_option(config.device)), progress=config.progress,
+                          trial=(trial if trial is not None else config.data.trial) if per_trial else None)
     click.echo(f"evaluating {checkpoint} on the test split ({config.dataset}, {shot}-shot) into {out_dir / 'eval'}")
-    eval_cli.main(args=args, prog_name="vireid-eval", standalone_mode=False)
+    run_evaluation(checkpoint, cache_dir, options, out=out_dir / "eval")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

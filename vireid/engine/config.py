@@ -66,10 +66,11 @@ from vireid.engine.speed import AMP_VALUES, SWITCH_VALUES, SpeedConfig
 from vireid.io import PathLike, atomic_write_text
 from vireid.losses import LossConfig
 from vireid.model import ModelConfig, ModelSettings
+from vireid.model.config import check_input_size
 
 __all__ = ["REQUIRED", "ConfigError", "DataConfig", "DdpConfig", "ModelSection", "OptimConfig", "SpeedConfig",
            "TrainConfig", "config_from_dict", "config_to_yaml", "load_config", "resolve_required", "save_config",
-           "validate", "WeightsRecord"]
+           "validate", "with_options", "WeightsRecord"]
 
 DEVICES_HINT = "auto, cpu, cuda or cuda:N"
 SCHEDULES = ("step", "milestones")
@@ -182,14 +183,26 @@ class DataConfig:
         return Geometry(self.input_size, self.stride)
 
     def transform_config(self) -> TransformConfig:
-        return TransformConfig(self.geometry, pad=self.pad, flip_p=self.flip_p, erase_p=self.erase_p,
-                               erase_area=tuple(self.erase_area), erase_fill=tuple(self.erase_fill),
-                               erase_targets=self.erase_targets, erase_aspect_sampling=self.erase_aspect_sampling,
-                               erase_attempts=self.erase_attempts)
+        """The augmentation's :class:`TransformConfig`, built once per section (when the
+        configuration is checked on loading) and the same object after: configurations are
+        never changed in place (``dataclasses.replace`` makes a new section)."""
+        return self._built("transform", lambda: TransformConfig(
+            self.geometry, pad=self.pad, flip_p=self.flip_p, erase_p=self.erase_p,
+            erase_area=tuple(self.erase_area), erase_fill=tuple(self.erase_fill), erase_targets=self.erase_targets,
+            erase_aspect_sampling=self.erase_aspect_sampling, erase_attempts=self.erase_attempts))
 
     def sampler_config(self) -> SamplerConfig:
-        return SamplerConfig(num_ids=self.num_ids, num_per_modality=self.num_per_modality,
-                             batches_per_epoch=self.batches_per_epoch)
+        """The batch composition's :class:`SamplerConfig`, built once per section (as
+        :meth:`transform_config`)."""
+        return self._built("sampler", lambda: SamplerConfig(num_ids=self.num_ids,
+                                                            num_per_modality=self.num_per_modality,
+                                                            batches_per_epoch=self.batches_per_epoch))
+
+    def _built(self, name: str, build: Any) -> Any:
+        cache = self.__dict__.setdefault("_derived", {})     # not a field: asdict, ==, replace ignore it
+        if name not in cache:
+            cache[name] = build()
+        return cache[name]
 
 
 @dataclass
@@ -271,7 +284,7 @@ class TrainConfig:
     # ------------------------------------------------------------------ derived configs
     def model_config(self, num_classes: int) -> ModelConfig:
         """The network's :class:`ModelConfig` for ``num_classes`` training identities."""
-        return ModelConfig(**self.model.settings(), input_size=self.data.geometry.input_size,
+        return ModelConfig(**self.model.settings(), input_size=self.data.transform_config().geometry.input_size,
                            num_classes=int(num_classes))
 
     def loss_config(self) -> LossConfig:
@@ -315,6 +328,27 @@ def resolve_required(cfg: TrainConfig) -> TrainConfig:
         "to train the branch from random weights")
 
 
+def _check_device(dev: str) -> None:
+    if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
+        raise ValueError(f"device must be {DEVICES_HINT}, got {dev!r}")
+
+
+def with_options(cfg: TrainConfig, device: Optional[str] = None, progress: Optional[bool] = None) -> TrainConfig:
+    """``cfg`` with the command-line options that set one of its keys applied to the dataclass
+    (``--device``, ``--progress/--no-progress``; ``None``: not given, the configuration's
+    value stays). A device that is not one is a :class:`ConfigError` naming the option."""
+    changes: Dict[str, Any] = {}
+    if device is not None:
+        try:
+            _check_device(device)
+        except ValueError as exc:
+            raise ConfigError(f"--device {device}: {exc}") from None
+        changes["device"] = device
+    if progress is not None:
+        changes["progress"] = bool(progress)
+    return dataclasses.replace(cfg, **changes) if changes else cfg
+
+
 def validate(cfg: TrainConfig) -> None:
     """Value checks across sections (raises ``ValueError``); the section classes check their own."""
     from vireid.data import registry
@@ -327,9 +361,7 @@ def validate(cfg: TrainConfig) -> None:
     for name in ("epochs", "log_every", "val_every"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
-    dev = cfg.device
-    if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
-        raise ValueError(f"device must be {DEVICES_HINT}, got {dev!r}")
+    _check_device(cfg.device)
     o = cfg.optim
     if o.lr <= 0 or o.momentum < 0 or o.weight_decay < 0 or o.stem_lr_factor < 0:
         raise ValueError("optim.lr must be > 0 and optim.momentum, weight_decay, stem_lr_factor >= 0")
@@ -379,7 +411,9 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError(f"ddp.timeout_minutes must be > 0, got {cfg.ddp.timeout_minutes}")
     if cfg.model.pose_init not in (None, REQUIRED) and not cfg.model.use_pose_branch:
         raise ValueError("model.pose_init needs model.use_pose_branch: true (it initialises the pose branch)")
-    cfg.model_config(num_classes=2)
+    # what the data's input size must allow the model (the trainer builds its ModelConfig once,
+    # with the number of classes the data gives)
+    check_input_size(cfg.model, d.transform_config().geometry.input_size)
 
 
 def config_to_yaml(cfg: TrainConfig) -> str:

@@ -172,19 +172,20 @@ def teardown(ctx: DistContext) -> None:
         dist.destroy_process_group()
 
 
-def _active() -> bool:
+def active() -> bool:
+    """A process group of several processes is there (every collective here is a no-op without one)."""
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 # ----------------------------------------------------------------------------- collectives
 def barrier() -> None:
-    if _active():
+    if active():
         dist.barrier()
 
 
 def all_reduce_mean(values: Tensor) -> Tensor:
     """The mean over ranks of a float tensor (a NaN or inf on any rank stays in the result)."""
-    if not _active():
+    if not active():
         return values
     out = values.detach().clone()
     dist.all_reduce(out, op=dist.ReduceOp.SUM)
@@ -193,7 +194,7 @@ def all_reduce_mean(values: Tensor) -> Tensor:
 
 def all_reduce_min(values: Tensor) -> Tensor:
     """The element-wise minimum over ranks of a float tensor (e.g. flags every rank must agree on)."""
-    if not _active():
+    if not active():
         return values
     out = values.detach().clone()
     dist.all_reduce(out, op=dist.ReduceOp.MIN)
@@ -202,7 +203,7 @@ def all_reduce_min(values: Tensor) -> Tensor:
 
 def broadcast_object(obj: Any, src: int = 0) -> Any:
     """``obj`` of rank ``src`` on every rank (picklable objects)."""
-    if not _active():
+    if not active():
         return obj
     box = [obj]
     dist.broadcast_object_list(box, src=src)
@@ -211,7 +212,7 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
 
 def all_gather_object(obj: Any) -> List[Any]:
     """Every rank's ``obj``, in rank order."""
-    if not _active():
+    if not active():
         return [obj]
     out: List[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(out, obj)
@@ -236,13 +237,13 @@ class _AllReduceSum(torch.autograd.Function):
 
 def all_reduce_sum_with_grad(x: Tensor) -> Tensor:
     """Differentiable sum over ranks (identity in one process)."""
-    return _AllReduceSum.apply(x) if _active() else x
+    return _AllReduceSum.apply(x) if active() else x
 
 
 def all_gather_with_grad(x: Tensor) -> Tensor:
     """Concatenation over ranks (rank order) of equally shaped ``x``, differentiable with
     respect to this rank's ``x`` (see the module docstring for the gradient scale)."""
-    if not _active():
+    if not active():
         return x
     world, rank = dist.get_world_size(), dist.get_rank()
     slots = x.new_zeros((world,) + tuple(x.shape))
@@ -252,7 +253,7 @@ def all_gather_with_grad(x: Tensor) -> Tensor:
 
 def all_gather_tensor(x: Tensor) -> Tensor:
     """Concatenation over ranks of equally shaped ``x`` (no gradient; labels and flags)."""
-    if not _active():
+    if not active():
         return x
     parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
     dist.all_gather(parts, x.contiguous())
@@ -286,7 +287,7 @@ class AllReduceBatchNorm(nn.modules.batchnorm._BatchNorm):
 
     def forward(self, input: Tensor) -> Tensor:
         self._check_input_dim(input)
-        if not (self.training and _active()):
+        if not (self.training and active()):
             return super().forward(input)
         c = input.shape[1]
         dims = [0] + list(range(2, input.dim()))

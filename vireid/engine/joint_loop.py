@@ -1,5 +1,5 @@
 """Steps 3 and 4 of :mod:`vireid.engine.loop` for ``vireid-train`` (:mod:`vireid.engine.trainer`):
-every batch through the network to eq. 21's named losses (:func:`vireid.losses.compute_losses`,
+every batch through the network to eq. 21's named losses (:func:`vireid.losses.compute_losses`, built once,
 the hetero-center triplet term over the global batch under DDP with ``ddp.gather_hctri``), the
 update with the AMP scaler, the run log; at every epoch's end the scheduler step, validation
 (rank 0, its result broadcast) and the checkpoint (``last.pt``, ``best.pt``; rank 0 writes).
@@ -17,7 +17,7 @@ import torch
 from vireid.cache.reader import HeatmapCache
 from vireid.inputs.transforms import normalise_batch, shift_heatmaps
 from vireid.engine import distributed as ddp
-from vireid.engine.checkpoint import save_checkpoint
+from vireid.model.checkpoint import save_checkpoint
 from vireid.engine.config import TrainConfig
 from vireid.engine.distributed import DistContext
 from vireid.engine.errors import NonFiniteLossError
@@ -30,6 +30,7 @@ from vireid.engine.steptimer import StepTimer
 from vireid.engine.train_data import TrainData
 from vireid.engine.validation import validate
 from vireid.losses import compute_losses
+from vireid.losses.total import hctri_loss
 from vireid.model import PoseVIReIDNet, leading_rgb_count
 
 #: the run's messages (epochs, validation, gradient shares) under the trainer's name, as the console shows them
@@ -64,6 +65,7 @@ class JointLoop(EpochLoop):
         self.loss_cfg = self.cfg.loss_config()
         self.blocks = shared_blocks(self.model)                      # measured every cfg.grad_every steps
         self.gather = ddp.gather_batch if self.ctx.enabled and self.cfg.ddp.gather_hctri else None
+        self.hctri = hctri_loss(self.loss_cfg)                       # the run's losses are built once
         self.batch_images = self.data.sampler.batch_size * self.ctx.world_size      # the global batch
         self.show_bar = self.cfg.progress and self.ctx.is_main
         self.amp_dtype = self.speed.amp_dtype or torch.bfloat16       # unused while autocast is off
@@ -100,7 +102,8 @@ class JointLoop(EpochLoop):
         timer.mark("to device")
         with torch.autocast(device.type, dtype=self.amp_dtype, enabled=self.speed.amp_dtype is not None):
             output = self.net(images, modality, rgb_count=rgb_count)
-            losses = compute_losses(output, labels, modality, heatmaps, joint_w, self.loss_cfg, gather=self.gather)
+            losses = compute_losses(output, labels, modality, heatmaps, joint_w, self.loss_cfg, gather=self.gather,
+                                    hctri=self.hctri)
         timer.mark("forward")
         timer.keep(output, labels, modality, heatmaps, joint_w)
         self.done.global_step += 1
@@ -178,7 +181,7 @@ class JointLoop(EpochLoop):
         val = None
         if self.ctx.is_main:
             val = validate(self.model, self.cache, self.data.val_query, self.data.val_gallery, self.device,
-                           self.cfg.data.val_batch_size, self.cfg.loss.pose_min_confidence)
+                           self.cfg.data.val_batch_size, self.cfg.loss.pose_min_confidence, self.data.meta)
         val = ddp.broadcast_object(val)
         self.done.val_history.append({"epoch": epoch + 1, **val})
         self.log.write("val", epoch=epoch + 1, step=self.done.global_step, **val)

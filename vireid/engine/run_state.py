@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from vireid.data.manifest import Manifest
-from vireid.engine.checkpoint import CheckpointError, load_checkpoint
+from vireid.model.checkpoint import CheckpointError, load_checkpoint
 from vireid.engine.config import TrainConfig
 from vireid.engine.errors import TrainError
 from vireid.engine.loop import changed_keys, flatten_config, read_with_fallback

@@ -16,7 +16,6 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 from vireid.inputs.dataset import CacheDataset, make_label_map, training_indices
@@ -40,6 +39,7 @@ class DataSplit:
     val_idx: List[int]
     label_map: Dict[int, int]                     # raw identity -> training label
     damaged: List[Tuple[int, str]]                # rows left out (data.damaged_rows: skip) and why
+    meta: Dict[str, np.ndarray]                   # the cache's metadata, gathered once per run
 
 
 @dataclass
@@ -52,6 +52,7 @@ class TrainData:
     transform: TransformConfig                    # normalisation and erasing run on the device per batch
     val_query: List[int]
     val_gallery: List[int]
+    meta: Dict[str, np.ndarray]                   # the cache's metadata (DataSplit.meta)
 
 
 def split_training_data(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifest, cache_dir: Path,
@@ -70,9 +71,9 @@ def split_training_data(cfg: TrainConfig, cache: HeatmapCache, manifest: Manifes
     damaged: List[Tuple[int, str]] = []
     if cfg.data.damaged_rows == "skip":
         train_idx, val_idx, damaged = _without_damaged(cache, train_idx, val_idx, rank, world_size)
-    meta = cache.metadata()
+    meta = cache.metadata()                       # the run's one gathering: DataSplit.meta
     label_map = make_label_map(meta["pid"][np.asarray(train_idx)].tolist())
-    return DataSplit(train_idx, val_idx, label_map, damaged)
+    return DataSplit(train_idx, val_idx, label_map, damaged, meta)
 
 
 def global_sampler_config(cfg: TrainConfig, world_size: int) -> SamplerConfig:
@@ -118,11 +119,12 @@ def build_loader(cfg: TrainConfig, cache: HeatmapCache, cache_dir: Path, split: 
                  world_size: int, pin_memory: bool, heatmaps: str = "float") -> TrainData:
     """The training loader (this rank's share of every global batch) and the validation split;
     ``heatmaps`` as :func:`heatmap_mode` says."""
-    # workers do the geometry on uint8; normalisation and erasing run on the device per batch
+    # workers do the geometry on uint8; normalisation and erasing run on the device per batch;
+    # the cache's geometry is checked against it once, at start-up (trainer.check_cache)
     transform_cfg = cfg.data.transform_config()
     dataset = CacheDataset(cache, split.train_idx,
                            TrainTransform(transform_cfg, device_normalise=True, heatmaps=heatmaps),
-                           seed=cfg.seed, label_map=split.label_map)
+                           seed=cfg.seed, label_map=split.label_map, meta=split.meta)
     sampler_cfg = global_sampler_config(cfg, world_size)
     try:
         sampler = CrossModalitySampler(dataset.pids, dataset.modalities, sampler_cfg, seed=cfg.seed,
@@ -136,16 +138,11 @@ def build_loader(cfg: TrainConfig, cache: HeatmapCache, cache_dir: Path, split: 
     val_query: List[int] = []
     val_gallery: List[int] = []
     if cfg.data.holdout is not None:
-        val_query, val_gallery = validation_split(cache, split.val_idx)
+        val_query, val_gallery = validation_split(cache, split.val_idx, split.meta)
         if not val_query or not val_gallery:
             raise TrainError(f"{cache_dir}: the held-out identities (data.holdout={cfg.data.holdout}) have no "
                              "identity with both RGB and IR images: nothing to validate on")
-    return TrainData(dataset, sampler, loader, transform_cfg, val_query, val_gallery)
-
-
-def _group_spans(world_size: int) -> bool:
-    """Whether a process group of ``world_size`` processes is there to pool the ranks' findings."""
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() == world_size
+    return TrainData(dataset, sampler, loader, transform_cfg, val_query, val_gallery, split.meta)
 
 
 def _without_damaged(cache: HeatmapCache, train_idx: Sequence[int], val_idx: Sequence[int], rank: int = 0,
@@ -155,7 +152,7 @@ def _without_damaged(cache: HeatmapCache, train_idx: Sequence[int], val_idx: Seq
     ``r + world_size``, ... and the ranks gather their findings: every row is read once in
     all, not once per rank."""
     rows = sorted(set(train_idx) | set(val_idx))
-    if world_size > 1 and _group_spans(world_size):
+    if world_size > 1 and ddp.active():
         found = ddp.all_gather_object(cache.damaged_rows(rows[rank::world_size]))
         damaged = sorted((i, message) for part in found for i, message in part)
     else:

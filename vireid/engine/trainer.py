@@ -77,7 +77,7 @@ from vireid.data.manifest import Manifest, ManifestError
 from vireid.inputs.sampler import SamplerError
 from vireid.cache.reader import CacheError, HeatmapCache
 from vireid.engine import distributed as ddp
-from vireid.engine.checkpoint import CheckpointError
+from vireid.model.checkpoint import CheckpointError
 from vireid.engine.config import (ConfigError, TrainConfig, WeightsRecord, config_from_dict, resolve_required,
                                   save_config)
 from vireid.engine.distributed import DistContext, DistributedError
@@ -130,7 +130,7 @@ def check_cache(cache: HeatmapCache, manifest: Manifest, config: TrainConfig, mo
         raise TrainError(f"{root}/cache.json says dataset {attrs.get('dataset')!r} but its manifest.json is "
                          f"{manifest.dataset!r}: the cache folder is inconsistent; rebuild it")
     geometry = cache.geometry                   # the one geometry check: CacheError naming cache.json
-    geometry.check(config.data.geometry, root / "cache.json")
+    geometry.check(config.data.transform_config().geometry, root / "cache.json")
     predicted = model_config.heatmap_size()
     if model_config.use_pose_loss and predicted != geometry.heatmap_size:
         raise TrainError(f"{root}/cache.json: heatmaps are {'x'.join(map(str, geometry.heatmap_size))} but the "

@@ -6,7 +6,7 @@ The ranking is ``vireid-eval``'s evaluator (:func:`vireid.evaluation.testing.eva
 one-trial protocol of the held-out images, so validation and test scores are computed alike."""
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -21,9 +21,11 @@ from vireid.evaluation.pose_accuracy import branch_pckh
 from vireid.model import PoseVIReIDNet
 
 
-def validation_split(cache: HeatmapCache, val_indices: Sequence[int]) -> Tuple[List[int], List[int]]:
-    """Held-out images of identities seen in both modalities: (query IR, gallery RGB) cache indices."""
-    meta = cache.metadata()
+def validation_split(cache: HeatmapCache, val_indices: Sequence[int],
+                     meta: Optional[Mapping[str, np.ndarray]] = None) -> Tuple[List[int], List[int]]:
+    """Held-out images of identities seen in both modalities: (query IR, gallery RGB) cache indices
+    (``meta``: the cache's metadata, gathered here unless the caller has it)."""
+    meta = cache.metadata() if meta is None else meta
     idx = np.asarray(list(val_indices), dtype=np.int64)
     pids, mods = meta["pid"][idx], meta["modality"][idx]
     both = set(pids[mods == Modality.RGB].tolist()) & set(pids[mods == Modality.IR].tolist())
@@ -34,12 +36,14 @@ def validation_split(cache: HeatmapCache, val_indices: Sequence[int]) -> Tuple[L
 
 @torch.no_grad()
 def validate(model: PoseVIReIDNet, cache: HeatmapCache, query: Sequence[int], gallery: Sequence[int],
-             device: torch.device, batch_size: int = 64, min_confidence: float = 0.0) -> Dict[str, float]:
+             device: torch.device, batch_size: int = 64, min_confidence: float = 0.0,
+             meta: Optional[Mapping[str, np.ndarray]] = None) -> Dict[str, float]:
     """mAP / Rank-1 of IR queries against the RGB gallery (fractions), for f_all and f_id; with a
     pose branch that predicts joint maps, also its PCKh@0.5 against the cached targets on the
     RGB and the IR images (``pckh_rgb``, ``pckh_ir``, fractions; :mod:`vireid.evaluation.pose_accuracy`)."""
     indices = list(query) + list(gallery)
-    feats = extract_features(model, cache, indices, batch_size=batch_size, device=str(device))
+    meta = cache.metadata() if meta is None else meta
+    feats = extract_features(model, cache, indices, batch_size=batch_size, device=str(device), meta=meta)
     for name in ("f_all", "f_id"):
         bad = int((~np.isfinite(np.asarray(feats[name]))).any(axis=1).sum())
         if bad:
@@ -47,7 +51,6 @@ def validate(model: PoseVIReIDNet, cache: HeatmapCache, query: Sequence[int], ga
             # running statistics): a ranking of NaN distances would mean nothing
             raise TrainError(f"validation: {name} of {bad} of {len(indices)} held-out images is not finite "
                              "(NaN or inf): the model diverged; last.pt keeps the last good epoch")
-    meta = cache.metadata()
 
     def samples(rows: Sequence[int]) -> List[Sample]:
         return [Sample(cache.paths[i], int(meta["pid"][i]), int(meta["camid"][i])) for i in rows]
@@ -60,7 +63,7 @@ def validate(model: PoseVIReIDNet, cache: HeatmapCache, query: Sequence[int], ga
         (m,) = result.per_feature[name]                               # one trial
         out[f"{prefix}mAP"] = float(m.mAP)
         out[f"{prefix}R1"] = float(m.rank(1))
-    for name, score in branch_pckh(model, cache, indices, device, batch_size, min_confidence).items():
+    for name, score in branch_pckh(model, cache, indices, device, batch_size, min_confidence, meta).items():
         if score.average == score.average:                           # NaN: no joint could be scored
             out[f"pckh_{name}"] = score.average / 100.0
     return out

@@ -3,7 +3,7 @@ features of cache entries over an ``EvalTransform``."""
 from __future__ import annotations
 
 import logging
-from typing import Dict, Sequence
+from typing import Dict, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -32,15 +32,17 @@ def forward_features(model: PoseVIReIDNet, images: Tensor, modality: Tensor, fli
 @torch.no_grad()
 def extract_features(model: PoseVIReIDNet, cache: HeatmapCache, indices: Sequence[int], batch_size: int = 64,
                      device: str = "cpu", flip: bool = False, workers: int = 0,
-                     progress: bool = False, channels_last: bool = False) -> Dict[str, np.ndarray]:
+                     progress: bool = False, channels_last: bool = False,
+                     meta: Optional[Mapping[str, np.ndarray]] = None) -> Dict[str, np.ndarray]:
     """Features ``{'f_id', 'f_all'[, 'f_p']}`` -> (len(indices), D) float32, rows in ``indices`` order
     (``flip``: see :func:`forward_features`). ``channels_last`` runs the network in NHWC
     memory format (1.6x the images/s of a ResNet-50 on a CPU's oneDNN, what a GPU's tensor
-    cores want; features equal to float32 rounding) and gives the model back contiguous."""
+    cores want; features equal to float32 rounding) and gives the model back contiguous.
+    ``meta``: the cache's metadata if the caller has it (gathered otherwise)."""
     from tqdm.auto import tqdm
 
     # every test image needs a label; identities are only reported, never learned here
-    ds = CacheDataset(cache, indices=list(indices), transform=eval_transform(cache), label_map=None)
+    ds = CacheDataset(cache, indices=list(indices), transform=eval_transform(cache), label_map=None, meta=meta)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers)
     model.eval().to(device)
     layout = torch.channels_last if channels_last else torch.contiguous_format

@@ -11,7 +11,7 @@ joints to score; with one merged map (eq. 16 as the release reads it) there is n
 from __future__ import annotations
 
 import logging
-from typing import Dict, List, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -36,13 +36,15 @@ def scores_joints(model: PoseVIReIDNet) -> bool:
 
 @torch.no_grad()
 def branch_pckh(model: PoseVIReIDNet, cache: HeatmapCache, indices: Sequence[int], device: torch.device,
-                batch_size: int = 64, min_confidence: float = 0.0) -> Dict[str, PCKh]:
+                batch_size: int = 64, min_confidence: float = 0.0,
+                meta: Optional[Mapping[str, np.ndarray]] = None) -> Dict[str, PCKh]:
     """``{'rgb': PCKh, 'ir': PCKh}`` of the branch's heatmaps on the cache entries ``indices``
-    (a modality without images is left out); ``{}`` when the model does not predict joint maps."""
+    (a modality without images is left out); ``{}`` when the model does not predict joint maps.
+    ``meta``: the cache's metadata if the caller has it."""
     if not scores_joints(model) or not len(indices):
         return {}
     codec = cache.codec
-    ds = CacheDataset(cache, indices=list(indices), transform=eval_transform(cache), label_map=None)
+    ds = CacheDataset(cache, indices=list(indices), transform=eval_transform(cache), label_map=None, meta=meta)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0)
     was_training = model.training
     model.eval()

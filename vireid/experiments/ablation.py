@@ -164,7 +164,7 @@ def run_rows(base_config: PathLike, cache_dir: PathLike, out_dir: PathLike, rows
     Raises the trainer's user errors (:data:`vireid.engine.trainer.USER_ERRORS`) and
     :class:`vireid.evaluation.testing.EvalError`, each naming the file or key at fault.
     """
-    from vireid.engine.checkpoint import build_model_from_checkpoint, load_checkpoint
+    from vireid.model.checkpoint import build_model_from_checkpoint, load_checkpoint
     from vireid.engine.trainer import train
     from vireid.evaluation.report import write_results_json
 

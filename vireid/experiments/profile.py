@@ -33,6 +33,7 @@ from vireid.engine.speed import resolve_speed
 from vireid.engine.steptimer import PHASES, ProfileStop, StepTimer
 from vireid.io import PathLike
 from vireid.losses import loss_terms
+from vireid.losses.total import hctri_loss, term_weights
 
 #: Repeats of each loss term's timing (on the kept outputs of the last step).
 LOSS_REPEATS = 5
@@ -157,8 +158,10 @@ def time_loss_terms(kept: Dict[str, Any], config: TrainConfig, device: torch.dev
     seconds: Dict[str, float] = {}
     values: Dict[str, float] = {}
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    loss_cfg = config.loss_config()
+    hctri = hctri_loss(loss_cfg)                                       # built once, as in training
     names = list(loss_terms(out, kept["labels"], kept["modality"], kept["heatmaps"], kept["joint_weights"],
-                            config.loss_config()))
+                            loss_cfg, hctri=hctri))
     for name in names:
         best = float("inf")
         for i in range(repeats + 1):                                   # the first call is a warm-up
@@ -171,7 +174,7 @@ def time_loss_terms(kept: Dict[str, Any], config: TrainConfig, device: torch.dev
             with torch.autocast(device.type, dtype=speed.amp_dtype or torch.bfloat16,
                                 enabled=speed.amp_dtype is not None):
                 _, compute = loss_terms(fresh, kept["labels"], kept["modality"], kept["heatmaps"],
-                                        kept["joint_weights"], config.loss_config())[name]
+                                        kept["joint_weights"], loss_cfg, hctri=hctri)[name]
                 value = compute()
             value.float().backward()
             sync()
@@ -207,9 +210,8 @@ def profile_training(config: TrainConfig, cache_dir: PathLike, steps: int, warmu
     device = timer.device
     peak, kind = _peak_memory(device)
     loss_s, loss_v = time_loss_terms(timer.kept, cfg, device)
-    loss_v = {**loss_v, "total": sum(w * loss_v[n] for n, (w, _) in loss_terms(
-        timer.kept["output"], timer.kept["labels"], timer.kept["modality"], timer.kept["heatmaps"],
-        timer.kept["joint_weights"], cfg.loss_config()).items())}
+    weight = term_weights(cfg.loss_config())
+    loss_v = {**loss_v, "total": sum(weight[n] * v for n, v in loss_v.items())}      # eq. 21, the terms' order
     return ProfileReport(device=str(device), speed=resolve_speed(cfg.speed, device).describe(),
                          world_size=timer.world_size, backend=timer.backend, workers=cfg.data.workers,
                          warmup=warmup, steps=timer.steps, images=timer.images, loss_seconds=loss_s,

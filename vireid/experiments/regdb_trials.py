@@ -100,7 +100,7 @@ def run_regdb_trials(cache_dir: PathLike, out_dir: PathLike, *, config: Any = No
     Raises :class:`EvalError` (a missing checkpoint, one trained on another trial or data
     set) and the trainer's user errors, each naming the file or key at fault.
     """
-    from vireid.engine.checkpoint import build_model_from_checkpoint
+    from vireid.model.checkpoint import build_model_from_checkpoint
     from vireid.evaluation.report import write_results_json
 
     if (config is None) == (checkpoints is None):

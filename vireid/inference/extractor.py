@@ -150,7 +150,7 @@ class FeatureExtractor:
                  batch_size: int = 64) -> None:
         from vireid.cache.geometry import Geometry
         from vireid.inputs.transforms import TransformConfig
-        from vireid.engine.checkpoint import build_model_from_checkpoint
+        from vireid.model.checkpoint import build_model_from_checkpoint
 
         if feature not in FEATURES:
             raise ExtractorError(f"feature must be one of {FEATURES}, got {feature!r}")

@@ -73,14 +73,18 @@ class CacheDataset(Dataset):
         indices: cache entries to serve (default: all), e.g. from :func:`training_indices`.
         transform: ``transform(sample, rng)`` (:class:`~vireid.inputs.transforms.TrainTransform`
             or ``EvalTransform``); default: an ``EvalTransform`` at the cache's own size.
-            A transform with a ``config`` must have the cache's geometry (one check,
-            :meth:`~vireid.cache.geometry.Geometry.check`).
+            A transform with a ``config`` must have the cache's geometry: the caller checks it
+            once (:meth:`~vireid.cache.geometry.Geometry.check`; ``vireid-train`` at start-up,
+            :func:`vireid.engine.trainer.check_cache`).
         seed: base seed of the per-item augmentation.
         label_map: identity -> training label; default :func:`make_label_map` of these indices.
+        meta: the cache's :meth:`~vireid.cache.reader.HeatmapCache.metadata` when the caller has
+            gathered it already (gathered here otherwise).
     """
 
     def __init__(self, cache: Union[HeatmapCache, PathLike], indices: Optional[Sequence[int]] = None,
-                 transform: Any = None, seed: int = 0, label_map: Optional[Mapping[int, int]] = None):
+                 transform: Any = None, seed: int = 0, label_map: Optional[Mapping[int, int]] = None,
+                 meta: Optional[Mapping[str, np.ndarray]] = None):
         self.cache = cache if isinstance(cache, HeatmapCache) else HeatmapCache(Path(cache))
         n = len(self.cache)
         self.indices = np.arange(n, dtype=np.int64) if indices is None else np.asarray(indices, dtype=np.int64)
@@ -91,13 +95,10 @@ class CacheDataset(Dataset):
             raise IndexError(f"indices {bad[:10].tolist()} are outside the cache's {n} entries")
         if transform is None:
             transform = eval_transform(self.cache)
-        config = getattr(transform, "config", None)
-        if isinstance(config, TransformConfig):
-            self.cache.geometry.check(config.geometry, self.cache.root / "cache.json")
         self.transform = transform
         self.seed = int(seed)
         self.epoch = 0
-        meta = self.cache.metadata()
+        meta = self.cache.metadata() if meta is None else meta
         self.cache.check_metadata(self.indices)             # DamagedRowError names a damaged row
         self.pids = meta["pid"][self.indices]               # (N,) per dataset position
         self.camids = meta["camid"][self.indices]

@@ -4,19 +4,18 @@
 * :class:`HeteroCenterTripletLoss` — eqs. 18-20.
 * :func:`pose_loss` — eq. 16, with per-joint weights and the merged single-map mode.
 * :func:`kd_loss` — eq. 15, KL(teacher || student) of the Hierarchical Feature Constraint.
-* :class:`LossConfig`, :func:`compute_losses`, :class:`JointLoss` — eq. 21; :func:`loss_terms` its terms one by one.
+* :class:`LossConfig`, :func:`compute_losses` — eq. 21; :func:`loss_terms` its terms one by one.
 
 Each is computed in float32 under any autocast (:mod:`vireid.losses.precision`).
 """
-from .hetero_center import HeteroCenterTripletLoss, modality_centers
+from .hetero_center import HeteroCenterTripletLoss
 from .identity import identity_loss
 from .kd import kd_loss
 from .pose import joint_mask, merge_joint_heatmaps, pose_loss
-from .total import JointLoss, LossConfig, compute_losses, loss_terms
+from .total import LossConfig, compute_losses, loss_terms
 
 __all__ = [
     "HeteroCenterTripletLoss",
-    "JointLoss",
     "LossConfig",
     "compute_losses",
     "identity_loss",
@@ -24,6 +23,5 @@ __all__ = [
     "joint_mask",
     "loss_terms",
     "merge_joint_heatmaps",
-    "modality_centers",
     "pose_loss",
 ]

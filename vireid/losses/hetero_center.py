@@ -32,7 +32,6 @@ nothing is read back from the device (no ``unique``, ``bincount``, boolean index
 from __future__ import annotations
 
 import logging
-from typing import Tuple
 
 import torch
 from torch import Tensor, nn
@@ -42,25 +41,6 @@ from .precision import float32_loss
 logger = logging.getLogger(__name__)
 
 _REDUCTIONS = ("mean", "sum")
-
-
-def modality_centers(feats: Tensor, labels: Tensor, modality: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-    """Mean feature of every (identity, modality) group present in the batch (eq. 18).
-
-    Args:
-        feats: ``[B, d]`` features.
-        labels: ``[B]`` integer identities.
-        modality: ``[B]`` modality flags (0 RGB, 1 IR).
-
-    Returns:
-        ``(centers [C, d], center_labels [C], center_modality [C])`` with one row per group.
-    """
-    keys = torch.stack([labels.long(), modality.long()], dim=1)  # [B, 2]
-    uniq, inverse = torch.unique(keys, dim=0, return_inverse=True)  # [C, 2], [B]
-    num = uniq.shape[0]
-    sums = feats.new_zeros(num, feats.shape[1]).index_add(0, inverse, feats)  # [C, d]
-    counts = torch.bincount(inverse, minlength=num).to(feats.dtype)  # [C]
-    return sums / counts[:, None], uniq[:, 0], uniq[:, 1]
 
 
 def _euclidean(a: Tensor) -> Tensor:

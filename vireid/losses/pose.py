@@ -102,7 +102,7 @@ def pose_loss(
     if target.shape[0] != b or target.shape[2:] != (h, w):
         raise ValueError(
             f"target heatmaps {tuple(target.shape)} do not match the predicted {tuple(pred.shape)} "
-            "(batch and resolution must agree; see PoseVIReIDNet.check_heatmap_size)"
+            "(batch and resolution must agree; vireid-train checks the cache's maps at start-up)"
         )
     target = target.to(pred.dtype)
     j = target.shape[1]

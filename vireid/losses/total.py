@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from .hetero_center import HeteroCenterTripletLoss
 from .identity import identity_loss
@@ -101,14 +101,6 @@ class LossConfig:
                 f"got {self.pose_normalization!r}"
             )
 
-    @classmethod
-    def release(cls, dataset: str = "sysu", **overrides: object) -> "LossConfig":
-        """The public release's pose weight: 3 on SYSU-MM01, 7 on RegDB (paper: 5)."""
-        weights = {"sysu": 3.0, "regdb": 7.0}
-        if dataset not in weights:
-            raise ValueError(f"dataset must be one of {sorted(weights)}, got {dataset!r}")
-        return cls(**{"lambda_pose": weights[dataset], **overrides})  # type: ignore[arg-type]
-
 
 #: ``gather(embeddings, labels, modality) -> (embeddings, labels, modality)`` of the global
 #: batch: the hetero-center triplet term's view of a batch split over processes.
@@ -132,6 +124,7 @@ def loss_terms(
     joint_weights: Optional[Tensor] = None,
     config: Optional[LossConfig] = None,
     gather: Optional[BatchGather] = None,
+    hctri: Optional[HeteroCenterTripletLoss] = None,
 ) -> Dict[str, Tuple[float, Callable[[], Tensor]]]:
     """Each term of eq. 21 as ``name -> (weight, compute)``, in the order of the total.
 
@@ -141,7 +134,7 @@ def loss_terms(
     """
     cfg = config or LossConfig()
     weight = term_weights(cfg)
-    hctri = HeteroCenterTripletLoss(cfg.margin, cfg.hctri_reduction)
+    hctri = hctri if hctri is not None else hctri_loss(cfg)
     branches = [(outputs.id_logits, outputs.id_embeddings)]
     if outputs.pose_logits is not None:
         branches.append((outputs.pose_logits, outputs.pose_embeddings))
@@ -159,6 +152,13 @@ def loss_terms(
         terms["kd"] = (weight["kd"], lambda: sum(kd_loss(outputs.teacher_logits, lg, cfg.kd_temperature,
                                                       cfg.detach_teacher) for lg, _ in branches))
     return terms
+
+
+def hctri_loss(config: Optional[LossConfig] = None) -> HeteroCenterTripletLoss:
+    """The hetero-center triplet loss of ``config`` (margin, reduction): built once per run and
+    passed to :func:`compute_losses` / :func:`loss_terms` (``vireid-train``'s loop holds one)."""
+    cfg = config or LossConfig()
+    return HeteroCenterTripletLoss(cfg.margin, cfg.hctri_reduction)
 
 
 def hctri_features(embeddings: Tensor, feature: str = "raw") -> Tensor:
@@ -191,6 +191,7 @@ def compute_losses(
     joint_weights: Optional[Tensor] = None,
     config: Optional[LossConfig] = None,
     gather: Optional[BatchGather] = None,
+    hctri: Optional[HeteroCenterTripletLoss] = None,
 ) -> Dict[str, Tensor]:
     """All loss terms of eq. 21 for one training batch.
 
@@ -205,6 +206,8 @@ def compute_losses(
         config: loss weights; paper defaults when ``None``.
         gather: multi-process training: the global batch for the hetero-center triplet
             term (:data:`BatchGather`; module docstring); ``None``: this batch alone.
+        hctri: the run's hetero-center triplet loss (:func:`hctri_loss` of ``config``, built
+            once per run); ``None``: built for this call.
 
     Returns:
         ``{'id', 'hctri'[, 'pose'][, 'kd'], 'total'}``: unweighted terms and the weighted total,
@@ -214,26 +217,9 @@ def compute_losses(
     total: Optional[Tensor] = None
     with autocast_off(labels, target_heatmaps):      # the weighted sum in float32 too
         for name, (weight, compute) in loss_terms(outputs, labels, modality, target_heatmaps, joint_weights,
-                                                  config, gather).items():
+                                                  config, gather, hctri).items():
             losses[name] = compute()
             total = losses[name] if name == "id" else total + weight * losses[name]
     losses["total"] = total
     return losses
 
-
-class JointLoss(nn.Module):
-    """Module wrapper of :func:`compute_losses` holding a :class:`LossConfig`."""
-
-    def __init__(self, config: Optional[LossConfig] = None) -> None:
-        super().__init__()
-        self.config = config or LossConfig()
-
-    def forward(
-        self,
-        outputs: "object",
-        labels: Tensor,
-        modality: Tensor,
-        target_heatmaps: Optional[Tensor] = None,
-        joint_weights: Optional[Tensor] = None,
-    ) -> Dict[str, Tensor]:
-        return compute_losses(outputs, labels, modality, target_heatmaps, joint_weights, self.config)

@@ -138,6 +138,20 @@ class ModelSettings:
         return {f.name: getattr(self, f.name) for f in fields(ModelSettings)}
 
 
+def check_input_size(settings: ModelSettings, input_size: Tuple[int, ...]) -> None:
+    """What ``input_size`` (H, W) must allow the network of ``settings``: the ReID feature maps
+    need a row per stripe. :class:`ModelConfig` checks it when built; ``vireid-train``'s
+    configuration when it is loaded, before the data decides ``num_classes`` (one build)."""
+    if len(input_size) != 2 or min(input_size) < 1:
+        raise ValueError(f"input_size must be (H, W) with positive sizes, got {input_size}")
+    rows = _down(input_size[0], 4 if settings.last_stride == 1 else 5)
+    if rows < settings.num_stripes:
+        raise ValueError(
+            f"input height {input_size[0]} gives ReID feature maps of {rows} rows, fewer "
+            f"than num_stripes={settings.num_stripes}; use a taller input_size"
+        )
+
+
 @dataclass
 class ModelConfig(ModelSettings):
     """Everything that builds a :class:`vireid.model.PoseVIReIDNet`: the :class:`ModelSettings`
@@ -158,14 +172,7 @@ class ModelConfig(ModelSettings):
         super().__post_init__()
         if self.num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {self.num_classes}")
-        if len(self.input_size) != 2 or min(self.input_size) < 1:
-            raise ValueError(f"input_size must be (H, W) with positive sizes, got {self.input_size}")
-        rows = self.reid_feature_size()[0]
-        if rows < self.num_stripes:
-            raise ValueError(
-                f"input height {self.input_size[0]} gives ReID feature maps of {rows} rows, fewer "
-                f"than num_stripes={self.num_stripes}; use a taller input_size"
-            )
+        check_input_size(self, self.input_size)
 
     def reid_feature_size(self, input_hw: Optional[Tuple[int, int]] = None) -> Tuple[int, int]:
         """``(H, W)`` of the ReID branch's feature maps (input / 16 with last stride 1)."""

@@ -110,18 +110,6 @@ class PoseVIReIDNet(nn.Module):
         """``(H, W)`` of the predicted heatmaps for ``input_hw`` (default: the configured input)."""
         return self.config.heatmap_size(input_hw)
 
-    def check_heatmap_size(self, expected_hw: Tuple[int, int], input_hw: Optional[Tuple[int, int]] = None) -> None:
-        """Raise ``ValueError`` if the predicted heatmaps differ from ``expected_hw`` (e.g. the
-        heatmap cache's resolution). Call it at start-up: targets are never resized silently."""
-        predicted = self.heatmap_size(input_hw)
-        expected = tuple(int(s) for s in expected_hw)
-        if predicted != expected:
-            raise ValueError(
-                f"the model predicts {predicted[0]}x{predicted[1]} heatmaps for "
-                f"{(input_hw or self.config.input_size)} inputs but the targets are "
-                f"{expected[0]}x{expected[1]}; rebuild the heatmap cache or change input_size"
-            )
-
     # -------------------------------------------------------------- forward
     def forward(self, images: Tensor, modality: Tensor,
                 rgb_count: Optional[int] = None) -> Union[TrainOutput, Dict[str, Tensor]]:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import cv2
 import numpy as np
@@ -183,11 +183,6 @@ class HeatmapCodec:
         if self.sigma is not None:
             object.__setattr__(self, "sigma", float(self.sigma))
 
-    @classmethod
-    def for_maps(cls, map_size: Sequence[int], stride: int, sigma: Optional[float] = None) -> "HeatmapCodec":
-        """The codec of maps of ``map_size`` ``(h, w)`` cells at ``stride``."""
-        return cls((int(map_size[0]) * int(stride), int(map_size[1]) * int(stride)), stride, sigma)
-
     @property
     def map_size(self) -> Tuple[int, int]:
         """``(h, w)`` cells of a map."""
@@ -278,7 +273,3 @@ def background_map(maps: np.ndarray) -> np.ndarray:
     """
     return (1.0 - np.asarray(maps).max(axis=0)).astype(np.float32)
 
-
-def merge_heatmaps(maps: np.ndarray) -> np.ndarray:
-    """The paper's single heatmap per image (eq. 16): max over joint maps, (J, H, W) -> (H, W)."""
-    return np.asarray(maps).max(axis=0)

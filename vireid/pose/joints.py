@@ -7,7 +7,7 @@ this project and of GCCPM's first 16 output maps (its 17th is the background).
 """
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Tuple
 
 import numpy as np
 
@@ -72,10 +72,3 @@ def flip_keypoints(keypoints: np.ndarray, width: float) -> np.ndarray:
     kp[..., 0] = (width - 1) - kp[..., 0]
     return kp[..., flip_permutation(), :]
 
-
-def check_joint_names(names: Sequence[str]) -> None:
-    """Raise ``ValueError`` if ``names`` is not exactly the LIP order (e.g. a cache's attribute)."""
-    if tuple(names) != JOINT_NAMES:
-        raise ValueError(
-            f"joint names {list(names)} differ from the LIP schema {list(JOINT_NAMES)}"
-        )
