@@ -234,7 +234,7 @@ def test_cache_and_config_mismatch_are_clear_errors(cache_dir, tmp_path):
 
 
 def test_identity_without_ir_is_named(tmp_path):
-    from tests.data.test_dataset import build_cache
+    from tests.inputs.test_dataset import build_cache
     from tests.data.trees import make_sysu
 
     cache, _ = build_cache(tmp_path, "SYSU", make_sysu, "sysu", drop=("cam3/0004", "cam6/0004"))
