@@ -20,7 +20,13 @@ held-out identities against the epoch, one line per value):
 
 With ``--seeds 3`` (or ``--seeds 0,1,2``) every row is trained once per seed into
 OUT/seed<S>/ and OUT/ablation_seeds.json / .md give mean +- sample std of R1 / mAP for f_ID
-and f_ALL, and how far each row's f_ALL mAP lies from the baseline's in pooled sd.
+and f_ALL, and how far each row's f_ALL mAP lies from the baseline's in pooled sd;
+OUT/ablation_seeds.png draws each row's validation mAP against the epoch (mean and a +- sd
+band over the seeds). ``--rows baseline,full`` trains only those rows (names: baseline, peb,
+peb_pose, full):
+
+    python benchmarks/ablation.py --cache cache_rir --out abl_rir --seeds 3 --rows baseline,full \
+        --set epochs=240 --set optim.step_size=176 --set val_every=20
 """
 from __future__ import annotations
 
@@ -32,7 +38,7 @@ from typing import List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vireid.experiments.ablation import run_ablation  # noqa: E402
+from vireid.experiments.ablation import ROWS, run_ablation, select_rows  # noqa: E402
 from vireid.experiments.ablation_seeds import parse_seeds, run_ablation_seeds  # noqa: E402
 from vireid.evaluation.testing import EvalError, EvalOptions  # noqa: E402
 from vireid.engine.loop import resolve_device  # noqa: E402
@@ -62,13 +68,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--values", default=None, help="with --sweep: comma-separated values, e.g. 0,1,5,10")
     ap.add_argument("--seeds", default=None,
                     help="Table IV with error bars: a count (3: seeds 0, 1, 2) or a list (0,5,7) of seeds")
+    ap.add_argument("--rows", default=None,
+                    help="Table IV's rows to train, comma-separated from baseline, peb, peb_pose, full (default all)")
     args = ap.parse_args(argv)
     if (args.sweep is None) != (args.values is None):
         ap.error("--sweep and --values go together")
-    if args.seeds is not None and args.sweep is not None:
-        ap.error("--seeds applies to the Table IV rows, not to --sweep")
+    if args.sweep is not None and (args.seeds is not None or args.rows is not None):
+        ap.error("--seeds and --rows apply to the Table IV rows, not to --sweep")
     try:
         seeds = parse_seeds(args.seeds) if args.seeds is not None else None
+        rows = select_rows(args.rows) if args.rows is not None else ROWS
     except ValueError as exc:
         ap.error(str(exc))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -78,18 +87,19 @@ def main(argv: Optional[List[str]] = None) -> int:
         if seeds is not None:
             result = run_ablation_seeds(args.base, args.cache, args.out, seeds, overrides=args.sets,
                                         configs_dir=args.configs, options=options,
-                                        untrained_reference=not args.no_untrained)
+                                        untrained_reference=not args.no_untrained, rows=rows)
         elif args.sweep is not None:
             result = run_sweep(args.base, args.cache, args.out, args.sweep, parse_values(args.values),
                                overrides=args.sets, options=options, untrained_reference=not args.no_untrained)
         else:
             result = run_ablation(args.base, args.cache, args.out, overrides=args.sets, configs_dir=args.configs,
-                                  options=options, untrained_reference=not args.no_untrained)
+                                  options=options, untrained_reference=not args.no_untrained, rows=rows)
     except USER_ERRORS + (EvalError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(result.markdown)
-    print(f"table: {result.md_path}, {result.json_path}")
+    print(f"table: {result.md_path}, {result.json_path}"
+          + (f", {result.png_path}" if getattr(result, "png_path", None) else ""))
     return 0
 
 

@@ -163,3 +163,26 @@ def plot_sweep(path: PathLike, curves: Mapping[str, Sequence[Mapping[str, Any]]]
         return _save(fig, path)
     finally:
         plt.close(fig)
+
+
+def plot_bands(path: PathLike, bands: Mapping[str, Any], title: str) -> Path:
+    """Validation mAP (f_all, %) against the epoch, one line per label with a shaded band:
+    ``bands`` maps a label to ``(epochs, mean, sd)`` (fractions), e.g. a row over seeds."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=_SIZE_IN)
+    try:
+        if not bands:
+            raise ValueError("no curves to plot")
+        for label, (epochs, mean, sd) in bands.items():
+            m, s = 100.0 * np.asarray(mean, dtype=float), 100.0 * np.asarray(sd, dtype=float)
+            line, = ax.plot(list(epochs), m, marker="o", markersize=3, label=label)
+            ax.fill_between(list(epochs), m - s, m + s, color=line.get_color(), alpha=0.2)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("validation mAP, f_all (%)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="best")
+        ax.set_title(title)
+        fig.tight_layout()
+        return _save(fig, path)
+    finally:
+        plt.close(fig)

@@ -132,6 +132,18 @@ def overrides_for_row(base_config: PathLike, row: Row, overrides: Sequence[str])
     return rest
 
 
+def select_rows(slugs: str, rows: Sequence[Tuple[str, str, str]] = ROWS) -> Tuple[Tuple[str, str, str], ...]:
+    """``'baseline,full'`` -> those of ``rows`` (Table IV's order kept), named by slug; an unknown
+    slug is a :class:`ValueError` listing the known ones. Lets a budget train the Baseline and
+    the full model only (issue 31's table) without editing the row presets."""
+    wanted = [s.strip() for s in str(slugs).split(",") if s.strip()]
+    known = [slug for _, slug, _ in rows]
+    bad = [s for s in wanted if s not in known]
+    if not wanted or bad:
+        raise ValueError(f"--rows takes row names from {', '.join(known)} (comma-separated), got {slugs!r}")
+    return tuple(r for r in rows if r[1] in wanted)
+
+
 def preset_rows(configs_dir: PathLike, rows: Sequence[Tuple[str, str, str]] = ROWS) -> List[Row]:
     """Table IV's rows as :class:`Row` s: each preset file's own keys as overrides."""
     return [Row(name, slug, tuple(row_overrides(Path(configs_dir) / f))) for name, slug, f in rows]

@@ -7,6 +7,9 @@ change; data, budget and rows do not) into ``OUT/seed<S>/`` and writes
 R1 and mAP of f_ID and f_ALL as mean +- sample standard deviation (ddof 1) over the seeds,
 and each seed's value. A difference between two rows smaller than their spread is not a
 finding; the table says how many standard deviations separate each row from the baseline.
+When the base configuration holds identities out for validation, ``OUT/ablation_seeds.png``
+draws each row's validation mAP against the epoch: the mean over seeds and a band of +- one
+sample sd (:func:`seed_band`).
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from vireid.engine.runlog import read_log
 from vireid.experiments.ablation import ROWS, run_ablation
 from vireid.evaluation.testing import EvalOptions
 from vireid.io import PathLike, atomic_write_text
@@ -32,6 +36,7 @@ class SeedsResult:
     markdown: str = ""
     json_path: Optional[Path] = None
     md_path: Optional[Path] = None
+    png_path: Optional[Path] = None
 
 
 def parse_seeds(text: str) -> List[int]:
@@ -111,11 +116,45 @@ def seeds_table(rows: Mapping[str, Mapping[str, Any]], baseline: str = ROWS[0][0
     return "\n".join(lines) + "\n"
 
 
+def seed_band(records_per_seed: Mapping[int, Sequence[Mapping[str, Any]]]
+              ) -> Tuple[List[int], List[float], List[float]]:
+    """Validation mAP (f_all) over seeds: ``{seed: log records}`` -> ``(epochs, mean, sd)`` at the
+    epochs every seed validated at (sample sd, ddof 1; 0 for one seed). Empty when no seed has
+    validation records."""
+    per_seed = []
+    for records in records_per_seed.values():
+        per_seed.append({int(r["epoch"]): float(r["mAP"]) for r in records
+                         if r.get("kind") == "val" and r.get("mAP") is not None})
+    if not per_seed or not all(per_seed):
+        return [], [], []
+    epochs = sorted(set.intersection(*(set(d) for d in per_seed)))
+    stats = [mean_std([d[e] for d in per_seed]) for e in epochs]
+    return epochs, [m for m, _ in stats], [sd for _, sd in stats]
+
+
+def _plot_rows(path: Path, out: Path, rows: Sequence[Tuple[str, str, str]], seeds: Sequence[int]) -> Optional[Path]:
+    from vireid.engine.plots import plot_bands
+
+    bands = {}
+    for name, slug, _ in rows:
+        logs = {s: read_log(out / f"seed{s}" / slug / "log.jsonl") for s in seeds
+                if (out / f"seed{s}" / slug / "log.jsonl").is_file()}
+        epochs, mean, sd = seed_band(logs)
+        if epochs:
+            bands[f"{name} ({len(logs)} seeds)"] = (epochs, mean, sd)
+    if not bands:
+        logger.warning("no %s: the runs hold no validation records (train with data.holdout)", path.name)
+        return None
+    return plot_bands(path, bands, title="validation mAP on held-out identities, mean +- sd over seeds")
+
+
 def run_ablation_seeds(base_config: PathLike, cache_dir: PathLike, out_dir: PathLike, seeds: Sequence[int],
                        overrides: Sequence[str] = (), configs_dir: Optional[PathLike] = None,
-                       options: Optional[EvalOptions] = None, untrained_reference: bool = True) -> SeedsResult:
+                       options: Optional[EvalOptions] = None, untrained_reference: bool = True,
+                       rows: Sequence[Tuple[str, str, str]] = ROWS) -> SeedsResult:
     """Table IV once per seed into ``OUT/seed<S>/``, then ``OUT/ablation_seeds.json`` / ``.md``.
-    Rerunning reuses every finished row (each run folder resumes)."""
+    Rerunning reuses every finished row (each run folder resumes); ``rows`` picks Table IV's
+    rows (:func:`vireid.experiments.ablation.select_rows`), all four by default."""
     from vireid.evaluation.report import write_results_json
 
     if not seeds:
@@ -125,7 +164,8 @@ def run_ablation_seeds(base_config: PathLike, cache_dir: PathLike, out_dir: Path
     for i, seed in enumerate(seeds, 1):
         logger.info("seed %d (%d/%d)", seed, i, len(seeds))
         res = run_ablation(base_config, cache_dir, out / f"seed{seed}", overrides=[*overrides, f"seed={seed}"],
-                           configs_dir=configs_dir, options=options, untrained_reference=untrained_reference)
+                           configs_dir=configs_dir, options=options, untrained_reference=untrained_reference,
+                           rows=rows)
         per_seed[seed] = res.rows
     result = SeedsResult(rows=aggregate(per_seed))
     result.markdown = seeds_table(result.rows)
@@ -135,4 +175,5 @@ def run_ablation_seeds(base_config: PathLike, cache_dir: PathLike, out_dir: Path
     })
     result.md_path = out / "ablation_seeds.md"
     atomic_write_text(result.md_path, result.markdown)
+    result.png_path = _plot_rows(out / "ablation_seeds.png", out, rows, seeds)
     return result
