@@ -142,41 +142,31 @@ def plot_validation(path: PathLike, records: Sequence[Mapping[str, Any]]) -> Pat
 def plot_sweep(path: PathLike, curves: Mapping[str, Sequence[Mapping[str, Any]]], title: str) -> Path:
     """Validation mAP (f_all, %) against the epoch, one line per run (the paper's Fig. 5 form):
     ``curves`` maps a label to that run's log records."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=_SIZE_IN)
-    try:
-        drawn = 0
-        for label, records in curves.items():
-            val = [r for r in records if r.get("kind") == "val"]
-            if val:
-                ax.plot([int(r["epoch"]) for r in val], [100.0 * float(r.get("mAP", math.nan)) for r in val],
-                        marker="o", markersize=3, label=label)
-                drawn += 1
-        if not drawn:
-            raise ValueError("no run has validation records (train with data.holdout): nothing to plot")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("validation mAP, f_all (%)")
-        ax.grid(True, alpha=0.3)
-        ax.legend(loc="best")
-        ax.set_title(title)
-        fig.tight_layout()
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    lines = {}
+    for label, records in curves.items():
+        val = [r for r in records if r.get("kind") == "val"]
+        if val:
+            lines[label] = ([int(r["epoch"]) for r in val], [float(r.get("mAP", math.nan)) for r in val], None)
+    if not lines:
+        raise ValueError("no run has validation records (train with data.holdout): nothing to plot")
+    return plot_bands(path, lines, title)
 
 
 def plot_bands(path: PathLike, bands: Mapping[str, Any], title: str) -> Path:
-    """Validation mAP (f_all, %) against the epoch, one line per label with a shaded band:
-    ``bands`` maps a label to ``(epochs, mean, sd)`` (fractions), e.g. a row over seeds."""
+    """Validation mAP (f_all, %) against the epoch, one line per label, with a shaded +- sd
+    band where one is given: ``bands`` maps a label to ``(epochs, mean, sd or None)``
+    (fractions), e.g. a Table IV row over seeds."""
+    if not bands:
+        raise ValueError("no curves to plot")
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=_SIZE_IN)
     try:
-        if not bands:
-            raise ValueError("no curves to plot")
         for label, (epochs, mean, sd) in bands.items():
-            m, s = 100.0 * np.asarray(mean, dtype=float), 100.0 * np.asarray(sd, dtype=float)
+            m = 100.0 * np.asarray(mean, dtype=float)
             line, = ax.plot(list(epochs), m, marker="o", markersize=3, label=label)
-            ax.fill_between(list(epochs), m - s, m + s, color=line.get_color(), alpha=0.2)
+            if sd is not None:
+                s = 100.0 * np.asarray(sd, dtype=float)
+                ax.fill_between(list(epochs), m - s, m + s, color=line.get_color(), alpha=0.2)
         ax.set_xlabel("epoch")
         ax.set_ylabel("validation mAP, f_all (%)")
         ax.grid(True, alpha=0.3)
