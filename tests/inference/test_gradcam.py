@@ -8,8 +8,9 @@ import torch
 from torch import nn
 
 from tests.model.helpers import INPUT_HW, small_config
-from vireid.inference.gradcam import (explain, grad_cam, mask_map, normalise_maps, resolve_scores, score_of,
+from vireid.inference.gradcam import (body_box, explain, grad_cam, on_body, mask_map, normalise_maps, resolve_scores, score_of,
                                       upsample)
+from vireid.inference.gradcam_job import summarise
 from vireid.inference.gradcam_figure import (BORDER, GREY, HEADER, PAD, ROW_TITLE, Cell, Row, cell_size,
                                              figure_size, render)
 from vireid.model import PoseVIReIDNet
@@ -187,3 +188,50 @@ def test_picture_geometry_and_grey_mask_cell():
     x_cam = BORDER + cw + PAD
     assert tuple(pic[y0 + 15, x_cam + 15]) == (0, 0, 64)
     assert tuple(pic[y0 + 40, x_cam + 40]) == (64, 0, 0)
+
+
+def test_body_box_hand_computed():
+    kp = np.full((16, 2), np.nan, np.float32)
+    conf = np.zeros(16, np.float32)
+    kp[0], kp[1], kp[2] = (10.0, 20.0), (30.0, 100.0), (25.0, 60.0)   # (x, y): x 10..30, y 20..100
+    conf[:3] = (0.9, 0.6, 0.5)
+    kp[3], conf[3] = (0.0, 0.0), 0.4                                   # under the confidence bar: left out
+    # margins 10% of 20 = 2 px per side, 5% of 80 = 4 px: y 16..104 (+1, exclusive), x 8..32 (+1)
+    assert body_box(kp, conf, (128, 64)) == (16, 8, 105, 33)
+    # clipped to the crop
+    assert body_box(kp, conf, (90, 30)) == (16, 8, 90, 30)
+    conf[1:] = 0.0                                                      # one joint: no box
+    assert body_box(kp, conf, (128, 64)) is None
+
+
+def test_on_body_hand_computed():
+    cam = np.zeros((4, 4), np.float32)
+    cam[0, 0], cam[1, 1], cam[3, 3] = 1.0, 2.0, 1.0                    # mass 4, 3 of it in rows 0-1 x cols 0-1
+    box = (0, 0, 2, 2)                                                   # 4 of 16 pixels
+    mask = np.full((4, 4), 0.4, np.float32)
+    mask[:2, :2] = 0.6
+    got = on_body(cam, mask, box)
+    assert got["area"] == pytest.approx(0.25) and got["cam_share"] == pytest.approx(0.75)
+    assert got["lift"] == pytest.approx(3.0) and got["mask_contrast"] == pytest.approx(0.2)
+    assert "mask_contrast" not in on_body(cam, None, box)
+    flat = on_body(np.zeros((4, 4)), np.full((4, 4), 0.5), (0, 0, 4, 4))
+    assert flat["cam_share"] is None and flat["lift"] is None        # no evidence anywhere: not 0, not chance
+    assert flat["mask_contrast"] is None                              # the box is the whole crop: no outside
+
+
+def test_summary_counts_all_zero_maps_apart():
+    def image(value, share, contrast=None):
+        body = {"box_yx": [0, 0, 2, 2], "area": 0.25, "cam_share": share, "lift": None if share is None else share * 4}
+        if contrast is not None:
+            body["mask_contrast"] = contrast
+        return {"score": "cross", "value": value, "body": body}
+
+    records = [{"models": [{"role": "baseline", "rgb": image(0.2, 0.5), "ir": image(-0.4, None)},
+                           {"role": "full", "rgb": image(0.6, 0.75, 0.02), "ir": image(0.4, 0.25, -0.01)}]}]
+    got = summarise(records)
+    assert got["baseline"]["images"] == 1 and got["baseline"]["zero_maps"] == 1
+    assert got["baseline"]["cam_share"] == pytest.approx(0.5) and got["baseline"]["lift"] == pytest.approx(2.0)
+    assert got["baseline"]["score"] == pytest.approx(-0.1)                  # the score of every image
+    assert "mask_contrast" not in got["baseline"]
+    assert got["full"]["images"] == 2 and got["full"]["zero_maps"] == 0
+    assert got["full"]["cam_share"] == pytest.approx(0.5) and got["full"]["mask_contrast"] == pytest.approx(0.005)

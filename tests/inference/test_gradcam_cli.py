@@ -68,6 +68,23 @@ def test_baseline_and_full_pictures(trained, baseline, tmp_path):
         assert tuple(pic[y_base + 3, x_mask + 3]) == GREY
         assert tuple(pic[y_full + 3, x_mask + 3]) != GREY
         assert f"id {rec['pid']}" in res.output
+        for entry in (base, full):
+            for mod in ("rgb", "ir"):
+                body = entry[mod]["body"]                    # the cache's keypoints give each crop a body box
+                y0, x0, y1, x1 = body["box_yx"]
+                assert 0 <= y0 < y1 <= 96 and 0 <= x0 < x1 <= 48
+                assert body["area"] == pytest.approx((y1 - y0) * (x1 - x0) / (96 * 48))
+                assert 0 <= body["cam_share"] <= 1 and body["lift"] == pytest.approx(body["cam_share"] / body["area"])
+        assert "mask_contrast" in full["rgb"]["body"] and "mask_contrast" not in base["rgb"]["body"]
+    # the summary: per model, the mean over the images shown, printed and written
+    for role in ("baseline", "full"):
+        got = doc["summary"][role]
+        shares = [e[m]["body"]["cam_share"] for r in doc["identities"] for e in r["models"] if e["role"] == role
+                  for m in ("rgb", "ir")]
+        assert got["images"] == len(shares) and got["cam_share"] == pytest.approx(sum(shares) / len(shares))
+        assert f"{role}: mean score {got['score']:.3f}; Grad-CAM mass on the body box {100 * got['cam_share']:.1f}%" \
+            in res.output
+    assert "pose mask on - off the body" in res.output.split("full: mean score")[1]
 
 
 def test_one_checkpoint_logit_of_a_training_identity(trained, tmp_path):

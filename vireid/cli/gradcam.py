@@ -28,6 +28,14 @@ columns RGB crop | RGB Grad-CAM | RGB pose mask | IR crop | IR Grad-CAM | IR pos
 model without the pose branch), and OUT/gradcam.json with the crops, scores and map peaks.
 
 \b
+On the body: each crop's keypoints in the cache give a body box (their bounding box, widened by
+10% of its width per side and 5% of its height). Per model, over the identities shown, it prints
+the share of Grad-CAM mass inside the box against the box's share of the crop (1.00x: no more on
+the body than a flat map), and for the full model the pose mask's mean on minus off the body.
+Any cache of the same images can be given, e.g. the exact-keypoints one for a model trained on
+an estimator's cache.
+
+\b
 Score (--score auto): the identity's own class logit when it is a training class, else the cosine
 similarity of the crop's f_ID to the mean f_ID of the identity's crops of the other modality (what
 retrieval ranks by), else the norm of the stripe embeddings. Layer (--layer): f_id, the ReID
@@ -81,7 +89,7 @@ def cli(checkpoint: Path, baseline: Optional[Path], cache_dir: Path, ids: Option
     from vireid.inference.extractor import ExtractorError, FeatureExtractor
     from vireid.inference.gradcam_figure import render
     from vireid.inference.gradcam_job import (GradCamError, Model, check_compatible, explain_identity,
-                                              test_identities)
+                                              summarise, test_identities)
     from vireid.io import WriteError, atomic_write_bytes, atomic_write_json, ensure_writable, write_error
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -99,6 +107,7 @@ def cli(checkpoint: Path, baseline: Optional[Path], cache_dir: Path, ids: Option
         available = (test_identities(manifest, models[-1].extractor.checkpoint_data) if split == "test"
                      else sorted(models[-1].label_map))
         meta = cache.metadata()
+        meta["keypoints"] = cache.keypoints()
         present = set(int(p) for p in meta["pid"])
         available = [p for p in available if p in present]
         if ids is None:
@@ -125,9 +134,20 @@ def cli(checkpoint: Path, baseline: Optional[Path], cache_dir: Path, ids: Option
                                                           for k in ("rgb", "ir") if k in e)
                                for e in res.record["models"])
             click.echo(f"{out / res.record['png']}: id {pid} ({scores})")
+        summary = summarise(records)
         atomic_write_json(out / "gradcam.json", {"code_version": __version__, "cache": str(cache_dir),
                                                  "split": split, "score": score, "layer": layer,
-                                                 "identities": records})
+                                                 "summary": summary, "identities": records})
+        for role, got in summary.items():
+            line = f"{role}: mean score {got['score']:.3f}"
+            if got["images"]:
+                line += (f"; Grad-CAM mass on the body box {100 * got['cam_share']:.1f}% (the box is "
+                         f"{100 * got['area']:.1f}% of the crop: {got['lift']:.2f}x chance), {got['images']} images")
+            if got["zero_maps"]:
+                line += f"; {got['zero_maps']} all-zero map(s) (no positive evidence) left out"
+            if "mask_contrast" in got:
+                line += f"; pose mask on - off the body {got['mask_contrast']:+.4f}"
+            click.echo(line)
     except (CheckpointError, CacheError, ManifestError, ExtractorError, GradCamError, WriteError) as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:

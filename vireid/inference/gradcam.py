@@ -36,6 +36,15 @@ are not among the training classes. ``score='auto'`` takes, per image:
 the input size, values as they are in (0, 1) (not rescaled): the soft attention the pose
 branch puts on the ReID features. ``None`` for a model without the Pose Estimation branch.
 
+**On the body** (:func:`body_box`, :func:`on_body`): the paper reads Figs. 4 and 6 as "the
+features come from the body, not the background". To measure that over many identities, the
+crop's keypoints (the heatmap cache's, i.e. the pose estimator's or the exact ones) give a
+body box: their bounding box widened by 10% of its width on each side and 5% of its height at
+top and bottom (limbs and clothes reach past the joints). A map's share of its mass inside the
+box, against the box's share of the crop's area (what a map spread evenly would get), says how
+much more than chance the map sits on the body; for the pose mask, the mean inside minus the
+mean outside says whether eq. 7 lets the body through more than the background.
+
 The model runs in eval mode (BatchNorm with running statistics), so each image's score
 depends on that image only and one backward pass of the summed scores gives every image's
 own gradients.
@@ -181,3 +190,47 @@ def explain(model: PoseVIReIDNet, images: Tensor, modality: Tensor, score: str =
     return Explanation(cam=cam.cpu().numpy().astype(np.float32),
                        mask=None if mask is None else mask.cpu().numpy().astype(np.float32),
                        score=scores.detach().cpu().numpy().astype(np.float32), kinds=kinds, layer=layer)
+
+
+#: Body box margins (fraction of the keypoints' box): each side, top and bottom.
+BODY_MARGIN_X = 0.10
+BODY_MARGIN_Y = 0.05
+
+
+def body_box(keypoints: np.ndarray, confidence: np.ndarray, size: Tuple[int, int],
+             min_confidence: float = 0.5) -> Optional[Tuple[int, int, int, int]]:
+    """The body box ``(y0, x0, y1, x1)`` (pixels, ``y1``/``x1`` exclusive) of one crop of ``size``
+    (H, W): the bounding box of its keypoints [16, 2] (x, y) with ``confidence`` >= ``min_confidence``,
+    widened by :data:`BODY_MARGIN_X` / :data:`BODY_MARGIN_Y` and clipped to the crop. ``None`` with
+    fewer than two such joints (no box to speak of)."""
+    h, w = int(size[0]), int(size[1])
+    kp = np.asarray(keypoints, dtype=np.float64).reshape(-1, 2)
+    ok = (np.asarray(confidence, dtype=np.float64).reshape(-1) >= min_confidence) & np.isfinite(kp).all(axis=1)
+    if ok.sum() < 2:
+        return None
+    x0, y0 = kp[ok].min(axis=0)
+    x1, y1 = kp[ok].max(axis=0)
+    dx, dy = BODY_MARGIN_X * (x1 - x0), BODY_MARGIN_Y * (y1 - y0)
+    box = (int(np.floor(y0 - dy)), int(np.floor(x0 - dx)), int(np.ceil(y1 + dy)) + 1, int(np.ceil(x1 + dx)) + 1)
+    box = (max(box[0], 0), max(box[1], 0), min(box[2], h), min(box[3], w))
+    return box if box[2] > box[0] and box[3] > box[1] else None
+
+
+def on_body(cam: np.ndarray, mask: Optional[np.ndarray], box: Tuple[int, int, int, int]) -> Dict[str, Optional[float]]:
+    """What share of the Grad-CAM map ``cam`` [H, W] (>= 0) lies in the body ``box``, against the
+    box's share of the crop (``area``): ``cam_share`` and ``lift`` = cam_share / area (both
+    ``None`` for an all-zero map: no positive evidence anywhere, neither on nor off the body);
+    and, with a pose ``mask`` [H, W], its mean inside the box minus its mean outside
+    (``mask_contrast``; ``None`` when the box is the whole crop). ``None``, not NaN: the record
+    is written as strict JSON."""
+    y0, x0, y1, x1 = box
+    inside = np.zeros(cam.shape, dtype=bool)
+    inside[y0:y1, x0:x1] = True
+    area = float(inside.mean())
+    total = float(cam.sum())
+    share = float(cam[inside].sum() / total) if total > 0 else None
+    out: Dict[str, Optional[float]] = {"area": area, "cam_share": share,
+                                       "lift": None if share is None else share / area}
+    if mask is not None:
+        out["mask_contrast"] = float(mask[inside].mean() - mask[~inside].mean()) if (~inside).any() else None
+    return out

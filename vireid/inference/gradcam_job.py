@@ -2,7 +2,10 @@
 :func:`vireid.inference.gradcam.explain` with every model, and lay the results out as the
 rows of :mod:`vireid.inference.gradcam_figure`.
 
-Images: the identity's first RGB and first IR crop in cache (manifest) order. Each crop's
+Images: the identity's first RGB and first IR crop in cache (manifest) order. With the
+cache's keypoints in ``meta`` (``'keypoints'``, ``'confidence'``), each image's record also says
+how much of its map lies on the body (:func:`vireid.inference.gradcam.on_body`), and
+:func:`summarise` averages that over identities per model. Each crop's
 ``'cross'`` reference is the mean f_ID (eq. 12) of *all* the identity's crops of the other
 modality (up to ``max_reference``), computed by the same model without the flip; its training
 class (for ``'logit'``) comes from the checkpoint's ``label_map``.
@@ -20,7 +23,7 @@ import torch.nn.functional as F
 
 from vireid.data.manifest import Manifest
 from vireid.inference.extractor import FeatureExtractor, ImageItem
-from vireid.inference.gradcam import Explanation, explain
+from vireid.inference.gradcam import Explanation, body_box, explain, on_body
 from vireid.inference.gradcam_figure import Cell, Row
 from vireid.model.modality_specific import IR, RGB
 
@@ -115,6 +118,8 @@ def explain_identity(models: Sequence[Model], cache: Any, meta: Dict[str, np.nda
         raise GradCamError(f"{cache.root}: no image of identity {pid}")
     shown = {code: idx[0] for code, idx in found.items() if idx}
     crops = {code: cache.read_arrays(int(i))[0] for code, i in shown.items()}
+    boxes = {code: body_box(meta["keypoints"][i], meta["confidence"][i], crops[code].shape[:2])
+             if "keypoints" in meta else None for code, i in shown.items()}
     result = IdentityResult(pid, [], {"pid": pid, "images": {MODALITIES[c]: cache.paths[i] for c, i in shown.items()},
                                       "models": []})
     for model in models:
@@ -145,10 +150,43 @@ def explain_identity(models: Sequence[Model], cache: Any, meta: Dict[str, np.nda
             entry[MODALITIES[c]] = {"score": exp.kinds[k], "value": float(exp.score[k]),
                                     "cam_peak_yx": [int(peak[0]), int(peak[1])],
                                     "mask_range": None if exp.mask is None else
-                                    [float(exp.mask[k].min()), float(exp.mask[k].max())]}
+                                    [float(exp.mask[k].min()), float(exp.mask[k].max())],
+                                    "body": None if boxes[c] is None else
+                                    {"box_yx": list(boxes[c]), **on_body(cam, None if exp.mask is None
+                                                                         else exp.mask[k], boxes[c])}}
         name = model.checkpoint.name
         name = name if model.role == name else f"{model.role}: {name}"
         title = f"{name} ({'with' if model.has_peb else 'no'} pose branch), id {pid}, layer {layer}"
         result.rows.append(Row(title, cells[RGB], cells[IR]))
         result.record["models"].append(entry)
     return result
+
+
+def summarise(records: Sequence[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
+    """Per model role, over the images of ``records`` (``explain_identity``'s): ``score``, the
+    mean explained score over all of them; ``images``, how many have a body box and a non-zero
+    map, and the means of ``area``, ``cam_share``, ``lift`` and (with the pose branch)
+    ``mask_contrast`` over those; ``zero_maps``, how many maps were all zero (no positive
+    evidence: counted, not averaged in as 0 or as chance)."""
+    acc: Dict[str, Dict[str, List[float]]] = {}
+    zero: Dict[str, int] = {}
+    for rec in records:
+        for entry in rec["models"]:
+            for key in MODALITIES.values():
+                image = entry.get(key)
+                if image is None:
+                    continue
+                got = acc.setdefault(entry["role"], {})
+                zero.setdefault(entry["role"], 0)
+                got.setdefault("score", []).append(image["value"])
+                body = image.get("body")
+                if body is None:
+                    continue
+                if body["cam_share"] is None:
+                    zero[entry["role"]] += 1
+                    continue
+                for name in ("area", "cam_share", "lift", "mask_contrast"):
+                    if body.get(name) is not None:
+                        got.setdefault(name, []).append(body[name])
+    return {role: {"images": len(v.get("cam_share", [])), "zero_maps": zero[role],
+                   **{k: float(np.mean(x)) for k, x in v.items()}} for role, v in acc.items()}
