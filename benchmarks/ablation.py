@@ -25,7 +25,7 @@ OUT/ablation_seeds.png draws each row's validation mAP against the epoch (mean a
 band over the seeds). ``--rows baseline,full`` trains only those rows (names: baseline, peb,
 peb_pose, full):
 
-    python benchmarks/ablation.py --cache cache_rir --out abl_rir --seeds 3 --rows baseline,full \
+    python benchmarks/ablation.py --cache cache_rir --out abl_rir --seeds 3 --rows baseline,full \\
         --set epochs=240 --set optim.step_size=176 --set val_every=20
 """
 from __future__ import annotations

@@ -85,6 +85,7 @@ class EstimatorTrainConfig:
     weight_decay: float = 5e-4
     input_size: int = 256
     num_refinement_stages: int = 5
+    num_channels: int = 128                       # GCCPM's feature width (a refinement stage's)
     sigma: Optional[float] = None                 # None: 7 px at stride 8 (TargetConfig.sigma_px)
     occluded: str = "ignore"
     missing: str = "ignore"
@@ -98,7 +99,7 @@ class EstimatorTrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "input_size"):
+        for name in ("epochs", "batch_size", "input_size", "num_channels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.num_refinement_stages < 0:
@@ -205,11 +206,14 @@ def train_estimator(root: "str | Path", out: "str | Path", cfg: EstimatorTrainCo
 
     # ---- 2. model, optimizer; a resume puts the saved state back
     torch.manual_seed(cfg.seed)
-    model = GCCPM(num_refinement_stages=cfg.num_refinement_stages)
+    model = GCCPM(num_refinement_stages=cfg.num_refinement_stages, num_channels=cfg.num_channels)
     init_sha = None
     if init is not None:
         try:
             model = load_gccpm_checkpoint(init, num_refinement_stages=cfg.num_refinement_stages)
+            if model.cpm[1][0].out_channels != cfg.num_channels:
+                raise CheckpointMismatchError(f"{init} has {model.cpm[1][0].out_channels} feature channels, "
+                                              f"num_channels is {cfg.num_channels}")
         except CheckpointMismatchError as exc:
             raise TrainEstimatorError(f"--init: {exc}") from None
         init_sha = file_sha256(init)

@@ -254,3 +254,31 @@ def test_cli_settings_from_yaml_set_and_options_over_the_dataclass_defaults(tmp_
     assert res.exit_code == 2 and "unknown key 'lrr'; did you mean 'lr'?" in res.output
     res = runner.invoke(_cli(), base + ["--set", "input_size=100"])
     assert res.exit_code == 2 and "multiple of 8" in res.output
+
+
+def test_narrow_estimator_fits_a_narrow_refinement_module(lip_root, tmp_path):
+    """num_channels: an estimator as wide as a narrow Pose Estimation branch (the demo preset's
+    32 channels, here 16) whose refinement stage model.pose_init can load; read back at its width."""
+    from tests.model.helpers import small_config
+    from vireid.model import PoseVIReIDNet, load_pose_branch_from_lip
+
+    out = tmp_path / "narrow.pt"
+    train_estimator(lip_root, out, EstimatorTrainConfig(epochs=1, num_channels=16, **TINY))
+    sd = torch.load(out, weights_only=True)["state_dict"]
+    assert sd["cpm.1.0.weight"].shape[0] == 16
+    assert sd["refinement_stages.0.trunk.0.encoder1.0.0.weight"].shape[1] == 16 + NUM_JOINTS + 1
+    model = load_gccpm_checkpoint(out)                          # the width read from the weights
+    assert model.cpm[1][0].out_channels == 16 and len(model.refinement_stages) == 1
+    net = PoseVIReIDNet(small_config("full", heatmap_channels=NUM_JOINTS, deconv_channels=16, refine_channels=16))
+    report = load_pose_branch_from_lip(net, out, stage_index=0)
+    assert len(report["adapted"]) == 2                          # 17 maps -> 16 joints
+    assert torch.equal(net.pose_branch.refinement.state_dict()[report["loaded"][0]],
+                       sd[f"refinement_stages.0.{report['loaded'][0]}"])
+    # the default width does not fit that module, and says where
+    with pytest.raises(ValueError, match="does not fit the Refinement Module"):
+        load_pose_branch_from_lip(net, {"state_dict": GCCPM(num_refinement_stages=1).state_dict()}, stage_index=0)
+    # --init of another width is refused by name
+    with pytest.raises(TrainEstimatorError, match="--init: .*16 feature channels, num_channels is 128"):
+        train_estimator(lip_root, tmp_path / "w.pt", EstimatorTrainConfig(epochs=1, **TINY), init=out)
+    with pytest.raises(ValueError, match="num_channels must be positive"):
+        EstimatorTrainConfig(num_channels=0)

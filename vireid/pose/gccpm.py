@@ -197,6 +197,13 @@ def extract_state_dict(obj: Any, source: str = "<checkpoint>") -> Dict[str, Tens
     return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in sd.items()}
 
 
+def num_channels_in(state_dict: Mapping[str, Tensor]) -> int:
+    """Width of a GCCPM state dict's features (the CPM's output channels: GCCPM's 128, or a
+    narrower estimator's, e.g. one made to fit a narrow Refinement Module); 128 when absent."""
+    w = state_dict.get("cpm.1.0.weight")
+    return int(w.shape[0]) if isinstance(w, Tensor) and w.dim() == 4 else 128
+
+
 def num_stages_in(state_dict: Mapping[str, Tensor]) -> int:
     """Number of refinement stages a GCCPM state dict holds (highest ``refinement_stages.i`` + 1)."""
     found = {int(m.group(1)) for k in state_dict if (m := _STAGE_KEY.match(k))}
@@ -241,7 +248,7 @@ def read_gccpm_checkpoint(path: "str | Path", num_refinement_stages: Optional[in
         raise CheckpointMismatchError(str(exc)) from None
     sd = extract_state_dict(obj, str(path))
     stages = num_stages_in(sd) if num_refinement_stages is None else num_refinement_stages
-    model = GCCPM(num_refinement_stages=stages)
+    model = GCCPM(num_refinement_stages=stages, num_channels=num_channels_in(sd))
     load_state_strict(model, sd, str(path))
     meta = {k: v for k, v in obj.items() if k != "state_dict"} if "state_dict" in obj else {}
     return model.eval(), meta
@@ -251,6 +258,7 @@ def load_gccpm_checkpoint(path: "str | Path", num_refinement_stages: Optional[in
                           map_location: str = "cpu") -> GCCPM:
     """Build :class:`GCCPM` and load a checkpoint file strictly (float16 weights become float32).
 
-    The number of refinement stages is read from the keys unless given.
+    The number of refinement stages is read from the keys unless given, the feature width
+    from the CPM's weights (:func:`num_channels_in`).
     """
     return read_gccpm_checkpoint(path, num_refinement_stages, map_location)[0]
