@@ -3,7 +3,8 @@
     vireid-gradcam --checkpoint runs/full/best.pt --baseline runs/baseline/best.pt --cache cache \\
                    --ids 1,5,9 --out gradcam
 
-One PNG per identity (``OUT/id_0001.png``) and ``OUT/gradcam.json`` (images, scores, peaks).
+One PNG per identity (``OUT/id_0001.png``) and ``OUT/gradcam.json`` (images, scores, peaks,
+the maps' shares on the body and their summary per model).
 The maps are computed by :mod:`vireid.inference.gradcam`; the picture's layout is in
 :mod:`vireid.inference.gradcam_figure`.
 """
