@@ -27,6 +27,13 @@ peb_pose, full):
 
     python benchmarks/ablation.py --cache cache_rir --out abl_rir --seeds 3 --rows baseline,full \\
         --set epochs=240 --set optim.step_size=176 --set val_every=20
+
+Rows trained separately into one OUT (other rows, other seeds, two runs at a time) are put in
+one table by ``--table-only``: it trains and evaluates nothing, gathers every run of --seeds
+and --rows already evaluated in OUT, and refuses runs of different budgets or data; a row
+with fewer seeds names its seeds:
+
+    python benchmarks/ablation.py --out abl_rir --seeds 3 --table-only
 """
 from __future__ import annotations
 
@@ -39,7 +46,8 @@ from typing import List, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vireid.experiments.ablation import ROWS, run_ablation, select_rows  # noqa: E402
-from vireid.experiments.ablation_seeds import parse_seeds, run_ablation_seeds  # noqa: E402
+from vireid.experiments.ablation_seeds import (finished_runs, parse_seeds, run_ablation_seeds,  # noqa: E402
+                                               write_seeds_table)
 from vireid.evaluation.testing import EvalError, EvalOptions  # noqa: E402
 from vireid.engine.loop import resolve_device  # noqa: E402
 from vireid.experiments.sweep import parse_values, run_sweep  # noqa: E402
@@ -54,7 +62,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help="base configuration: budget, seed, input, batch (default configs/demo.yaml)")
     ap.add_argument("--configs", type=Path, default=ROOT / "configs",
                     help="folder of the ablation_*.yaml row presets")
-    ap.add_argument("--cache", type=Path, required=True, help="heatmap cache (vireid-prep heatmaps)")
+    ap.add_argument("--cache", type=Path, default=None, help="heatmap cache (vireid-prep heatmaps); required unless "
+                                                              "--table-only")
     ap.add_argument("--out", type=Path, required=True, help="output folder")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="override for every row (repeatable), e.g. --set epochs=4")
@@ -70,11 +79,18 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help="Table IV with error bars: a count (3: seeds 0, 1, 2) or a list (0,5,7) of seeds")
     ap.add_argument("--rows", default=None,
                     help="Table IV's rows to train, comma-separated from baseline, peb, peb_pose, full (default all)")
+    ap.add_argument("--table-only", action="store_true",
+                    help="with --seeds: train and evaluate nothing, write the table of the runs already evaluated in "
+                         "OUT (a run a seed has not finished is left out; rows with fewer seeds name them)")
     args = ap.parse_args(argv)
     if (args.sweep is None) != (args.values is None):
         ap.error("--sweep and --values go together")
     if args.sweep is not None and (args.seeds is not None or args.rows is not None):
         ap.error("--seeds and --rows apply to the Table IV rows, not to --sweep")
+    if args.table_only and args.seeds is None:
+        ap.error("--table-only needs --seeds: the seeds whose runs the table gathers")
+    if args.cache is None and not args.table_only:
+        ap.error("the following arguments are required: --cache")
     try:
         seeds = parse_seeds(args.seeds) if args.seeds is not None else None
         rows = select_rows(args.rows) if args.rows is not None else ROWS
@@ -84,7 +100,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.getLogger("vireid").setLevel(logging.INFO)
     try:
         options = EvalOptions(mode="all", direction="v2t", trials=args.trials, device=str(resolve_device(args.device)))
-        if seeds is not None:
+        if args.table_only:
+            result = write_seeds_table(args.out, finished_runs(args.out, seeds, rows), rows, {"table_only": True})
+        elif seeds is not None:
             result = run_ablation_seeds(args.base, args.cache, args.out, seeds, overrides=args.sets,
                                         configs_dir=args.configs, options=options,
                                         untrained_reference=not args.no_untrained, rows=rows)

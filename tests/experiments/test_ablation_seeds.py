@@ -43,6 +43,21 @@ def test_aggregate_and_table_by_hand():
     assert abs_.mean_std([0.5]) == (0.5, 0.0)
 
 
+def test_rows_with_fewer_seeds_name_them_and_one_seed_shows_no_spread():
+    per_seed = {0: {"Baseline": _row(0.10, 0.20, (False, False, False)), "Full": _row(0.30, 0.40),
+                    "+ PEB": _row(0.20, 0.34, (True, False, False)), "+ PEB + L_pose": _row(0.25, 0.35, (True, True, False))},
+                1: {"Baseline": _row(0.20, 0.30, (False, False, False)), "Full": _row(0.30, 0.50),
+                    "+ PEB": _row(0.20, 0.44, (True, False, False))},
+                2: {"Baseline": _row(0.30, 0.40, (False, False, False)), "Full": _row(0.30, 0.60)}}
+    md = abs_.seeds_table(abs_.aggregate(per_seed), baseline="Baseline")
+    assert md.startswith("All-search, mean +- sample std over the seeds each row names (%):")
+    assert "| Baseline (seeds 0, 1, 2) |  |  |  | 20.00 +- 10.00 |" in md
+    # + PEB: f_ALL mAP 35, 45 -> 40 +- 7.07; baseline 31 +- 10 -> +9.00, pooled sqrt((50 + 100) / 2) = 8.66
+    assert "| + PEB (seeds 0, 1) | x |  |  | 20.00 +- 0.00 | 39.00 +- 7.07 | 21.00 +- 0.00 | 40.00 +- 7.07 | +9.00 (+1.0 sd) |" in md
+    # one seed: the value alone, the difference without a pooled sd
+    assert "| + PEB + L_pose (seed 0) | x | x |  | 25.00 | 35.00 | 26.00 | 36.00 | +5.00 |" in md
+
+
 def test_each_seed_runs_the_table_with_its_seed_into_its_folder(tmp_path, monkeypatch):
     calls = []
 
@@ -138,3 +153,73 @@ def test_the_script_passes_rows_and_refuses_unknown_ones(tmp_path, monkeypatch, 
     assert "--rows takes row names from baseline, peb, peb_pose, full" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         script.main(["--cache", "c", "--out", str(tmp_path), "--rows", "full", "--sweep", "k", "--values", "1"])
+
+
+def _evaluated(out: Path, seed: int, slug: str, m: float, comps=(True, True, True), epochs: int = 240,
+               pose_init=None, manifest: str = "h1") -> Path:
+    """A finished run's eval/results.json, as run_rows writes it (only the keys the table reads)."""
+    model = dict(zip(ab.COMPONENTS, comps), pose_init=pose_init if comps[0] else None)
+    metrics = lambda v: {"mean": {"R1": v / 2, "mAP": v, "mINP": v / 4}, "std": {"R1": 0.0, "mAP": 0.0, "mINP": 0.0}}
+    payload = {"config": {"seed": seed, "epochs": epochs, "device": "cpu", "model": model},
+               "manifest_hash": manifest, "protocol": {"dataset": "sysu"},
+               "results": {"All-search": {"features": {"f_ID": metrics(m), "f_ALL": metrics(m + 0.01)}}}}
+    path = out / f"seed{seed}" / slug / "eval" / "results.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload))
+    return path
+
+
+def test_finished_runs_gather_rows_run_apart_and_leave_out_the_unfinished(tmp_path):
+    for seed, (b, f) in enumerate([(0.20, 0.40), (0.30, 0.50), (0.40, 0.60)]):
+        _evaluated(tmp_path, seed, "baseline", b, (False, False, False))
+        _evaluated(tmp_path, seed, "full", f, pose_init="lip.pth")
+    _evaluated(tmp_path, 0, "peb", 0.34, (True, False, False), pose_init="lip.pth")
+    _evaluated(tmp_path, 1, "peb", 0.44, (True, False, False), pose_init="lip.pth")
+    (tmp_path / "seed2" / "peb").mkdir()                  # started, not evaluated: left out
+    per_seed = abs_.finished_runs(tmp_path, [0, 1, 2])
+    assert {s: list(r) for s, r in per_seed.items()} == {
+        0: ["Baseline", "+ PEB", "+ PEB + L_pose + HFC (full)"], 1: ["Baseline", "+ PEB", "+ PEB + L_pose + HFC (full)"],
+        2: ["Baseline", "+ PEB + L_pose + HFC (full)"]}
+    assert per_seed[0]["+ PEB"]["components"] == {"use_pose_branch": True, "use_pose_loss": False, "use_hfc": False}
+    res = abs_.write_seeds_table(tmp_path, per_seed)
+    # f_ALL mAP: baseline 21, 31, 41 (sd 10); + PEB 35, 45 (sd 7.07): +9.00, pooled sd 8.66
+    assert "| + PEB (seeds 0, 1) | x |  |  |" in res.markdown and "| 40.00 +- 7.07 | +9.00 (+1.0 sd) |" in res.markdown
+    assert "| Baseline (seeds 0, 1, 2) |" in res.markdown
+    doc = json.loads((tmp_path / "ablation_seeds.json").read_text())
+    assert doc["seeds"] == [0, 1, 2] and [r["seeds"] for r in doc["rows"]] == [[0, 1, 2], [0, 1], [0, 1, 2]]
+
+
+@pytest.mark.parametrize("kind", ["epochs", "data", "pose_init"])
+def test_finished_runs_refuse_runs_of_another_budget_or_data(tmp_path, kind):
+    first = _evaluated(tmp_path, 0, "baseline", 0.2, (False, False, False))
+    _evaluated(tmp_path, 0, "full", 0.4, pose_init="lip.pth")
+    odd = _evaluated(tmp_path, 1, "full", 0.5, epochs=20 if kind == "epochs" else 240,
+                     manifest="h2" if kind == "data" else "h1",
+                     pose_init="other.pth" if kind == "pose_init" else "lip.pth")
+    with pytest.raises(ValueError) as err:
+        abs_.finished_runs(tmp_path, [0, 1])
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(str(odd))
+    key = {"epochs": "epochs = 20", "data": "manifest_hash = 'h2'", "pose_init": "model.pose_init = 'other.pth'"}[kind]
+    assert key in msg and (str(first) if kind != "pose_init" else str(first.parents[2] / "full")) in msg
+
+
+def test_the_script_writes_the_table_of_finished_runs_without_a_cache(tmp_path, capsys):
+    from tests.benchmarks.scripts import load_script
+
+    script = load_script("ablation")
+    assert script.main(["--out", str(tmp_path), "--seeds", "2", "--table-only"]) == 1
+    assert "no evaluated run for seeds 0, 1" in capsys.readouterr().err
+    _evaluated(tmp_path, 0, "baseline", 0.2, (False, False, False))
+    _evaluated(tmp_path, 1, "baseline", 0.3, (False, False, False))
+    _evaluated(tmp_path, 0, "full", 0.4)
+    assert script.main(["--out", str(tmp_path), "--seeds", "0,1", "--table-only"]) == 0
+    out = capsys.readouterr().out
+    assert "| + PEB + L_pose + HFC (full) (seed 0) | x | x | x | 20.00 | 40.00 | 20.50 | 41.00 | +15.00 |" in out
+    assert (tmp_path / "ablation_seeds.md").read_text() in out
+    with pytest.raises(SystemExit):
+        script.main(["--out", str(tmp_path), "--table-only"])
+    assert "--table-only needs --seeds" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        script.main(["--out", str(tmp_path), "--seeds", "2"])
+    assert "required: --cache" in capsys.readouterr().err

@@ -38,6 +38,8 @@ ROWS: Tuple[Tuple[str, str, str], ...] = (
     ("+ PEB + L_pose + HFC (full)", "full", "ablation_full.yaml"),
 )
 UNTRAINED_ROW = "full model, untrained (random weights)"
+#: The model switches a Table IV row sets (``configs/ablation_*.yaml``), in the table's column order.
+COMPONENTS = ("use_pose_branch", "use_pose_loss", "use_hfc")
 #: The columns: the paper's Table IV shows Rank-1 and mAP (SYSU-MM01 all-search, RegDB
 #: visible-to-thermal); mINP is added.
 METRICS = ("R1", "mAP", "mINP")
@@ -76,13 +78,15 @@ def row_overrides(path: PathLike) -> List[str]:
     return out
 
 
-def _setting(report: EvalReport) -> str:
-    return next(iter(report.payload["results"]))
-
-
 def _summary(report: EvalReport) -> Dict[str, Any]:
-    setting = _setting(report)
-    feats = report.payload["results"][setting]["features"]
+    return summary_of(report.payload)
+
+
+def summary_of(payload: Mapping[str, Any]) -> Dict[str, Any]:
+    """A row's summary from an evaluation's ``results.json`` payload: its (first) setting and
+    the mean and std over trials of each feature's metrics."""
+    setting = next(iter(payload["results"]))
+    feats = payload["results"][setting]["features"]
     return {"setting": setting,
             "features": {f: {m: float(v["mean"][m]) for m in METRICS} for f, v in feats.items()},
             "std": {f: {m: float(v["std"][m]) for m in METRICS} for f, v in feats.items()}}
@@ -96,7 +100,7 @@ def ablation_table(rows: Mapping[str, Mapping[str, Any]]) -> str:
              "| " + " | ".join(head) + " |", "|" + "|".join([":---"] + [":-:"] * 3 + ["---:"] * (len(head) - 4)) + "|"]
     for name, row in rows.items():
         comp = row.get("components", {})
-        marks = ["x" if comp.get(k) else "" for k in ("use_pose_branch", "use_pose_loss", "use_hfc")]
+        marks = ["x" if comp.get(k) else "" for k in COMPONENTS]
         vals = [f"{100 * row['features'][f][m]:.2f}" if f in row["features"] else "-"
                 for f in ("f_ID", "f_ALL") for m in METRICS]
         secs = row.get("train_seconds")
@@ -200,8 +204,7 @@ def run_rows(base_config: PathLike, cache_dir: PathLike, out_dir: PathLike, rows
         write_results_json(run / "eval" / "results.json", report.payload)
         atomic_write_text(run / "eval" / "results.md", report.markdown)
         row = _summary(report)
-        row.update(components={k: bool(getattr(cfg.model, k)) for k in ("use_pose_branch", "use_pose_loss",
-                                                                          "use_hfc")},
+        row.update(components={k: bool(getattr(cfg.model, k)) for k in COMPONENTS},
                    overrides=list(row_def.overrides), checkpoint=str(ck_path), epoch=ck.get("epoch"),
                    train_seconds=round(seconds, 1), run=str(run))
         result.rows[row_def.name] = row
@@ -212,8 +215,7 @@ def run_rows(base_config: PathLike, cache_dir: PathLike, out_dir: PathLike, rows
         ck = load_checkpoint(ref_ck)
         report = evaluate_model(untrained_model(ck), ck, cache_dir, opt, checkpoint=ref_ck, weights="untrained")
         row = _summary(report)
-        row.update(components={k: bool(ck["model_config"].get(k)) for k in ("use_pose_branch", "use_pose_loss",
-                                                                             "use_hfc")},
+        row.update(components={k: bool(ck["model_config"].get(k)) for k in COMPONENTS},
                    overrides=[], checkpoint=None, epoch=0, train_seconds=None, run=None)
         result.rows[UNTRAINED_ROW] = row
     result.markdown = table(result.rows)

@@ -13,6 +13,7 @@ sample sd (:func:`seed_band`).
 """
 from __future__ import annotations
 
+import json
 import logging
 import statistics
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from vireid.engine.runlog import read_log
-from vireid.experiments.ablation import ROWS, run_ablation
+from vireid.experiments.ablation import COMPONENTS, ROWS, run_ablation, summary_of
 from vireid.evaluation.testing import EvalOptions
 from vireid.io import PathLike, atomic_write_text
 
@@ -87,32 +88,48 @@ def aggregate(per_seed: Mapping[int, Mapping[str, Mapping[str, Any]]]) -> Dict[s
 
 def seeds_table(rows: Mapping[str, Mapping[str, Any]], baseline: str = ROWS[0][0]) -> str:
     """Markdown: mean +- std (%) per row and column, and f_ALL mAP's distance to the baseline
-    in units of the two rows' pooled standard deviation."""
+    in units of the two rows' pooled standard deviation.
+
+    When the rows were trained with different seeds (a row added later, with fewer), each row's
+    name says its seeds. A row of one seed has no spread: its cells show the value alone, and
+    its distance to the baseline is given without a pooled sd, which one seed cannot estimate.
+    """
     if not rows:
         return ""
     first = next(iter(rows.values()))
-    n = len(first["seeds"])
+    same_seeds = all(list(r["seeds"]) == list(first["seeds"]) for r in rows.values())
     head = ["Row", "PEB", "L_pose", "HFC"] + [f"{f} {m}" for f in FEATURES for m in COLUMNS] + \
         ["f_ALL mAP - baseline (pooled sd)"]
-    lines = [f"{first['setting']}, {n} seeds ({', '.join(map(str, first['seeds']))}), mean +- sample std (%):", "",
-             "| " + " | ".join(head) + " |", "|" + "|".join([":---"] + [":-:"] * 3 + ["---:"] * (len(head) - 4)) + "|"]
-    base = rows.get(baseline, {}).get("features", {}).get("f_ALL", {}).get("mAP")
+    if same_seeds:
+        n = len(first["seeds"])
+        title = (f"{first['setting']}, {n} seed{'s' if n > 1 else ''} ({', '.join(map(str, first['seeds']))}), "
+                 "mean +- sample std (%):")
+    else:
+        title = f"{first['setting']}, mean +- sample std over the seeds each row names (%):"
+    lines = [title, "", "| " + " | ".join(head) + " |",
+             "|" + "|".join([":---"] + [":-:"] * 3 + ["---:"] * (len(head) - 4)) + "|"]
+    base_row = rows.get(baseline, {})
+    base = base_row.get("features", {}).get("f_ALL", {}).get("mAP")
     for name, row in rows.items():
         comp = row.get("components", {})
-        marks = ["x" if comp.get(k) else "" for k in ("use_pose_branch", "use_pose_loss", "use_hfc")]
+        marks = ["x" if comp.get(k) else "" for k in COMPONENTS]
+        one_seed = len(row["seeds"]) == 1
         cells = []
         for f in FEATURES:
             for m in COLUMNS:
                 v = row["features"].get(f, {}).get(m)
-                cells.append("-" if v is None else f"{100 * v['mean']:.2f} +- {100 * v['std']:.2f}")
+                cells.append("-" if v is None else f"{100 * v['mean']:.2f}" if one_seed
+                             else f"{100 * v['mean']:.2f} +- {100 * v['std']:.2f}")
         this = row["features"].get("f_ALL", {}).get("mAP")
         if base is None or this is None or name == baseline:
             sep = "-"
         else:
             diff = this["mean"] - base["mean"]
             pooled = ((this["std"] ** 2 + base["std"] ** 2) / 2) ** 0.5
-            sep = f"{100 * diff:+.2f}" + (f" ({diff / pooled:+.1f} sd)" if pooled > 0 else "")
-        lines.append("| " + " | ".join([name] + marks + cells + [sep]) + " |")
+            spread = pooled > 0 and not one_seed and len(base_row["seeds"]) > 1
+            sep = f"{100 * diff:+.2f}" + (f" ({diff / pooled:+.1f} sd)" if spread else "")
+        label = name if same_seeds else f"{name} (seed{'' if one_seed else 's'} {', '.join(map(str, row['seeds']))})"
+        lines.append("| " + " | ".join([label] + marks + cells + [sep]) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -155,8 +172,6 @@ def run_ablation_seeds(base_config: PathLike, cache_dir: PathLike, out_dir: Path
     """Table IV once per seed into ``OUT/seed<S>/``, then ``OUT/ablation_seeds.json`` / ``.md``.
     Rerunning reuses every finished row (each run folder resumes); ``rows`` picks Table IV's
     rows (:func:`vireid.experiments.ablation.select_rows`), all four by default."""
-    from vireid.evaluation.report import write_results_json
-
     if not seeds:
         raise ValueError("give at least one seed")
     out = Path(out_dir)
@@ -167,13 +182,92 @@ def run_ablation_seeds(base_config: PathLike, cache_dir: PathLike, out_dir: Path
                            configs_dir=configs_dir, options=options, untrained_reference=untrained_reference,
                            rows=rows)
         per_seed[seed] = res.rows
+    return write_seeds_table(out, per_seed, rows, {"base_config": str(base_config), "overrides": list(overrides),
+                                                   "cache": str(cache_dir)})
+
+
+def write_seeds_table(out_dir: PathLike, per_seed: Mapping[int, Mapping[str, Mapping[str, Any]]],
+                      rows: Sequence[Tuple[str, str, str]] = ROWS,
+                      meta: Optional[Mapping[str, Any]] = None) -> SeedsResult:
+    """``{seed: {row: summary}}`` -> ``OUT/ablation_seeds.json`` / ``.md`` / ``.png``."""
+    from vireid.evaluation.report import write_results_json
+
+    out = Path(out_dir)
+    seeds = list(per_seed)
     result = SeedsResult(rows=aggregate(per_seed))
     result.markdown = seeds_table(result.rows)
     result.json_path = write_results_json(out / "ablation_seeds.json", {
-        "base_config": str(base_config), "overrides": list(overrides), "cache": str(cache_dir),
-        "seeds": list(seeds), "rows": [{"name": n, **r} for n, r in result.rows.items()],
+        **(meta or {}), "seeds": seeds, "rows": [{"name": n, **r} for n, r in result.rows.items()],
     })
     result.md_path = out / "ablation_seeds.md"
     atomic_write_text(result.md_path, result.markdown)
     result.png_path = _plot_rows(out / "ablation_seeds.png", out, rows, seeds)
     return result
+
+
+def _flat(doc: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
+    flat: Dict[str, Any] = {}
+    for key, value in doc.items():
+        if isinstance(value, Mapping):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+#: What may differ between the runs of one table: the seed, what a row switches, and how a run
+#: was shown or placed. ``model.pose_init`` is compared among the rows with a Pose Estimation
+#: branch only (the Baseline has none to start).
+_MAY_DIFFER = {"seed", "progress", "device", "model.pose_init", *(f"model.{k}" for k in COMPONENTS)}
+
+
+def finished_runs(out_dir: PathLike, seeds: Sequence[int],
+                  rows: Sequence[Tuple[str, str, str]] = ROWS) -> Dict[int, Dict[str, Dict[str, Any]]]:
+    """``{seed: {row: summary}}`` of the runs already evaluated in ``OUT/seed<S>/<row>/``
+    (their ``eval/results.json``), training nothing: the table of what has been run so far,
+    e.g. after a row was added with fewer seeds than the others. A run not evaluated yet is
+    left out of its seed, and logged.
+
+    Raises ValueError when no run is evaluated, or when a run's configuration, data (the
+    manifest's hash) or test protocol differs from the first one's in more than the seed and
+    the row's components (a table of runs of different budgets or data would compare
+    nothing), naming both files and the setting.
+    """
+    out = Path(out_dir)
+    per_seed: Dict[int, Dict[str, Dict[str, Any]]] = {}
+    ref: Optional[Tuple[Path, Dict[str, Any]]] = None
+    ref_init: Optional[Tuple[Path, Any]] = None
+    for seed in seeds:
+        for name, slug, _ in rows:
+            path = out / f"seed{seed}" / slug / "eval" / "results.json"
+            if not path.is_file():
+                logger.info("%s: no evaluated run, left out of the table", path.parent.parent)
+                continue
+            try:
+                payload = json.loads(path.read_text())
+                config = payload["config"]
+                row = {**summary_of(payload),
+                       "components": {k: bool(config["model"][k]) for k in COMPONENTS}}
+            except (OSError, ValueError, KeyError, TypeError, StopIteration) as exc:
+                raise ValueError(f"{path}: not an evaluation of a Table IV run ({type(exc).__name__}: {exc})") from None
+            flat = {k: v for k, v in _flat(config).items() if k not in _MAY_DIFFER}
+            flat.update(_flat({"manifest_hash": payload.get("manifest_hash"), "protocol": payload.get("protocol")}))
+            if ref is None:
+                ref = (path, flat)
+            else:
+                for key in sorted(set(flat) | set(ref[1])):
+                    if flat.get(key) != ref[1].get(key):
+                        raise ValueError(f"{path}: {key} = {flat.get(key)!r}, but {ref[0]} has {ref[1].get(key)!r}; "
+                                         "one table compares runs of one budget and data")
+            if row["components"]["use_pose_branch"]:
+                init = config["model"].get("pose_init")
+                if ref_init is None:
+                    ref_init = (path, init)
+                elif init != ref_init[1]:
+                    raise ValueError(f"{path}: model.pose_init = {init!r}, but {ref_init[0]} has {ref_init[1]!r}; "
+                                     "one table compares runs of one budget and data")
+            per_seed.setdefault(seed, {})[name] = row
+    if not per_seed:
+        raise ValueError(f"{out}: no evaluated run for seeds {', '.join(map(str, seeds))} "
+                         f"(looked for seed<S>/<row>/eval/results.json)")
+    return per_seed
