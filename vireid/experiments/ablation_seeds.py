@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from vireid.engine.loop import flatten_config
 from vireid.engine.runlog import read_log
 from vireid.experiments.ablation import COMPONENTS, ROWS, run_ablation, summary_of
 from vireid.evaluation.testing import EvalOptions
@@ -205,16 +206,6 @@ def write_seeds_table(out_dir: PathLike, per_seed: Mapping[int, Mapping[str, Map
     return result
 
 
-def _flat(doc: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
-    flat: Dict[str, Any] = {}
-    for key, value in doc.items():
-        if isinstance(value, Mapping):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 #: What may differ between the runs of one table: the seed, what a row switches, and how a run
 #: was shown or placed. ``model.pose_init`` is compared among the rows with a Pose Estimation
 #: branch only (the Baseline has none to start).
@@ -250,8 +241,8 @@ def finished_runs(out_dir: PathLike, seeds: Sequence[int],
                        "components": {k: bool(config["model"][k]) for k in COMPONENTS}}
             except (OSError, ValueError, KeyError, TypeError, StopIteration) as exc:
                 raise ValueError(f"{path}: not an evaluation of a Table IV run ({type(exc).__name__}: {exc})") from None
-            flat = {k: v for k, v in _flat(config).items() if k not in _MAY_DIFFER}
-            flat.update(_flat({"manifest_hash": payload.get("manifest_hash"), "protocol": payload.get("protocol")}))
+            flat = {k: v for k, v in flatten_config(config).items() if k not in _MAY_DIFFER}
+            flat.update(flatten_config({"manifest_hash": payload.get("manifest_hash"), "protocol": payload.get("protocol")}))
             if ref is None:
                 ref = (path, flat)
             else:
