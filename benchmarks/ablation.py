@@ -89,6 +89,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         ap.error("--seeds and --rows apply to the Table IV rows, not to --sweep")
     if args.table_only and args.seeds is None:
         ap.error("--table-only needs --seeds: the seeds whose runs the table gathers")
+    if args.table_only and (args.sets or args.cache is not None):
+        ap.error("--table-only trains and evaluates nothing: --set and --cache do not apply (the runs in OUT "
+                 "say theirs)")
     if args.cache is None and not args.table_only:
         ap.error("the following arguments are required: --cache")
     try:

@@ -223,3 +223,6 @@ def test_the_script_writes_the_table_of_finished_runs_without_a_cache(tmp_path, 
     with pytest.raises(SystemExit):
         script.main(["--out", str(tmp_path), "--seeds", "2"])
     assert "required: --cache" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        script.main(["--out", str(tmp_path), "--seeds", "2", "--table-only", "--set", "epochs=3"])
+    assert "--set and --cache do not apply" in capsys.readouterr().err
