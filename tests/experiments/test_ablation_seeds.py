@@ -226,3 +226,13 @@ def test_the_script_writes_the_table_of_finished_runs_without_a_cache(tmp_path, 
     with pytest.raises(SystemExit):
         script.main(["--out", str(tmp_path), "--seeds", "2", "--table-only", "--set", "epochs=3"])
     assert "--set and --cache do not apply" in capsys.readouterr().err
+
+
+def test_finished_runs_name_a_damaged_results_file(tmp_path):
+    _evaluated(tmp_path, 0, "baseline", 0.2, (False, False, False))
+    bad = _evaluated(tmp_path, 0, "full", 0.4)
+    bad.write_text('{"config": {"model"')                 # cut short mid-write by another tool
+    with pytest.raises(ValueError) as err:
+        abs_.finished_runs(tmp_path, [0])
+    assert str(err.value).startswith(f"{bad}: not an evaluation of a Table IV run (JSONDecodeError")
+    assert "\n" not in str(err.value)
