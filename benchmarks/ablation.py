@@ -102,19 +102,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("vireid").setLevel(logging.INFO)
     try:
-        options = EvalOptions(mode="all", direction="v2t", trials=args.trials, device=str(resolve_device(args.device)))
-        if args.table_only:
+        if args.table_only:                     # evaluates nothing: no device to resolve
             result = write_seeds_table(args.out, finished_runs(args.out, seeds, rows), rows, {"table_only": True})
-        elif seeds is not None:
-            result = run_ablation_seeds(args.base, args.cache, args.out, seeds, overrides=args.sets,
-                                        configs_dir=args.configs, options=options,
-                                        untrained_reference=not args.no_untrained, rows=rows)
-        elif args.sweep is not None:
-            result = run_sweep(args.base, args.cache, args.out, args.sweep, parse_values(args.values),
-                               overrides=args.sets, options=options, untrained_reference=not args.no_untrained)
         else:
-            result = run_ablation(args.base, args.cache, args.out, overrides=args.sets, configs_dir=args.configs,
-                                  options=options, untrained_reference=not args.no_untrained, rows=rows)
+            options = EvalOptions(mode="all", direction="v2t", trials=args.trials,
+                                  device=str(resolve_device(args.device)))
+            if seeds is not None:
+                result = run_ablation_seeds(args.base, args.cache, args.out, seeds, overrides=args.sets,
+                                            configs_dir=args.configs, options=options,
+                                            untrained_reference=not args.no_untrained, rows=rows)
+            elif args.sweep is not None:
+                result = run_sweep(args.base, args.cache, args.out, args.sweep, parse_values(args.values),
+                                   overrides=args.sets, options=options, untrained_reference=not args.no_untrained)
+            else:
+                result = run_ablation(args.base, args.cache, args.out, overrides=args.sets,
+                                      configs_dir=args.configs, options=options,
+                                      untrained_reference=not args.no_untrained, rows=rows)
     except USER_ERRORS + (EvalError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

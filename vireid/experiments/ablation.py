@@ -25,7 +25,7 @@ import yaml
 
 from vireid.configs import find_config
 from vireid.engine.config import ConfigError, load_config, resolve_required
-from vireid.evaluation.testing import EvalOptions, EvalReport, evaluate_model, untrained_model
+from vireid.evaluation.testing import EvalOptions, evaluate_model, untrained_model
 from vireid.io import PathLike, atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -76,10 +76,6 @@ def row_overrides(path: PathLike) -> List[str]:
                 out.append(f"{prefix}{k}={json.dumps(v)}")
     walk(doc, "")
     return out
-
-
-def _summary(report: EvalReport) -> Dict[str, Any]:
-    return summary_of(report.payload)
 
 
 def summary_of(payload: Mapping[str, Any]) -> Dict[str, Any]:
@@ -203,7 +199,7 @@ def run_rows(base_config: PathLike, cache_dir: PathLike, out_dir: PathLike, rows
         report = evaluate_model(model, ck, cache_dir, opt, checkpoint=ck_path)
         write_results_json(run / "eval" / "results.json", report.payload)
         atomic_write_text(run / "eval" / "results.md", report.markdown)
-        row = _summary(report)
+        row = summary_of(report.payload)
         row.update(components={k: bool(getattr(cfg.model, k)) for k in COMPONENTS},
                    overrides=list(row_def.overrides), checkpoint=str(ck_path), epoch=ck.get("epoch"),
                    train_seconds=round(seconds, 1), run=str(run))
@@ -214,7 +210,7 @@ def run_rows(base_config: PathLike, cache_dir: PathLike, out_dir: PathLike, rows
     if untrained_reference and ref_ck is not None:
         ck = load_checkpoint(ref_ck)
         report = evaluate_model(untrained_model(ck), ck, cache_dir, opt, checkpoint=ref_ck, weights="untrained")
-        row = _summary(report)
+        row = summary_of(report.payload)
         row.update(components={k: bool(ck["model_config"].get(k)) for k in COMPONENTS},
                    overrides=[], checkpoint=None, epoch=0, train_seconds=None, run=None)
         result.rows[UNTRAINED_ROW] = row

@@ -226,8 +226,15 @@ def finished_runs(out_dir: PathLike, seeds: Sequence[int],
     """
     out = Path(out_dir)
     per_seed: Dict[int, Dict[str, Dict[str, Any]]] = {}
-    ref: Optional[Tuple[Path, Dict[str, Any]]] = None
-    ref_init: Optional[Tuple[Path, Any]] = None
+    refs: Dict[str, Tuple[Path, Dict[str, Any]]] = {}   # "run" (every run), "pose" (rows with a branch)
+
+    def same_as_first(group: str, path: Path, settings: Dict[str, Any]) -> None:
+        first, theirs = refs.setdefault(group, (path, settings))
+        for key in sorted(set(settings) | set(theirs)):
+            if settings.get(key) != theirs.get(key):
+                raise ValueError(f"{path}: {key} = {settings.get(key)!r}, but {first} has {theirs.get(key)!r}; "
+                                 "one table compares runs of one budget and data")
+
     for seed in seeds:
         for name, slug, _ in rows:
             path = out / f"seed{seed}" / slug / "eval" / "results.json"
@@ -243,20 +250,9 @@ def finished_runs(out_dir: PathLike, seeds: Sequence[int],
                 raise ValueError(f"{path}: not an evaluation of a Table IV run ({type(exc).__name__}: {exc})") from None
             flat = {k: v for k, v in flatten_config(config).items() if k not in _MAY_DIFFER}
             flat.update(flatten_config({"manifest_hash": payload.get("manifest_hash"), "protocol": payload.get("protocol")}))
-            if ref is None:
-                ref = (path, flat)
-            else:
-                for key in sorted(set(flat) | set(ref[1])):
-                    if flat.get(key) != ref[1].get(key):
-                        raise ValueError(f"{path}: {key} = {flat.get(key)!r}, but {ref[0]} has {ref[1].get(key)!r}; "
-                                         "one table compares runs of one budget and data")
+            same_as_first("run", path, flat)
             if row["components"]["use_pose_branch"]:
-                init = config["model"].get("pose_init")
-                if ref_init is None:
-                    ref_init = (path, init)
-                elif init != ref_init[1]:
-                    raise ValueError(f"{path}: model.pose_init = {init!r}, but {ref_init[0]} has {ref_init[1]!r}; "
-                                     "one table compares runs of one budget and data")
+                same_as_first("pose", path, {"model.pose_init": config["model"].get("pose_init")})
             per_seed.setdefault(seed, {})[name] = row
     if not per_seed:
         raise ValueError(f"{out}: no evaluated run for seeds {', '.join(map(str, seeds))} "
